@@ -1,0 +1,10 @@
+"""The artifact format: manifest, model files in their safest format, hashes, signing, trust."""
+
+from .environment import VersionMismatchWarning
+from .files import MANIFEST_FILE, SUFFIX, Artifact, pack, read, read_bytes, resign, write
+from .flavors import FLAVORS, ModelInfo, flavor_named, flavor_of
+
+__all__ = [
+    "Artifact", "ModelInfo", "VersionMismatchWarning", "MANIFEST_FILE", "SUFFIX", "FLAVORS",
+    "flavor_of", "flavor_named", "pack", "read", "read_bytes", "resign", "write",
+]

@@ -1,0 +1,1 @@
+"""The scorehouse command line."""

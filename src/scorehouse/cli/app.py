@@ -1,0 +1,444 @@
+"""The `scorehouse` command: verbs for packaging, the registry and scoring.
+
+Exit codes: 0 ok; 1 error; 2 bad usage or unsupported model; 3 not found; 4 invalid input
+(rows rejected); 5 artifact refused (tampered, untrusted, bad signature); 6 registry
+conflict (e.g. nothing to roll back).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from .. import __version__
+from ..errors import InvalidInputError, ScorehouseError
+from .output import console, emit, emit_json, err_console, error_line, table
+
+app = typer.Typer(
+    help="scorehouse: package a trained model, register every version, score it anywhere.\n\n"
+    "Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 rows rejected, 5 artifact refused, "
+    "6 registry conflict.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="List and inspect registered models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts and CI/CD.")]
+Reason = Annotated[str, typer.Option("--reason", "-m", help="Why (kept in the history).")]
+User = Annotated[str | None, typer.Option("--user", help="Who (default: $SCOREHOUSE_USER or login).")]
+_state: dict[str, str | None] = {"registry": None, "artifacts": None}
+
+
+@app.callback()
+def _root(
+    registry: Annotated[str | None, typer.Option(
+        "--registry", envvar="SCOREHOUSE_REGISTRY",
+        help="Registry database URL (default: SQLite in $SCOREHOUSE_HOME).")] = None,
+    artifacts: Annotated[str | None, typer.Option(
+        "--artifacts", envvar="SCOREHOUSE_ARTIFACTS",
+        help="Artifact store, any fsspec URL (default: $SCOREHOUSE_HOME/artifacts).")] = None,
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+) -> None:
+    if version:
+        console.print(f"scorehouse {__version__}")
+        raise typer.Exit(0)
+    _state.update(registry=registry, artifacts=artifacts)
+
+
+def _registry():
+    from ..registry import Registry
+
+    return Registry(_state["registry"], _state["artifacts"])
+
+
+# --- the main job ----------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="Where to write data and scores.")]
+    = Path("scorehouse-demo"),
+    rows: Annotated[int, typer.Option(help="Training rows to generate.")] = 20_000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate churn data, train, package, register, promote and score a file."""
+    from ..demo import run_demo
+
+    reg = _registry()
+    say = (lambda *_: None) if as_json else console.print
+    say(f"scorehouse demo: registry {reg.url}\n")
+    out = run_demo(directory, reg, rows=rows, say=say)
+    if as_json:
+        emit_json(out)
+        return
+    console.print(f"\ndone in {out['seconds']}s. Try next:\n"
+                  "  scorehouse models list\n"
+                  "  scorehouse models show churn\n"
+                  "  scorehouse predict churn@production --json "
+                  "'{\"tenure\": 3, \"plan\": \"gold\", \"contract\": \"month-to-month\", "
+                  "\"monthly_charges\": 72.5, \"total_charges\": 210, \"support_calls\": 4, "
+                  "\"complaints\": 1, \"age\": 41, \"data_usage_gb\": 3.2, "
+                  "\"days_since_login\": 12, \"payment_method\": \"invoice\", "
+                  "\"region\": \"north\"}'\n"
+                  f"  scorehouse register {out['artifact']} && scorehouse promote churn/2 "
+                  "production\n"
+                  "  scorehouse rollback churn production\n"
+                  "  scorehouse models history churn")
+
+
+# --- artifacts ---------------------------------------------------------------------------------
+
+
+@app.command("package")
+def package_cmd(
+    model: Annotated[Path, typer.Argument(help="Model file: .joblib/.pkl, .onnx, .lgb.txt, .ubj")],
+    train_data: Annotated[Path, typer.Option("--train-data", help="Training data (.parquet/.csv/.jsonl).")],
+    name: Annotated[str, typer.Option("--name", help="Model name in the registry.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Artifact path (default NAME.shz; a folder if no .shz).")] = None,
+    target: Annotated[str | None, typer.Option(help="Target column: excluded from inputs, used for metrics.")] = None,
+    schema: Annotated[Path | None, typer.Option(help="JSON schema file, or per-column overrides {col: {field: value}}.")] = None,
+    task: Annotated[str | None, typer.Option(help="binary, multiclass or regression (when not inferable).")] = None,
+    classes: Annotated[str | None, typer.Option(help="Comma-separated class labels (when not inferable).")] = None,
+    metric: Annotated[list[str] | None, typer.Option(help="Extra metric NAME=VALUE (repeatable).")] = None,
+    description: Annotated[str, typer.Option(help="What this model is for.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Package a trained model with its schema, lineage and baseline."""
+    from ..packaging import package
+    from .model_files import load_model_file
+
+    kwargs: dict[str, Any] = {}
+    if schema is not None:
+        spec = json.loads(schema.read_text())
+        key = "schema" if isinstance(spec, list) or "columns" in spec else "schema_overrides"
+        kwargs[key] = spec
+    metrics = {}
+    for m in metric or []:
+        k, _, v = m.partition("=")
+        try:
+            metrics[k] = float(v)
+        except ValueError:
+            raise click.BadParameter(f"--metric {m!r}: expected NAME=NUMBER") from None
+    path = package(
+        load_model_file(model), train_data, name=name, path=output, target=target, task=task,
+        classes=[_label(c) for c in classes.split(",")] if classes else None,
+        metrics=metrics, description=description, **kwargs,
+    )
+    from .. import artifact as artifact_io
+
+    art = artifact_io.read(path, trust=True, check_versions=False)
+    m = art.manifest
+    out = {"artifact": str(path), "name": m["name"], "task": m["task"], "flavor": art.flavor,
+           "manifest_sha256": art.manifest_sha256, "inputs": len(m["input_schema"]["columns"]),
+           "metrics": m["lineage"]["metrics"]}
+    emit(out, as_json, f"packaged {m['name']} ({m['task']}, {art.flavor}, "
+         f"{out['inputs']} inputs) -> {path}")
+
+
+def _label(s: str) -> Any:
+    try:
+        return int(s)
+    except ValueError:
+        return s
+
+
+@app.command()
+def inspect(
+    ref: Annotated[str, typer.Argument(help="Artifact path or registry reference.")],
+    trust: Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show an artifact's manifest: schema, lineage, environment, metrics."""
+    art = _artifact(ref, trust)
+    m = art.manifest
+    if as_json:
+        emit_json({**m, "manifest_sha256": art.manifest_sha256})
+        return
+    console.print(f"[bold]{m['name']}[/] {m['task']} ({art.flavor}); manifest sha256 "
+                  f"{art.manifest_sha256}")
+    if m.get("classes"):
+        console.print(f"classes: {m['classes']}")
+    table(["input", "type", "nullable", "categories / range"],
+          [(c["name"], c["type"], c.get("nullable", False), _span(c))
+           for c in m["input_schema"]["columns"]])
+    lin = m.get("lineage", {})
+    console.print(f"trained on {lin.get('training_data', {}).get('rows')} rows "
+                  f"({lin.get('training_data', {}).get('fingerprint', '')[:19]}…), "
+                  f"created {lin.get('created_at')} by {lin.get('created_by')}")
+    console.print(f"metrics: {lin.get('metrics', {})}")
+    console.print(f"needs: {m.get('environment', {}).get('requirements', {})}")
+
+
+def _span(c: dict[str, Any]) -> str:
+    if c.get("categories") is not None:
+        cats = c["categories"]
+        return ", ".join(cats[:6]) + (f" … ({len(cats)})" if len(cats) > 6 else "")
+    if c.get("min") is not None:
+        return f"{c['min']:g} .. {c['max']:g}"
+    return ""
+
+
+def _artifact(ref: str, trust: bool):
+    from .. import artifact as artifact_io
+    from ..loading import is_path
+
+    if is_path(ref):
+        return artifact_io.read(ref, trust=trust, check_versions=False)
+    return _registry().load_artifact(ref)[0]
+
+
+@app.command()
+def verify(
+    path: Annotated[Path, typer.Argument(help="Artifact file or folder.")],
+    key: Annotated[str | None, typer.Option(envvar="SCOREHOUSE_SIGNING_KEY", help="HMAC key.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check every file hash (and the signature, given a key)."""
+    from .. import artifact as artifact_io
+
+    art = artifact_io.read(path, trust=True, key=key, check_versions=False)
+    out = {"artifact": str(path), "ok": True, "manifest_sha256": art.manifest_sha256,
+           "files": len(art.files), "signature": "verified" if key else "not checked"}
+    emit(out, as_json, f"ok: {path} ({len(art.files)} files verified, signature "
+         f"{out['signature']})")
+
+
+@app.command()
+def sign(
+    path: Annotated[Path, typer.Argument(help="Artifact file or folder.")],
+    key: Annotated[str, typer.Option(envvar="SCOREHOUSE_SIGNING_KEY", help="HMAC key.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Sign an artifact with an HMAC key, after verifying its hashes."""
+    from .. import artifact as artifact_io
+
+    artifact_io.resign(path, key)
+    emit({"artifact": str(path), "signed": True}, as_json, f"signed {path}")
+
+
+# --- registry ----------------------------------------------------------------------------------
+
+
+@app.command()
+def register(
+    path: Annotated[Path, typer.Argument(help="Artifact file or folder to register.")],
+    description: Annotated[str, typer.Option(help="Note for this version.")] = "",
+    user: User = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register an artifact as the next version of its model."""
+    mv = _registry().register(path, description=description, user=user)
+    emit(mv.to_dict(), as_json, f"registered {mv.ref} (manifest {mv.manifest_sha256[:12]})")
+
+
+@app.command()
+def promote(
+    ref: Annotated[str, typer.Argument(help="Version to promote, e.g. churn/3.")],
+    alias: Annotated[str, typer.Argument(help="Alias to point at it, e.g. production.")],
+    reason: Reason = "",
+    user: User = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Point an alias (production, staging, champion, ...) at a version."""
+    move = _registry().promote(ref, alias, reason=reason, user=user)
+    emit(move, as_json, _move_text(move))
+
+
+@app.command()
+def rollback(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    alias: Annotated[str, typer.Argument(help="Alias to move back, e.g. production.")],
+    reason: Reason = "",
+    user: User = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move an alias back to the version it held before its last promotion."""
+    move = _registry().rollback(name, alias, reason=reason, user=user)
+    emit(move, as_json, _move_text(move))
+
+
+@app.command()
+def unalias(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    alias: Annotated[str, typer.Argument(help="Alias to delete.")],
+    reason: Reason = "",
+    user: User = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete an alias (its history is kept)."""
+    move = _registry().remove_alias(name, alias, reason=reason, user=user)
+    emit(move, as_json, f"removed {name}@{alias} (was version {move['from_version']})")
+
+
+def _move_text(move: dict[str, Any]) -> str:
+    where = f"{move['model']}@{move['alias']}"
+    if not move["changed"]:
+        return f"{where} already points to version {move['version']}; nothing changed"
+    return f"{where}: version {move['from_version'] or '-'} -> {move['version']} ({move['action']})"
+
+
+@app.command()
+def archive(ref: Annotated[str, typer.Argument(help="Version, e.g. churn/1.")],
+            reason: Reason = "", user: User = None, as_json: JsonOpt = False) -> None:
+    """Archive a version: kept for audit, never promoted (it must hold no alias)."""
+    mv = _registry().archive(ref, reason=reason, user=user)
+    emit(mv.to_dict(), as_json, f"archived {mv.ref}")
+
+
+@app.command()
+def restore(ref: Annotated[str, typer.Argument(help="Version, e.g. churn/1.")],
+            reason: Reason = "", user: User = None, as_json: JsonOpt = False) -> None:
+    """Restore an archived version."""
+    mv = _registry().restore(ref, reason=reason, user=user)
+    emit(mv.to_dict(), as_json, f"restored {mv.ref}")
+
+
+@models_app.command("list")
+def models_list(as_json: JsonOpt = False) -> None:
+    """Every model with its latest version and aliases."""
+    rows = _registry().models()
+    emit(rows, as_json, lambda: table(
+        ["model", "versions", "aliases", "updated"],
+        [(r["name"], r["versions"], " ".join(f"{a}={v}" for a, v in r["aliases"].items()),
+          r["updated_at"]) for r in rows]) if rows else console.print("no models registered yet"))
+
+
+@models_app.command("show")
+def models_show(name: Annotated[str, typer.Argument(help="Model name.")],
+                as_json: JsonOpt = False) -> None:
+    """Every version of a model with status, aliases and metrics."""
+    vs = _registry().versions(name)
+    emit([v.to_dict(lineage=True) for v in vs], as_json, lambda: table(
+        ["version", "status", "aliases", "task", "flavor", "created", "by", "metrics"],
+        [(v.version, v.status, " ".join(v.aliases), v.task, v.flavor, v.created_at, v.created_by,
+          _metrics_text(v.lineage.get("metrics", {}))) for v in vs], title=name))
+
+
+def _metrics_text(metrics: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.4g}" for k, v in list(metrics.items())[:3])
+
+
+@models_app.command("history")
+def models_history(name: Annotated[str, typer.Argument(help="Model name.")],
+                   alias: Annotated[str | None, typer.Option(help="Only this alias.")] = None,
+                   as_json: JsonOpt = False) -> None:
+    """Every registration, alias move, rollback and archive, with time, user and reason."""
+    evs = _registry().history(name, alias)
+    emit([e.to_dict() for e in evs], as_json, lambda: table(
+        ["when", "user", "action", "alias", "from", "to", "reason"],
+        [(e.at, e.user, e.action, e.alias, e.from_version, e.version, e.reason) for e in evs],
+        title=f"history of {name}"))
+
+
+@models_app.command("lineage")
+def models_lineage(ref: Annotated[str, typer.Argument(help="e.g. churn/3 or churn@production")],
+                   as_json: JsonOpt = False) -> None:
+    """Training data fingerprint, parameters, metrics and library versions of a version."""
+    lin = _registry().lineage(ref)
+    emit(lin, as_json, lambda: console.print_json(json.dumps(lin, default=str)))
+
+
+# --- scoring -----------------------------------------------------------------------------------
+
+
+@app.command()
+def predict(
+    ref: Annotated[str, typer.Argument(help="churn@production, churn/3, or an artifact path.")],
+    json_input: Annotated[str | None, typer.Option(
+        "--json", help="One record or a list of records as JSON (output is always JSON).")] = None,
+    input_file: Annotated[Path | None, typer.Option(
+        "--input", "-i", help="JSON Lines file of records ('-' for stdin).")] = None,
+    runtime: Annotated[str | None, typer.Option(help="native or onnx.")] = None,
+    trust: Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")] = False,
+) -> None:
+    """Score records given as JSON; prints predictions and rejects as JSON (exit 4 on rejects)."""
+    from ..loading import load
+
+    if (json_input is None) == (input_file is None):
+        raise click.UsageError("give exactly one of --json '{...}' or --input FILE.jsonl")
+    records = _records(json_input, input_file)
+    scorer = load(ref, registry=None if _is_path(ref) else _registry(), runtime=runtime,
+                  trust=trust)
+    result = scorer.predict(records)
+    emit_json({"model": scorer.name, "version": scorer.version, "runtime": result.runtime,
+               "predictions": result.to_records(),
+               "rejects": [r.to_dict() for r in result.rejects]})
+    if result.rejects:
+        raise typer.Exit(InvalidInputError.exit_code)
+
+
+def _is_path(ref: str) -> bool:
+    from ..loading import is_path
+
+    return is_path(ref)
+
+
+def _records(json_input: str | None, input_file: Path | None) -> Any:
+    try:
+        if json_input is not None:
+            data = json.loads(json_input)
+        else:
+            fh = sys.stdin if str(input_file) == "-" else open(input_file)  # noqa: SIM115
+            with fh:
+                data = [json.loads(line) for line in fh if line.strip()]
+    except json.JSONDecodeError as e:
+        raise InvalidInputError(f"input is not valid JSON: {e}") from None
+    except FileNotFoundError:
+        raise click.BadParameter(f"no such file: {input_file}") from None
+    if not isinstance(data, (dict, list)):
+        raise InvalidInputError("input must be a JSON object (one record) or a list of them")
+    return data
+
+
+# --- entry point -------------------------------------------------------------------------------
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    err_console.print(f"[yellow]warning:[/] {message}", markup=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; errors become one line and a documented exit code, never a traceback."""
+    args = sys.argv[1:] if argv is None else argv
+    as_json = "--json" in args
+    warnings.showwarning = _show_warning
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    debug = bool(os.environ.get("SCOREHOUSE_DEBUG"))
+    try:
+        app(args=args, prog_name="scorehouse", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as e:
+        if as_json:
+            error_line(e.format_message(), True, e.exit_code, type(e).__name__)
+        else:
+            e.show()
+        sys.exit(e.exit_code)
+    except ScorehouseError as e:
+        if debug:
+            raise
+        error_line(str(e), as_json, e.exit_code, type(e).__name__)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:
+        if debug:
+            raise
+        error_line(f"unexpected {type(e).__name__}: {e} (set SCOREHOUSE_DEBUG=1 for a traceback)",
+                   as_json, 1, type(e).__name__)
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

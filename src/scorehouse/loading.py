@@ -1,0 +1,31 @@
+"""`load()`: one entry point from a reference (registry name or artifact path) to a Scorer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import artifact as artifact_io
+from .registry import Registry
+from .scorer import Scorer
+
+
+def is_path(ref: str | os.PathLike) -> bool:
+    """True when `ref` names an artifact file or folder rather than a registry entry."""
+    s = str(ref)
+    return isinstance(ref, os.PathLike) or s.endswith(artifact_io.SUFFIX) or os.sep in s \
+        or Path(s).exists()
+
+
+def load(ref: str | os.PathLike, *, registry: Registry | None = None, runtime: str | None = None,
+         trust: bool = False, key: str | bytes | None = None) -> Scorer:
+    """A Scorer for `churn@production`, `churn/3`, or a path to an artifact.
+
+    A path holding pickled code needs `trust=True` or a valid signature (`key` or
+    $SCOREHOUSE_SIGNING_KEY); a registry version is trusted through its recorded hash.
+    """
+    if is_path(ref):
+        art = artifact_io.read(ref, trust=trust, key=key)
+        return Scorer(art, runtime=runtime, ref=str(ref))
+    reg = registry or Registry()
+    return reg.load(str(ref), runtime=runtime, key=key)

@@ -1,0 +1,57 @@
+"""The registry's tables (the Alembic migrations create exactly these)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+models = sa.Table(
+    "sh_models", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("last_version", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+versions = sa.Table(
+    "sh_versions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("sh_models.id"), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("manifest_sha256", sa.String(64), nullable=False),
+    sa.Column("artifact_uri", sa.Text, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, default="ready"),
+    sa.Column("task", sa.String(20), nullable=False),
+    sa.Column("flavor", sa.String(40), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("lineage", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.UniqueConstraint("model_id", "version", name="uq_sh_versions_model_version"),
+)
+
+aliases = sa.Table(
+    "sh_aliases", metadata,
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("sh_models.id"), primary_key=True),
+    sa.Column("alias", sa.String(100), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_by", sa.String(200), nullable=False),
+)
+
+events = sa.Table(
+    "sh_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("sh_models.id"), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("user", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),
+    sa.Column("alias", sa.String(100)),
+    sa.Column("version", sa.Integer),
+    sa.Column("from_version", sa.Integer),
+    sa.Column("reason", sa.Text, nullable=False, default=""),
+    sa.Index("ix_sh_events_model_alias", "model_id", "alias", "id"),
+)

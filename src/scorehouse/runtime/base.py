@@ -1,0 +1,81 @@
+"""The runtime interface: canonical columns in, labels/probabilities/values out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..artifact import Artifact
+from ..schema import Schema
+
+
+@dataclass
+class Output:
+    """What a runtime returns for n rows: labels and (n, k) probabilities, or values."""
+
+    labels: np.ndarray | None = None
+    probabilities: np.ndarray | None = None
+    values: np.ndarray | None = None
+
+    def take(self, idx: np.ndarray) -> Output:
+        """The rows at `idx`."""
+        pick = lambda a: None if a is None else a[idx]  # noqa: E731
+        return Output(pick(self.labels), pick(self.probabilities), pick(self.values))
+
+    @staticmethod
+    def concat(parts: list[Output]) -> Output:
+        """Rows of several outputs, in order."""
+        def cat(attr: str) -> np.ndarray | None:
+            arrays = [getattr(p, attr) for p in parts]
+            return None if arrays[0] is None else np.concatenate(arrays)
+        return Output(cat("labels"), cat("probabilities"), cat("values"))
+
+
+class Runtime(ABC):
+    """Turns an artifact into something that predicts; every channel reaches it via Scorer."""
+
+    name = ""
+
+    def __init__(self, artifact: Artifact, schema: Schema):
+        self.artifact = artifact
+        self.schema = schema
+        m = artifact.manifest
+        self.task: str = m["task"]
+        self.classes = np.asarray(m["classes"], dtype=object) if m.get("classes") else None
+
+    @abstractmethod
+    def predict(self, columns: Mapping[str, np.ndarray], n: int) -> Output:
+        """Predict n rows given as canonical columns (see `schema.validate`)."""
+
+    def predict_row(self, row: Mapping[str, Any]) -> Output:
+        """Predict one row of already coerced scalars; runtimes may override for speed."""
+        return self.predict({c.name: _one(c.type, row.get(c.name)) for c in self.schema.columns}, 1)
+
+    def labels_from(self, proba: np.ndarray) -> np.ndarray:
+        """Class labels for rows of probabilities (the most probable class)."""
+        return self.classes[np.argmax(proba, axis=1)]
+
+
+def _one(kind: str, v: Any) -> np.ndarray:
+    if kind == "integer":
+        return np.array([np.nan if v is None else v], dtype="float64" if v is None else "int64")
+    if kind == "number":
+        return np.array([np.nan if v is None else v], dtype="float64")
+    if kind == "datetime":
+        return np.array([np.datetime64("NaT") if v is None else np.datetime64(v)],
+                        dtype="datetime64[ns]")
+    if kind == "boolean" and v is not None:
+        return np.array([v], dtype=bool)
+    out = np.empty(1, dtype=object)
+    out[0] = v
+    return out
+
+
+def binary_proba(p1: np.ndarray) -> np.ndarray:
+    """(n, 2) probabilities from the positive-class probability."""
+    p1 = np.asarray(p1, dtype="float64").reshape(-1)
+    return np.column_stack([1.0 - p1, p1])

@@ -1,0 +1,11 @@
+"""The input contract inferred from training data, and the one set of rules every channel uses."""
+
+from .coerce import CoercionError, coerce_value
+from .columns import Column, Schema
+from .infer import infer_schema
+from .validate import Reject, Validated, validate_batch, validate_row
+
+__all__ = [
+    "Column", "Schema", "Reject", "Validated", "CoercionError",
+    "coerce_value", "infer_schema", "validate_batch", "validate_row",
+]

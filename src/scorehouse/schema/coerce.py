@@ -1,0 +1,284 @@
+"""The coercion rules: how a raw value of any channel becomes the value the model sees.
+
+`coerce_value` is the reference rule for one value; `coerce_column` applies the same rule to
+a whole column, vectorised for already-typed columns (Arrow, NumPy, pandas) and value by
+value otherwise, so a CSV string "42" and a JSON 42 always end up the same.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .columns import Column
+
+#: Strings read as a missing value (case-insensitive, surrounding blanks ignored), as pandas
+#: does when it reads a CSV; a string column keeps a token that is one of its categories.
+NULL_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "nat", "<na>"})
+TRUE_TOKENS = frozenset({"true", "t", "yes", "y", "1"})
+FALSE_TOKENS = frozenset({"false", "f", "no", "n", "0"})
+
+
+class CoercionError(ValueError):
+    """A value that cannot become the column's type; the message is the reason."""
+
+
+def is_null(v: Any) -> bool:
+    """True for None, NaN, pandas NA and NaT."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    return isinstance(v, (float, np.floating)) and v != v
+
+
+def _null_token(s: str, col: Column) -> bool:
+    if s.strip().lower() not in NULL_TOKENS:
+        return False
+    return not (col.categories is not None and s in col.categories)
+
+
+def _to_number(v: Any, col: Column) -> float | None:
+    if isinstance(v, (bool, np.bool_)):
+        raise CoercionError("expected a number, got a boolean")
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        x = float(v)
+    elif isinstance(v, str):
+        if _null_token(v, col):
+            return None
+        try:
+            x = float(v.strip())
+        except ValueError:
+            what = "an integer" if col.type == "integer" else "a number"
+            raise CoercionError(f"cannot read {v!r} as {what}") from None
+    else:
+        raise CoercionError(f"expected a number, got {type(v).__name__}")
+    if x != x:
+        return None
+    if math.isinf(x):
+        raise CoercionError("infinite value")
+    return x
+
+
+def _integer_reason(x: float) -> str:
+    return f"expected an integer, got {x!r}"
+
+
+def coerce_value(col: Column, v: Any) -> Any:
+    """`v` as `col`'s type (None when missing); raises CoercionError with the reason."""
+    if is_null(v):
+        return None
+    kind = col.type
+    if kind == "number":
+        return _to_number(v, col)
+    if kind == "integer":
+        if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+            return int(v)
+        x = _to_number(v, col)
+        if x is None:
+            return None
+        if not x.is_integer():
+            raise CoercionError(_integer_reason(x))
+        return int(x)
+    if kind == "string":
+        if isinstance(v, str):
+            return None if _null_token(v, col) else v
+        if isinstance(v, (bool, np.bool_)):
+            raise CoercionError("expected a string, got a boolean")
+        if isinstance(v, (int, np.integer)):
+            return str(int(v))
+        if isinstance(v, (float, np.floating)):
+            return str(int(v)) if float(v).is_integer() else repr(float(v))
+        raise CoercionError(f"expected a string, got {type(v).__name__}")
+    if kind == "boolean":
+        if isinstance(v, (bool, np.bool_)):
+            return bool(v)
+        if isinstance(v, (int, float, np.integer, np.floating)) and v in (0, 1):
+            return bool(v)
+        if isinstance(v, str):
+            s = v.strip().lower()
+            if s in NULL_TOKENS:
+                return None
+            if s in TRUE_TOKENS:
+                return True
+            if s in FALSE_TOKENS:
+                return False
+        raise CoercionError(f"cannot read {v!r} as a boolean")
+    if kind == "datetime":
+        if isinstance(v, str):
+            if _null_token(v, col):
+                return None
+            try:
+                return pd.Timestamp(v.strip())
+            except (ValueError, TypeError):
+                raise CoercionError(f"cannot read {v!r} as a date-time") from None
+        if isinstance(v, (_dt.date, np.datetime64)):
+            return pd.Timestamp(v)
+        raise CoercionError(f"expected a date-time, got {type(v).__name__}")
+    raise AssertionError(kind)
+
+
+def flag_of(col: Column, v: Any) -> str | None:
+    """'unseen_category' or 'out_of_range' when coerced value `v` is outside training data."""
+    if v is None:
+        return None
+    if col.categories is not None and col.type == "string":
+        return None if v in col.categories else "unseen_category"
+    if col.type in ("number", "integer"):
+        if (col.min is not None and v < col.min) or (col.max is not None and v > col.max):
+            return "out_of_range"
+    return None
+
+
+# --- whole columns -------------------------------------------------------------------------
+
+
+class Coerced:
+    """A coerced column: canonical values, null mask, and the rows that failed with why."""
+
+    __slots__ = ("values", "null", "errors")
+
+    def __init__(self, values: np.ndarray, null: np.ndarray, errors: list[tuple[int, str, Any]]):
+        self.values = values
+        self.null = null
+        self.errors = errors
+
+
+def _typed_numpy(raw: Any) -> np.ndarray | None:
+    """A NumPy view of an Arrow/pandas/NumPy column when it is already numeric or boolean."""
+    if isinstance(raw, (pa.Array, pa.ChunkedArray)):
+        t = raw.type
+        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+            return pc.cast(raw, pa.float64()).to_numpy(zero_copy_only=False)
+        if pa.types.is_boolean(t) and raw.null_count == 0:
+            return raw.to_numpy(zero_copy_only=False)
+        return None
+    if isinstance(raw, pd.Series):
+        dt = raw.dtype
+        if pd.api.types.is_bool_dtype(dt) and not raw.isna().any():
+            return raw.to_numpy(dtype=bool)
+        if pd.api.types.is_numeric_dtype(dt) and not pd.api.types.is_bool_dtype(dt):
+            return raw.to_numpy(dtype="float64", na_value=np.nan)
+        return None
+    if isinstance(raw, np.ndarray) and raw.dtype.kind in "iufb":
+        return raw if raw.dtype.kind == "b" else raw.astype("float64", copy=False)
+    return None
+
+
+def _typed_strings(raw: Any) -> np.ndarray | None:
+    """An object array of str/None when the column is already a string column."""
+    if isinstance(raw, (pa.Array, pa.ChunkedArray)):
+        t = raw.type
+        if pa.types.is_dictionary(t):
+            raw = pc.cast(raw, pa.large_string())
+            t = raw.type
+        if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+            return raw.to_numpy(zero_copy_only=False)
+        return None
+    if isinstance(raw, pd.Series) and (
+        pd.api.types.is_string_dtype(raw.dtype) and raw.dtype != object
+        or isinstance(raw.dtype, pd.CategoricalDtype)
+    ):
+        out = raw.astype(object).to_numpy(copy=True)
+        out[pd.isna(out)] = None
+        return out
+    return None
+
+
+def _objects(raw: Any) -> np.ndarray:
+    if isinstance(raw, (pa.Array, pa.ChunkedArray)):
+        return np.array(raw.to_pylist(), dtype=object)
+    if isinstance(raw, pd.Series):
+        return raw.to_numpy(dtype=object)
+    return np.asarray(raw, dtype=object) if not isinstance(raw, np.ndarray) else raw.astype(object)
+
+
+def _numbers(col: Column, x: np.ndarray) -> Coerced:
+    null = np.isnan(x)
+    bad = np.isinf(x)
+    errors = [(int(i), "infinite value", x[i]) for i in np.flatnonzero(bad)]
+    if col.type == "integer":
+        frac = ~null & ~bad & (x != np.floor(np.where(bad, 0, x)))
+        errors += [(int(i), _integer_reason(float(x[i])), x[i]) for i in np.flatnonzero(frac)]
+        if errors:
+            errors.sort()
+    return Coerced(x, null, errors)
+
+
+def _strings(col: Column, s: np.ndarray) -> Coerced:
+    null = pd.isna(s)
+    present = ~null
+    if present.any():
+        lowered = pd.Series(s[present], dtype=object).str.strip().str.lower()
+        token = lowered.isin(NULL_TOKENS).to_numpy(copy=True)
+        if token.any() and col.categories is not None:
+            token = token & ~pd.Series(s[present], dtype=object).isin(col.categories).to_numpy()
+        if token.any():
+            s = s.copy()
+            idx = np.flatnonzero(present)[token]
+            s[idx] = None
+            null[idx] = True
+    return Coerced(s, null, [])
+
+
+def _one_by_one(col: Column, raw: Any) -> Coerced:
+    objs = _objects(raw)
+    out = np.empty(len(objs), dtype=object)
+    errors: list[tuple[int, str, Any]] = []
+    for i, v in enumerate(objs):
+        try:
+            out[i] = coerce_value(col, v)
+        except CoercionError as e:
+            out[i] = None
+            errors.append((i, str(e), v))
+    null = np.array([v is None for v in out], dtype=bool)
+    if col.type in ("number", "integer"):
+        values = np.where(null, np.nan, out).astype("float64")
+    elif col.type == "datetime":
+        values = pd.to_datetime(pd.Series(out, dtype=object)).to_numpy()
+    else:
+        values = out
+    return Coerced(values, null, errors)
+
+
+def coerce_column(col: Column, raw: Any) -> Coerced:
+    """Apply `coerce_value`'s rule to a whole Arrow/pandas/NumPy/list column at once."""
+    if col.type in ("number", "integer"):
+        x = _typed_numpy(raw)
+        if x is not None:
+            if x.dtype.kind == "b":
+                reason = "expected a number, got a boolean"
+                return Coerced(np.full(len(x), np.nan), np.ones(len(x), bool),
+                               [(i, reason, bool(v)) for i, v in enumerate(x)])
+            return _numbers(col, x)
+    elif col.type == "string":
+        s = _typed_strings(raw)
+        if s is not None:
+            return _strings(col, s)
+    elif col.type == "boolean":
+        x = _typed_numpy(raw)
+        if x is not None and x.dtype.kind == "b":
+            return Coerced(x, np.zeros(len(x), bool), [])
+    return _one_by_one(col, raw)
+
+
+def flag_mask(col: Column, c: Coerced) -> tuple[str, np.ndarray] | None:
+    """The kind of flag this column raises and the mask of flagged rows, if any."""
+    present = ~c.null
+    if col.type == "string" and col.categories is not None:
+        seen = pd.Series(c.values, dtype=object).isin(col.categories).to_numpy()
+        return "unseen_category", present & ~seen
+    if col.type in ("number", "integer") and (col.min is not None or col.max is not None):
+        x = np.where(present, c.values.astype("float64", copy=False), np.nan)
+        with np.errstate(invalid="ignore"):
+            out = np.zeros(len(x), bool)
+            if col.min is not None:
+                out |= x < col.min
+            if col.max is not None:
+                out |= x > col.max
+        return "out_of_range", out
+    return None

@@ -1,0 +1,111 @@
+"""The input contract: one `Column` per model input, gathered in a `Schema`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from ..errors import SchemaError
+
+TYPES = ("integer", "number", "boolean", "string", "datetime")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One input column: logical type, nullability, exact categories and training range."""
+
+    name: str
+    type: str
+    nullable: bool = False
+    categories: tuple[str, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+    # The pandas dtype the model saw at training, so the native runtime rebuilds the same frame.
+    dtype: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in TYPES:
+            raise SchemaError(
+                f"column {self.name!r}: unknown type {self.type!r} (expected one of {', '.join(TYPES)})"
+            )
+        if self.categories is not None and not isinstance(self.categories, tuple):
+            object.__setattr__(self, "categories", tuple(self.categories))
+
+    def to_dict(self) -> dict[str, Any]:
+        """This column as plain JSON-able data."""
+        d = asdict(self)
+        if self.categories is not None:
+            d["categories"] = list(self.categories)
+        return {k: v for k, v in d.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Column:
+        """A column from `to_dict` output (unknown keys are an error, to catch typos)."""
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise SchemaError(f"column {d.get('name')!r}: unknown field(s) {sorted(unknown)}")
+        if "name" not in d or "type" not in d:
+            raise SchemaError(f"column {dict(d)!r}: 'name' and 'type' are required")
+        return cls(**dict(d))
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Ordered model inputs; the one set of rules every channel validates against."""
+
+    columns: tuple[Column, ...]
+    _index: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "columns", tuple(self.columns))
+        index = {c.name: i for i, c in enumerate(self.columns)}
+        if len(index) != len(self.columns):
+            raise SchemaError("schema has duplicate column names")
+        object.__setattr__(self, "_index", index)
+
+    @property
+    def names(self) -> list[str]:
+        """Column names in model order."""
+        return [c.name for c in self.columns]
+
+    def __getitem__(self, name: str) -> Column:
+        try:
+            return self.columns[self._index[name]]
+        except KeyError:
+            raise SchemaError(f"schema has no column {name!r}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._index
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def to_dict(self) -> dict[str, Any]:
+        """This schema as plain JSON-able data."""
+        return {"columns": [c.to_dict() for c in self.columns]}
+
+    def to_json(self) -> str:
+        """This schema as indented JSON."""
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> Schema:
+        """A schema from `to_dict` output (or a bare list of column dicts)."""
+        cols = d["columns"] if isinstance(d, Mapping) else d
+        return cls(tuple(Column.from_dict(c) for c in cols))
+
+    def override(self, changes: Mapping[str, Mapping[str, Any]]) -> Schema:
+        """A copy with per-column fields replaced, e.g. `{"tenure": {"nullable": True}}`."""
+        cols = list(self.columns)
+        for name, fields in changes.items():
+            i = self._index.get(name)
+            if i is None:
+                raise SchemaError(f"schema override names unknown column {name!r}")
+            bad = set(fields) - set(Column.__dataclass_fields__) - {"name"}
+            if bad or "name" in fields:
+                raise SchemaError(f"schema override for {name!r}: cannot set {sorted(bad or {'name'})}")
+            cols[i] = replace(cols[i], **dict(fields))
+        return Schema(tuple(cols))

@@ -1,0 +1,170 @@
+"""Validate whole inputs (Arrow table, DataFrame, records, one dict) against a `Schema`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ..errors import SchemaError
+from .coerce import Coerced, CoercionError, coerce_column, coerce_value, flag_mask, flag_of
+from .columns import Column, Schema
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One problem that kept a row from being scored: 0-based input row, column, reason."""
+
+    row: int
+    column: str | None
+    reason: str
+    value: Any = None
+
+    def __str__(self) -> str:
+        where = f"row {self.row}" + (f", column {self.column!r}" if self.column else "")
+        return f"{where}: {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """This reject as JSON-able data."""
+        v = self.value
+        if isinstance(v, np.generic):
+            v = v.item()
+        if not isinstance(v, (str, int, float, bool, type(None))):
+            v = repr(v)
+        return {"row": self.row, "column": self.column, "reason": self.reason, "value": v}
+
+
+@dataclass
+class Validated:
+    """Accepted rows in the model's canonical form, plus rejects and flags."""
+
+    n_read: int
+    rows: np.ndarray
+    columns: dict[str, np.ndarray]
+    rejects: list[Reject] = field(default_factory=list)
+    #: (kind, column) -> input positions of flagged rows, kind 'unseen_category'/'out_of_range'.
+    flags: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+
+
+def missing_reason(col: Column) -> str:
+    """Why a missing value in a non-nullable column is rejected."""
+    return "missing value; the column had no missing values in training (nullable: false)"
+
+
+MISSING_COLUMN = "required column is missing from the input"
+
+
+def _input_columns(data: Any) -> tuple[int, Any]:
+    """(row count, getter name -> raw column or None) for any supported input shape."""
+    if isinstance(data, pa.RecordBatch):
+        data = pa.Table.from_batches([data])
+    if isinstance(data, pa.Table):
+        names = set(data.column_names)
+        return data.num_rows, lambda n: data.column(n) if n in names else None
+    if isinstance(data, pd.DataFrame):
+        return len(data), lambda n: data[n] if n in data.columns else None
+    if isinstance(data, Mapping):
+        data = [data]
+    if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
+        records = data
+        for i, r in enumerate(records):
+            if not isinstance(r, Mapping):
+                raise SchemaError(f"row {i}: expected a record (mapping of column to value), "
+                                  f"got {type(r).__name__}")
+        keys = set().union(*(r.keys() for r in records)) if records else set()
+
+        def getter(n: str) -> Any:
+            if n not in keys:
+                return None
+            return np.array([r.get(n) for r in records], dtype=object)
+
+        return len(records), getter
+    raise SchemaError(
+        f"cannot score a {type(data).__name__}: pass an Arrow table, a pandas DataFrame, "
+        "a list of records or one dict"
+    )
+
+
+def canonical(col: Column, c: Coerced, keep: np.ndarray | None) -> np.ndarray:
+    """The accepted rows of a coerced column, in the dtype the runtime expects."""
+    values = c.values if keep is None else c.values[keep]
+    null = c.null if keep is None else c.null[keep]
+    if col.type == "integer" and not null.any():
+        return values.astype("int64")
+    if col.type in ("integer", "number"):
+        return values.astype("float64", copy=False)
+    return values
+
+
+def validate_batch(schema: Schema, data: Any) -> Validated:
+    """Coerce every column of `data`, reject bad rows with reasons, flag unusual ones."""
+    n, get = _input_columns(data)
+    coerced: dict[str, Coerced] = {}
+    errors: list[Reject] = []
+    bad = np.zeros(n, dtype=bool)
+    flags: dict[tuple[str, str], np.ndarray] = {}
+    for col in schema.columns:
+        raw = get(col.name)
+        absent = raw is None
+        if absent:
+            if not col.nullable:
+                errors += [Reject(i, col.name, MISSING_COLUMN) for i in range(n)]
+                bad[:] = True
+            raw = np.full(n, None, dtype=object)
+        c = coerce_column(col, raw)
+        for i, reason, value in c.errors:
+            errors.append(Reject(i, col.name, reason, value))
+            bad[i] = True
+        failed = np.zeros(n, bool)
+        if c.errors:
+            failed[[i for i, _, _ in c.errors]] = True
+        if not col.nullable and not absent:
+            missing = c.null & ~failed
+            if missing.any():
+                reason = missing_reason(col)
+                errors += [Reject(int(i), col.name, reason) for i in np.flatnonzero(missing)]
+                bad |= missing
+        coerced[col.name] = c
+        fm = flag_mask(col, c)
+        if fm is not None and fm[1].any():
+            flags[(fm[0], col.name)] = np.flatnonzero(fm[1])
+    keep = None if not bad.any() else ~bad
+    rows = np.arange(n) if keep is None else np.flatnonzero(keep)
+    if keep is not None:
+        flags = {k: v[keep[v]] for k, v in flags.items()}
+        flags = {k: v for k, v in flags.items() if len(v)}
+    columns = {name: canonical(schema[name], c, keep) for name, c in coerced.items()}
+    errors.sort(key=lambda r: r.row)
+    return Validated(n, rows, columns, errors, flags)
+
+
+def validate_row(
+    schema: Schema, row: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[Reject], list[tuple[str, str]]]:
+    """One dict coerced value by value, without building arrays: (values, rejects, flags)."""
+    values: dict[str, Any] = {}
+    rejects: list[Reject] = []
+    flags: list[tuple[str, str]] = []
+    for col in schema.columns:
+        if col.name not in row:
+            values[col.name] = None
+            if not col.nullable:
+                rejects.append(Reject(0, col.name, MISSING_COLUMN))
+            continue
+        raw = row[col.name]
+        try:
+            v = coerce_value(col, raw)
+        except CoercionError as e:
+            rejects.append(Reject(0, col.name, str(e), raw))
+            continue
+        if v is None and not col.nullable:
+            rejects.append(Reject(0, col.name, missing_reason(col)))
+        values[col.name] = v
+        f = flag_of(col, v)
+        if f:
+            flags.append((f, col.name))
+    return values, rejects, flags

@@ -1,0 +1,140 @@
+"""What a scoring call returns: predictions for the rows that passed, rejects for the rest."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ..errors import InvalidInputError
+from ..runtime import Output
+from ..schema import Reject
+
+
+def output_columns(task: str, classes: list[Any] | None, has_proba: bool = True) -> list[str]:
+    """Names of prediction columns: 'label' + 'probability_<class>' each, or 'value'."""
+    if task == "regression":
+        return ["value"]
+    return ["label"] + ([f"probability_{c}" for c in classes] if has_proba and classes else [])
+
+
+@dataclass
+class Result:
+    """Predictions (for input rows `rows`), rejects with reasons, and flags, for one call."""
+
+    model: str
+    version: int | None
+    task: str
+    classes: list[Any] | None
+    n_read: int
+    rows: np.ndarray
+    output: Output
+    rejects: list[Reject] = field(default_factory=list)
+    flags: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    runtime: str = "native"
+    seconds: float = 0.0
+
+    @property
+    def n_scored(self) -> int:
+        """Rows that got a prediction."""
+        return len(self.rows)
+
+    @property
+    def n_rejected(self) -> int:
+        """Rows that were refused (a row with several problems counts once)."""
+        return len({r.row for r in self.rejects})
+
+    @property
+    def n_flagged(self) -> int:
+        """Scored rows with at least one unseen category or out-of-range value."""
+        if not self.flags:
+            return 0
+        return len(np.unique(np.concatenate(list(self.flags.values()))))
+
+    def flag_counts(self) -> dict[str, dict[str, int]]:
+        """{'unseen_category': {'plan': 3}, 'out_of_range': {...}} for scored rows."""
+        out: dict[str, dict[str, int]] = {}
+        for (kind, column), rows in sorted(self.flags.items()):
+            out.setdefault(kind, {})[column] = int(len(rows))
+        return out
+
+    def reject_counts(self) -> dict[str, int]:
+        """How many problems each column had."""
+        return dict(Counter(r.column or "<model>" for r in self.rejects))
+
+    def raise_for_rejects(self) -> Result:
+        """Raise InvalidInputError naming the first problems if any row was rejected."""
+        if self.rejects:
+            shown = "; ".join(str(r) for r in self.rejects[:5])
+            more = f" (and {len(self.rejects) - 5} more)" if len(self.rejects) > 5 else ""
+            raise InvalidInputError(f"{self.n_rejected} of {self.n_read} row(s) rejected: "
+                                    f"{shown}{more}")
+        return self
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Prediction columns by name, aligned with `rows`."""
+        o = self.output
+        if self.task == "regression":
+            return {"value": o.values}
+        cols: dict[str, np.ndarray] = {"label": o.labels}
+        if o.probabilities is not None:
+            for j, c in enumerate(self.classes or []):
+                cols[f"probability_{c}"] = o.probabilities[:, j]
+        return cols
+
+    def to_pandas(self) -> pd.DataFrame:
+        """Scored rows as a DataFrame: 'row' (input position) then the prediction columns."""
+        cols = self.columns()
+        if "label" in cols:
+            cols["label"] = _labels(cols["label"])
+        return pd.DataFrame({"row": self.rows, **cols})
+
+    def to_arrow(self) -> pa.Table:
+        """Scored rows as an Arrow table (same columns as `to_pandas`)."""
+        return pa.Table.from_pandas(self.to_pandas(), preserve_index=False)
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One JSON-able dict per scored row, with its flags."""
+        per_row: dict[int, list[dict[str, str]]] = {}
+        for (kind, column), rows in self.flags.items():
+            for r in rows:
+                per_row.setdefault(int(r), []).append({"kind": kind, "column": column})
+        records = []
+        cols = self.columns()
+        for i, row in enumerate(self.rows):
+            rec: dict[str, Any] = {"row": int(row)}
+            if self.task == "regression":
+                rec["value"] = float(cols["value"][i])
+            else:
+                rec["label"] = _py(cols["label"][i])
+                if self.output.probabilities is not None:
+                    rec["probabilities"] = {str(c): float(self.output.probabilities[i, j])
+                                            for j, c in enumerate(self.classes or [])}
+            rec["flags"] = per_row.get(int(row), [])
+            records.append(rec)
+        return records
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for logs and run manifests: read = scored + rejected."""
+        return {
+            "model": self.model, "version": self.version, "runtime": self.runtime,
+            "read": self.n_read, "scored": self.n_scored, "rejected": self.n_rejected,
+            "flagged": self.n_flagged, "flags": self.flag_counts(),
+            "rejects_by_column": self.reject_counts(), "seconds": round(self.seconds, 6),
+        }
+
+
+def _py(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _labels(labels: np.ndarray) -> np.ndarray:
+    # Object arrays of numpy ints would become an object column; give pandas plain values.
+    try:
+        return np.asarray([_py(v) for v in labels]) if labels.dtype == object else labels
+    except (TypeError, ValueError):
+        return labels

@@ -1,0 +1,160 @@
+"""The one call path every channel uses: validate, predict, report, call the hooks."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..artifact import Artifact
+from ..errors import ModelError
+from ..runtime import Output, Runtime, runtime_for
+from ..schema import Reject, Schema, Validated, validate_batch, validate_row
+from .result import Result
+
+log = logging.getLogger("scorehouse.scorer")
+
+#: Predict calls allowed while isolating rows that make the model raise, before giving up.
+ISOLATION_BUDGET = 256
+
+
+@dataclass
+class ScoreEvent:
+    """What a hook sees after each call: the model, the accepted input columns, the result."""
+
+    model: str
+    version: int | None
+    columns: Mapping[str, np.ndarray]
+    result: Result
+
+
+Hook = Callable[[ScoreEvent], None]
+
+
+class Scorer:
+    """Scores rows with one artifact: `predict` takes a table, DataFrame, records or one dict."""
+
+    def __init__(self, artifact: Artifact, *, version: int | None = None,
+                 runtime: str | None = None, ref: str | None = None):
+        self.artifact = artifact
+        self.name = artifact.name
+        self.version = version
+        self.ref = ref or artifact.name
+        m = artifact.manifest
+        self.task: str = m["task"]
+        self.classes: list[Any] | None = m.get("classes")
+        self.schema = Schema.from_dict(m["input_schema"])
+        self.runtime: Runtime = runtime_for(artifact, self.schema, runtime)
+        self.hooks: list[Hook] = []
+
+    def __repr__(self) -> str:
+        v = f"/{self.version}" if self.version is not None else ""
+        return f"<Scorer {self.name}{v} task={self.task} runtime={self.runtime.name}>"
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The artifact's manifest."""
+        return self.artifact.manifest
+
+    def add_hook(self, hook: Hook) -> None:
+        """Call `hook(event)` after every scoring call (prediction logs, metrics)."""
+        self.hooks.append(hook)
+
+    def predict(self, data: Any) -> Result:
+        """Score an Arrow table, DataFrame, list of records or one dict; never raises on bad rows."""
+        start = time.perf_counter()
+        if isinstance(data, Mapping):
+            result, columns = self._predict_one(data)
+        else:
+            checked = validate_batch(self.schema, data)
+            result, columns = self._predict_validated(checked), checked.columns
+        result.seconds = time.perf_counter() - start
+        self._fire(columns, result)
+        return result
+
+    def _result(self, n_read: int, rows: np.ndarray, output: Output, rejects: list[Reject],
+                flags: dict[tuple[str, str], np.ndarray]) -> Result:
+        return Result(self.name, self.version, self.task, self.classes, n_read, rows, output,
+                      rejects, flags, self.runtime.name)
+
+    def _predict_one(self, row: Mapping[str, Any]) -> tuple[Result, Mapping[str, Any]]:
+        values, rejects, flags = validate_row(self.schema, row)
+        if rejects:
+            return self._result(1, np.empty(0, np.int64), Output(), rejects, {}), {}
+        try:
+            out = self.runtime.predict_row(values)
+        except Exception as e:  # the model, not scorehouse, failed on this row
+            reject = Reject(0, None, f"model error: {type(e).__name__}: {e}")
+            return self._result(1, np.empty(0, np.int64), Output(), [reject], {}), {}
+        one = np.zeros(1, np.int64)
+        return self._result(1, one, out, [], {f: one for f in flags}), values
+
+    def _predict_validated(self, v: Validated) -> Result:
+        n = len(v.rows)
+        if n == 0:
+            return self._result(v.n_read, v.rows, self._empty(), v.rejects, v.flags)
+        try:
+            out = self.runtime.predict(v.columns, n)
+            return self._result(v.n_read, v.rows, out, v.rejects, v.flags)
+        except Exception as e:
+            first = e
+        ok_idx, ok_out, failed = self._isolate(v.columns, np.arange(n), first)
+        rejects = list(v.rejects) + [
+            Reject(int(v.rows[i]), None, f"model error: {type(err).__name__}: {err}")
+            for i, err in failed
+        ]
+        rejects.sort(key=lambda r: r.row)
+        kept_rows = v.rows[ok_idx]
+        flags = {k: r[np.isin(r, kept_rows)] for k, r in v.flags.items()}
+        return self._result(v.n_read, kept_rows, ok_out, rejects,
+                            {k: r for k, r in flags.items() if len(r)})
+
+    def _isolate(self, columns: Mapping[str, np.ndarray], idx: np.ndarray, first: Exception
+                 ) -> tuple[np.ndarray, Output, list[tuple[int, Exception]]]:
+        # Bisect the batch to find the rows the model itself cannot score; a model that fails
+        # everywhere is a ModelError, not a pile of rejects.
+        chunks: list[tuple[np.ndarray, Output]] = []
+        failed: list[tuple[int, Exception]] = []
+        budget = ISOLATION_BUDGET
+        stack = [(idx, first)]
+        while stack:
+            chunk, err = stack.pop()
+            if len(chunk) == 1:
+                failed.append((int(chunk[0]), err))
+                continue
+            for half in (chunk[len(chunk) // 2:], chunk[: len(chunk) // 2]):
+                budget -= 1
+                if budget < 0:
+                    raise ModelError(f"model {self.name!r} failed while predicting: "
+                                     f"{type(first).__name__}: {first}") from first
+                try:
+                    chunks.append((half, self.runtime.predict({k: a[half] for k, a in
+                                                               columns.items()}, len(half))))
+                except Exception as e:
+                    stack.append((half, e))
+        if not chunks:
+            raise ModelError(f"model {self.name!r} failed on every row: "
+                             f"{type(first).__name__}: {first}") from first
+        order = np.concatenate([c for c, _ in chunks])
+        sort = np.argsort(order, kind="stable")
+        return order[sort], Output.concat([o for _, o in chunks]).take(sort), failed
+
+    def _empty(self) -> Output:
+        if self.task == "regression":
+            return Output(values=np.empty(0))
+        k = len(self.classes or [])
+        return Output(labels=np.empty(0, dtype=object), probabilities=np.empty((0, k)))
+
+    def _fire(self, columns: Mapping[str, Any], result: Result) -> None:
+        if not self.hooks:
+            return
+        event = ScoreEvent(self.name, self.version, columns, result)
+        for hook in self.hooks:
+            try:
+                hook(event)
+            except Exception:  # a broken log sink must not fail predictions; say so loudly
+                log.exception("scoring hook %r failed", hook)
