@@ -22,6 +22,14 @@ from .. import __version__
 from ..errors import InvalidInputError, ScorehouseError
 from .output import console, emit, emit_json, err_console, error_line, table
 
+try:  # recent typer raises exceptions from its own vendored copy of click
+    from typer._click.exceptions import ClickException as _TyperClickException
+except ImportError:  # pragma: no cover - older typer uses click itself
+    _TyperClickException = click.ClickException
+_EXIT = (click.exceptions.Exit, typer.Exit)
+_ABORT = (click.exceptions.Abort, typer.Abort)
+_CLICK_ERRORS = (click.ClickException, _TyperClickException)
+
 app = typer.Typer(
     help="scorehouse: package a trained model, register every version, score it anywhere.\n\n"
     "Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 rows rejected, 5 artifact refused, "
@@ -37,6 +45,13 @@ User = Annotated[str | None, typer.Option("--user", help="Who (default: $SCOREHO
 _state: dict[str, str | None] = {"registry": None, "artifacts": None}
 
 
+def _print_version(value: bool) -> None:
+    # Eager, so `scorehouse --version` works without a command.
+    if value:
+        console.print(f"scorehouse {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     registry: Annotated[str | None, typer.Option(
@@ -45,11 +60,10 @@ def _root(
     artifacts: Annotated[str | None, typer.Option(
         "--artifacts", envvar="SCOREHOUSE_ARTIFACTS",
         help="Artifact store, any fsspec URL (default: $SCOREHOUSE_HOME/artifacts).")] = None,
-    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the version.")] = False,
 ) -> None:
-    if version:
-        console.print(f"scorehouse {__version__}")
-        raise typer.Exit(0)
     _state.update(registry=registry, artifacts=artifacts)
 
 
@@ -413,13 +427,13 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     debug = bool(os.environ.get("SCOREHOUSE_DEBUG"))
     try:
-        app(args=args, prog_name="scorehouse", standalone_mode=False)
-    except click.exceptions.Exit as e:
+        rv = app(args=args, prog_name="scorehouse", standalone_mode=False)
+    except _EXIT as e:
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except _ABORT:
         err_console.print("aborted")
         sys.exit(130)
-    except click.ClickException as e:
+    except _CLICK_ERRORS as e:
         if as_json:
             error_line(e.format_message(), True, e.exit_code, type(e).__name__)
         else:
@@ -438,6 +452,9 @@ def main(argv: list[str] | None = None) -> None:
         error_line(f"unexpected {type(e).__name__}: {e} (set SCOREHOUSE_DEBUG=1 for a traceback)",
                    as_json, 1, type(e).__name__)
         sys.exit(1)
+    # Without standalone mode, typer returns (not raises) the code of a `typer.Exit(code)`.
+    if isinstance(rv, int) and rv:
+        sys.exit(rv)
 
 
 if __name__ == "__main__":  # pragma: no cover

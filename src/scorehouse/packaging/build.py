@@ -19,7 +19,7 @@ from ..artifact import write as write_artifact
 from ..artifact.environment import python_version, requirements_for
 from ..artifact.flavors import PICKLE_FILE
 from ..artifact.hashing import fingerprint_frame
-from ..errors import SchemaError, ScorehouseError, UnsupportedModelError
+from ..errors import ModelError, SchemaError, ScorehouseError, UnsupportedModelError
 from ..schema import Schema, infer_schema
 from ..scorer import Scorer, output_columns
 from .baseline import input_profile, prediction_profile
@@ -158,8 +158,11 @@ def package(
     sample = X if len(X) <= SAMPLE_ROWS else X.sample(SAMPLE_ROWS, random_state=0)
     result = scorer.predict(sample)
     if result.n_rejected:
-        raise SchemaError(f"the training data itself fails the schema: "
-                          f"{'; '.join(str(r) for r in result.rejects[:3])}")
+        shown = "; ".join(str(r) for r in result.rejects[:3])
+        if all(r.column is None for r in result.rejects):
+            raise ModelError(f"the packaged model fails on {result.n_rejected} training row(s): "
+                             f"{shown}")
+        raise SchemaError(f"the training data itself fails the schema: {shown}")
     o = result.output
     all_metrics: dict[str, float] = {}
     if target is not None:

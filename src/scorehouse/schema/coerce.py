@@ -64,8 +64,17 @@ def _to_number(v: Any, col: Column) -> float | None:
     return x
 
 
+INT64_RANGE = (-(2.0**63), 2.0**63)
+
+
 def _integer_reason(x: float) -> str:
+    if x.is_integer():
+        return f"integer {x:.0f} does not fit in 64 bits"
     return f"expected an integer, got {x!r}"
+
+
+def _fits(x: float) -> bool:
+    return x.is_integer() and INT64_RANGE[0] <= x < INT64_RANGE[1]
 
 
 def coerce_value(col: Column, v: Any) -> Any:
@@ -77,11 +86,13 @@ def coerce_value(col: Column, v: Any) -> Any:
         return _to_number(v, col)
     if kind == "integer":
         if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+            if not INT64_RANGE[0] <= v < INT64_RANGE[1]:
+                raise CoercionError(_integer_reason(float(v)))
             return int(v)
         x = _to_number(v, col)
         if x is None:
             return None
-        if not x.is_integer():
+        if not _fits(x):
             raise CoercionError(_integer_reason(x))
         return int(x)
     if kind == "string":
@@ -202,7 +213,9 @@ def _numbers(col: Column, x: np.ndarray) -> Coerced:
     bad = np.isinf(x)
     errors = [(int(i), "infinite value", x[i]) for i in np.flatnonzero(bad)]
     if col.type == "integer":
-        frac = ~null & ~bad & (x != np.floor(np.where(bad, 0, x)))
+        safe = np.where(bad | null, 0, x)
+        frac = ~null & ~bad & ((safe != np.floor(safe)) | (safe < INT64_RANGE[0])
+                               | (safe >= INT64_RANGE[1]))
         errors += [(int(i), _integer_reason(float(x[i])), x[i]) for i in np.flatnonzero(frac)]
         if errors:
             errors.sort()

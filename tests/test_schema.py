@@ -1,0 +1,192 @@
+"""Schema inference and the one set of coercion rules, for every input shape and bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pv
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scorehouse.errors import SchemaError
+from scorehouse.schema import Column, Schema, infer_schema, validate_batch, validate_row
+from scorehouse.schema.validate import MISSING_COLUMN
+
+SCHEMA = Schema((
+    Column("tenure", "integer", min=0, max=72),
+    Column("charges", "number", nullable=True, min=10.0, max=120.0),
+    Column("plan", "string", categories=("bronze", "gold", "silver")),
+    Column("active", "boolean", nullable=True),
+))
+GOOD = {"tenure": 3, "charges": 50.5, "plan": "gold", "active": True}
+
+
+def test_infer_schema_types_nullability_categories_ranges():
+    df = pd.DataFrame({
+        "n": [1, 2, 3], "x": [0.5, np.nan, 2.0], "c": ["a", None, "b"],
+        "b": [True, False, True], "k": pd.Categorical(["u", "v", "u"]),
+        "t": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01"]),
+    })
+    s = infer_schema(df)
+    assert [(c.name, c.type, c.nullable) for c in s.columns] == [
+        ("n", "integer", False), ("x", "number", True), ("c", "string", True),
+        ("b", "boolean", False), ("k", "string", False), ("t", "datetime", False)]
+    assert s["n"].min == 1 and s["n"].max == 3
+    assert s["c"].categories == ("a", "b") and s["k"].categories == ("u", "v")
+    assert s["k"].dtype == "category"
+    assert Schema.from_dict(s.to_dict()) == s
+
+
+def test_infer_schema_limits_categories_and_rejects_mixed_columns():
+    high = pd.DataFrame({"id": [f"u{i}" for i in range(50)]})
+    assert infer_schema(high, category_limit=10)["id"].categories is None
+    with pytest.raises(SchemaError, match="mixes strings"):
+        infer_schema(pd.DataFrame({"m": ["a", 1, "b"]}))
+    with pytest.raises(SchemaError, match="lacks"):
+        infer_schema(pd.DataFrame({"a": [1]}), ["a", "zzz"])
+
+
+def test_schema_override_and_errors():
+    s = SCHEMA.override({"tenure": {"nullable": True, "max": 100}})
+    assert s["tenure"].nullable and s["tenure"].max == 100
+    with pytest.raises(SchemaError, match="unknown column"):
+        SCHEMA.override({"nope": {"nullable": True}})
+    with pytest.raises(SchemaError, match="cannot set"):
+        SCHEMA.override({"tenure": {"colour": "red"}})
+    with pytest.raises(SchemaError, match="unknown type"):
+        Column("a", "decimal")
+
+
+def test_good_row_scores_and_extra_columns_are_ignored():
+    values, rejects, flags = validate_row(SCHEMA, {**GOOD, "extra": "ignored"})
+    assert not rejects and not flags
+    assert values == {"tenure": 3, "charges": 50.5, "plan": "gold", "active": True}
+    v = validate_batch(SCHEMA, [{**GOOD, "extra": object()}])
+    assert not v.rejects and list(v.rows) == [0] and "extra" not in v.columns
+
+
+@pytest.mark.parametrize("change, column, reason", [
+    ({"tenure": "abc"}, "tenure", "cannot read 'abc' as an integer"),
+    ({"tenure": 3.5}, "tenure", "expected an integer, got 3.5"),
+    ({"tenure": True}, "tenure", "expected a number, got a boolean"),
+    ({"tenure": None}, "tenure", "missing value"),
+    ({"tenure": ""}, "tenure", "missing value"),
+    ({"charges": "1e400"}, "charges", "infinite value"),
+    ({"charges": float("inf")}, "charges", "infinite value"),
+    ({"charges": [1, 2]}, "charges", "expected a number, got list"),
+    ({"plan": True}, "plan", "expected a string, got a boolean"),
+    ({"plan": None}, "plan", "missing value"),
+    ({"active": "maybe"}, "active", "cannot read 'maybe' as a boolean"),
+])
+def test_each_bad_value_is_rejected_with_row_column_and_reason(change, column, reason):
+    row = {**GOOD, **change}
+    _, rejects, _ = validate_row(SCHEMA, row)
+    assert [(r.row, r.column) for r in rejects] == [(0, column)]
+    assert reason in rejects[0].reason
+    batch = validate_batch(SCHEMA, [GOOD, row, GOOD])
+    assert [(r.row, r.column) for r in batch.rejects] == [(1, column)]
+    assert reason in batch.rejects[0].reason
+    assert list(batch.rows) == [0, 2] and batch.n_read == 3
+    assert f"row 1, column '{column}'" in str(batch.rejects[0])
+
+
+def test_missing_required_column_rejects_every_row_but_nullable_is_fine():
+    rows = [{k: v for k, v in GOOD.items() if k != "tenure"}] * 3
+    v = validate_batch(SCHEMA, rows)
+    assert len(v.rows) == 0 and {r.reason for r in v.rejects} == {MISSING_COLUMN}
+    assert [r.row for r in v.rejects] == [0, 1, 2]
+    table = pa.table({"tenure": [1, 2], "plan": ["gold", "bronze"]})  # no charges/active
+    v = validate_batch(SCHEMA, table)
+    assert not v.rejects and np.isnan(v.columns["charges"]).all()
+
+
+def test_unseen_category_and_out_of_range_are_flagged_but_scored():
+    row = {**GOOD, "plan": "diamond", "tenure": 99, "charges": 5}
+    values, rejects, flags = validate_row(SCHEMA, row)
+    assert not rejects and values["plan"] == "diamond"
+    assert sorted(flags) == [("out_of_range", "charges"), ("out_of_range", "tenure"),
+                             ("unseen_category", "plan")]
+    v = validate_batch(SCHEMA, [GOOD, row])
+    assert list(v.rows) == [0, 1]
+    assert {k: list(x) for k, x in v.flags.items()} == {
+        ("unseen_category", "plan"): [1], ("out_of_range", "tenure"): [1],
+        ("out_of_range", "charges"): [1]}
+
+
+def test_csv_strings_and_json_values_behave_the_same(tmp_path):
+    p = tmp_path / "in.csv"
+    p.write_text("tenure,charges,plan,active\n42,50.5,gold,true\n7,,silver,no\n")
+    from_csv = validate_batch(SCHEMA, pv.read_csv(p))
+    as_strings = validate_batch(SCHEMA, [
+        {"tenure": "42", "charges": "50.5", "plan": "gold", "active": "true"},
+        {"tenure": "7", "charges": "", "plan": "silver", "active": "no"}])
+    as_json = validate_batch(SCHEMA, [
+        {"tenure": 42, "charges": 50.5, "plan": "gold", "active": True},
+        {"tenure": 7, "charges": None, "plan": "silver", "active": False}])
+    for v in (from_csv, as_strings):
+        assert not v.rejects
+        for name in SCHEMA.names:
+            a, b = v.columns[name], as_json.columns[name]
+            assert pd.Series(a).astype(object).where(pd.notna(a), None).tolist() == \
+                pd.Series(b).astype(object).where(pd.notna(b), None).tolist(), name
+    assert from_csv.columns["tenure"].dtype == np.int64
+
+
+def test_null_tokens_stay_values_when_they_are_training_categories():
+    s = Schema((Column("discount", "string", nullable=True, categories=("10%", "None")),))
+    values, rejects, flags = validate_row(s, {"discount": "None"})
+    assert values["discount"] == "None" and not flags
+    v = validate_batch(s, pa.table({"discount": ["None", "NA", "10%"]}))
+    assert list(v.columns["discount"]) == ["None", None, "10%"] and not v.rejects
+    strict = validate_batch(s.override({"discount": {"nullable": False}}),
+                            pa.table({"discount": ["None", "NA"]}))
+    assert [(r.row, r.reason[:13]) for r in strict.rejects] == [(1, "missing value")]
+
+
+@pytest.mark.parametrize("shape", ["arrow", "pandas", "records"])
+def test_every_input_shape_gives_the_same_columns(shape):
+    rows = [GOOD, {**GOOD, "tenure": 10, "charges": None, "active": None}]
+    df = pd.DataFrame(rows)
+    data = {"arrow": pa.Table.from_pandas(df), "pandas": df, "records": rows}[shape]
+    v = validate_batch(SCHEMA, data)
+    assert not v.rejects
+    assert list(v.columns["tenure"]) == [3, 10]
+    assert v.columns["charges"][0] == 50.5 and math.isnan(v.columns["charges"][1])
+    assert list(v.columns["plan"]) == ["gold", "gold"]
+
+
+def test_unsupported_inputs_are_clear_errors():
+    with pytest.raises(SchemaError, match="cannot score a int"):
+        validate_batch(SCHEMA, 42)
+    with pytest.raises(SchemaError, match="row 1: expected a record"):
+        validate_batch(SCHEMA, [GOOD, "oops"])
+
+
+VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-10**6, 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["", " ", "NA", "null", "42", "3.5", "-1", "1e3", "true", "no", "gold",
+                     "diamond", "abc", " 7 ", "inf", "nan"]),
+    st.text(max_size=5),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.fixed_dictionaries({name: VALUES for name in SCHEMA.names}))
+def test_single_row_path_and_batch_path_agree(row):
+    values, rejects, flags = validate_row(SCHEMA, row)
+    batch = validate_batch(SCHEMA, [row])
+    assert [(r.column, r.reason) for r in rejects] == [(r.column, r.reason) for r in batch.rejects]
+    if rejects:
+        return
+    assert sorted(flags) == sorted(batch.flags)
+    for name, v in values.items():
+        b = batch.columns[name][0]
+        if v is None:
+            assert b is None or (isinstance(b, float) and math.isnan(b))
+        else:
+            assert b == v, name
