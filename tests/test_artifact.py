@@ -13,7 +13,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 import scorehouse
 from scorehouse import artifact as artifact_io
@@ -184,7 +184,7 @@ def test_sklearn_pipeline_with_custom_function_transformer(tmp_path, small):
     model = Pipeline([
         ("double", FunctionTransformer(_double_charges)),
         ("prep", ColumnTransformer([("oh", OneHotEncoder(handle_unknown="ignore"), cat)],
-                                   remainder="passthrough")),
+                                   remainder=StandardScaler())),
         ("lr", LogisticRegression(max_iter=2000)),
     ]).fit(X, df[TARGET])
     scorer, m = _package_and_load(tmp_path, model, df, target=TARGET)
