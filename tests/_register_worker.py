@@ -5,7 +5,9 @@ artifact `store`, a `ready` file to create once the (slow) imports are done and 
 to wait for, so that every worker starts its writes at the same moment. Then:
 
 - mode "register": register `artifact` `count` times as `user`;
-- mode "promote": promote `name/<v>` to `alias` for each v in `versions`, as `user`.
+- mode "promote": promote `name/<v>` to `alias` for each v in `versions`, as `user`,
+  sleeping `pause` seconds before each (SQLite's busy handler otherwise lets one process
+  finish all its promotions before the next gets the lock).
 
 Prints one JSON line: the registered version numbers, or one {version, changed,
 from_version} per promotion.
@@ -41,6 +43,7 @@ def main() -> int:
                 out.append(reg.register(spec["artifact"], user=spec["user"]).version)
         elif spec["mode"] == "promote":
             for v in spec["versions"]:
+                time.sleep(spec.get("pause", 0))  # let the others in between our writes
                 move = reg.promote(f"{spec['name']}/{v}", spec["alias"], user=spec["user"],
                                    reason=f"{spec['user']} -> {v}")
                 out.append({"version": move["version"], "changed": move["changed"],

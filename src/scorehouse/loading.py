@@ -6,15 +6,23 @@ import os
 from pathlib import Path
 
 from . import artifact as artifact_io
-from .registry import Registry
+from .errors import ScorehouseError
+from .registry import Registry, parse
 from .scorer import Scorer
 
 
 def is_path(ref: str | os.PathLike) -> bool:
     """True when `ref` names an artifact file or folder rather than a registry entry."""
-    s = str(ref)
-    return isinstance(ref, os.PathLike) or s.endswith(artifact_io.SUFFIX) or os.sep in s \
-        or Path(s).exists()
+    if isinstance(ref, os.PathLike) or str(ref).endswith(artifact_io.SUFFIX):
+        return True
+    p = Path(ref)
+    if p.is_file() or (p / artifact_io.MANIFEST_FILE).is_file():
+        return True
+    try:
+        parse(str(ref))  # churn, churn/3, churn@production
+    except ScorehouseError:
+        return True
+    return False
 
 
 def load(ref: str | os.PathLike, *, registry: Registry | None = None, runtime: str | None = None,

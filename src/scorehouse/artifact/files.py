@@ -8,6 +8,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,21 +103,25 @@ def _read_entries(path: Path) -> dict[str, bytes]:
     if path.is_dir():
         return {p.relative_to(path).as_posix(): p.read_bytes()
                 for p in sorted(path.rglob("*")) if p.is_file()}
+    return _unzip(path.read_bytes(), str(path))
+
+
+#: What a damaged zip raises while being read: a bad directory, a corrupt deflate stream, a cut.
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError)
+
+
+def _unzip(data: bytes, source: str) -> dict[str, bytes]:
     try:
-        with zipfile.ZipFile(path) as zf:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
             return {i.filename: zf.read(i) for i in zf.infolist() if not i.is_dir()}
-    except zipfile.BadZipFile:
-        raise ArtifactError(f"{path} is not a scorehouse artifact (not a zip file)") from None
+    except _ZIP_ERRORS as e:
+        raise ArtifactError(f"{source} is not a readable scorehouse artifact (damaged or not a "
+                            f"zip file: {e})") from None
 
 
 def read_bytes(data: bytes, source: str, **kw: Any) -> Artifact:
     """Verify and open an artifact held in memory (a .shz zip's bytes)."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            entries = {i.filename: zf.read(i) for i in zf.infolist() if not i.is_dir()}
-    except zipfile.BadZipFile:
-        raise ArtifactError(f"{source} is not a scorehouse artifact (not a zip file)") from None
-    return open_entries(entries, source, **kw)
+    return open_entries(_unzip(data, source), source, **kw)
 
 
 def read(path: str | os.PathLike, **kw: Any) -> Artifact:

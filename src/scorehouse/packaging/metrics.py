@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn import metrics as skm
 
 
 def training_metrics(task: str, classes: list[Any] | None, y: np.ndarray,
                      labels: np.ndarray | None, probabilities: np.ndarray | None,
                      values: np.ndarray | None) -> dict[str, float]:
     """Accuracy/log-loss/AUC for classifiers, RMSE/MAE/R² for regressors."""
+    from sklearn import metrics as skm  # imported here: `import scorehouse` stays light
+
     if task == "regression":
         y = y.astype("float64")
         return {"rmse": float(np.sqrt(skm.mean_squared_error(y, values))),

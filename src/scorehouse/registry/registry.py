@@ -227,7 +227,7 @@ class Registry:
         target = self.version(f"{name}/{stack[-2]}")
         if target.status == "archived":
             raise ConflictError(f"cannot roll {name}@{alias} back to {target.ref}: it is archived")
-        return self._move(name, alias, stack[-2], "rollback", reason, user, expect=stack[-1])
+        return self._move(name, alias, stack[-2], "rollback", reason, user, expect=stack)
 
     def remove_alias(self, name: str, alias: str, *, reason: str = "",
                      user: str | None = None) -> dict[str, Any]:
@@ -235,15 +235,20 @@ class Registry:
         return self._move(name, alias, None, "unalias", reason, user)
 
     def _move(self, name: str, alias: str, version: int | None, action: str, reason: str,
-              user: str | None, expect: int | None = None) -> dict[str, Any]:
+              user: str | None, expect: list[int] | None = None) -> dict[str, Any]:
         who = _user(user)
 
         def work(conn: sa.Connection) -> dict[str, Any]:
             mid = self._model_id(conn, name, lock=True)
             before = conn.execute(sa.select(aliases.c.version).where(
                 aliases.c.model_id == mid, aliases.c.alias == alias)).scalar()
-            if action == "rollback" and before != expect:
+            # Checked again under the lock: the alias may have moved (even away and back) or
+            # its target been archived since the caller looked.
+            if action == "rollback" and _alias_stack(conn, mid, alias) != expect:
                 raise ConflictError(f"{name}@{alias} moved while rolling back; try again")
+            if version is not None and conn.execute(sa.select(versions.c.status).where(
+                    versions.c.model_id == mid, versions.c.version == version)).scalar() == "archived":
+                raise ConflictError(f"{name}/{version} is archived; restore it before promoting it")
             if action == "unalias" and before is None:
                 raise NotFoundError(f"{name} has no alias {alias!r}")
             move = {"model": name, "alias": alias, "from_version": before, "version": version,
@@ -300,15 +305,18 @@ class Registry:
     # --- reading --------------------------------------------------------------------------
 
     def models(self) -> list[dict[str, Any]]:
-        """Every model with its version count, latest version and aliases."""
+        """Every model with its version count, latest unarchived version and aliases."""
         with self._read() as conn:
             rows = conn.execute(sa.select(models).order_by(models.c.name)).mappings().all()
             alias_rows = conn.execute(sa.select(aliases)).mappings().all()
+            latest = dict(conn.execute(sa.select(versions.c.model_id, sa.func.max(versions.c.version))
+                                       .where(versions.c.status == "ready")
+                                       .group_by(versions.c.model_id)).all())
         out = []
         for r in rows:
             al = {a["alias"]: a["version"] for a in alias_rows if a["model_id"] == r["id"]}
             out.append({"name": r["name"], "description": r["description"],
-                        "versions": r["last_version"], "latest": r["last_version"],
+                        "versions": r["last_version"], "latest": latest.get(r["id"]),
                         "aliases": dict(sorted(al.items())), "updated_at": _iso(r["updated_at"])})
         return out
 

@@ -27,7 +27,9 @@ class ArtifactStore:
     def put(self, name: str, sha: str, data: bytes) -> str:
         """Store zip bytes (once: same hash, same file); returns the path in the store."""
         path = self.uri_for(name, sha)
-        if self.fs.exists(path):
+        # Same manifest hash means same content, unless the stored copy was damaged: then the
+        # fresh bytes replace it.
+        if self.fs.exists(path) and self.fs.cat_file(path) == data:
             return path
         self.fs.makedirs(f"{self.root}/{name}", exist_ok=True)
         tmp = f"{path}.{uuid.uuid4().hex}.tmp"

@@ -50,11 +50,8 @@ class Validated:
     flags: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
 
-def missing_reason(col: Column) -> str:
-    """Why a missing value in a non-nullable column is rejected."""
-    return "missing value; the column had no missing values in training (nullable: false)"
-
-
+#: Why a row is rejected when a column that was never empty in training has no value.
+MISSING_VALUE = "missing value; the column had no missing values in training (nullable: false)"
 MISSING_COLUMN = "required column is missing from the input"
 
 
@@ -125,8 +122,7 @@ def validate_batch(schema: Schema, data: Any) -> Validated:
         if not col.nullable and not absent:
             missing = c.null & ~failed
             if missing.any():
-                reason = missing_reason(col)
-                errors += [Reject(int(i), col.name, reason) for i in np.flatnonzero(missing)]
+                errors += [Reject(int(i), col.name, MISSING_VALUE) for i in np.flatnonzero(missing)]
                 bad |= missing
         coerced[col.name] = c
         fm = flag_mask(col, c)
@@ -162,7 +158,7 @@ def validate_row(
             rejects.append(Reject(0, col.name, str(e), raw))
             continue
         if v is None and not col.nullable:
-            rejects.append(Reject(0, col.name, missing_reason(col)))
+            rejects.append(Reject(0, col.name, MISSING_VALUE))
         values[col.name] = v
         f = flag_of(col, v)
         if f:
