@@ -72,7 +72,7 @@ each a fresh process and an empty registry.
 
 | what | seconds |
 |---|---|
-| `scorehouse demo` (generate 20k rows, train, package + baseline, register, promote, score 5k-row CSV) | {d:.1f} |
+| `scorehouse demo`: generate 20k rows, train, package, register, promote, score 5k rows | {d:.1f} |
 | baseline: the same by hand (train, joblib dump/load, pandas read_csv + predict_proba + to_csv) | {h:.1f} |
 | ratio scorehouse / by hand | {d / h:.2f} |
 | goal met (< 60 s) | {"yes" if d < 60 else "NO"} |
