@@ -434,10 +434,11 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print("aborted")
         sys.exit(130)
     except _CLICK_ERRORS as e:
-        if as_json:
-            error_line(e.format_message(), True, e.exit_code, type(e).__name__)
-        else:
-            e.show()
+        message = e.format_message()
+        ctx = getattr(e, "ctx", None)
+        if ctx is not None and not as_json:
+            message += f" (see '{ctx.command_path} --help')"
+        error_line(message, as_json, e.exit_code, type(e).__name__)
         sys.exit(e.exit_code)
     except ScorehouseError as e:
         if debug:
