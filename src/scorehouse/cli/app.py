@@ -15,20 +15,19 @@ import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 from .. import __version__
 from ..errors import InvalidInputError, ScorehouseError
 from .output import console, emit, emit_json, err_console, error_line, table
 
-try:  # recent typer raises exceptions from its own vendored copy of click
-    from typer._click.exceptions import ClickException as _TyperClickException
-except ImportError:  # pragma: no cover - older typer uses click itself
-    _TyperClickException = click.ClickException
-_EXIT = (click.exceptions.Exit, typer.Exit)
-_ABORT = (click.exceptions.Abort, typer.Abort)
-_CLICK_ERRORS = (click.ClickException, _TyperClickException)
+try:  # recent typer vendors its own click and does not install click itself
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover - older typer runs on click
+    from click import exceptions as click_exc
+_EXIT = (click_exc.Exit, typer.Exit)
+_ABORT = (click_exc.Abort, typer.Abort)
+_CLICK_ERRORS = (click_exc.ClickException,)
 
 app = typer.Typer(
     help="scorehouse: package a trained model, register every version, score it anywhere.\n\n"
@@ -140,7 +139,7 @@ def package_cmd(
         try:
             metrics[k] = float(v)
         except ValueError:
-            raise click.BadParameter(f"--metric {m!r}: expected NAME=NUMBER") from None
+            raise click_exc.BadParameter(f"--metric {m!r}: expected NAME=NUMBER") from None
     path = package(
         load_model_file(model), train_data, name=name, path=output, target=target, task=task,
         classes=[_label(c) for c in classes.split(",")] if classes else None,
@@ -377,7 +376,7 @@ def predict(
     from ..loading import load
 
     if (json_input is None) == (input_file is None):
-        raise click.UsageError("give exactly one of --json '{...}' or --input FILE.jsonl")
+        raise click_exc.UsageError("give exactly one of --json '{...}' or --input FILE.jsonl")
     records = _records(json_input, input_file)
     scorer = load(ref, registry=None if _is_path(ref) else _registry(), runtime=runtime,
                   trust=trust)
@@ -406,7 +405,7 @@ def _records(json_input: str | None, input_file: Path | None) -> Any:
     except json.JSONDecodeError as e:
         raise InvalidInputError(f"input is not valid JSON: {e}") from None
     except FileNotFoundError:
-        raise click.BadParameter(f"no such file: {input_file}") from None
+        raise click_exc.BadParameter(f"no such file: {input_file}") from None
     if not isinstance(data, (dict, list)):
         raise InvalidInputError("input must be a JSON object (one record) or a list of them")
     return data
