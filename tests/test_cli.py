@@ -457,7 +457,9 @@ def test_rollback_with_nothing_to_roll_back_exits_6(batch):
 def test_bad_usage_exits_2(batch):
     r = batch["usage"]
     assert r.code == 2 and r.out == "" and "Traceback" not in r.err, str(r)
-    assert r.err.strip() == "error: give exactly one of --json '{...}' or --input FILE.jsonl"
+    line = r.err.strip()
+    assert "\n" not in line, line
+    assert line.startswith("error: give exactly one of --json '{...}' or --input FILE.jsonl")
     assert_json_error(batch["usage_json"], 2, "MissingParameter", "Missing argument 'name'")
 
 

@@ -25,8 +25,9 @@ try:  # recent typer vendors its own click and does not install click itself
     from typer._click import exceptions as click_exc
 except ImportError:  # pragma: no cover - older typer runs on click
     from click import exceptions as click_exc
-_EXIT = (click_exc.Exit, typer.Exit)
-_ABORT = (click_exc.Abort, typer.Abort)
+# Older typer re-exports click's Exit/Abort; newer typer has its own classes.
+_EXIT = (typer.Exit, getattr(click_exc, "Exit", typer.Exit))
+_ABORT = (typer.Abort, getattr(click_exc, "Abort", typer.Abort))
 _CLICK_ERRORS = (click_exc.ClickException,)
 
 app = typer.Typer(
