@@ -374,12 +374,12 @@ def predict(
     trust: Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")] = False,
 ) -> None:
     """Score records given as JSON; prints predictions and rejects as JSON (exit 4 on rejects)."""
-    from ..loading import load
+    from ..loading import is_path, load
 
     if (json_input is None) == (input_file is None):
         raise click_exc.UsageError("give exactly one of --json '{...}' or --input FILE.jsonl")
     records = _records(json_input, input_file)
-    scorer = load(ref, registry=None if _is_path(ref) else _registry(), runtime=runtime,
+    scorer = load(ref, registry=None if is_path(ref) else _registry(), runtime=runtime,
                   trust=trust)
     result = scorer.predict(records)
     emit_json({"model": scorer.name, "version": scorer.version, "runtime": result.runtime,
@@ -387,12 +387,6 @@ def predict(
                "rejects": [r.to_dict() for r in result.rejects]})
     if result.rejects:
         raise typer.Exit(InvalidInputError.exit_code)
-
-
-def _is_path(ref: str) -> bool:
-    from ..loading import is_path
-
-    return is_path(ref)
 
 
 def _records(json_input: str | None, input_file: Path | None) -> Any:

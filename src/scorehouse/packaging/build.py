@@ -151,12 +151,8 @@ def package(
     # Score the training sample with the model as stored (not the object in memory): this
     # proves the artifact loads and predicts before anyone registers it.
     probe = Artifact(manifest, files, "", f"model {name!r}", trusted_by="user")
-    scorer = Scorer(probe)
-    has_proba = task == "regression" or (
-        flavor.name not in ("python", "sklearn") or callable(getattr(model, "predict_proba", None)))
-    manifest["output_schema"] = _output_schema(task, classes, has_proba)
     sample = X if len(X) <= SAMPLE_ROWS else X.sample(SAMPLE_ROWS, random_state=0)
-    result = scorer.predict(sample)
+    result = Scorer(probe).predict(sample)
     if result.n_rejected:
         shown = "; ".join(str(r) for r in result.rejects[:3])
         if all(r.column is None for r in result.rejects):
@@ -164,6 +160,7 @@ def package(
                              f"{shown}")
         raise SchemaError(f"the training data itself fails the schema: {shown}")
     o = result.output
+    manifest["output_schema"] = _output_schema(task, classes, o.probabilities is not None)
     all_metrics: dict[str, float] = {}
     if target is not None:
         y = frame.loc[sample.index, target].to_numpy()
