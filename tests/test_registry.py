@@ -363,19 +363,20 @@ def test_alias_moved_away_and_back_during_rollback_is_caught(open_registry, chur
     _register(reg, churn_artifact, 3)
     reg.promote("churn/1", "production")
     reg.promote("churn/2", "production")
-    real_version = reg.version
+    real_move = reg._move
     meddled = []
 
-    def promote_in_between(ref):
+    def promote_in_between(name, alias, version, *args, **kw):
         if not meddled:  # production goes 2 -> 3 -> 2: same version, different history
             other.promote("churn/3", "production", user="other")
             other.promote("churn/2", "production", user="other")
-            meddled.append(ref)
-        return real_version(ref)
+            meddled.append(f"{name}/{version}")
+        return real_move(name, alias, version, *args, **kw)
 
-    monkeypatch.setattr(reg, "version", promote_in_between)
+    monkeypatch.setattr(reg, "_move", promote_in_between)
     with pytest.raises(ConflictError, match="moved while rolling back"):
         reg.rollback("churn", "production")
+    monkeypatch.undo()
     assert meddled == ["churn/1"]  # the stale target it computed
     assert reg.resolve("churn").version == 2
     # Rolled back now, production returns to where it was before its last promotion: 3.

@@ -212,8 +212,6 @@ class Registry:
         if alias == LATEST:
             raise ConflictError("'latest' always means the newest version; pick another alias")
         target = self.resolve(ref)
-        if target.status == "archived":
-            raise ConflictError(f"{target.ref} is archived; restore it before promoting it")
         return self._move(target.name, alias, target.version, "promote", reason, user)
 
     def rollback(self, name: str, alias: str, *, reason: str = "", user: str | None = None
@@ -224,9 +222,6 @@ class Registry:
             stack = _alias_stack(conn, mid, alias)
         if len(stack) < 2:
             raise ConflictError(f"{name}@{alias} has no earlier version to roll back to")
-        target = self.version(f"{name}/{stack[-2]}")
-        if target.status == "archived":
-            raise ConflictError(f"cannot roll {name}@{alias} back to {target.ref}: it is archived")
         return self._move(name, alias, stack[-2], "rollback", reason, user, expect=stack)
 
     def remove_alias(self, name: str, alias: str, *, reason: str = "",
@@ -242,13 +237,14 @@ class Registry:
             mid = self._model_id(conn, name, lock=True)
             before = conn.execute(sa.select(aliases.c.version).where(
                 aliases.c.model_id == mid, aliases.c.alias == alias)).scalar()
-            # Checked again under the lock: the alias may have moved (even away and back) or
-            # its target been archived since the caller looked.
+            # Checked under the lock: the alias may have moved (even away and back) or its
+            # target been archived since the caller looked.
             if action == "rollback" and _alias_stack(conn, mid, alias) != expect:
                 raise ConflictError(f"{name}@{alias} moved while rolling back; try again")
             if version is not None and conn.execute(sa.select(versions.c.status).where(
                     versions.c.model_id == mid, versions.c.version == version)).scalar() == "archived":
-                raise ConflictError(f"{name}/{version} is archived; restore it before promoting it")
+                doing = "rolling back to" if action == "rollback" else "promoting"
+                raise ConflictError(f"{name}/{version} is archived; restore it before {doing} it")
             if action == "unalias" and before is None:
                 raise NotFoundError(f"{name} has no alias {alias!r}")
             move = {"model": name, "alias": alias, "from_version": before, "version": version,
@@ -274,11 +270,7 @@ class Registry:
 
     def archive(self, ref: str, *, reason: str = "", user: str | None = None) -> ModelVersion:
         """Mark a version archived: kept for audit, not promotable (it must hold no alias)."""
-        mv = self.resolve(ref)
-        if mv.aliases:
-            raise ConflictError(f"{mv.ref} is {', '.join('@' + a for a in mv.aliases)}; "
-                                "move those aliases before archiving it")
-        return self._set_status(mv, "archived", "archive", reason, user)
+        return self._set_status(self.resolve(ref), "archived", "archive", reason, user)
 
     def restore(self, ref: str, *, reason: str = "", user: str | None = None) -> ModelVersion:
         """Undo `archive`."""
@@ -290,9 +282,12 @@ class Registry:
 
         def work(conn: sa.Connection) -> None:
             mid = self._model_id(conn, mv.name, lock=True)
-            if action == "archive" and conn.execute(sa.select(aliases.c.alias).where(
-                    aliases.c.model_id == mid, aliases.c.version == mv.version)).first():
-                raise ConflictError(f"{mv.ref} gained an alias; move it before archiving")
+            if action == "archive":
+                held = sorted(conn.execute(sa.select(aliases.c.alias).where(
+                    aliases.c.model_id == mid, aliases.c.version == mv.version)).scalars())
+                if held:
+                    raise ConflictError(f"{mv.ref} is {', '.join('@' + a for a in held)}; "
+                                        "move those aliases before archiving it")
             conn.execute(versions.update().where(versions.c.model_id == mid,
                                                  versions.c.version == mv.version)
                          .values(status=status))
