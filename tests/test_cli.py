@@ -232,6 +232,7 @@ def batch(workdir, flow, records) -> dict[str, Run]:
         "history_json": ["models", "history", "churn", "--json"],
         "lineage_json": ["models", "lineage", "churn/1", "--json"],
         "predict": ["predict", "churn@production", "--json", good],
+        "predict_native": ["predict", "churn@production", "--json", good, "--runtime", "native"],
         "predict_bad": ["predict", "churn@production", "--json", bad],
         "predict_file": ["predict", "churn@production", "--input", "records.jsonl"],
         "predict_stdin": ["predict", "churn.shz", "--trust", "--input", "-"],
@@ -257,8 +258,10 @@ def batch(workdir, flow, records) -> dict[str, Run]:
 
 
 def test_package_register_promote_rollback(flow, workdir):
-    assert ok(flow["package"]).strip() == \
-        "packaged churn (binary, sklearn, 12 inputs) -> churn.shz"
+    first, second = ok(flow["package"]).strip().splitlines()
+    assert first == "packaged churn (binary, sklearn, 12 inputs) -> churn.shz"
+    assert second.startswith("runtime: onnx (parity on 3,000 rows: max diff ")
+    assert second.endswith(", 0 label flips, tolerance 1e-06)")
     assert zipfile.is_zipfile(workdir / "churn.shz")
 
     reg = ok(flow["register"])
@@ -355,10 +358,19 @@ def test_models_lineage(batch, flow):
 
 def test_predict_production_scores_a_record_with_the_rolled_back_version(batch):
     out = ok(batch["predict"])
-    assert (out["model"], out["version"], out["runtime"]) == ("churn", 1, "native")
+    assert (out["model"], out["version"], out["runtime"]) == ("churn", 1, "onnx")
     assert out["rejects"] == [] and len(out["predictions"]) == 1
     assert out["predictions"][0]["row"] == 0
     assert_prediction(out["predictions"][0])
+
+
+def test_predict_runtime_option_forces_native_with_the_same_scores(batch):
+    compiled, native = ok(batch["predict"]), ok(batch["predict_native"])
+    assert native["runtime"] == "native" and native["version"] == compiled["version"]
+    a, b = compiled["predictions"][0], native["predictions"][0]
+    assert a["label"] == b["label"]
+    for cls in ("no", "yes"):  # the parity gate's tolerance
+        assert abs(a["probabilities"][cls] - b["probabilities"][cls]) <= 1e-6
 
 
 def test_predict_takes_a_name_slash_version_reference_not_a_path(batch):
@@ -423,14 +435,15 @@ def test_inspect_shows_schema_lineage_baseline_environment(batch, flow):
     assert m["baseline"]["rows"] == 3000 and set(m["baseline"]["inputs"]) == set(FEATURES)
     assert m["baseline"]["predictions"]
     assert m["environment"]["python"] and "scikit-learn" in m["environment"]["requirements"]
-    assert set(m["files"]) == {"model/model.pkl"}
+    assert set(m["files"]) == {"model/model.pkl", "compiled/model.onnx"}
+    assert m["model"]["runtime"] == "onnx" and m["compiled"]["status"] == "passed"
 
 
 def test_sign_then_verify_with_the_key_and_refuse_the_wrong_key(batch, flow):
     assert ok(flow["sign"]) == {"artifact": "signed.shz", "signed": True}
     out = ok(batch["verify_key"])
     assert out == {"artifact": "signed.shz", "ok": True,
-                   "manifest_sha256": ok(flow["register"])["manifest_sha256"], "files": 1,
+                   "manifest_sha256": ok(flow["register"])["manifest_sha256"], "files": 2,
                    "signature": "verified"}
     assert_error_line(batch["verify_wrong_key"], 5, "signature does not verify")
 

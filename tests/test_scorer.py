@@ -15,12 +15,14 @@ from scorehouse.demo import dirty_batch
 from scorehouse.errors import InvalidInputError, ModelError
 from scorehouse.scorer import Scorer
 
-TOL = 1e-12  # same library, same inputs: only float summation order may differ
+# Native: same library, same inputs, only float summation order may differ. ONNX: the parity
+# gate's default tolerance (the compiled forest returns float32 probabilities).
+TOL = {"native": 1e-12, "onnx": 1e-6}
 
 
-@pytest.fixture(scope="module")
-def scorer(churn_artifact):
-    return scorehouse.load(churn_artifact, trust=True)
+@pytest.fixture(scope="module", params=["native", "onnx"])
+def scorer(request, churn_artifact):
+    return scorehouse.load(churn_artifact, trust=True, runtime=request.param)
 
 
 def test_arrow_pandas_records_and_dict_agree_with_native(scorer, churn_model, features):
@@ -30,11 +32,11 @@ def test_arrow_pandas_records_and_dict_agree_with_native(scorer, churn_model, fe
             scorer.predict(X.to_dict("records"))]
     for r in outs:
         assert r.n_read == r.n_scored == 200 and r.n_rejected == 0
-        assert np.abs(r.output.probabilities - native).max() <= TOL
+        assert np.abs(r.output.probabilities - native).max() <= TOL[scorer.runtime.name]
     for i in (0, 17, 199):
         one = scorer.predict(X.iloc[i].to_dict())
         assert one.n_scored == 1
-        assert np.abs(one.output.probabilities[0] - native[i]).max() <= TOL
+        assert np.abs(one.output.probabilities[0] - native[i]).max() <= TOL[scorer.runtime.name]
         assert one.output.labels[0] == churn_model.predict(X.iloc[[i]])[0]
 
 

@@ -19,7 +19,7 @@ import typer
 
 from .. import __version__
 from ..errors import InvalidInputError, ScorehouseError
-from .output import console, emit, emit_json, err_console, error_line, table
+from .output import compiled_line, console, emit, emit_json, err_console, error_line, table
 
 try:  # recent typer vendors its own click and does not install click itself
     from typer._click import exceptions as click_exc
@@ -123,6 +123,8 @@ def package_cmd(
     classes: Annotated[str | None, typer.Option(help="Comma-separated class labels (when not inferable).")] = None,
     metric: Annotated[list[str] | None, typer.Option(help="Extra metric NAME=VALUE (repeatable).")] = None,
     description: Annotated[str, typer.Option(help="What this model is for.")] = "",
+    compile_onnx: Annotated[bool, typer.Option("--compile/--no-compile", help="Also compile to ONNX, used when it passes the parity gate.")] = True,
+    tolerance: Annotated[float, typer.Option(help="Parity gate: largest allowed difference from the native model.")] = 1e-6,
     as_json: JsonOpt = False,
 ) -> None:
     """Package a trained model with its schema, lineage and baseline."""
@@ -144,7 +146,8 @@ def package_cmd(
     path = package(
         load_model_file(model), train_data, name=name, path=output, target=target, task=task,
         classes=[_label(c) for c in classes.split(",")] if classes else None,
-        metrics=metrics, description=description, **kwargs,
+        metrics=metrics, description=description, compile=compile_onnx, tolerance=tolerance,
+        **kwargs,
     )
     from .. import artifact as artifact_io
 
@@ -152,9 +155,10 @@ def package_cmd(
     m = art.manifest
     out = {"artifact": str(path), "name": m["name"], "task": m["task"], "flavor": art.flavor,
            "manifest_sha256": art.manifest_sha256, "inputs": len(m["input_schema"]["columns"]),
-           "metrics": m["lineage"]["metrics"]}
+           "metrics": m["lineage"]["metrics"], "runtime": m["model"]["runtime"],
+           "compiled": m.get("compiled")}
     emit(out, as_json, f"packaged {m['name']} ({m['task']}, {art.flavor}, "
-         f"{out['inputs']} inputs) -> {path}")
+         f"{out['inputs']} inputs) -> {path}\n{compiled_line(m)}")
 
 
 def _label(s: str) -> Any:
@@ -189,6 +193,7 @@ def inspect(
                   f"created {lin.get('created_at')} by {lin.get('created_by')}")
     console.print(f"metrics: {lin.get('metrics', {})}")
     console.print(f"needs: {m.get('environment', {}).get('requirements', {})}")
+    console.print(compiled_line(m))
 
 
 def _span(c: dict[str, Any]) -> str:

@@ -23,7 +23,10 @@ from ..errors import ModelError, SchemaError, ScorehouseError, UnsupportedModelE
 from ..schema import Schema, infer_schema
 from ..scorer import Scorer, output_columns
 from .baseline import input_profile, prediction_profile
+from .compile import FILE as COMPILED_FILE
+from .compile import OPSET, ConversionError, to_onnx
 from .metrics import training_metrics
+from .parity import TOLERANCE, compare
 
 #: Rows of training data scored at packaging for the prediction baseline and the reload check.
 SAMPLE_ROWS = 50_000
@@ -98,11 +101,15 @@ def package(
     params: Mapping[str, Any] | None = None,
     description: str = "",
     key: str | bytes | None = None,
+    compile: bool = True,
+    tolerance: float = TOLERANCE,
 ) -> Path:
     """Package `model` with its schema, lineage and baseline into `path` (default NAME.shz).
 
     `train_data` is the frame the model was trained on (or a file path); `target`, when it
-    is a column there, is left out of the schema and used for training metrics.
+    is a column there, is left out of the schema and used for training metrics. With
+    `compile`, the model is also converted to ONNX and used by default when it scores the
+    training sample within `tolerance` of the native model (see `parity.compare`).
     """
     if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ScorehouseError(f"model name {name!r}: use letters, digits, '-', '_' or '.'")
@@ -159,6 +166,9 @@ def package(
             raise ModelError(f"the packaged model fails on {result.n_rejected} training row(s): "
                              f"{shown}")
         raise SchemaError(f"the training data itself fails the schema: {shown}")
+    if compile and flavor.name != "onnx":
+        manifest["compiled"] = _compile(model, flavor.name, input_schema, manifest, files,
+                                        sample, result, tolerance)
     o = result.output
     manifest["output_schema"] = _output_schema(task, classes, o.probabilities is not None)
     all_metrics: dict[str, float] = {}
@@ -185,6 +195,32 @@ def package(
     out = Path(path) if path is not None else Path(f"{name}{SUFFIX}")
     write_artifact(manifest, files, out, key=key)
     return out
+
+
+def _compile(model: Any, flavor: str, schema: Schema, manifest: dict[str, Any],
+             files: dict[str, bytes], sample: pd.DataFrame, native: Any, tolerance: float
+             ) -> dict[str, Any]:
+    """Convert to ONNX and run the parity gate; adds the graph to `files` when it converts."""
+    info: dict[str, Any] = {"format": "onnx", "file": COMPILED_FILE, "opset": OPSET}
+    try:
+        compiled = to_onnx(model, flavor, schema, manifest["task"])
+    except ConversionError as e:
+        return {"format": "onnx", "status": "not converted", "step": e.step,
+                "reason": f"step {e.step!r} could not be converted: {e.reason}"}
+    files[COMPILED_FILE] = compiled.model_bytes
+    info.update(inputs=compiled.inputs, outputs=compiled.outputs)
+    probe = Artifact(manifest, files, "", f"model {manifest['name']!r}", trusted_by="user")
+    try:
+        parity = compare(native, Scorer(probe, runtime="onnx").predict(sample), tolerance)
+    except Exception as e:  # a graph that loads but cannot score is a failed gate
+        parity = {"passed": False, "reason": f"the compiled model failed: {type(e).__name__}: {e}"}
+    info["parity"] = parity
+    if parity["passed"]:
+        info["status"] = "passed"
+        manifest["model"]["runtime"] = "onnx"
+    else:
+        info.update(status="failed parity", reason=parity["reason"])
+    return info
 
 
 def _user() -> str:

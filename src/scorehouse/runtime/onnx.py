@@ -1,8 +1,10 @@
-"""The ONNX Runtime runtime, for models packaged as ONNX files."""
+"""The ONNX Runtime runtime: for ONNX models, and for models compiled to ONNX at packaging."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -13,6 +15,18 @@ _NUMPY = {"tensor(float)": np.float32, "tensor(double)": np.float64,
           "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(string)": object,
           "tensor(bool)": bool}
 
+#: Where packaging puts the compiled graph of a non-ONNX model.
+COMPILED_FILE = "compiled/model.onnx"
+
+
+def session(model_bytes: bytes) -> Any:
+    """An ONNX Runtime session on the CPU, quiet, for one graph."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+
 
 class OnnxRuntime(Runtime):
     """Feeds columns to an ONNX Runtime session: one input per column, or one stacked matrix."""
@@ -21,15 +35,16 @@ class OnnxRuntime(Runtime):
 
     def __init__(self, artifact, schema, model_bytes: bytes | None = None):
         super().__init__(artifact, schema)
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise ModelError("ONNX models need onnxruntime: pip install 'scorehouse[onnx]'") \
-                from None
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(model_bytes or artifact.model(), opts,
-                                            providers=["CPUExecutionProvider"])
+        if model_bytes is None:
+            if artifact.flavor == "onnx":
+                model_bytes = artifact.model()
+            elif COMPILED_FILE in artifact.files:
+                model_bytes = artifact.files[COMPILED_FILE]
+            else:
+                why = artifact.manifest.get("compiled", {}).get("reason", "it was not compiled")
+                raise ModelError(f"{artifact.name!r} has no ONNX graph to run: {why}; "
+                                 "use the native runtime")
+        self.session = session(model_bytes)
         self.inputs = self.session.get_inputs()
         names = set(schema.names)
         self.per_column = len(self.inputs) > 1 or self.inputs[0].name in names and len(names) == 1
@@ -38,16 +53,19 @@ class OnnxRuntime(Runtime):
                              f"schema's columns {schema.names}")
         self.outputs = [o.name for o in self.session.get_outputs()]
         self._output_types = {o.name: o.type for o in self.session.get_outputs()}
+        # The single-row path: (input name, numpy dtype) once, so predict_row does no lookups.
+        self._row_inputs = [(i.name, _NUMPY.get(i.type, np.float32)) for i in self.inputs]
+        self._proba_index = next((k for k, o in enumerate(self.outputs)
+                                  if o == "probabilities"), None)
 
     def _feed(self, columns: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
         if self.per_column:
             feed = {}
-            for i in self.inputs:
-                v = columns[i.name]
-                dtype = _NUMPY.get(i.type, np.float32)
+            for name, dtype in self._row_inputs:
+                v = columns[name]
                 if dtype is object:
                     v = np.where(v == None, "", v).astype(object)  # noqa: E711
-                feed[i.name] = np.asarray(v, dtype=dtype).reshape(n, 1)
+                feed[name] = np.asarray(v, dtype=dtype).reshape(n, 1)
             return feed
         spec = self.inputs[0]
         dtype = _NUMPY.get(spec.type, np.float32)
@@ -57,7 +75,25 @@ class OnnxRuntime(Runtime):
 
     def predict(self, columns: Mapping[str, np.ndarray], n: int) -> Output:
         """Predict n rows in one session run."""
-        results = self.session.run(None, self._feed(columns, n))
+        return self._output(self.session.run(None, self._feed(columns, n)))
+
+    def predict_row(self, row: Mapping[str, Any]) -> Output:
+        """Predict one row straight from its scalars: no DataFrame, no column arrays."""
+        if not self.per_column:
+            return super().predict_row(row)
+        feed = {}
+        for name, dtype in self._row_inputs:
+            v = row.get(name)
+            if dtype is object:
+                feed[name] = np.array([["" if v is None else v]], dtype=object)
+            else:
+                feed[name] = np.array([[math.nan if v is None else v]], dtype=dtype)
+        if self._proba_index is not None and self.classes is not None:
+            proba = _normalised(self.session.run([self.outputs[self._proba_index]], feed)[0])
+            return Output(labels=self.classes[proba.argmax(axis=1)], probabilities=proba)
+        return self._output(self.session.run(None, feed))
+
+    def _output(self, results: list[Any]) -> Output:
         by_name = dict(zip(self.outputs, results, strict=True))
         if self.task == "regression":
             return Output(values=np.asarray(results[0], dtype="float64").reshape(-1))
@@ -67,7 +103,7 @@ class OnnxRuntime(Runtime):
             if kind.startswith("seq(map"):
                 proba = np.array([[row[c] for c in self.classes] for row in value], dtype="float64")
             elif kind == "tensor(float)" or kind == "tensor(double)":
-                arr = np.asarray(value, dtype="float64")
+                arr = _normalised(value)
                 if arr.ndim == 2 and arr.shape[1] == len(self.classes):
                     proba = arr
                 elif arr.ndim == 2 and arr.shape[1] == 1 and len(self.classes) == 2:
@@ -75,3 +111,11 @@ class OnnxRuntime(Runtime):
         if proba is None:
             return Output(labels=np.asarray(results[0], dtype=object).reshape(-1))
         return Output(labels=self.labels_from(proba), probabilities=proba)
+
+
+def _normalised(proba: np.ndarray) -> np.ndarray:
+    """Probabilities as float64; float32 rows are rescaled to sum to 1 as the native ones do."""
+    out = np.asarray(proba, dtype=np.float64)
+    if proba.dtype == np.float32 and out.ndim == 2 and out.shape[1] > 1:
+        out /= out.sum(axis=1, keepdims=True)
+    return out

@@ -1,0 +1,221 @@
+"""Convert a trained model to one ONNX graph with one input per schema column.
+
+The graph's contract, for any ONNX Runtime in any language:
+- inputs: one per schema column, named like the column, shape [N, 1]; numbers, integers and
+  booleans as double (missing = NaN), strings as string (missing = "");
+- outputs: classifiers give `label` [N] and `probabilities` [N, classes] (in the manifest's
+  class order); regressors give `value` [N, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...errors import ScorehouseError
+from ...runtime.onnx import COMPILED_FILE
+from ...schema import Schema
+
+#: Opsets of the graphs we write: 19 is the first with string Equal; ml 3 has double trees.
+OPSET = {"": 19, "ai.onnx.ml": 3}
+FILE = COMPILED_FILE
+
+
+class ConversionError(ScorehouseError):
+    """The model, or one step of it, has no faithful ONNX conversion."""
+
+    def __init__(self, step: str, reason: str):
+        super().__init__(f"{step}: {reason}")
+        self.step = step
+        self.reason = reason
+
+
+@dataclass
+class Compiled:
+    """An ONNX graph of a model and the names a caller feeds and reads."""
+
+    model_bytes: bytes
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def to_onnx(model: Any, flavor: str, schema: Schema, task: str) -> Compiled:
+    """The ONNX graph of `model`, or ConversionError naming the step that cannot convert."""
+    for col in schema.columns:
+        if col.type == "datetime":
+            raise ConversionError(f"input column {col.name!r}",
+                                  "datetime columns have no ONNX input type")
+    if flavor == "sklearn":
+        onx = _convert_sklearn(model, schema)
+    elif flavor in ("lightgbm", "xgboost"):
+        onx = _convert_sklearn(_booster_estimator(model, flavor, schema, task), schema)
+    elif flavor == "python":
+        raise ConversionError("model", "plain Python callables have no ONNX converter")
+    else:
+        raise ConversionError("model", f"{flavor} models are not converted")
+    _name_outputs(onx, task)
+    onx.graph.name = "scorehouse"  # converters name graphs with a random uuid
+    data = onx.SerializeToString()
+    _check_loads(data)
+    return Compiled(data, _describe(onx.graph.input), _describe(onx.graph.output))
+
+
+def _input_types(schema: Schema) -> list[tuple[str, Any]]:
+    from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
+
+    return [(c.name, StringTensorType([None, 1]) if c.type == "string"
+             else DoubleTensorType([None, 1])) for c in schema.columns]
+
+
+def steps(model: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Every estimator inside `model` with its path, e.g. `features > cat > onehot`."""
+    yield path or type(model).__name__, model
+    children: list[tuple[str, Any]] = []
+    if hasattr(model, "steps"):
+        children = list(model.steps)
+    elif hasattr(model, "transformers_"):
+        children = [(n, t) for n, t, _ in model.transformers_]
+    elif hasattr(model, "transformer_list"):
+        children = list(model.transformer_list)
+    for name, child in children:
+        if child in ("drop", "passthrough", None):
+            continue
+        yield from steps(child, f"{path} > {name}" if path else name)
+
+
+def _convert_sklearn(model: Any, schema: Schema) -> Any:
+    from skl2onnx import convert_sklearn
+    from skl2onnx._supported_operators import sklearn_operator_name_map
+    from sklearn.base import is_classifier
+
+    from .boosters import register_boosters
+    from .imputers import register_imputer
+    from .trees import register_trees
+
+    register_imputer()
+    register_trees()
+    register_boosters()
+    options = {}
+    containers = ("Pipeline", "ColumnTransformer", "FeatureUnion")
+    for path, est in steps(model):
+        if type(est).__name__ not in containers and type(est) not in sklearn_operator_name_map:
+            raise ConversionError(path, f"no ONNX converter for {type(est).__name__}")
+        if is_classifier(est) and type(est).__name__ not in containers:
+            options[id(est)] = {"zipmap": False}
+    by_column = _takes_columns(model)
+    if not by_column and any(c.type == "string" for c in schema.columns):
+        raise ConversionError(next(iter(steps(model)))[0], "string columns reach a step that "
+                              "takes one matrix; only a ColumnTransformer can route them")
+    try:
+        onx = convert_sklearn(model, initial_types=_input_types(schema) if by_column
+                              else _matrix_type(schema), options=options, target_opset=OPSET)
+    except ConversionError:
+        raise
+    except Exception as e:
+        raise ConversionError(_failing_step(model, e), _reason(e)) from e
+    if not by_column:
+        _columns_in_front(onx, schema)
+    return onx
+
+
+def _takes_columns(model: Any) -> bool:
+    # Only a ColumnTransformer picks columns by name; anything else takes one matrix.
+    while hasattr(model, "steps"):
+        model = model.steps[0][1]
+    return hasattr(model, "transformers")
+
+
+def _matrix_type(schema: Schema) -> list[tuple[str, Any]]:
+    from skl2onnx.common.data_types import DoubleTensorType
+
+    return [("features", DoubleTensorType([None, len(schema.columns)]))]
+
+
+def _columns_in_front(onx: Any, schema: Schema) -> None:
+    """Replace the graph's one matrix input by one input per column and a Concat."""
+    from onnx import TensorProto, helper
+
+    g = onx.graph
+    matrix = g.input[0].name
+    del g.input[:]
+    g.input.extend(helper.make_tensor_value_info(c.name, TensorProto.DOUBLE, [None, 1])
+                   for c in schema.columns)
+    g.node.insert(0, helper.make_node("Concat", schema.names, [matrix], axis=1,
+                                      name="scorehouse_columns"))
+
+
+def _reason(error: Exception, limit: int = 300) -> str:
+    text = " ".join(f"{type(error).__name__}: {error}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _failing_step(model: Any, error: Exception) -> str:
+    # The converter that raised holds the estimator as `operator.raw_operator` in its frame.
+    paths = {id(est): path for path, est in steps(model)}
+    tb = error.__traceback__
+    found = "model"
+    while tb is not None:
+        operator = tb.tb_frame.f_locals.get("operator")
+        raw = getattr(operator, "raw_operator", None)
+        if raw is not None and id(raw) in paths:
+            found = paths[id(raw)]
+        tb = tb.tb_next
+    return found
+
+
+def _booster_estimator(model: Any, library: str, schema: Schema, task: str) -> Any:
+    import copy
+
+    from .boosters import as_estimator, register_boosters
+
+    register_boosters()
+    if any(c.type == "string" for c in schema.columns):
+        raise ConversionError("model", f"{library} categorical features are not converted")
+    if not hasattr(model, "get_params"):  # a bare Booster
+        return as_estimator(model, library, task)
+    if library == "xgboost" and model.get_booster().feature_names:
+        # onnxmltools reads split features as f0, f1, ...; names are positional anyway.
+        model = copy.deepcopy(model)
+        model.get_booster().feature_names = None
+    return model
+
+
+def _name_outputs(onx: Any, task: str) -> None:
+    from onnx import helper
+
+    g = onx.graph
+    tensors = [o for o in g.output if o.type.HasField("tensor_type")]
+    wanted = ["value"] if task == "regression" else ["label", "probabilities"]
+    if len(tensors) != len(g.output) or len(tensors) != len(wanted):
+        raise ConversionError("outputs", f"expected {wanted}, the graph gives "
+                                         f"{[o.name for o in g.output]}")
+    for out, name in zip(g.output, wanted, strict=True):
+        if out.name != name:
+            g.node.append(helper.make_node("Identity", [out.name], [name],
+                                           name=f"scorehouse_{name}"))
+            out.name = name
+
+
+def _check_loads(data: bytes) -> None:
+    import onnxruntime as ort
+
+    try:
+        ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise ConversionError("onnxruntime", f"cannot load the converted graph: {_reason(e)}") \
+            from e
+
+
+def _describe(values: Any) -> list[dict[str, Any]]:
+    from onnx import TensorProto
+
+    out = []
+    for v in values:
+        t = v.type.tensor_type
+        shape = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+        out.append({"name": v.name, "type": TensorProto.DataType.Name(t.elem_type).lower(),
+                    "shape": shape})
+    return out
+
+
