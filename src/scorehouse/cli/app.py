@@ -19,7 +19,7 @@ import typer
 
 from .. import __version__
 from ..errors import InvalidInputError, ScorehouseError
-from .output import compiled_line, console, emit, emit_json, err_console, error_line, table
+from .output import console, emit, emit_json, err_console, error_line, table
 
 try:  # recent typer vendors its own click and does not install click itself
     from typer._click import exceptions as click_exc
@@ -150,6 +150,7 @@ def package_cmd(
         **kwargs,
     )
     from .. import artifact as artifact_io
+    from ..packaging.parity import runtime_summary
 
     art = artifact_io.read(path, trust=True, check_versions=False)
     m = art.manifest
@@ -158,7 +159,7 @@ def package_cmd(
            "metrics": m["lineage"]["metrics"], "runtime": m["model"]["runtime"],
            "compiled": m.get("compiled")}
     emit(out, as_json, f"packaged {m['name']} ({m['task']}, {art.flavor}, "
-         f"{out['inputs']} inputs) -> {path}\n{compiled_line(m)}")
+         f"{out['inputs']} inputs) -> {path}\n{runtime_summary(m)}")
 
 
 def _label(s: str) -> Any:
@@ -193,7 +194,9 @@ def inspect(
                   f"created {lin.get('created_at')} by {lin.get('created_by')}")
     console.print(f"metrics: {lin.get('metrics', {})}")
     console.print(f"needs: {m.get('environment', {}).get('requirements', {})}")
-    console.print(compiled_line(m))
+    from ..packaging.parity import runtime_summary
+
+    console.print(runtime_summary(m))
 
 
 def _span(c: dict[str, Any]) -> str:

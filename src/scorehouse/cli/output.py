@@ -44,15 +44,3 @@ def error_line(message: str, as_json: bool, exit_code: int, kind: str) -> None:
     else:
         err_console.print(f"[bold red]error:[/] {message}", markup=True)
 
-
-def compiled_line(manifest: dict[str, Any]) -> str:
-    """One line on the compiled runtime: used, or why not."""
-    c = manifest.get("compiled")
-    if not c:
-        return f"runtime: {manifest['model']['runtime']}"
-    if c.get("status") == "passed":
-        p = c["parity"]
-        worst = max([*p["max_abs_diff"].values(), *p.get("max_rel_diff", {}).values()], default=0)
-        return (f"runtime: onnx (parity on {p['rows']:,} rows: max diff {worst:.2g}, "
-                f"{p['label_flips']} label flips, tolerance {p['tolerance']:g})")
-    return f"runtime: native ({c.get('status')}: {c.get('reason')})"

@@ -9,7 +9,9 @@ from typing import Any
 import pandas as pd
 import pyarrow.csv as pv
 
+from ..artifact import read as read_artifact
 from ..packaging import package
+from ..packaging.parity import runtime_summary
 from ..registry import Registry
 from .data import TARGET, churn_frame, dirty_batch
 
@@ -61,6 +63,7 @@ def run_demo(workdir: Path, registry: Registry, rows: int = 20_000,
                        description="Customer churn, scorehouse demo")
     say(f"3. packaged -> {artifact} ({artifact.stat().st_size / 1e6:.1f} MB, schema, "
         "baseline and lineage inside)")
+    say(f"   {runtime_summary(read_artifact(artifact, trust=True).manifest)}")
 
     mv = registry.register(artifact, description="demo run")
     move = registry.promote(mv.ref, "production", reason="demo: first model in production")

@@ -55,3 +55,16 @@ def compare(native: Result, compiled: Result, tolerance: float = TOLERANCE) -> d
     if reasons:
         report["reason"] = "; ".join(reasons)
     return report
+
+
+def runtime_summary(manifest: dict[str, Any]) -> str:
+    """One line on the compiled runtime: used, or why not."""
+    c = manifest.get("compiled")
+    if not c:
+        return f"runtime: {manifest['model']['runtime']}"
+    if c.get("status") == "passed":
+        p = c["parity"]
+        worst = max([*p["max_abs_diff"].values(), *p.get("max_rel_diff", {}).values()], default=0)
+        return (f"runtime: onnx (parity on {p['rows']:,} rows: max diff {worst:.2g}, "
+                f"{p['label_flips']} label flips, tolerance {p['tolerance']:g})")
+    return f"runtime: native ({c.get('status')}: {c.get('reason')})"

@@ -1,0 +1,302 @@
+"""The compiled runtime: ONNX conversion at packaging, the parity gate, and the graph alone."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.tree import DecisionTreeClassifier
+
+import scorehouse
+from scorehouse import artifact as artifact_io
+from scorehouse.demo.data import TARGET, churn_frame
+
+GATE = 1e-6  # the parity gate's default tolerance, on probabilities
+
+
+@pytest.fixture(scope="module")
+def data():
+    df = churn_frame(2000, seed=11)
+    X = df.drop(columns=[TARGET])
+    assert X["payment_method"].isna().any()  # missing strings reach the string imputer
+    return df, X, df[TARGET]
+
+
+def _pre(X, dense=False):
+    num = [c for c in X.columns if X[c].dtype.kind in "if"]
+    cat = [c for c in X.columns if c not in num]
+    return ColumnTransformer([
+        ("num", Pipeline([("impute", SimpleImputer(strategy="median")),
+                          ("scale", StandardScaler())]), num),
+        ("cat", Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
+                          ("onehot", OneHotEncoder(handle_unknown="ignore",
+                                                   sparse_output=not dense))]), cat),
+    ])
+
+
+def _package(tmp_path, model, frame, name="m", **kw):
+    path = scorehouse.package(model, frame, name=name, path=tmp_path / f"{name}.shz", **kw)
+    return path, artifact_io.read(path, trust=True).manifest
+
+
+def _pipelines():
+    import lightgbm
+    import xgboost
+
+    return {
+        "forest": lambda X: Pipeline([("f", _pre(X)), ("m", RandomForestClassifier(
+            30, max_depth=8, random_state=0))]),
+        "extra_trees": lambda X: Pipeline([("f", _pre(X)), ("m", ExtraTreesClassifier(
+            30, max_depth=8, random_state=0))]),
+        "tree": lambda X: Pipeline([("f", _pre(X)), ("m", DecisionTreeClassifier(max_depth=6))]),
+        "logistic": lambda X: Pipeline([("f", _pre(X)), ("m", LogisticRegression(max_iter=500))]),
+        "gradient_boosting": lambda X: Pipeline([("f", _pre(X)), ("m", GradientBoostingClassifier(
+            n_estimators=30))]),
+        "hist_gradient_boosting": lambda X: Pipeline([("f", _pre(X)), (
+            "m", HistGradientBoostingClassifier(max_iter=30))]),
+        "lightgbm": lambda X: Pipeline([("f", _pre(X)), ("m", lightgbm.LGBMClassifier(
+            n_estimators=60, verbose=-1))]),
+        # XGBoost reads the zeros of a sparse matrix as missing; ONNX cannot, so dense.
+        "xgboost": lambda X: Pipeline([("f", _pre(X, dense=True)), ("m", xgboost.XGBClassifier(
+            n_estimators=40, max_depth=4))]),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_pipelines()))
+def test_pipelines_compile_pass_the_gate_and_score_like_the_native_model(tmp_path, data, kind):
+    df, X, y = data
+    model = _pipelines()[kind](X).fit(X, (y == "yes").astype(int) if kind == "xgboost" else y)
+    path, m = _package(tmp_path, model, df, target=TARGET)
+    c = m["compiled"]
+    assert c["status"] == "passed", c
+    assert m["model"]["runtime"] == "onnx"
+    assert c["parity"]["rows"] == len(df) and c["parity"]["label_flips"] == 0
+    assert max(c["parity"]["max_abs_diff"].values()) <= GATE
+    scorer = scorehouse.load(path, trust=True)
+    assert scorer.runtime.name == "onnx"
+    result = scorer.predict(pa.Table.from_pandas(X))
+    native = model.predict_proba(X)
+    assert np.abs(result.output.probabilities - native).max() <= GATE
+    assert (result.output.labels == scorer.runtime.classes[native.argmax(1)]).all()
+    for i in (0, 7, 1999):
+        one = scorer.predict(X.iloc[i].to_dict())
+        assert np.abs(one.output.probabilities[0] - native[i]).max() <= GATE
+
+
+def test_multiclass_forest_and_regressors(tmp_path, data):
+    df, X, _ = data
+    Xm = X.drop(columns=["contract"])
+    multi = Pipeline([("f", _pre(Xm)), ("m", RandomForestClassifier(20, max_depth=6,
+                                                                      random_state=0))])
+    multi.fit(Xm, X["contract"])
+    path, m = _package(tmp_path, multi, Xm, name="multi")
+    assert m["compiled"]["status"] == "passed" and m["task"] == "multiclass"
+    out = scorehouse.load(path, trust=True).predict(Xm).output.probabilities
+    assert out.shape[1] == 3 and np.abs(out - multi.predict_proba(Xm)).max() <= GATE
+
+    for name, est in {"ridge": Ridge(), "gbr": GradientBoostingRegressor(n_estimators=30)}.items():
+        Xr = X.drop(columns=["total_charges"])
+        reg = Pipeline([("f", _pre(Xr)), ("m", est)]).fit(Xr, df["total_charges"].fillna(0))
+        path, m = _package(tmp_path, reg, Xr, name=name)
+        assert m["compiled"]["status"] == "passed", m["compiled"]
+        assert m["compiled"]["parity"]["max_rel_diff"]["value"] <= GATE
+        values = scorehouse.load(path, trust=True).predict(Xr).output.values
+        np.testing.assert_allclose(values, reg.predict(Xr), rtol=GATE, atol=GATE)
+
+
+def test_bare_boosters_compile_alone(tmp_path, data):
+    import lightgbm
+    import xgboost
+
+    df, X, y = data
+    num = X.select_dtypes("number")
+    yb = (y == "yes").astype(int)
+    models = {
+        "lgbm_classifier": lightgbm.LGBMClassifier(n_estimators=80, verbose=-1).fit(num, y),
+        "lgbm_booster": lightgbm.train({"objective": "multiclass", "num_class": 3, "verbose": -1},
+                                       lightgbm.Dataset(num, label=df["support_calls"] % 3),
+                                       num_boost_round=20),
+        "xgb_classifier": xgboost.XGBClassifier(n_estimators=40, max_depth=4).fit(num, yb),
+        "xgb_regressor": xgboost.XGBRegressor(n_estimators=40).fit(num.drop(columns=["age"]),
+                                                                   num["age"]),
+    }
+    for name, model in models.items():
+        frame = num.drop(columns=["age"]) if name == "xgb_regressor" else num
+        path, m = _package(tmp_path, model, frame, name=name)
+        assert m["compiled"]["status"] == "passed", (name, m["compiled"])
+        out = scorehouse.load(path).predict(frame).output
+        if name == "xgb_regressor":
+            np.testing.assert_allclose(out.values, model.predict(frame), rtol=GATE)
+        else:
+            native = model.predict(frame) if name == "lgbm_booster" else model.predict_proba(frame)
+            assert np.abs(out.probabilities - native).max() <= GATE, name
+
+
+class Doubler(BaseEstimator, TransformerMixin):
+    """A custom step no converter knows."""
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return np.asarray(X, dtype=float) * 2
+
+
+def test_a_step_without_a_converter_keeps_the_native_runtime_and_is_named(tmp_path, data):
+    df, X, y = data
+    num = X.select_dtypes("number")
+    model = Pipeline([("impute", SimpleImputer()), ("double", Doubler()),
+                      ("model", LogisticRegression(max_iter=2000))]).fit(num, y)
+    path, m = _package(tmp_path, model, num)
+    c = m["compiled"]
+    assert c["status"] == "not converted" and c["step"] == "double"
+    assert "no ONNX converter for Doubler" in c["reason"]
+    assert m["model"]["runtime"] == "native" and "compiled/model.onnx" not in m["files"]
+    scorer = scorehouse.load(path, trust=True)
+    assert scorer.runtime.name == "native"
+    with pytest.raises(scorehouse.errors.ModelError, match="no ONNX graph to run.*double"):
+        scorehouse.load(path, trust=True, runtime="onnx")
+
+
+def test_a_converter_error_names_the_step_inside_the_pipeline(tmp_path, data):
+    df, X, y = data
+    model = _pipelines()["logistic"](X)
+    model.steps[0][1].transformers[0][1].steps[0][1].set_params(add_indicator=True)
+    model.fit(X, y)
+    _, m = _package(tmp_path, model, df, target=TARGET)
+    c = m["compiled"]
+    assert c["status"] == "not converted" and c["step"] == "f > num > impute", c
+    assert "add_indicator" in c["reason"] and m["model"]["runtime"] == "native"
+
+
+def test_datetime_input_is_named_as_the_step_that_cannot_convert(tmp_path, data):
+    df, X, y = data
+    frame = X.select_dtypes("number").assign(signup=pd.Timestamp("2024-01-01"))
+    model = lambda f: np.zeros(len(f))  # noqa: E731
+    path, m = _package(tmp_path, model, frame, task="regression")
+    c = m["compiled"]
+    assert c["status"] == "not converted" and c["step"] == "input column 'signup'"
+    assert "datetime columns have no ONNX input type" in c["reason"]
+    assert m["model"]["runtime"] == "native"
+
+
+def test_gate_failure_keeps_native_and_records_why_but_onnx_can_be_forced(tmp_path, data):
+    df, X, y = data
+    model = _pipelines()["forest"](X).fit(X, y)
+    path, m = _package(tmp_path, model, df, target=TARGET, tolerance=0.0)
+    c = m["compiled"]
+    assert c["status"] == "failed parity" and m["model"]["runtime"] == "native"
+    assert "exceeds the tolerance 0" in c["reason"]
+    assert c["parity"]["passed"] is False and c["parity"]["tolerance"] == 0.0
+    assert scorehouse.load(path, trust=True).runtime.name == "native"
+    forced = scorehouse.load(path, trust=True, runtime="onnx")
+    assert forced.runtime.name == "onnx"
+    assert np.abs(forced.predict(X).output.probabilities - model.predict_proba(X)).max() <= GATE
+
+
+def test_packaging_without_compile(tmp_path, data):
+    df, X, y = data
+    model = _pipelines()["logistic"](X).fit(X, y)
+    _, m = _package(tmp_path, model, df, target=TARGET, compile=False)
+    assert "compiled" not in m and m["model"]["runtime"] == "native"
+
+
+@pytest.fixture(scope="module")
+def forest_artifact(tmp_path_factory, data):
+    df, X, y = data
+    model = _pipelines()["forest"](X).fit(X, y)
+    path = tmp_path_factory.mktemp("forest") / "forest.shz"
+    scorehouse.package(model, df, name="forest", target=TARGET, path=path)
+    return path, model
+
+
+def test_single_row_path_builds_no_dataframe_and_no_column_arrays(forest_artifact, data,
+                                                                  monkeypatch):
+    import scorehouse.runtime.onnx as onnx_mod
+
+    path, model = forest_artifact
+    scorer = scorehouse.load(path, trust=True)
+    row = data[1].iloc[3].to_dict()
+
+    def boom(*a, **k):
+        raise AssertionError("the single-row path built a DataFrame or a batch")
+
+    monkeypatch.setattr(pd, "DataFrame", boom)
+    monkeypatch.setattr(onnx_mod.OnnxRuntime, "predict", boom)
+    result = scorer.predict(row)
+    monkeypatch.undo()
+    assert result.n_scored == 1
+    assert np.abs(result.output.probabilities[0] -
+                  model.predict_proba(data[1].iloc[[3]])[0]).max() <= GATE
+
+
+def test_batch_path_feeds_whole_columns_in_one_session_run(forest_artifact, data):
+    path, _ = forest_artifact
+    scorer = scorehouse.load(path, trust=True)
+    calls = []
+    real = scorer.runtime.session.run
+
+    class Spy:
+        def run(self, names, feed):
+            calls.append({k: v.shape for k, v in feed.items()})
+            return real(names, feed)
+
+    scorer.runtime.session = Spy()
+    result = scorer.predict(pa.Table.from_pandas(data[1]))
+    assert result.n_scored == 2000 and len(calls) == 1
+    assert calls[0] == {c: (2000, 1) for c in data[1].columns}
+
+
+def test_the_onnx_file_runs_with_plain_onnxruntime(forest_artifact, data, tmp_path):
+    path, model = forest_artifact
+    X = data[1].head(300)
+    manifest = artifact_io.read(path, trust=True).manifest
+    with zipfile.ZipFile(path) as z:
+        (tmp_path / "model.onnx").write_bytes(z.read("compiled/model.onnx"))
+    X.to_json(tmp_path / "rows.json", orient="records")
+    # A separate interpreter that never imports scorehouse: the documented contract only.
+    script = """
+import json, sys
+import numpy as np, onnxruntime as ort
+sess = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+rows = json.load(open(sys.argv[2]))
+feed = {}
+for i in sess.get_inputs():
+    if i.type == "tensor(string)":
+        feed[i.name] = np.array([[r[i.name] or ""] for r in rows], dtype=object)
+    else:
+        feed[i.name] = np.array([[np.nan if r[i.name] is None else r[i.name]] for r in rows],
+                                dtype=np.float64)
+label, proba = sess.run(["label", "probabilities"], feed)
+assert "scorehouse" not in sys.modules
+print(json.dumps({"label": label.tolist(), "proba": proba.tolist(),
+                  "outputs": [o.name for o in sess.get_outputs()]}))
+"""
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "model.onnx"),
+                          str(tmp_path / "rows.json")], capture_output=True, text=True,
+                         check=True, cwd=tmp_path)
+    got = json.loads(out.stdout)
+    assert got["outputs"] == ["label", "probabilities"]
+    assert [o["name"] for o in manifest["compiled"]["outputs"]] == ["label", "probabilities"]
+    assert [i["name"] for i in manifest["compiled"]["inputs"]] == list(X.columns)
+    assert np.abs(np.array(got["proba"]) - model.predict_proba(X)).max() <= GATE
+    assert got["label"] == model.predict(X).tolist()
