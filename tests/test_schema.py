@@ -190,3 +190,33 @@ def test_single_row_path_and_batch_path_agree(row):
             assert b is None or (isinstance(b, float) and math.isnan(b))
         else:
             assert b == v, name
+
+
+TEXTS = st.one_of(st.none(), st.sampled_from(
+    ["", " ", "NA", "null", "42", "3.5", "-1", "1e3", "true", "no", "gold", "abc", " 7 ", "inf",
+     "-inf", "nan", "1_000", "+5", ".5", "0x10", "9223372036854775808", "1E400"]),
+    st.text(max_size=5))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.fixed_dictionaries({name: TEXTS for name in SCHEMA.names}), min_size=1,
+                max_size=4))
+def test_text_columns_as_read_from_a_csv_agree_with_the_single_row_rule(rows):
+    import pyarrow as pa
+
+    table = pa.table({n: pa.array([r[n] for r in rows], pa.string()) for n in SCHEMA.names})
+    batch = validate_batch(SCHEMA, table)
+    expected = []
+    for i, row in enumerate(rows):
+        expected += [(i, r.column, r.reason) for r in validate_row(SCHEMA, row)[1]]
+    assert [(r.row, r.column, r.reason) for r in batch.rejects] == expected
+    kept = [i for i in range(len(rows)) if i not in {e[0] for e in expected}]
+    assert batch.rows.tolist() == kept
+    for j, i in enumerate(kept):
+        values = validate_row(SCHEMA, rows[i])[0]
+        for name, v in values.items():
+            b = batch.columns[name][j]
+            if v is None:
+                assert b is None or (isinstance(b, float) and math.isnan(b)), name
+            else:
+                assert b == v, name

@@ -180,6 +180,25 @@ def _typed_numpy(raw: Any) -> np.ndarray | None:
     return None
 
 
+_NULL_TOKEN_SET = pa.array(sorted(NULL_TOKENS))
+
+
+def _parsed_numbers(raw: Any) -> np.ndarray | None:
+    """Numbers parsed from an Arrow string column (a CSV read as text), when every present
+    value parses and is finite; None sends the column to the reference rule instead."""
+    if not isinstance(raw, (pa.Array, pa.ChunkedArray)) or not (
+            pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type)):
+        return None
+    trimmed = pc.utf8_trim_whitespace(raw)
+    token = pc.is_in(pc.utf8_lower(trimmed), value_set=_NULL_TOKEN_SET)
+    try:
+        x = pc.cast(pc.if_else(token, None, trimmed), pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    out = x.to_numpy(zero_copy_only=False)
+    return None if np.isinf(out).any() else out
+
+
 def _typed_strings(raw: Any) -> np.ndarray | None:
     """An object array of str/None when the column is already a string column."""
     if isinstance(raw, (pa.Array, pa.ChunkedArray)):
@@ -268,6 +287,11 @@ def coerce_column(col: Column, raw: Any) -> Coerced:
                 return Coerced(np.full(len(x), np.nan), np.ones(len(x), bool),
                                [(i, reason, bool(v)) for i, v in enumerate(x)])
             return _numbers(col, x)
+        x = _parsed_numbers(raw)
+        if x is not None:
+            parsed = _numbers(col, x)
+            if not parsed.errors:  # rejects quote the original text: take the reference path
+                return parsed
     elif col.type == "string":
         s = _typed_strings(raw)
         if s is not None:
