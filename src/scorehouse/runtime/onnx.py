@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -57,6 +58,7 @@ class OnnxRuntime(Runtime):
         self._row_inputs = [(i.name, _NUMPY.get(i.type, np.float32)) for i in self.inputs]
         self._proba_index = next((k for k, o in enumerate(self.outputs)
                                   if o == "probabilities"), None)
+        self._buffers = threading.local()  # one-row input arrays, reused per thread
 
     def _feed(self, columns: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
         if self.per_column:
@@ -81,17 +83,23 @@ class OnnxRuntime(Runtime):
         """Predict one row straight from its scalars: no DataFrame, no column arrays."""
         if not self.per_column:
             return super().predict_row(row)
-        feed = {}
+        feed = getattr(self._buffers, "feed", None)
+        if feed is None:
+            feed = self._buffers.feed = {name: np.empty((1, 1), dtype=dtype)
+                                         for name, dtype in self._row_inputs}
         for name, dtype in self._row_inputs:
             v = row.get(name)
-            if dtype is object:
-                feed[name] = np.array([["" if v is None else v]], dtype=object)
-            else:
-                feed[name] = np.array([[math.nan if v is None else v]], dtype=dtype)
-        if self._proba_index is not None and self.classes is not None:
-            proba = _normalised(self.session.run([self.outputs[self._proba_index]], feed)[0])
-            return Output(labels=self.classes[proba.argmax(axis=1)], probabilities=proba)
-        return self._output(self.session.run(None, feed))
+            if v is None:
+                v = "" if dtype is object else math.nan
+            feed[name][0, 0] = v
+        if self._proba_index is None or self.classes is None:
+            return self._output(self.session.run(None, feed))
+        p = self.session.run([self.outputs[self._proba_index]], feed)[0][0].tolist()
+        if len(p) == 1:
+            p = [1.0 - p[0], p[0]]
+        total = sum(p)  # float32 outputs: rescale so the row sums to 1, as natively
+        proba = np.array([[x / total for x in p]])
+        return Output(labels=self.classes[[p.index(max(p))]], probabilities=proba)
 
     def _output(self, results: list[Any]) -> Output:
         by_name = dict(zip(self.outputs, results, strict=True))
