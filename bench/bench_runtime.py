@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import gc
 import math
+import subprocess
 import sys
 import tempfile
 import time
@@ -227,6 +228,19 @@ def measure(kind: str, train_data: pd.DataFrame, holdout: pd.DataFrame, batch: p
     }
 
 
+def revision() -> str:
+    """The commit measured, and whether src/ had uncommitted changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True,
+                              capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "src"],
+                               cwd=root, check=True, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "an unknown revision"
+    return f"commit {head}" + (" with uncommitted changes in src/" if dirty else "")
+
+
 def yes(ok: bool) -> str:
     return "yes" if ok else "NO"
 
@@ -283,10 +297,13 @@ def main() -> None:
     table = pa.Table.from_pandas(batch, preserve_index=False)
     print(f"built the {len(batch):,}-row batch in {time.perf_counter() - t:.1f} s", flush=True)
 
+    rev = revision()
     results = []
     with tempfile.TemporaryDirectory() as d:
         for kind in kinds:
             results.append(measure(kind, train_data, holdout, batch, table, args, Path(d)))
+    if revision() != rev:  # someone committed or edited src/ while this ran: say so
+        rev = f"{rev} (src/ changed during the run: now {revision()})"
 
     cmd = "python bench/bench_runtime.py" + (" --quick" if args.quick else "")
     if args.models != "forest,lightgbm":
@@ -296,7 +313,7 @@ def main() -> None:
         "## Compiled runtime: single row, 1M-row batch, scorer overhead (goals: single row "
         ">= 50x native for the forest and >= 20x for LightGBM; batch >= 1x native; overhead "
         "< 30 µs)",
-        f"`{cmd}` on {machine()}. Models trained on {TRAIN_ROWS:,} rows of 13 mixed columns "
+        f"`{cmd}` on {machine()}, {rev}. Models trained on {TRAIN_ROWS:,} rows of 13 mixed columns "
         "(the demo's 12 plus a `device` string column), with the same imputation + scaling + "
         "one-hot preprocessing, packaged with `scorehouse.package`; the artifacts default to the "
         "ONNX runtime.",
