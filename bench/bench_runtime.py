@@ -62,22 +62,13 @@ def frame(n: int, seed: int) -> pd.DataFrame:
 
 
 def train(kind: str, data: pd.DataFrame) -> Any:
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     from scorehouse.demo.data import TARGET
+    from scorehouse.demo.run import preprocessor
 
     X = data.drop(columns=[TARGET])
-    numeric = [c for c in X.columns if X[c].dtype.kind in "if"]
-    categorical = [c for c in X.columns if c not in numeric]
-    pre = ColumnTransformer([
-        ("num", Pipeline([("impute", SimpleImputer(strategy="median")),
-                          ("scale", StandardScaler())]), numeric),
-        ("cat", Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
-                          ("onehot", OneHotEncoder(handle_unknown="ignore"))]), categorical),
-    ])
+    pre = preprocessor(X)
     if kind == "forest":
         from sklearn.ensemble import RandomForestClassifier
         est = RandomForestClassifier(n_estimators=100, max_depth=10, random_state=0, n_jobs=1)

@@ -12,7 +12,6 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     GradientBoostingClassifier,
@@ -23,12 +22,12 @@ from sklearn.ensemble import (
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 import scorehouse
 from scorehouse import artifact as artifact_io
 from scorehouse.demo.data import TARGET, churn_frame
+from scorehouse.demo.run import preprocessor as _pre
 
 GATE = 1e-6  # the parity gate's default tolerance, on probabilities
 
@@ -39,18 +38,6 @@ def data():
     X = df.drop(columns=[TARGET])
     assert X["payment_method"].isna().any()  # missing strings reach the string imputer
     return df, X, df[TARGET]
-
-
-def _pre(X, dense=False):
-    num = [c for c in X.columns if X[c].dtype.kind in "if"]
-    cat = [c for c in X.columns if c not in num]
-    return ColumnTransformer([
-        ("num", Pipeline([("impute", SimpleImputer(strategy="median")),
-                          ("scale", StandardScaler())]), num),
-        ("cat", Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
-                          ("onehot", OneHotEncoder(handle_unknown="ignore",
-                                                   sparse_output=not dense))]), cat),
-    ])
 
 
 def _package(tmp_path, model, frame, name="m", **kw):

@@ -43,4 +43,3 @@ def error_line(message: str, as_json: bool, exit_code: int, kind: str) -> None:
         emit_json({"error": message, "type": kind, "exit_code": exit_code})
     else:
         err_console.print(f"[bold red]error:[/] {message}", markup=True)
-

@@ -16,24 +16,31 @@ from ..registry import Registry
 from .data import TARGET, churn_frame, dirty_batch
 
 
-def train_pipeline(frame: pd.DataFrame) -> Any:
-    """The data scientist's part: impute, scale, one-hot, random forest."""
+def preprocessor(X: pd.DataFrame, dense: bool = False) -> Any:
+    """Median-impute and scale numbers; impute and one-hot encode strings (sparse unless dense)."""
     from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import RandomForestClassifier
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    X = frame.drop(columns=[TARGET])
     numeric = [c for c in X.columns if X[c].dtype.kind in "if"]
     categorical = [c for c in X.columns if c not in numeric]
-    pre = ColumnTransformer([
+    return ColumnTransformer([
         ("num", Pipeline([("impute", SimpleImputer(strategy="median")),
                           ("scale", StandardScaler())]), numeric),
         ("cat", Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
-                          ("onehot", OneHotEncoder(handle_unknown="ignore"))]), categorical),
+                          ("onehot", OneHotEncoder(handle_unknown="ignore",
+                                                   sparse_output=not dense))]), categorical),
     ])
-    model = Pipeline([("features", pre), ("forest", RandomForestClassifier(
+
+
+def train_pipeline(frame: pd.DataFrame) -> Any:
+    """The data scientist's part: impute, scale, one-hot, random forest."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+
+    X = frame.drop(columns=[TARGET])
+    model = Pipeline([("features", preprocessor(X)), ("forest", RandomForestClassifier(
         n_estimators=100, max_depth=10, min_samples_leaf=5, n_jobs=-1, random_state=0))])
     return model.fit(X, frame[TARGET])
 

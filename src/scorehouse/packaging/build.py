@@ -20,10 +20,10 @@ from ..artifact.environment import python_version, requirements_for
 from ..artifact.flavors import PICKLE_FILE
 from ..artifact.hashing import fingerprint_frame
 from ..errors import ModelError, SchemaError, ScorehouseError, UnsupportedModelError
+from ..runtime.onnx import COMPILED_FILE
 from ..schema import Schema, infer_schema
 from ..scorer import Scorer, output_columns
 from .baseline import input_profile, prediction_profile
-from .compile import FILE as COMPILED_FILE
 from .compile import OPSET, ConversionError, to_onnx
 from .metrics import training_metrics
 from .parity import TOLERANCE, compare

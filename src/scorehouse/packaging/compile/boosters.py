@@ -26,30 +26,6 @@ def xgboost_splits(model: Any) -> Any:
     return fix
 
 
-def _booster_classes() -> dict[str, tuple[type, type]]:
-    """scikit-learn-shaped stand-ins for bare boosters, so skl2onnx can place them."""
-    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-
-    out: dict[str, tuple[type, type]] = {}
-    try:
-        from onnxmltools.convert.lightgbm._parse import WrappedBooster as LgbWrapped
-        out["lightgbm"] = (type("LightGBMBoosterClassifier", (ClassifierMixin, BaseEstimator,
-                                                               LgbWrapped), {}),
-                           type("LightGBMBoosterRegressor", (RegressorMixin, BaseEstimator,
-                                                             LgbWrapped), {}))
-    except ImportError:
-        pass
-    try:
-        from onnxmltools.convert.xgboost._parse import WrappedBooster as XgbWrapped
-        out["xgboost"] = (type("XGBoostBoosterClassifier", (ClassifierMixin, BaseEstimator,
-                                                             XgbWrapped), {}),
-                          type("XGBoostBoosterRegressor", (RegressorMixin, BaseEstimator,
-                                                           XgbWrapped), {}))
-    except ImportError:
-        pass
-    return out
-
-
 _STAND_INS: dict[str, tuple[type, type]] = {}
 
 
@@ -59,48 +35,47 @@ def as_estimator(booster: Any, library: str, task: str) -> Any:
     return (regressor if task == "regression" else classifier)(booster)
 
 
-def register_boosters() -> None:
-    """Teach skl2onnx the LightGBM and XGBoost estimators and boosters (once)."""
-    global _registered
-    if _registered:
-        return
+def _register(library: str, classifier: type, regressor: type, wrapped: type, conv: Any) -> None:
+    """Register a library's scikit-learn estimators and its bare-booster stand-ins."""
     from skl2onnx import update_registered_converter
     from skl2onnx.common.shape_calculator import (
         calculate_linear_classifier_output_shapes,
         calculate_linear_regressor_output_shapes,
     )
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
+    # skl2onnx places an estimator by its scikit-learn type: give bare boosters one.
+    stand_ins = (type(f"{library}BoosterClassifier", (ClassifierMixin, BaseEstimator, wrapped), {}),
+                 type(f"{library}BoosterRegressor", (RegressorMixin, BaseEstimator, wrapped), {}))
+    _STAND_INS[library] = stand_ins
     options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
-    _STAND_INS.update(_booster_classes())
-    models: list[tuple[type, str, Any, bool]] = []
+    for cls in (classifier, stand_ins[0]):
+        update_registered_converter(cls, f"Scorehouse{cls.__name__}",
+                                    calculate_linear_classifier_output_shapes, conv, options=options)
+    for cls in (regressor, stand_ins[1]):
+        update_registered_converter(cls, f"Scorehouse{cls.__name__}",
+                                    calculate_linear_regressor_output_shapes, conv)
+
+
+def register_boosters() -> None:
+    """Teach skl2onnx the LightGBM and XGBoost estimators and boosters (once)."""
+    global _registered
+    if _registered:
+        return
     try:
         from lightgbm import LGBMClassifier, LGBMRegressor
+        from onnxmltools.convert.lightgbm._parse import WrappedBooster
         from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
-        conv = double_precision(convert_lightgbm, DOUBLE_INPUT)
-        models += [(LGBMClassifier, "LightGbmLGBMClassifier", conv, True),
-                   (LGBMRegressor, "LightGbmLGBMRegressor", conv, False)]
-        if "lightgbm" in _STAND_INS:
-            c, r = _STAND_INS["lightgbm"]
-            models += [(c, "ScorehouseLightGBMBoosterClassifier", conv, True),
-                       (r, "ScorehouseLightGBMBoosterRegressor", conv, False)]
+        _register("lightgbm", LGBMClassifier, LGBMRegressor, WrappedBooster,
+                  double_precision(convert_lightgbm, DOUBLE_INPUT))
     except ImportError:
         pass
     try:
+        from onnxmltools.convert.xgboost._parse import WrappedBooster
         from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
         from xgboost import XGBClassifier, XGBRegressor
-        conv = double_precision(convert_xgboost, FLOAT32_INPUT, exact=xgboost_splits)
-        models += [(XGBClassifier, "XGBoostXGBClassifier", conv, True),
-                   (XGBRegressor, "XGBoostXGBRegressor", conv, False)]
-        if "xgboost" in _STAND_INS:
-            c, r = _STAND_INS["xgboost"]
-            models += [(c, "ScorehouseXGBoostBoosterClassifier", conv, True),
-                       (r, "ScorehouseXGBoostBoosterRegressor", conv, False)]
+        _register("xgboost", XGBClassifier, XGBRegressor, WrappedBooster,
+                  double_precision(convert_xgboost, FLOAT32_INPUT, exact=xgboost_splits))
     except ImportError:
         pass
-    for cls, alias, conv, is_classifier in models:
-        if is_classifier:
-            update_registered_converter(cls, alias, calculate_linear_classifier_output_shapes,
-                                        conv, options=options)
-        else:
-            update_registered_converter(cls, alias, calculate_linear_regressor_output_shapes, conv)
     _registered = True

@@ -14,12 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import ScorehouseError
-from ...runtime.onnx import COMPILED_FILE
 from ...schema import Schema
 
 #: Opsets of the graphs we write: 19 is the first with string Equal; ml 3 has double trees.
 OPSET = {"": 19, "ai.onnx.ml": 3}
-FILE = COMPILED_FILE
 
 
 class ConversionError(ScorehouseError):
