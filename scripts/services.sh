@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the services the tests talk to are reachable, starting (or installing, from
 # Debian's packages) what is missing. Under CI=true a service that stays unreachable fails.
-# Services: PostgreSQL (the registry's team database; plpython3u for in-database scoring).
+# Services: PostgreSQL (the registry's team database; plpython3u for in-database scoring) and
+# Redis (the batch cache of scores).
 set -u
 
 PG_URL=${SCOREHOUSE_TEST_PG:-postgresql://postgres:postgres@127.0.0.1:5432/postgres}
@@ -49,13 +50,44 @@ ensure_postgres() {
   return 1
 }
 
-status=0
-if ! ensure_postgres; then
+REDIS_URL=${SCOREHOUSE_TEST_REDIS:-redis://127.0.0.1:6379/15}
+
+redis_ready() {
+  "$PY" - "$REDIS_URL" <<'PYEOF' >/dev/null 2>&1
+import sys, redis
+redis.Redis.from_url(sys.argv[1], socket_connect_timeout=3).ping()
+PYEOF
+}
+
+redis_start() {
+  command -v redis-server >/dev/null 2>&1 || return 1
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir /tmp >/dev/null 2>&1 || return 1
+  for _ in $(seq 1 20); do redis_ready && return 0; sleep 0.5; done
+  return 1
+}
+
+ensure_redis() {
+  if redis_ready; then say "Redis ok ($REDIS_URL)"; return 0; fi
+  say "Redis not reachable at $REDIS_URL; starting it"
+  redis_start && { say "Redis started"; return 0; }
+  say "installing Redis from Debian's packages"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+    redis-server >/dev/null && redis_start && { say "Redis installed and started"; return 0; }
+  return 1
+}
+
+require() {  # name, ensure-function
+  "$2" && return 0
   if [ "${CI:-}" = "true" ]; then
-    say "FAILED: PostgreSQL is required under CI=true and could not be reached or started"
+    say "FAILED: $1 is required under CI=true and could not be reached or started"
     status=1
   else
-    say "warning: PostgreSQL unavailable; PostgreSQL tests will be skipped (set CI=true to fail)"
+    say "warning: $1 unavailable; its tests will be skipped (set CI=true to fail)"
   fi
-fi
+}
+
+status=0
+require Redis ensure_redis
+require PostgreSQL ensure_postgres
 exit $status

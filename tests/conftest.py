@@ -44,6 +44,26 @@ def pg_server() -> str:
     return PG_URL
 
 
+REDIS_URL = os.environ.get("SCOREHOUSE_TEST_REDIS", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A reachable Redis (database 15, flushed); fails (never skips) under CI=true."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+        client.flushdb()
+        client.close()
+    except Exception as e:  # noqa: BLE001 - any failure means "not reachable"
+        msg = f"Redis not reachable at {REDIS_URL}: {e}"
+        if IN_CI:
+            pytest.fail(msg + " (CI=true: run scripts/services.sh)", pytrace=False)
+        pytest.skip(msg)
+    return REDIS_URL
+
+
 @pytest.fixture
 def pg_url(pg_server) -> str:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards."""

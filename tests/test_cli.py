@@ -497,7 +497,7 @@ def test_demo(demo_run):
     with open(out["rejects"], newline="") as fh:
         rejects = list(csv.DictReader(fh))
     assert len(scores) == s["scored"] and len(rejects) == sum(s["rejects_by_column"].values())
-    assert set(scores[0]) == {"customer_id", "label", "probability_no", "probability_yes"}
+    assert set(scores[0]) == {"row", "customer_id", "label", "probability_no", "probability_yes"}
     assert {r["column"] for r in rejects} == {"tenure", "monthly_charges"}
     assert Path(out["artifact"]).is_file() and (out_dir / "train.parquet").is_file()
     # Registered in the demo's own home: the registry database and the stored artifact.

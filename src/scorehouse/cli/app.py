@@ -397,6 +397,102 @@ def predict(
         raise typer.Exit(InvalidInputError.exit_code)
 
 
+@app.command()
+def score(
+    ref: Annotated[str, typer.Argument(help="churn@production, churn/3, or an artifact path.")],
+    input: Annotated[str, typer.Argument(help="File (.csv[.gz|.zst], .parquet, .jsonl), Parquet folder or glob, '-' for stdin, or a database URL (postgresql://…?table=t, sqlite:///f.db?table=t, duckdb:///f.duckdb?table=t).")],
+    output: Annotated[str | None, typer.Argument(help="File, '-' for stdout, or a database URL with ?table=…; optional with --to.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", "-f", help="Input format: csv, parquet or jsonl (default: from the extension).")] = None,
+    output_format: Annotated[str | None, typer.Option(help="Output format (default: from the extension).")] = None,
+    keep: Annotated[str | None, typer.Option(help="Input columns to pass through: 'id,segment' or 'all'.")] = None,
+    with_model: Annotated[bool, typer.Option(help="Add model and model_version columns.")] = False,
+    workers: Annotated[int, typer.Option(help="Scoring threads (0: one per core).")] = 0,
+    chunk_rows: Annotated[int, typer.Option(help="Rows per chunk; memory grows with chunk x workers, not with the input.")] = 65536,
+    max_reject_rate: Annotated[float, typer.Option(help="Exit 4 when the share of rejected rows is above this (0: any reject).")] = 0.0,
+    query: Annotated[str | None, typer.Option(help="SQL query to read instead of ?table= (database input).")] = None,
+    key: Annotated[str | None, typer.Option(help="Key column: upsert on it in a table, name each Redis hash by it.")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Also write scores to Redis: redis://host:6379/0 (needs --key).")] = None,
+    ttl: Annotated[int | None, typer.Option(help="Expire Redis hashes after this many seconds.")] = None,
+    rejects: Annotated[Path | None, typer.Option(help="Rejects CSV (default: OUTPUT.rejects.csv, or $SCOREHOUSE_HOME/runs/…).")] = None,
+    manifest: Annotated[Path | None, typer.Option(help="Run manifest JSON (default: OUTPUT.run.json, or $SCOREHOUSE_HOME/runs/…).")] = None,
+    runtime: Annotated[str | None, typer.Option(help="native or onnx.")] = None,
+    trust: Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run manifest as JSON on stdout.")] = False,
+) -> None:
+    """Score a file, folder or table in bounded memory; exit 0 all scored, 4 too many rejects, 1 failure."""
+    from ..batch import Options, Progress, RejectsFile, open_cache, open_input, open_output, run, side_files
+    from ..loading import is_path, load
+
+    if output is None and to is None:
+        raise click_exc.UsageError("give an OUTPUT, --to redis://…, or both")
+    if as_json and output == "-":
+        raise click_exc.UsageError("--json prints on stdout, which the output '-' already uses")
+    scorer = load(ref, registry=None if is_path(ref) else _registry(), runtime=runtime, trust=trust)
+    source = open_input(input, fmt=fmt, query=query, chunk_rows=chunk_rows)
+    kept = None if keep is None else ("*",) if keep == "all" else [k.strip() for k in keep.split(",") if k.strip()]
+    if key and not (kept and (kept == ("*",) or key in kept)):
+        kept = [*(kept or []), key]  # the key column is what an upsert or a lookup needs
+    sinks = []
+    try:
+        if output is not None:
+            sinks.append(open_output(output, fmt=output_format, key=key))
+        if to is not None:
+            sinks.append(open_cache(to, key=key, scorer=scorer, ttl=ttl))
+    except BaseException:
+        for s in sinks:
+            s.abort()
+        raise
+    default_rejects, default_manifest = side_files(output, scorer.name)
+    options = Options(keep=kept, with_model=with_model, workers=workers, chunk_rows=chunk_rows,
+                      max_reject_rate=max_reject_rate)
+    progress = Progress(source.total, source.unit, enabled=not quiet)
+    result = run(scorer, source, sinks, RejectsFile(rejects or default_rejects),
+                 manifest or default_manifest, options, progress)
+    if as_json:
+        emit_json(result)
+    elif not quiet:
+        _run_summary(result, manifest or default_manifest)
+    if result["exit_code"]:
+        raise typer.Exit(result["exit_code"])
+
+
+@app.command()
+def lookup(
+    model: Annotated[str, typer.Argument(help="Model name, e.g. churn.")],
+    key: Annotated[str, typer.Argument(help="The key value the scores were written under.")],
+    redis_url: Annotated[str, typer.Option("--redis", envvar="SCOREHOUSE_REDIS", help="Redis URL.")] = "redis://127.0.0.1:6379/0",
+    as_json: JsonOpt = False,
+) -> None:
+    """Read one precomputed score written by `score --to redis://…` (exit 3 when absent)."""
+    from ..batch.cache import hash_name
+    from ..batch.cache import lookup as read_scores
+    from ..errors import NotFoundError
+
+    scores = read_scores(redis_url, model, key)
+    if scores is None:
+        raise NotFoundError(f"no cached scores under {hash_name(model, key)} in {redis_url}")
+    emit(scores, as_json, lambda: table(["field", "value"], sorted(scores.items())))
+
+
+def _run_summary(m: dict[str, Any], manifest: Path) -> None:
+    c = m["counts"]
+    where = ", ".join(o["uri"] for o in m["outputs"])
+    err_console.print(
+        f"scored {c['scored']:,} of {c['read']:,} rows ({c['rejected']:,} rejected, "
+        f"{c['flagged']:,} flagged) in {m['seconds']:.1f} s, {m['rows_per_second'] or 0:,} rows/s "
+        f"with {m['model']['name']}/{m['model']['version'] or '-'} ({m['model']['runtime']}) -> {where}")
+    for kind, cols in m["flags"].items():
+        err_console.print(f"  {kind}: " + ", ".join(f"{k} {v:,}" for k, v in cols.items()))
+    if c["rejected"]:
+        by = ", ".join(f"{k} {v:,}" for k, v in m["rejects_by_column"].items())
+        err_console.print(f"  rejects ({by}): {m['rejects']['uri']}")
+    if m["exit_code"]:
+        err_console.print(f"  reject rate {m['reject_rate']:.4%} is above --max-reject-rate "
+                          f"{m['max_reject_rate']:.4%}: exit {m['exit_code']}")
+    err_console.print(f"  run manifest: {manifest}")
+
+
 def _records(json_input: str | None, input_file: Path | None) -> Any:
     try:
         if json_input is not None:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow.csv as pv
 
 from ..artifact import read as read_artifact
 from ..packaging import package
@@ -45,6 +44,15 @@ def train_pipeline(frame: pd.DataFrame) -> Any:
     return model.fit(X, frame[TARGET])
 
 
+def score_file(scorer: Any, source: Path, scores: Path, rejects: Path,
+               manifest: Path) -> dict[str, Any]:
+    """Score a CSV the way `scorehouse score` does, keeping the customer id."""
+    from ..batch import Options, RejectsFile, open_input, open_output, run
+
+    return run(scorer, open_input(str(source)), [open_output(str(scores))], RejectsFile(rejects),
+               manifest, Options(keep=["customer_id"], max_reject_rate=1.0))
+
+
 def run_demo(workdir: Path, registry: Registry, rows: int = 20_000,
              say: Any = print) -> dict[str, Any]:
     """Run the whole flow in `workdir`; returns what happened (for --json)."""
@@ -80,19 +88,14 @@ def run_demo(workdir: Path, registry: Registry, rows: int = 20_000,
     batch_path = workdir / "new_customers.csv"
     dirty_batch(fresh).to_csv(batch_path, index=False)
     scorer = registry.load("churn@production")
-    table = pv.read_csv(batch_path)
-    result = scorer.predict(table)
-    scores = pd.concat([
-        table.select(["customer_id"]).to_pandas().iloc[result.rows].reset_index(drop=True),
-        result.to_pandas().drop(columns=["row"])], axis=1)
     scores_path, rejects_path = workdir / "scores.csv", workdir / "rejects.csv"
-    scores.to_csv(scores_path, index=False)
-    pd.DataFrame([r.to_dict() for r in result.rejects],
-                 columns=["row", "column", "reason", "value"]).to_csv(rejects_path, index=False)
-    s = result.summary()
-    say(f"5. scored {batch_path.name}: read {s['read']:,}, scored {s['scored']:,}, "
-        f"rejected {s['rejected']} (-> {rejects_path.name}), flagged {s['flagged']} "
-        f"{s['flags']} -> {scores_path}")
+    run = score_file(scorer, batch_path, scores_path, rejects_path, workdir / "run.json")
+    c = run["counts"]
+    s = {"model": scorer.name, "version": scorer.version, **c, "flags": run["flags"],
+         "rejects_by_column": run["rejects_by_column"]}
+    say(f"5. scored {batch_path.name} (the batch job: scorehouse score churn@production …): "
+        f"read {c['read']:,}, scored {c['scored']:,}, rejected {c['rejected']} "
+        f"(-> {rejects_path.name}), flagged {c['flagged']} {s['flags']} -> {scores_path}")
     return {"workdir": str(workdir), "artifact": str(artifact), "version": mv.ref,
             "holdout_roc_auc": auc, "scores": str(scores_path), "rejects": str(rejects_path),
             "summary": s, "seconds": round(time.perf_counter() - t0, 2)}

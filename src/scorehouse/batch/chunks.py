@@ -1,0 +1,142 @@
+"""One input chunk scored: the output table (pass-through + predictions) and its rejects."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import SchemaError, ScorehouseError
+from ..scorer import Result, Scorer, output_columns
+
+#: Pass through every input column (`--keep all`).
+ALL = ("*",)
+
+
+@dataclass
+class RejectRow:
+    """A rejected input row: its position in the input, the column, why, and the value."""
+
+    row: int
+    column: str | None
+    reason: str
+    value: str | None = None
+
+
+@dataclass
+class Scored:
+    """What scoring one chunk produced; counts add up: read = scored + rejected."""
+
+    table: pa.Table
+    rejects: list[RejectRow]
+    read: int
+    scored: int
+    rejected: int
+    flagged: int
+    flags: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def positions(first_good: int, n: int, malformed: Sequence[int]) -> np.ndarray:
+    """Input positions of `n` parsed rows that follow `first_good` parsed rows.
+
+    Malformed records keep their place in the input numbering although the parser dropped
+    them: the k-th parsed row sits after every malformed position at or before it.
+    """
+    good = np.arange(first_good, first_good + n, dtype=np.int64)
+    if not len(malformed):
+        return good
+    m = np.sort(np.asarray(malformed, dtype=np.int64))
+    shifted = m - np.arange(len(m))  # how many parsed rows precede each malformed record
+    return good + np.searchsorted(shifted, good, side="right")
+
+
+def output_schema(scorer: Scorer, kept: pa.Schema, with_model: bool) -> pa.Schema:
+    """Columns of the output for a model: row, kept columns, predictions, model columns."""
+    fields = [pa.field("row", pa.int64()), *kept]
+    for name in output_columns(scorer.task, scorer.classes):
+        fields.append(pa.field(name, _label_type(scorer) if name == "label" else pa.float64()))
+    if with_model:
+        fields += [pa.field("model", pa.string()), pa.field("model_version", pa.int64())]
+    return pa.schema(fields)
+
+
+def _label_type(scorer: Scorer) -> pa.DataType:
+    classes = scorer.classes or []
+    if classes and all(isinstance(c, bool) for c in classes):
+        return pa.bool_()
+    if classes and all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        return pa.int64()
+    if classes and all(isinstance(c, (int, float)) for c in classes):
+        return pa.float64()
+    return pa.string()
+
+
+def kept_columns(keep: Sequence[str] | None, available: Sequence[str], scorer: Scorer) -> list[str]:
+    """The input columns to pass through, checked against the input and the output names."""
+    if not keep:
+        return []
+    names = list(available) if tuple(keep) == ALL else list(keep)
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise ScorehouseError(f"--keep names column(s) not in the input: {', '.join(missing)} "
+                              f"(the input has: {', '.join(available)})")
+    taken = {"row", "model", "model_version", *output_columns(scorer.task, scorer.classes)}
+    clash = [n for n in names if n in taken]
+    if clash:
+        raise ScorehouseError(f"input column(s) {', '.join(clash)} would clash with scorehouse's "
+                              "output columns; leave them out of --keep")
+    return names
+
+
+def check_columns(scorer: Scorer, available: Sequence[str]) -> None:
+    """Fail the run up front when a column the model requires is not in the input at all."""
+    missing = [c.name for c in scorer.schema.columns if not c.nullable and c.name not in available]
+    if missing:
+        raise SchemaError(f"the input has no column(s) {', '.join(missing)}, which model "
+                          f"{scorer.name!r} requires (the input has: {', '.join(available)}); "
+                          "nothing was scored")
+
+
+def score_chunk(scorer: Scorer, batch: pa.RecordBatch, where: np.ndarray, keep: list[str],
+                schema: pa.Schema, with_model: bool) -> Scored:
+    """Score one batch whose rows sit at input positions `where`."""
+    result = scorer.predict(batch)
+    rows = result.rows
+    columns: list[pa.Array] = [pa.array(where[rows], pa.int64())]
+    taken = pa.array(rows, pa.int64())
+    columns += [batch.column(n).take(taken) for n in keep]
+    columns += _prediction_arrays(result, schema)
+    if with_model:
+        columns += [pa.array([scorer.name] * len(rows), pa.string()),
+                    pa.array([scorer.version] * len(rows), pa.int64())]
+    table = pa.Table.from_arrays(columns, schema=_with_kept_types(schema, batch, keep))
+    rejects = [RejectRow(int(where[r.row]), r.column, r.reason, _text(r.value))
+               for r in result.rejects]
+    return Scored(table, rejects, result.n_read, result.n_scored, result.n_rejected,
+                  result.n_flagged, result.flag_counts())
+
+
+def _with_kept_types(schema: pa.Schema, batch: pa.RecordBatch, keep: list[str]) -> pa.Schema:
+    # Kept columns carry the chunk's own types; the sink makes later chunks match the first.
+    for n in keep:
+        schema = schema.set(schema.get_field_index(n), pa.field(n, batch.schema.field(n).type))
+    return schema
+
+
+def _prediction_arrays(result: Result, schema: pa.Schema) -> list[pa.Array]:
+    arrays = []
+    for name, values in result.columns().items():
+        kind = schema.field(name).type
+        if name == "label" and values.dtype == object:
+            values = [v.item() if isinstance(v, np.generic) else v for v in values]
+        arrays.append(pa.array(values, kind, from_pandas=True))
+    return arrays
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else repr(value.item() if isinstance(value, np.generic)
+                                                     else value)

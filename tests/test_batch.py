@@ -1,0 +1,401 @@
+"""`scorehouse score`: files, folders, stdin/stdout, database tables and a Redis cache.
+
+Most runs call the CLI's `main` in this process (no 2 s import per call); the stdin/stdout
+and interrupted-run tests start the installed script, since they need real pipes and signals.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sysconfig
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from scorehouse.batch.chunks import positions
+from scorehouse.cli.app import main
+
+SCRIPT = shutil.which("scorehouse", path=sysconfig.get_path("scripts")) or shutil.which("scorehouse")
+#: ONNX Runtime vs the native forest: the compiled runtime's parity tolerance.
+TOL = 1e-6
+
+
+@pytest.fixture
+def frame(features) -> pd.DataFrame:
+    """The churn features with an id column, 3000 rows."""
+    df = features.copy()
+    df.insert(0, "customer_id", [f"C{i:05d}" for i in range(len(df))])
+    return df
+
+
+@pytest.fixture
+def native(churn_model, features) -> np.ndarray:
+    """P(yes) from the native pipeline, the parity reference."""
+    return churn_model.predict_proba(features)[:, 1]
+
+
+def score(*args: str, capsys=None) -> tuple[int, str]:
+    """Run `scorehouse score ARGS --trust -q` in this process: (exit code, stdout)."""
+    try:
+        main(["score", *args, "--trust", "-q"])
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out = capsys.readouterr().out if capsys else ""
+    return code, out
+
+
+def manifest(output: Path) -> dict:
+    return json.loads(Path(f"{output}.run.json").read_text())
+
+
+def rejects(output: Path) -> list[dict]:
+    with open(f"{output}.rejects.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def assert_parity(out: pd.DataFrame, native: np.ndarray, rows: np.ndarray | None = None) -> None:
+    rows = out["row"].to_numpy() if rows is None else rows
+    np.testing.assert_allclose(out["probability_yes"].to_numpy(float), native[rows], atol=TOL)
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+
+def test_csv_to_csv_keeps_order_and_ids_and_matches_the_native_model(
+        tmp_path, frame, native, churn_artifact):
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    frame.to_csv(src, index=False)
+    code, _ = score(str(churn_artifact), str(src), str(out), "--keep", "customer_id",
+                    "--with-model", "--chunk-rows", "500", "--workers", "2")
+    assert code == 0
+    got = pd.read_csv(out)
+    assert list(got.columns) == ["row", "customer_id", "label", "probability_no",
+                                 "probability_yes", "model", "model_version"]
+    assert got["row"].tolist() == list(range(len(frame)))
+    assert got["customer_id"].tolist() == frame["customer_id"].tolist()
+    assert_parity(got, native)
+    assert (got["model"] == "churn").all()
+    m = manifest(out)
+    assert m["counts"] == {"read": 3000, "scored": 3000, "rejected": 0, "flagged": 0}
+    assert m["exit_code"] == 0 and m["model"]["name"] == "churn" and m["model"]["runtime"] == "onnx"
+    assert m["input"]["sha256"] == _sha256(src)
+    assert m["outputs"][0]["sha256"] == _sha256(out) and m["outputs"][0]["rows"] == 3000
+    assert rejects(out) == [] and not list(tmp_path.glob(".*partial*"))
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_bad_rows_go_to_the_rejects_file_and_counts_add_up(tmp_path, frame, native,
+                                                          churn_artifact):
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    frame.to_csv(src, index=False)
+    lines = src.read_text().splitlines()
+    header = lines[0]
+    # Data rows are numbered from 0: line i+2 of the file holds row i.
+    lines[1 + 5] = lines[1 + 5].replace(",", ",,", 1)            # one field too many
+    lines[1 + 17] = "C00017,12,gold"                              # too few fields
+    cells = lines[1 + 40].split(",")
+    cells[header.split(",").index("tenure")] = "twelve"           # a wrong type
+    lines[1 + 40] = ",".join(cells)
+    src.write_text("\n".join(lines) + "\n")
+    code, _ = score(str(churn_artifact), str(src), str(out), "--keep", "customer_id",
+                    "--chunk-rows", "256")
+    assert code == 4  # any reject is over the default --max-reject-rate 0
+    got = pd.read_csv(out)
+    bad = {r["row"]: r for r in rejects(out)}
+    assert {"5", "17", "40"} <= set(bad)
+    assert "expected 13 fields, found 14" in bad["5"]["reason"] and bad["5"]["column"] == ""
+    assert "line 19" in bad["17"]["reason"] and "found 3" in bad["17"]["reason"]
+    assert bad["40"]["column"] == "tenure" and "'twelve'" in bad["40"]["reason"]
+    m = manifest(out)
+    c = m["counts"]
+    assert c["read"] == 3000 == c["scored"] + c["rejected"] and c["rejected"] == len(bad)
+    assert len(got) == c["scored"] and not set(got["row"]) & {int(r) for r in bad}
+    # Every scored row keeps its own position and id, and its native score.
+    assert (got["customer_id"] == frame["customer_id"].iloc[got["row"]].to_numpy()).all()
+    assert_parity(got, native)
+    assert m["status"] == "rejects over threshold" and m["reject_rate"] == pytest.approx(
+        c["rejected"] / 3000)
+
+
+def test_reject_threshold_sets_the_exit_code(tmp_path, frame, churn_artifact):
+    src = tmp_path / "in.csv"
+    frame.assign(tenure=["x" if i % 100 == 0 else t for i, t in enumerate(frame["tenure"])]) \
+        .to_csv(src, index=False)
+    assert score(str(churn_artifact), str(src), str(tmp_path / "a.csv"))[0] == 4
+    assert score(str(churn_artifact), str(src), str(tmp_path / "b.csv"),
+                 "--max-reject-rate", "0.02")[0] == 0
+    assert score(str(churn_artifact), str(src), str(tmp_path / "c.csv"),
+                 "--max-reject-rate", "0.005")[0] == 4
+    assert manifest(tmp_path / "b.csv")["counts"]["rejected"] == 30
+
+
+def test_missing_column_fails_up_front_and_writes_nothing(tmp_path, frame, churn_artifact,
+                                                          capsys):
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    frame.drop(columns=["tenure"]).to_csv(src, index=False)
+    code, _ = score(str(churn_artifact), str(src), str(out))
+    err = capsys.readouterr().err
+    assert code == 4 and "no column(s) tenure" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == [src]
+
+
+@pytest.mark.parametrize("header", [False, True], ids=["empty", "header-only"])
+def test_empty_inputs_give_an_empty_output(tmp_path, frame, churn_artifact, header):
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    src.write_text(",".join(frame.columns) + "\n" if header else "")
+    code, _ = score(str(churn_artifact), str(src), str(out))
+    assert code == 0
+    assert out.read_text().splitlines() == ['"row","label","probability_no","probability_yes"']
+    assert manifest(out)["counts"] == {"read": 0, "scored": 0, "rejected": 0, "flagged": 0}
+
+
+def test_gzip_and_zstd_csv_score_like_the_plain_file(tmp_path, frame, churn_artifact):
+    plain = tmp_path / "in.csv"
+    frame.to_csv(plain, index=False)
+    with gzip.open(tmp_path / "in.csv.gz", "wb") as fh:
+        fh.write(plain.read_bytes())
+    with pa.output_stream(tmp_path / "in.csv.zst", compression="zstd") as fh:
+        fh.write(plain.read_bytes())
+    outs = []
+    for name in ("in.csv", "in.csv.gz", "in.csv.zst"):
+        out = tmp_path / f"{name}.out.csv"
+        assert score(str(churn_artifact), str(tmp_path / name), str(out))[0] == 0
+        outs.append(out.read_text())
+    assert outs[0] == outs[1] == outs[2] and len(outs[0].splitlines()) == 3001
+
+
+def test_parquet_folder_and_glob_in_parquet_out(tmp_path, frame, native, churn_artifact):
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for i, part in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        frame.iloc[part].to_parquet(folder / f"part-{i}.parquet", index=False)
+    for src in (str(folder), str(folder / "part-*.parquet")):
+        out = tmp_path / "out.parquet"
+        assert score(str(churn_artifact), src, str(out), "--keep", "all",
+                     "--chunk-rows", "700")[0] == 0
+        got = pq.read_table(out).to_pandas()
+        assert len(got) == 3000 and got["row"].tolist() == list(range(3000))
+        assert got["customer_id"].tolist() == frame["customer_id"].tolist()
+        assert got["tenure"].dtype == frame["tenure"].dtype  # Parquet types pass through
+        assert_parity(got, native)
+
+
+def test_jsonl_in_with_malformed_lines(tmp_path, frame, native, churn_artifact):
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    lines = [json.dumps({k: (None if pd.isna(v) else v) for k, v in rec.items()})
+             for rec in frame.head(50).to_dict("records")]
+    lines[3] = "{not json"
+    lines[7] = "[1, 2]"
+    src.write_text("\n".join(lines) + "\n\n")
+    assert score(str(churn_artifact), str(src), str(out), "--keep", "customer_id",
+                 "--max-reject-rate", "0.1")[0] == 0
+    got = pd.read_json(out, lines=True)
+    assert len(got) == 48 and 3 not in set(got["row"]) and 7 not in set(got["row"])
+    assert_parity(got, native)
+    bad = {r["row"]: r["reason"] for r in rejects(out)}
+    assert bad.keys() == {"3", "7"} and "line 4: not valid JSON" in bad["3"]
+    assert "a JSON list, not an object" in bad["7"]
+
+
+def test_workers_and_chunk_sizes_do_not_change_the_output(tmp_path, frame, churn_artifact):
+    src = tmp_path / "in.csv"
+    frame.assign(tenure=["x" if i % 97 == 0 else t for i, t in enumerate(frame["tenure"])]) \
+        .to_csv(src, index=False)
+    texts = set()
+    for workers, chunk in ((1, 100_000), (2, 128), (4, 333)):
+        out = tmp_path / f"out-{workers}.csv"
+        score(str(churn_artifact), str(src), str(out), "--workers", str(workers),
+              "--chunk-rows", str(chunk), "--keep", "customer_id")
+        texts.add(out.read_text())
+        texts.add(Path(f"{out}.rejects.csv").read_text())
+    assert len(texts) == 2  # one output text, one rejects text
+
+
+def test_positions_keep_malformed_records_in_the_numbering():
+    assert positions(0, 4, []).tolist() == [0, 1, 2, 3]
+    assert positions(0, 4, [1]).tolist() == [0, 2, 3, 4]
+    assert positions(0, 3, [0, 1]).tolist() == [2, 3, 4]
+    assert positions(3, 2, [1, 6]).tolist() == [4, 5]  # rows 0,2,3 parsed before; 1 malformed
+    assert positions(5, 2, [1, 6]).tolist() == [7, 8]
+
+
+def test_unknown_format_and_missing_input_are_one_line_errors(tmp_path, churn_artifact, capsys):
+    assert score(str(churn_artifact), str(tmp_path / "x.txt"), str(tmp_path / "o.csv"))[0] == 1
+    assert "cannot tell the format" in capsys.readouterr().err
+    assert score(str(churn_artifact), str(tmp_path / "nope.csv"), str(tmp_path / "o.csv"))[0] == 3
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists()
+
+
+def _cli_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREHOUSE_")}
+    env["SCOREHOUSE_HOME"] = str(tmp_path / "home")
+    return env
+
+
+def test_stdin_to_stdout(tmp_path, frame, native, churn_artifact):
+    data = frame.head(200).to_csv(index=False)
+    p = subprocess.run([SCRIPT, "score", str(churn_artifact), "-", "-", "--format", "csv",
+                        "--output-format", "csv", "--trust", "--keep", "customer_id"],
+                       input=data, capture_output=True, text=True, env=_cli_env(tmp_path),
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    got = pd.read_csv(io.StringIO(p.stdout))
+    assert len(got) == 200 and got["customer_id"].tolist() == frame["customer_id"][:200].tolist()
+    assert_parity(got, native)
+    assert "scored 200 of 200 rows" in p.stderr
+    runs = list((tmp_path / "home" / "runs").glob("churn-*/run.json"))
+    assert len(runs) == 1 and json.loads(runs[0].read_text())["counts"]["read"] == 200
+
+
+def test_an_interrupted_run_leaves_no_output(tmp_path, frame, churn_artifact):
+    out = tmp_path / "out.csv"
+    p = subprocess.Popen([SCRIPT, "score", str(churn_artifact), "-", str(out), "--format", "csv",
+                          "--trust", "--chunk-rows", "100"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_cli_env(tmp_path))
+    assert p.stdin is not None
+    p.stdin.write(frame.to_csv(index=False).encode())  # more is still to come: the run waits
+    p.stdin.flush()
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".out.csv.partial-*")) and time.time() < deadline:
+        time.sleep(0.1)
+    assert list(tmp_path.glob(".out.csv.partial-*")), "the run never started writing"
+    time.sleep(1.0)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert b"stopped by signal SIGTERM" in err and b"Traceback" not in err
+    assert sorted(x.name for x in tmp_path.iterdir()) == []
+
+
+# --- database tables -------------------------------------------------------------------------
+
+
+def _db_urls(kind: str, tmp_path: Path, request) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'scores.db'}"
+    if kind == "duckdb":
+        return f"duckdb:///{tmp_path / 'scores.duckdb'}"
+    return request.getfixturevalue("pg_url")
+
+
+def _load_table(url: str, table: str, frame: pd.DataFrame) -> None:
+    if url.startswith("duckdb"):
+        import duckdb
+        con = duckdb.connect(url.split(":///", 1)[1])
+        con.register("f", frame)
+        con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM f')
+        con.close()
+        return
+    import sqlalchemy as sa
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    frame.to_sql(table, engine, index=False)
+    engine.dispose()
+
+
+def _read_table(url: str, sql: str) -> pd.DataFrame:
+    if url.startswith("duckdb"):
+        import duckdb
+        con = duckdb.connect(url.split(":///", 1)[1], read_only=True)
+        try:
+            return con.execute(sql).df()
+        finally:
+            con.close()
+    import sqlalchemy as sa
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        return pd.read_sql(sql, engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "sqlite", "duckdb"])
+def test_table_to_table_with_upsert_on_key(kind, tmp_path, frame, native, churn_artifact, request):
+    url = _db_urls(kind, tmp_path, request)
+    dirty = frame.copy()
+    dirty["tenure"] = dirty["tenure"].astype(str)  # a text column, as often in the wild
+    dirty.loc[11, "tenure"] = "soon"  # a text value in a number column: one rejected row
+    _load_table(url, "customers", dirty)
+    args = (str(churn_artifact), f"{url}?table=customers", f"{url}?table=scores",
+            "--key", "customer_id", "--with-model", "--chunk-rows", "400", "--max-reject-rate", "0.01")
+    assert score(*args)[0] == 0
+    assert score(*args)[0] == 0  # the second run updates the same rows instead of adding
+    got = _read_table(url, 'SELECT * FROM scores ORDER BY "row"')
+    # `row` is the position in the table as read; without ORDER BY a database may return
+    # rows in any order, so rows are matched to the native scores by id.
+    ids = got["customer_id"].str[1:].astype(int).to_numpy()
+    assert len(got) == 2999 and got["customer_id"].is_unique and 11 not in set(ids)
+    assert set(got.columns) == {"row", "customer_id", "label", "probability_no",
+                                "probability_yes", "model", "model_version"}
+    assert_parity(got, native, ids)
+    runs = sorted((tmp_path / "home" / "runs").glob("churn-*/run.json"))
+    m = json.loads(runs[-1].read_text())
+    assert m["counts"] == {"read": 3000, "scored": 2999, "rejected": 1, "flagged": 0}
+    assert m["outputs"][0]["table"] == "scores" and "customers" in m["input"]["uri"]
+
+
+def test_query_input_and_a_failed_write_rolls_back(tmp_path, frame, churn_artifact, pg_url,
+                                                   capsys):
+    _load_table(pg_url, "customers", frame)
+    q = "SELECT * FROM customers WHERE age >= 40"
+    assert score(str(churn_artifact), pg_url, f"{pg_url}?table=older", "--query", q,
+                 "--keep", "customer_id")[0] == 0
+    n = int((frame["age"] >= 40).sum())
+    assert len(_read_table(pg_url, "SELECT * FROM older")) == n
+    # A table without a unique key cannot take an upsert: the run fails, nothing is added.
+    code, _ = score(str(churn_artifact), pg_url, f"{pg_url}?table=older", "--query", q,
+                    "--key", "customer_id", "--chunk-rows", "100")
+    err = capsys.readouterr().err
+    assert code == 1 and "needs a primary key or unique index on customer_id" in err, err
+    assert len(_read_table(pg_url, "SELECT * FROM older")) == n
+
+
+# --- the Redis cache -------------------------------------------------------------------------
+
+
+def test_redis_cache_of_scores_and_lookup(tmp_path, frame, native, churn_artifact, redis_url,
+                                          capsys):
+    import redis
+
+    src = tmp_path / "in.parquet"
+    frame.to_parquet(src, index=False)
+    client = redis.Redis.from_url(redis_url)
+    client.delete(*client.keys("scorehouse:churn:*") or ["none"])
+    code, _ = score(str(churn_artifact), str(src), "--to", redis_url, "--key", "customer_id",
+                    "--ttl", "600")
+    assert code == 0
+    assert len(client.keys("scorehouse:churn:*")) == 3000
+    h = client.hgetall("scorehouse:churn:C00042")
+    assert float(h[b"probability_yes"]) == pytest.approx(native[42], abs=TOL)
+    assert h[b"model"] == b"churn" and h[b"scored_at"] and 0 < client.ttl(
+        "scorehouse:churn:C00042") <= 600
+    main_code = 0
+    try:
+        main(["lookup", "churn", "C00042", "--redis", redis_url, "--json"])
+    except SystemExit as e:
+        main_code = int(e.code or 0)
+    assert main_code == 0
+    looked = json.loads(capsys.readouterr().out)
+    assert looked["label"] == h[b"label"].decode()
+    try:
+        main(["lookup", "churn", "no-such-customer", "--redis", redis_url])
+    except SystemExit as e:
+        main_code = int(e.code or 0)
+    assert main_code == 3 and "no cached scores" in capsys.readouterr().err
