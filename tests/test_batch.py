@@ -399,3 +399,26 @@ def test_redis_cache_of_scores_and_lookup(tmp_path, frame, native, churn_artifac
     except SystemExit as e:
         main_code = int(e.code or 0)
     assert main_code == 3 and "no cached scores" in capsys.readouterr().err
+
+
+def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise():
+    from scorehouse.batch import Progress
+
+    log = io.StringIO()
+    p = Progress(1000, "bytes", stream=log, log_every=0)
+    p.update(500, 250)
+    p.close()
+    assert "500 rows read (25% of the input)" in log.getvalue() and "rows/s" in log.getvalue()
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Terminal()
+    bar = Progress(1000, "rows", stream=tty)
+    bar.update(400, None)
+    bar.close()
+    assert "rows/s" in tty.getvalue() and "ETA" in tty.getvalue()
+    quiet = io.StringIO()
+    Progress(10, "rows", stream=quiet, enabled=False, log_every=0).update(5, 5)
+    assert quiet.getvalue() == ""

@@ -1,0 +1,163 @@
+"""Batch scoring figures: `scorehouse score` against a hand-written pandas script.
+
+Data: the 13-column churn table of bench_runtime (numbers, strings, gaps) plus a
+`customer_id`, generated in 200k-row parts; 1M rows as CSV and as Parquet, 10M rows as CSV.
+Model: the forest pipeline of bench_runtime (impute + scale + one-hot + 100 trees, depth 10),
+packaged with `scorehouse.package` (ONNX runtime after the parity gate).
+
+Every measured command runs as its own process (imports included on both sides), timed from
+start to exit; peak RSS is that process's own maximum resident set (os.wait4).
+
+1. rows/s: `scorehouse score model in.csv out.csv --keep customer_id` vs a pandas script
+   (read_csv, predict_proba on the native pipeline with n_jobs=-1, to_csv with the id and
+   probabilities) on 1M rows. Goal: ratio >= 3.
+2. memory: peak RSS of `scorehouse score` on 10M rows vs on 1M rows (CSV in, CSV out).
+   Goal: ratio <= 1.2.
+3. formats: Parquet in/out vs CSV in/out through `scorehouse score`, 1M rows. Goal: >= 2x.
+
+Run: python bench/bench_batch.py [--quick]   (--quick: 200k/2M rows, prints only)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import joblib
+import pyarrow as pa
+import pyarrow.csv as pv
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_runtime import TRAIN_ROWS, frame, revision, train  # noqa: E402
+from report import machine, write_section  # noqa: E402
+
+PART = 200_000
+GOAL_PANDAS, GOAL_RSS, GOAL_PARQUET = 3.0, 1.2, 2.0
+
+PANDAS_SCRIPT = """
+import sys, time, joblib, pandas as pd
+model = joblib.load(sys.argv[1])
+t0 = time.perf_counter()
+df = pd.read_csv(sys.argv[2])
+t1 = time.perf_counter()
+p = model.predict_proba(df.drop(columns=["customer_id"]))
+t2 = time.perf_counter()
+out = pd.DataFrame({"customer_id": df["customer_id"]})
+for j, c in enumerate(model.classes_):
+    out[f"probability_{c}"] = p[:, j]
+out.to_csv(sys.argv[3], index=False)
+print(t1 - t0, t2 - t1, time.perf_counter() - t2)
+"""
+
+
+def write_data(folder: Path, rows: int, csv_name: str, parquet_name: str | None) -> None:
+    """`rows` rows of features + customer_id, appended part by part (bounded memory here too)."""
+    from scorehouse.demo.data import TARGET
+
+    csv_writer = pq_writer = None
+    with open(folder / csv_name, "wb") as fh:
+        for k, start in enumerate(range(0, rows, PART)):
+            df = frame(min(PART, rows - start), seed=100 + k).drop(columns=[TARGET])
+            df.insert(0, "customer_id", [f"C{start + i:09d}" for i in range(len(df))])
+            t = pa.Table.from_pandas(df, preserve_index=False)
+            csv_writer = csv_writer or pv.CSVWriter(fh, t.schema)
+            csv_writer.write_table(t)
+            if parquet_name:
+                pq_writer = pq_writer or pq.ParquetWriter(folder / parquet_name, t.schema)
+                pq_writer.write_table(t)
+        csv_writer.close()
+    if pq_writer:
+        pq_writer.close()
+
+
+def timed(cmd: list[str]) -> tuple[float, float, str]:
+    """(seconds, peak RSS in MB, stdout) of one command run to completion; fails loudly."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as errf:
+        p = subprocess.Popen(cmd, stdout=out, stderr=errf)
+        _, status, usage = os.wait4(p.pid, 0)
+        seconds = time.perf_counter() - start
+        out.seek(0)
+        errf.seek(0)
+        text, err = out.read().decode(), errf.read().decode()
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"{' '.join(cmd)} exited {code}:\n{err}")
+    return seconds, usage.ru_maxrss / 1024, text
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="200k/2M rows; print only")
+    args = ap.parse_args()
+    small, large = (200_000, 2_000_000) if args.quick else (1_000_000, 10_000_000)
+    scorehouse = shutil.which("scorehouse", path=str(Path(sys.executable).parent))
+    assert scorehouse, "install scorehouse first (make test)"
+
+    import scorehouse as sh
+    from scorehouse.demo.data import TARGET
+
+    with tempfile.TemporaryDirectory(prefix="sh-bench-batch-") as tmp:
+        d = Path(tmp)
+        model = train("forest", frame(TRAIN_ROWS, seed=1))
+        joblib.dump(model, d / "model.joblib")
+        train_data = frame(TRAIN_ROWS, seed=1)
+        artifact = sh.package(model, train_data, name="churn", target=TARGET,
+                              path=d / "churn.shz")
+        runtime = sh.load(artifact, trust=True).runtime.name
+        print(f"packaged; runtime {runtime}", flush=True)
+        write_data(d, small, "small.csv", "small.parquet")
+        write_data(d, large, "large.csv", None)
+        print("data written", flush=True)
+
+        def score(src: str, out: str) -> tuple[float, float, str]:
+            return timed([scorehouse, "score", str(artifact), str(d / src), str(d / out),
+                          "--trust", "--keep", "customer_id", "-q"])
+
+        results = {
+            "pandas": timed([sys.executable, "-c", PANDAS_SCRIPT, str(d / "model.joblib"),
+                             str(d / "small.csv"), str(d / "pandas.csv")]),
+            "csv": score("small.csv", "out.csv"),
+            "parquet": score("small.parquet", "out.parquet"),
+            "large": score("large.csv", "large-out.csv"),
+        }
+        for k, (s, rss, _) in results.items():
+            print(f"{k:8s} {s:7.1f} s  {rss:7.0f} MB", flush=True)
+
+    report(results, small, large, runtime, args.quick)
+
+
+def report(r: dict[str, tuple[float, float, str]], small: int, large: int, runtime: str,
+           quick: bool) -> None:
+    read, predict, write = (float(x) for x in r["pandas"][2].split())
+    rate = {k: small / r[k][0] for k in ("pandas", "csv", "parquet")}
+    vs_pandas = rate["csv"] / rate["pandas"]
+    rss = r["large"][1] / r["csv"][1]
+    fmt = rate["parquet"] / rate["csv"]
+    yes = lambda ok: "yes" if ok else "NO"  # noqa: E731
+    body = f"""## Batch scoring: `scorehouse score` (goals: >= {GOAL_PANDAS:.0f}x a pandas script on {small:,} rows; peak RSS at {large:,} rows <= {GOAL_RSS}x that at {small:,}; Parquet >= {GOAL_PARQUET:.0f}x CSV)
+
+`python bench/bench_batch.py` on {machine()}, {revision()}. Forest pipeline of the runtime section (100 trees, depth 10, 13 mixed columns + `customer_id`), runtime `{runtime}`; each command is its own process, timed start to exit (imports included on both sides); RSS is that process's peak.
+
+| measure | scorehouse | baseline | ratio | goal | met |
+|---|---|---|---|---|---|
+| {small:,} rows CSV -> CSV, rows/s | {rate['csv']:,.0f} ({r['csv'][0]:.1f} s) | {rate['pandas']:,.0f} ({r['pandas'][0]:.1f} s, pandas read_csv + predict_proba n_jobs=-1 + to_csv) | {vs_pandas:.2f}x | >= {GOAL_PANDAS:.0f}x | {yes(vs_pandas >= GOAL_PANDAS)} |
+| peak RSS, MB | {r['large'][1]:,.0f} at {large:,} rows ({r['large'][0]:.1f} s) | {r['csv'][1]:,.0f} at {small:,} rows | {rss:.2f}x | <= {GOAL_RSS}x | {yes(rss <= GOAL_RSS)} |
+| {small:,} rows Parquet -> Parquet, rows/s | {rate['parquet']:,.0f} ({r['parquet'][0]:.1f} s) | {rate['csv']:,.0f} (CSV -> CSV) | {fmt:.2f}x | >= {GOAL_PARQUET:.0f}x | {yes(fmt >= GOAL_PARQUET)} |
+
+The pandas script's peak RSS on {small:,} rows was {r['pandas'][1]:,.0f} MB. Inside it, read_csv took {read:.1f} s, the native pipeline's predict_proba (forest n_jobs=-1) {predict:.1f} s and to_csv {write:.1f} s: at {GOAL_PANDAS:.0f}x the whole scorehouse run would have to take {r['pandas'][0] / GOAL_PANDAS:.1f} s, imports included.
+"""
+    print(body)
+    if not quick:
+        write_section("batch", body)
+
+
+if __name__ == "__main__":
+    main()
