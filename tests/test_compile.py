@@ -28,6 +28,7 @@ import scorehouse
 from scorehouse import artifact as artifact_io
 from scorehouse.demo.data import TARGET, churn_frame
 from scorehouse.demo.run import preprocessor as _pre
+from scorehouse.schema import validate_batch
 
 GATE = 1e-6  # the parity gate's default tolerance, on probabilities
 
@@ -287,3 +288,64 @@ print(json.dumps({"label": label.tolist(), "proba": proba.tolist(),
     assert [i["name"] for i in manifest["compiled"]["inputs"]] == list(X.columns)
     assert np.abs(np.array(got["proba"]) - model.predict_proba(X)).max() <= GATE
     assert got["label"] == model.predict(X).tolist()
+
+
+def test_large_batches_split_into_parallel_chunks_score_exactly_like_one_run(
+        forest_artifact, data, monkeypatch):
+    import scorehouse.runtime.onnx as onnx_mod
+
+    path, _ = forest_artifact
+    scorer = scorehouse.load(path, trust=True)
+    table = pa.Table.from_pandas(data[1])
+    one_run = scorer.predict(table)
+    columns = validate_batch(scorer.schema, table).columns
+    graph_labels = scorer.runtime.session.run(["label"], scorer.runtime._feed(columns, 2000))[0]
+    # Shrink the chunks so 2,000 rows make 8 chunks (the last one short) on two threads.
+    monkeypatch.setattr(onnx_mod, "CHUNK_ROWS", 256)
+    monkeypatch.setattr(onnx_mod, "PARALLEL_MIN_ROWS", 1000)
+    scorer.runtime.workers = 2
+    runs = []
+    chunk_session = scorer.runtime._single_threaded_session()
+    real = chunk_session.run
+
+    class Spy:
+        def run(self, names, feed):
+            runs.append(len(next(iter(feed.values()))))
+            return real(names, feed)
+
+    scorer.runtime._chunk_session = Spy()
+    chunked = scorer.predict(table)
+    assert sorted(runs) == [208] + [256] * 7
+    assert chunk_session.get_session_options().intra_op_num_threads == 1
+    assert np.array_equal(chunked.output.probabilities, one_run.output.probabilities)
+    assert chunked.output.labels.tolist() == one_run.output.labels.tolist() \
+        == graph_labels.tolist()
+    assert chunked.rows.tolist() == one_run.rows.tolist() == list(range(2000))
+    small = scorer.predict(table.slice(0, 999))  # under the threshold: one run
+    assert len(runs) == 8 and np.array_equal(small.output.probabilities,
+                                             one_run.output.probabilities[:999])
+
+
+def test_an_error_in_a_chunk_reaches_the_scorer_which_isolates_as_for_one_run(
+        forest_artifact, data, monkeypatch):
+    import scorehouse.runtime.onnx as onnx_mod
+
+    path, _ = forest_artifact
+    scorer = scorehouse.load(path, trust=True)
+    table = pa.Table.from_pandas(data[1])
+    one_run = scorer.predict(table)
+    monkeypatch.setattr(onnx_mod, "CHUNK_ROWS", 256)
+    monkeypatch.setattr(onnx_mod, "PARALLEL_MIN_ROWS", 1000)
+    scorer.runtime.workers = 2
+
+    class Failing:
+        def run(self, names, feed):
+            raise RuntimeError("boom")
+
+    scorer.runtime._chunk_session = Failing()
+    with pytest.raises(RuntimeError, match="boom"):
+        scorer.runtime.predict(validate_batch(scorer.schema, table).columns, 2000)
+    # The scorer bisects: halves of 1,000 rows fail again, quarters of 500 run in one piece.
+    result = scorer.predict(table)
+    assert result.n_scored == 2000 and not result.rejects
+    assert np.array_equal(result.output.probabilities, one_run.output.probabilities)

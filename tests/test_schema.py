@@ -220,3 +220,52 @@ def test_text_columns_as_read_from_a_csv_agree_with_the_single_row_rule(rows):
                 assert b is None or (isinstance(b, float) and math.isnan(b)), name
             else:
                 assert b == v, name
+
+
+STRING_SCHEMA = Schema((
+    Column("plan", "string", nullable=True, categories=("gold", "None", " ")),
+    Column("free", "string", nullable=True),
+))
+STRINGS = st.one_of(st.none(), st.sampled_from(
+    ["", " ", "NA", " na", "N/A ", "None", "none", "NULL", "nan", "NaN", "NaT", "<NA>", "gold",
+     "Gold", " gold", "\tnull\n", "\u00a0"]), st.text(max_size=3))
+
+
+def _string_shapes(values: list) -> dict:
+    """One string column in every typed shape that takes the distinct-values path."""
+    half = len(values) // 2
+    return {
+        "arrow": pa.array(values, pa.string()),
+        "chunked": pa.chunked_array([pa.array(values[:half], pa.string()),
+                                     pa.array(values[half:], pa.string())]),
+        "large": pa.array(values, pa.large_string()),
+        "view": pa.array(values, pa.string_view()),
+        "dictionary": pa.array(values, pa.string()).dictionary_encode(),
+        "pandas": pd.Series(values, dtype="string"),
+        "category": pd.Series(values, dtype="category"),
+    }
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(STRINGS, STRINGS), min_size=1, max_size=8))
+def test_typed_string_columns_agree_with_the_single_row_rule(pairs):
+    rows = [{"plan": a, "free": b} for a, b in pairs]
+    expected = [validate_row(STRING_SCHEMA, r) for r in rows]
+    plans, frees = _string_shapes([a for a, _ in pairs]), _string_shapes([b for _, b in pairs])
+    for shape in plans:
+        columns = {"plan": plans[shape], "free": frees[shape]}
+        data = pd.DataFrame(columns) if shape in ("pandas", "category") else pa.table(columns)
+        batch = validate_batch(STRING_SCHEMA, data)
+        assert not batch.rejects and batch.rows.tolist() == list(range(len(rows))), shape
+        for i, (values, _, flags) in enumerate(expected):
+            for name, v in values.items():
+                b = batch.columns[name][i]
+                assert b == v or (v is None and b is None), (shape, name, i)
+            got = sorted(k for k, idx in batch.flags.items() if i in idx)
+            assert got == sorted(flags), shape
+
+
+def test_an_empty_chunked_string_column_is_an_empty_column():
+    v = validate_batch(STRING_SCHEMA, pa.table({
+        "plan": pa.chunked_array([], pa.string()), "free": pa.chunked_array([], pa.string())}))
+    assert v.n_read == 0 and len(v.columns["plan"]) == 0
