@@ -475,6 +475,38 @@ def lookup(
     emit(scores, as_json, lambda: table(["field", "value"], sorted(scores.items())))
 
 
+@app.command()
+def serve(
+    refs: Annotated[list[str], typer.Argument(help="Models: churn@production fraud/3 path/to/model.shz …")],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8080,
+    workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
+    runtime: Annotated[str | None, typer.Option(help="native or onnx.")] = None,
+    trust: Annotated[bool, typer.Option(help="Trust pickled code in artifact files.")] = False,
+    max_body: Annotated[int, typer.Option(help="Largest request body in bytes (413 beyond).")] = 16 * 1024 * 1024,
+) -> None:
+    """Serve models over HTTP: MLflow /invocations, V2 /v2/models/…/infer, /models/{name}/predict, /metrics."""
+    import uvicorn
+
+    from ..serve import create_app
+    from ..serve.models import ModelSet
+
+    def factory():
+        registry = None if all(is_path(r) for r in refs) else _registry()
+        return create_app(ModelSet(list(refs), registry, runtime=runtime, trust=trust), max_body=max_body)
+
+    from ..loading import is_path
+
+    if workers > 1:  # each process loads the models itself: uvicorn needs an import string
+        os.environ["SCOREHOUSE_SERVE_ARGS"] = json.dumps({"refs": list(refs), "runtime": runtime, "trust": trust,
+                                                          "max_body": max_body, "registry": _state["registry"],
+                                                          "artifacts": _state["artifacts"]})
+        uvicorn.run("scorehouse.serve.entry:app_from_env", factory=True, host=host, port=port,
+                    workers=workers, log_level="warning", timeout_graceful_shutdown=30)
+        return
+    uvicorn.run(factory(), host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+
+
 def _run_summary(m: dict[str, Any], manifest: Path) -> None:
     c = m["counts"]
     where = ", ".join(o["uri"] for o in m["outputs"])

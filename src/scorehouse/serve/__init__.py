@@ -1,0 +1,6 @@
+"""The real-time service: MLflow, Open Inference (V2) and native endpoints, one Scorer each."""
+
+from .app import create_app
+from .models import ModelSet
+
+__all__ = ["create_app", "ModelSet"]

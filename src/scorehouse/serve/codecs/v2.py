@@ -1,0 +1,201 @@
+"""The Open Inference Protocol (KServe V2): JSON tensors and the binary tensor extension.
+
+Each schema column is one input tensor of shape [N] or [N, 1] (BYTES for strings, FP64 or
+INT64 for numbers). Outputs: `label` [N] and `probabilities` [N, k] for classifiers,
+`value` [N] for regressors. Binary data follows the JSON header, whose length the
+`Inference-Header-Content-Length` header gives; BYTES elements carry a 4-byte length.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from ...errors import InvalidInputError
+from ...scorer import Result, Scorer
+
+HEADER = "Inference-Header-Content-Length"
+DTYPES = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32,
+          "UINT64": np.uint64, "INT8": np.int8, "INT16": np.int16, "INT32": np.int32,
+          "INT64": np.int64, "FP16": np.float16, "FP32": np.float32, "FP64": np.float64}
+_SCHEMA_TYPES = {"integer": "INT64", "number": "FP64", "boolean": "BOOL"}
+
+
+def model_metadata(scorer: Scorer) -> dict[str, Any]:
+    """`GET /v2/models/{m}`: name, versions, platform and tensors from the model schema."""
+    inputs = [{"name": c.name, "datatype": _SCHEMA_TYPES.get(c.type, "BYTES"), "shape": [-1, 1]}
+              for c in scorer.schema.columns]
+    return {"name": scorer.name, "versions": [str(scorer.version or 1)],
+            "platform": f"scorehouse-{scorer.artifact.flavor}-{scorer.runtime.name}",
+            "inputs": inputs, "outputs": outputs_metadata(scorer)}
+
+
+def outputs_metadata(scorer: Scorer) -> list[dict[str, Any]]:
+    """The output tensors a model returns."""
+    if scorer.task == "regression":
+        return [{"name": "value", "datatype": "FP64", "shape": [-1]}]
+    classes = scorer.classes or []
+    label = "INT64" if classes and all(isinstance(c, int) for c in classes) else "BYTES"
+    return [{"name": "label", "datatype": label, "shape": [-1]},
+            {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(classes)]}]
+
+
+def decode(body: bytes, header_length: str | None) -> tuple[pa.Table, dict[str, Any]]:
+    """(the inputs as an Arrow table, the request's JSON header) from an infer request."""
+    json_part, binary = body, b""
+    if header_length is not None:
+        try:
+            n = int(header_length)
+        except ValueError:
+            raise InvalidInputError(f"{HEADER} must be an integer, got {header_length!r}") from None
+        if not 0 <= n <= len(body):
+            raise InvalidInputError(f"{HEADER} {n} is outside the body of {len(body)} bytes")
+        json_part, binary = body[:n], body[n:]
+    try:
+        doc = orjson.loads(json_part)
+    except orjson.JSONDecodeError as e:
+        raise InvalidInputError(f"the inference request is not valid JSON: {e}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list) or not doc["inputs"]:
+        raise InvalidInputError('an inference request needs "inputs": a non-empty list of tensors')
+    columns: dict[str, Any] = {}
+    offset = 0
+    rows = None
+    for t in doc["inputs"]:
+        name, values, offset = _tensor(t, binary, offset)
+        n = len(values)
+        if rows is not None and n != rows:
+            raise InvalidInputError(f"input {name!r} has {n} rows, the others {rows}")
+        rows = n
+        columns[name] = values
+    if offset != len(binary):
+        raise InvalidInputError(f"{len(binary) - offset} bytes of binary data are not claimed by "
+                                "any input's binary_data_size")
+    return pa.table({name: _arrow(values) for name, values in columns.items()}), doc
+
+
+def _arrow(values: Any) -> pa.Array:
+    # JSON data of mixed types in one tensor is passed as text: the schema says what is wrong.
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+
+
+def _tensor(t: Any, binary: bytes, offset: int) -> tuple[str, Any, int]:
+    if not isinstance(t, dict) or not isinstance(t.get("name"), str):
+        raise InvalidInputError("each input needs a name, a shape, a datatype and data")
+    name, dtype, shape = t["name"], t.get("datatype"), t.get("shape")
+    if dtype not in DTYPES and dtype != "BYTES":
+        raise InvalidInputError(f"input {name!r}: unsupported datatype {dtype!r}")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape) \
+            or len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+        raise InvalidInputError(f"input {name!r}: shape must be [N] or [N, 1], got {shape!r}")
+    count = shape[0]
+    size = (t.get("parameters") or {}).get("binary_data_size")
+    if size is not None:
+        if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+            raise InvalidInputError(f"input {name!r}: binary_data_size {size!r} runs past the body")
+        raw = binary[offset:offset + size]
+        offset += size
+        values = _from_binary(name, dtype, raw, count)
+    else:
+        values = _from_json(name, dtype, t.get("data"), count)
+    return name, values, offset
+
+
+def _from_binary(name: str, dtype: str, raw: bytes, count: int) -> Any:
+    if dtype == "BYTES":
+        out, pos = [], 0
+        while pos < len(raw):
+            if pos + 4 > len(raw):
+                raise InvalidInputError(f"input {name!r}: truncated BYTES element")
+            (n,) = struct.unpack_from("<I", raw, pos)
+            pos += 4
+            if pos + n > len(raw):
+                raise InvalidInputError(f"input {name!r}: truncated BYTES element")
+            out.append(raw[pos:pos + n].decode("utf-8", "replace"))
+            pos += n
+        values: Any = out
+    else:
+        width = np.dtype(DTYPES[dtype]).itemsize
+        if len(raw) != count * width:
+            raise InvalidInputError(f"input {name!r}: {len(raw)} bytes for {count} {dtype} values "
+                                    f"(expected {count * width})")
+        values = np.frombuffer(raw, dtype=DTYPES[dtype])
+    if len(values) != count:
+        raise InvalidInputError(f"input {name!r}: shape says {count} values, data has {len(values)}")
+    return values
+
+
+def _from_json(name: str, dtype: str, data: Any, count: int) -> Any:
+    if not isinstance(data, list):
+        raise InvalidInputError(f"input {name!r}: data must be a list")
+    flat = [v[0] if isinstance(v, list) and len(v) == 1 else v for v in data]
+    if len(flat) != count:
+        raise InvalidInputError(f"input {name!r}: shape says {count} values, data has {len(flat)}")
+    if dtype == "BYTES":
+        return [None if v is None else str(v) for v in flat]
+    return [None if v is None else v for v in flat]  # the schema's rules coerce and check
+
+
+def requested_binary(doc: dict[str, Any]) -> dict[str, bool]:
+    """Which outputs the client wants as binary data (by name; '*' for the default)."""
+    default = bool((doc.get("parameters") or {}).get("binary_data_output", False))
+    wanted = {"*": default}
+    for o in doc.get("outputs") or []:
+        if isinstance(o, dict) and isinstance(o.get("name"), str):
+            wanted[o["name"]] = bool((o.get("parameters") or {}).get("binary_data", default))
+    return wanted
+
+
+def encode(result: Result, scorer: Scorer, doc: dict[str, Any]) -> tuple[bytes, int | None]:
+    """(response body, JSON header length when binary outputs follow it)."""
+    tensors = _outputs(result, scorer)
+    asked = [o["name"] for o in doc.get("outputs") or [] if isinstance(o, dict)]
+    unknown = [n for n in asked if n not in tensors]
+    if unknown:
+        raise InvalidInputError(f"unknown output(s) {', '.join(unknown)}; this model returns "
+                                f"{', '.join(tensors)}")
+    binary = requested_binary(doc)
+    outputs, blobs = [], []
+    for name in asked or list(tensors):
+        dtype, array = tensors[name]
+        spec: dict[str, Any] = {"name": name, "datatype": dtype, "shape": list(array.shape)}
+        if binary.get(name, binary["*"]):
+            blob = _to_binary(dtype, array)
+            spec["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        else:
+            spec["data"] = array.reshape(-1).tolist()
+        outputs.append(spec)
+    header = orjson.dumps({"model_name": scorer.name, "model_version": str(scorer.version or 1),
+                           "id": doc.get("id", ""), "outputs": outputs},
+                          option=orjson.OPT_SERIALIZE_NUMPY)
+    if not blobs:
+        return header, None
+    return header + b"".join(blobs), len(header)
+
+
+def _outputs(result: Result, scorer: Scorer) -> dict[str, tuple[str, np.ndarray]]:
+    o = result.output
+    if scorer.task == "regression":
+        return {"value": ("FP64", np.asarray(o.values, dtype=np.float64))}
+    label_type = outputs_metadata(scorer)[0]["datatype"]
+    labels = np.asarray([v.item() if isinstance(v, np.generic) else v for v in o.labels],
+                        dtype=np.int64 if label_type == "INT64" else object)
+    return {"label": (label_type, labels),
+            "probabilities": ("FP64", np.asarray(o.probabilities, dtype=np.float64))}
+
+
+def _to_binary(dtype: str, array: np.ndarray) -> bytes:
+    if dtype == "BYTES":
+        parts = []
+        for v in array.reshape(-1):
+            b = str(v).encode()
+            parts.append(struct.pack("<I", len(b)) + b)
+        return b"".join(parts)
+    return np.ascontiguousarray(array, dtype=DTYPES[dtype]).tobytes()
