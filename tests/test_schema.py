@@ -269,3 +269,47 @@ def test_an_empty_chunked_string_column_is_an_empty_column():
     v = validate_batch(STRING_SCHEMA, pa.table({
         "plan": pa.chunked_array([], pa.string()), "free": pa.chunked_array([], pa.string())}))
     assert v.n_read == 0 and len(v.columns["plan"]) == 0
+
+
+RULE_COLUMNS = [
+    Column("n", "number", min=0.0, max=10.0), Column("n2", "number", nullable=True),
+    Column("i", "integer", min=-5, max=5), Column("i2", "integer", nullable=True),
+    Column("s", "string", categories=("gold", "NA", " ")), Column("s2", "string"),
+    Column("b", "boolean"), Column("t", "datetime"),
+]
+RAW = st.one_of(VALUES, st.integers(), st.sampled_from(
+    [2**63, -(2**63), 2**63 - 1, 10**400, " NA ", "Gold", "gold", "2024-01-02", np.float64(2.5),
+     np.int64(3), np.str_("gold"), np.bool_(True), pd.NA, pd.NaT, float("-inf")]))
+
+
+def _outcome(fn, v):
+    try:
+        return "ok", fn(v)
+    except Exception as e:  # the reference may raise other errors (OverflowError): same ones
+        return type(e).__name__, str(e)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(RULE_COLUMNS), RAW)
+def test_compiled_single_row_rule_is_coerce_value_then_flag_of(col, v):
+    from scorehouse.schema.coerce import coerce_value, flag_of, row_rule
+
+    def reference(x):
+        value = coerce_value(col, x)
+        return value, flag_of(col, value)
+
+    got, want = _outcome(row_rule(col), v), _outcome(reference, v)
+    assert got == want or (got[0] == want[0] == "ok" and pd.isna(got[1][0])
+                           and pd.isna(want[1][0])), (col, v, got, want)
+    if got[0] == "ok" and got[1][0] is not None:
+        assert type(got[1][0]) is type(want[1][0])
+
+
+def test_a_pickled_schema_drops_its_compiled_rules_and_rebuilds_them():
+    import pickle
+
+    validate_row(SCHEMA, GOOD)
+    assert SCHEMA._derived
+    copy = pickle.loads(pickle.dumps(SCHEMA))
+    assert copy == SCHEMA and not copy._derived
+    assert validate_row(copy, GOOD) == validate_row(SCHEMA, GOOD)

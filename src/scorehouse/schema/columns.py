@@ -52,12 +52,22 @@ class Column:
         return cls(**dict(d))
 
 
+class _Derived(dict):
+    """A schema's cache; it holds closures, so copies and pickles start empty."""
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        return _Derived, ()
+
+
 @dataclass(frozen=True)
 class Schema:
     """Ordered model inputs; the one set of rules every channel validates against."""
 
     columns: tuple[Column, ...]
     _index: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    #: Things derived from the columns once and reused on every call (the single-row rules).
+    _derived: dict[str, Any] = field(default_factory=_Derived, init=False,
+                                     compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "columns", tuple(self.columns))

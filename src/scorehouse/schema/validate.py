@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import SchemaError
-from .coerce import Coerced, CoercionError, coerce_column, coerce_value, flag_mask, flag_of
+from .coerce import Coerced, CoercionError, RowRule, coerce_column, flag_mask, row_rule
 from .columns import Column, Schema
 
 
@@ -138,6 +138,15 @@ def validate_batch(schema: Schema, data: Any) -> Validated:
     return Validated(n, rows, columns, errors, flags)
 
 
+def _row_rules(schema: Schema) -> list[tuple[str, bool, RowRule]]:
+    """(name, nullable, rule) per column, compiled on first use and kept on the schema."""
+    rules = schema._derived.get("row_rules")
+    if rules is None:
+        rules = schema._derived["row_rules"] = [(c.name, c.nullable, row_rule(c))
+                                                for c in schema.columns]
+    return rules
+
+
 def validate_row(
     schema: Schema, row: Mapping[str, Any]
 ) -> tuple[dict[str, Any], list[Reject], list[tuple[str, str]]]:
@@ -145,22 +154,21 @@ def validate_row(
     values: dict[str, Any] = {}
     rejects: list[Reject] = []
     flags: list[tuple[str, str]] = []
-    for col in schema.columns:
-        if col.name not in row:
-            values[col.name] = None
-            if not col.nullable:
-                rejects.append(Reject(0, col.name, MISSING_COLUMN))
+    for name, nullable, rule in _row_rules(schema):
+        if name not in row:
+            values[name] = None
+            if not nullable:
+                rejects.append(Reject(0, name, MISSING_COLUMN))
             continue
-        raw = row[col.name]
+        raw = row[name]
         try:
-            v = coerce_value(col, raw)
+            v, flag = rule(raw)
         except CoercionError as e:
-            rejects.append(Reject(0, col.name, str(e), raw))
+            rejects.append(Reject(0, name, str(e), raw))
             continue
-        if v is None and not col.nullable:
-            rejects.append(Reject(0, col.name, MISSING_VALUE))
-        values[col.name] = v
-        f = flag_of(col, v)
-        if f:
-            flags.append((f, col.name))
+        if v is None and not nullable:
+            rejects.append(Reject(0, name, MISSING_VALUE))
+        values[name] = v
+        if flag:
+            flags.append((flag, name))
     return values, rejects, flags
