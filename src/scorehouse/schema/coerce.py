@@ -209,14 +209,21 @@ def _string_rule(col: Column, reference: RowRule) -> RowRule:
 
 
 class Coerced:
-    """A coerced column: canonical values, null mask, and the rows that failed with why."""
+    """A coerced column: canonical values, null mask, and the rows that failed with why.
 
-    __slots__ = ("values", "null", "errors")
+    A string column coerced from its distinct values keeps them (`distinct`, with `values`
+    equal to `distinct[codes]`) so later per-value checks run once per distinct value too.
+    """
 
-    def __init__(self, values: np.ndarray, null: np.ndarray, errors: list[tuple[int, str, Any]]):
+    __slots__ = ("values", "null", "errors", "distinct", "codes")
+
+    def __init__(self, values: np.ndarray, null: np.ndarray, errors: list[tuple[int, str, Any]],
+                 distinct: np.ndarray | None = None, codes: np.ndarray | None = None):
         self.values = values
         self.null = null
         self.errors = errors
+        self.distinct = distinct
+        self.codes = codes
 
 
 def _typed_numpy(raw: Any) -> np.ndarray | None:
@@ -332,7 +339,7 @@ def _strings(col: Column, distinct: np.ndarray, codes: np.ndarray) -> Coerced:
     values[:-1][token] = None
     values[-1] = None
     null = np.append(token, True)
-    return Coerced(values[codes], null[codes], [])
+    return Coerced(values[codes], null[codes], [], values, codes)
 
 
 def _one_by_one(col: Column, raw: Any) -> Coerced:
@@ -385,7 +392,10 @@ def flag_mask(col: Column, c: Coerced) -> tuple[str, np.ndarray] | None:
     """The kind of flag this column raises and the mask of flagged rows, if any."""
     present = ~c.null
     if col.type == "string" and col.categories is not None:
-        seen = pd.Series(c.values, dtype=object).isin(col.categories).to_numpy()
+        if c.codes is not None:
+            seen = pd.Series(c.distinct, dtype=object).isin(col.categories).to_numpy()[c.codes]
+        else:
+            seen = pd.Series(c.values, dtype=object).isin(col.categories).to_numpy()
         return "unseen_category", present & ~seen
     if col.type in ("number", "integer") and (col.min is not None or col.max is not None):
         x = np.where(present, c.values.astype("float64", copy=False), np.nan)
