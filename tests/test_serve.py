@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -40,6 +41,9 @@ class Server:
         deadline = time.time() + 60
         while not self.server.started:
             assert time.time() < deadline, "server did not start"
+            time.sleep(0.05)
+        while httpx.get(f"{self.url}/v2/health/ready").status_code != 200:
+            assert time.time() < deadline, "models did not load"
             time.sleep(0.05)
         return self
 
@@ -199,13 +203,10 @@ def test_metrics_count_requests_rejects_and_flags(http, rows):
 
 def test_alias_move_swaps_the_model_without_failed_requests(registry_home, rows):
     models = ModelSet(["churn@production"], registry_home)
-    app = create_app(models)
+    app = create_app(models, watch=False)  # the test moves the alias and calls refresh()
     errors, versions = [], set()
     stop = threading.Event()
     with Server(app) as s:
-        models.close()  # drive the swap from the test, not the 2 s watcher
-        models._stop.clear()
-
         def load() -> None:
             with httpx.Client(base_url=s.url, timeout=10) as c:
                 while not stop.is_set():
@@ -227,3 +228,195 @@ def test_alias_move_swaps_the_model_without_failed_requests(registry_home, rows)
             t.join()
         registry_home.promote("churn/1", "production")
     assert errors == [] and versions == {1, 2}
+
+
+# --- operations ------------------------------------------------------------------------------
+
+
+class SlowModels(ModelSet):
+    """A ModelSet whose loading takes a second, to observe readiness before it ends."""
+
+    def load_all(self) -> None:
+        time.sleep(1.0)
+        super().load_all()
+
+
+def test_live_at_once_ready_after_loading(registry_home, rows):
+    app = create_app(SlowModels(["churn@production"], registry_home), watch=False)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.02)
+        url = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{url}/v2/health/live").status_code == 200
+        assert httpx.get(f"{url}/v2/health/ready").status_code == 503
+        r = httpx.post(f"{url}/models/churn/predict", json=rows[0])
+        assert r.status_code == 503 and "loading" in r.json()["error"]
+        deadline = time.time() + 30
+        while httpx.get(f"{url}/v2/health/ready").status_code != 200:
+            assert time.time() < deadline
+            time.sleep(0.05)
+        assert httpx.post(f"{url}/models/churn/predict", json=rows[0]).status_code == 200
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_api_keys_are_required_and_revocable_without_restart(registry_home, rows, tmp_path):
+    from scorehouse.serve.auth import ApiKeys
+
+    keys = tmp_path / "keys.txt"
+    keys.write_text("# team keys\nalpha-key\nbeta-key\n")
+    app = create_app(ModelSet(["churn@production"], registry_home), watch=False,
+                     api_keys=ApiKeys(path=keys))
+    with Server(app) as s:
+        url = f"{s.url}/models/churn/predict"
+        r = httpx.post(url, json=rows[0])
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        assert "missing API key" in r.json()["error"]
+        bad = httpx.post(url, json=rows[0], headers={"Authorization": "Bearer nope"})
+        assert bad.status_code == 401 and bad.json()["error"] == "invalid API key"
+        good = {"Authorization": "Bearer beta-key"}
+        assert httpx.post(url, json=rows[0], headers=good).status_code == 200
+        keys.write_text("alpha-key\n")  # revoke beta
+        assert httpx.post(url, json=rows[0], headers=good).status_code == 401
+        assert httpx.post(url, json=rows[0],
+                          headers={"Authorization": "Bearer alpha-key"}).status_code == 200
+        assert httpx.get(f"{s.url}/v2/health/ready").status_code == 200  # probes stay open
+        assert httpx.get(f"{s.url}/openapi.json").json()["security"] == [{"bearer": []}]
+
+
+def test_size_limit_and_timeout(registry_home, rows):
+    app = create_app(ModelSet(["churn@production"], registry_home), watch=False,
+                     max_body=40_000, timeout=1e-6)
+    with Server(app) as s:
+        big = httpx.post(f"{s.url}/models/churn/predict", json=rows * 100)
+        assert big.status_code == 413 and "over the limit" in big.json()["error"]
+        slow = httpx.post(f"{s.url}/models/churn/predict", json=rows * 4)  # 80 rows: threaded
+        assert slow.status_code == 504 and "request timeout" in slow.json()["error"]
+
+
+def test_micro_batching_groups_concurrent_single_records(registry_home, rows, expected):
+    app = create_app(ModelSet(["churn@production"], registry_home), watch=False,
+                     batching="on")
+    results: dict[int, float] = {}
+    with Server(app) as s:
+        def call(i: int) -> None:
+            with httpx.Client(base_url=s.url) as c:
+                for _ in range(5):
+                    r = c.post("/models/churn/predict", json=rows[i])
+                    assert r.status_code == 200, r.text
+                    results[i] = r.json()["predictions"][0]["probabilities"]["yes"]
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        text = httpx.get(f"{s.url}/metrics").text
+    np.testing.assert_allclose([results[i] for i in range(16)], expected[:16], atol=TOL)
+    count = _metric(text, "scorehouse_batch_size_count")
+    assert count < 80 and _metric(text, "scorehouse_batch_size_sum") == 80  # some batched
+    assert 'scorehouse_batching_enabled{model="churn"} 1.0' in text
+
+
+def _metric(text: str, name: str) -> float:
+    return float(next(line.split()[-1] for line in text.splitlines() if line.startswith(name)))
+
+
+def test_several_models_on_one_server(registry_home, churn_model, churn_data, tmp_path, rows):
+    other = scorehouse.package(churn_model, churn_data, name="retention", target=TARGET,
+                               path=tmp_path / "retention.shz")
+    models = ModelSet(["churn@production", str(other)], registry_home, trust=True)
+    with Server(create_app(models, watch=False)) as s:
+        r = httpx.post(f"{s.url}/invocations", json={"instances": rows[:2]})
+        assert r.status_code == 400 and "several models" in r.json()["message"]
+        for name in ("churn", "retention"):
+            r = httpx.post(f"{s.url}/models/{name}/invocations", json={"instances": rows[:2]})
+            assert r.status_code == 200 and len(r.json()["predictions"]) == 2
+        assert httpx.get(f"{s.url}/v2/models/retention/ready").json()["ready"] is True
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+        return True
+    except ValueError:
+        return False
+
+
+def test_openapi_fuzzing_finds_no_server_errors(server):
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
+    operations = [r.ok() for r in schema.get_all_operations()]
+    assert len(operations) >= 8
+    failures: list[str] = []
+
+    @given(case=st.one_of(*(op.as_strategy() for op in operations)))
+    @settings(max_examples=300, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    def fuzz(case) -> None:
+        response = case.call(base_url=server.url)
+        if response.status_code >= 500 or (response.status_code >= 400
+                                           and not _is_json(response.text)):
+            failures.append(f"{case.method} {case.path}: {response.status_code} "
+                            f"{response.text[:200]} for {case.body!r:.200}")
+
+    fuzz()
+    assert failures == []
+
+
+def test_cli_serve_finishes_in_flight_requests_on_sigterm(churn_artifact, churn_data, tmp_path):
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sysconfig
+
+    script = shutil.which("scorehouse", path=sysconfig.get_path("scripts"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREHOUSE_")}
+    env["SCOREHOUSE_HOME"] = str(tmp_path)
+    bad = subprocess.run([script, "serve", "nope@production"], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 3 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+    port = _free_port()
+    p = subprocess.Popen([script, "serve", str(churn_artifact), "--trust", "--port", str(port),
+                          "--max-body", str(200 * 1024 * 1024), "--timeout", "120"],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.time() < deadline and p.poll() is None, p.stderr.read().decode()
+            time.sleep(0.1)
+        X = churn_data.drop(columns=[TARGET])
+        big = X.sample(100_000, replace=True, random_state=0)
+        body = {"dataframe_split": json.loads(big.to_json(orient="split", index=False))}
+        answer: dict = {}
+
+        def call() -> None:
+            answer["r"] = httpx.post(f"{url}/invocations", json=body, timeout=120)
+
+        t = threading.Thread(target=call)
+        t.start()
+        time.sleep(1.0)  # the request is being read or scored
+        p.send_signal(signal.SIGTERM)
+        t.join(timeout=120)
+        assert answer["r"].status_code == 200 and len(answer["r"].json()["predictions"]) == 100_000
+        # uvicorn re-raises the signal once it has drained, as servers conventionally do.
+        assert p.wait(timeout=60) in (0, -signal.SIGTERM)
+        assert b"Traceback" not in p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()

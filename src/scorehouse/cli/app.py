@@ -484,27 +484,31 @@ def serve(
     runtime: Annotated[str | None, typer.Option(help="native or onnx.")] = None,
     trust: Annotated[bool, typer.Option(help="Trust pickled code in artifact files.")] = False,
     max_body: Annotated[int, typer.Option(help="Largest request body in bytes (413 beyond).")] = 16 * 1024 * 1024,
+    timeout: Annotated[float | None, typer.Option(help="Seconds a request may take (504 beyond).")] = 30.0,
+    batching: Annotated[str, typer.Option(help="Micro-batch single records: auto (where it measurably helps), on, off.")] = "auto",
+    api_key: Annotated[list[str] | None, typer.Option("--api-key", envvar="SCOREHOUSE_API_KEY", help="Require this bearer token (repeatable).")] = None,
+    api_key_file: Annotated[Path | None, typer.Option(help="File of bearer tokens, one per line; edits apply without a restart.")] = None,
 ) -> None:
     """Serve models over HTTP: MLflow /invocations, V2 /v2/models/…/infer, /models/{name}/predict, /metrics."""
     import uvicorn
 
-    from ..serve import create_app
-    from ..serve.models import ModelSet
+    from ..serve.entry import app_from_settings
 
-    def factory():
-        registry = None if all(is_path(r) for r in refs) else _registry()
-        return create_app(ModelSet(list(refs), registry, runtime=runtime, trust=trust), max_body=max_body)
-
-    from ..loading import is_path
-
+    if batching not in ("auto", "on", "off"):
+        raise click_exc.BadParameter("--batching must be auto, on or off")
+    settings = {"refs": list(refs), "runtime": runtime, "trust": trust, "max_body": max_body,
+                "timeout": timeout, "batching": batching, "api_keys": list(api_key or []),
+                "api_key_file": str(api_key_file) if api_key_file else None,
+                "registry": _state["registry"], "artifacts": _state["artifacts"]}
+    app = app_from_settings(settings, preload=True)  # a bad model or key file: one line, here
+    err_console.print(f"serving {', '.join(refs)} on http://{host}:{port} ({workers} worker(s)); "
+                      "docs at /docs, metrics at /metrics")
     if workers > 1:  # each process loads the models itself: uvicorn needs an import string
-        os.environ["SCOREHOUSE_SERVE_ARGS"] = json.dumps({"refs": list(refs), "runtime": runtime, "trust": trust,
-                                                          "max_body": max_body, "registry": _state["registry"],
-                                                          "artifacts": _state["artifacts"]})
+        os.environ["SCOREHOUSE_SERVE_ARGS"] = json.dumps(settings)
         uvicorn.run("scorehouse.serve.entry:app_from_env", factory=True, host=host, port=port,
                     workers=workers, log_level="warning", timeout_graceful_shutdown=30)
         return
-    uvicorn.run(factory(), host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
 
 
 def _run_summary(m: dict[str, Any], manifest: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -96,6 +96,16 @@ class Result:
     def to_arrow(self) -> pa.Table:
         """Scored rows as an Arrow table (same columns as `to_pandas`)."""
         return pa.Table.from_pandas(self.to_pandas(), preserve_index=False)
+
+    def pick(self, i: int) -> Result:
+        """The result of input row `i` alone, renumbered as row 0 (to answer one request of
+        a micro-batch)."""
+        at = np.flatnonzero(self.rows == i)
+        one = np.zeros(len(at), np.int64)
+        return Result(self.model, self.version, self.task, self.classes, 1, one,
+                      self.output.take(at), [replace(r, row=0) for r in self.rejects if r.row == i],
+                      {k: np.zeros(1, np.int64) for k, rows in self.flags.items() if i in rows},
+                      self.runtime, self.seconds)
 
     def to_records(self) -> list[dict[str, Any]]:
         """One JSON-able dict per scored row, with its flags."""

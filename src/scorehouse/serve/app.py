@@ -6,7 +6,10 @@ result. Bad requests get a 4xx with a JSON body naming what is wrong.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -21,9 +24,14 @@ from starlette.routing import Route
 from .. import __version__
 from ..errors import InvalidInputError, NotFoundError, ScorehouseError
 from ..scorer import Result, Scorer
+from .auth import ApiKeys, Unauthorized
+from .batching import MicroBatcher, worth_it
 from .codecs import mlflow, v2
 from .metrics import Metrics
 from .models import ModelSet
+from .openapi import DOCS_HTML, document, example_record
+
+log = logging.getLogger("scorehouse.serve")
 
 #: Largest request body accepted, in bytes (413 beyond it).
 MAX_BODY = 16 * 1024 * 1024
@@ -42,19 +50,43 @@ class TooLarge(ScorehouseError):
     """A request body over the size limit."""
 
 
+class NotReady(ScorehouseError):
+    """A request before the models are loaded."""
+
+
+class TimedOut(ScorehouseError):
+    """A request that took longer than the per-request timeout."""
+
+
 def _status(e: Exception) -> int:
+    if isinstance(e, Unauthorized):
+        return 401
     if isinstance(e, NotFoundError):
         return 404
     if isinstance(e, TooLarge):
         return 413
+    if isinstance(e, TimedOut):
+        return 504
+    if isinstance(e, NotReady):
+        return 503
     if isinstance(e, InvalidInputError):
         return 400
     return 400 if isinstance(e, ScorehouseError) else 500
 
 
-def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True) -> Starlette:
-    """The ASGI app serving `models` (loaded at startup; readiness follows)."""
+def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True,
+               api_keys: ApiKeys | None = None, timeout: float | None = None,
+               batching: str = "auto") -> Starlette:
+    """The ASGI app serving `models` (loaded at startup; readiness follows).
+
+    `batching`: "auto" (micro-batch single records where start-up measurement shows it
+    pays), "on" or "off"; `timeout`: seconds per request (504 beyond it).
+    """
     metrics = Metrics()
+    keys = api_keys or ApiKeys()
+    batcher = MicroBatcher(observe=metrics.batch_size.observe)
+    batched: set[str] = set()
+    state: dict[str, Any] = {"ready": False, "error": None}
     models.on_swap = lambda name, old, new: (metrics.swaps.labels(name).inc(),
                                              metrics.version.labels(name).set(new or 0))
 
@@ -71,9 +103,20 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
         return b"".join(chunks)
 
     async def score(scorer: Scorer, rows: Any) -> Result:
+        if isinstance(rows, list) and len(rows) == 1:
+            rows = rows[0]
         n = rows.num_rows if hasattr(rows, "num_rows") else len(rows) if isinstance(rows, list) else 1
-        result = scorer.predict(rows) if n <= INLINE_ROWS else \
-            await run_in_threadpool(scorer.predict, rows)
+        if isinstance(rows, dict) and scorer.name in batched:
+            result = await batcher.score(scorer, rows)
+        elif n <= INLINE_ROWS:
+            result = scorer.predict(rows)
+        else:
+            work = run_in_threadpool(scorer.predict, rows)
+            try:
+                result = await (asyncio.wait_for(work, timeout) if timeout else work)
+            except asyncio.TimeoutError:
+                raise TimedOut(f"scoring {n} rows took longer than the {timeout:g} s request "
+                               "timeout; send fewer rows per request") from None
         metrics.observe(result)
         return result
 
@@ -83,14 +126,22 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
         async def handle(request: Request) -> Response:
             start = time.perf_counter()
             try:
+                if not state["ready"]:
+                    raise NotReady(state["error"] or "models are still loading; retry shortly")
+                keys.check(request.headers.get("authorization"))
                 response = await fn(request)
             except Exception as e:  # noqa: BLE001 - every error becomes a JSON answer
                 status = _status(e)
-                message = str(e) if status < 500 else f"internal error: {type(e).__name__}: {e}"
+                known = isinstance(e, ScorehouseError)
+                message = str(e) if known else f"internal error: {type(e).__name__}: {e}"
                 key = "message" if route.startswith("mlflow") else "error"
-                extra = {"error_code": "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR"} \
+                extra = {"error_code": "BAD_REQUEST" if status < 500 else
+                         "TIMEOUT" if status == 504 else "UNAVAILABLE" if status == 503
+                         else "INTERNAL_ERROR"} \
                     if route.startswith("mlflow") else {}
                 response = _json({key: message, **extra}, status)
+                if status == 401:
+                    response.headers["WWW-Authenticate"] = "Bearer"
             metrics.requests.labels(route, str(response.status_code)).inc()
             metrics.latency.labels(route).observe(time.perf_counter() - start)
             return response
@@ -125,7 +176,7 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
         return Response(mlflow.encode(result), media_type=JSON)
 
     async def ping(request: Request) -> Response:
-        return Response("\n", 200 if models.ready.is_set() else 503)
+        return Response("\n", 200 if state["ready"] else 503)
 
     async def version(request: Request) -> Response:
         return Response(__version__, media_type="text/plain")
@@ -139,8 +190,9 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
         return _json({"live": True})
 
     async def ready(request: Request) -> Response:
-        ok = models.ready.is_set()
-        return _json({"ready": ok}, 200 if ok else 503)
+        ok = bool(state["ready"])
+        body = {"ready": ok, **({"error": state["error"]} if state["error"] else {})}
+        return _json(body, 200 if ok else 503)
 
     async def model_metadata(request: Request) -> Response:
         return _json(v2.model_metadata(model_of(request)))
@@ -183,6 +235,12 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
                   "rejects": [r.to_dict() for r in result.rejects]}
         return _json(answer, 422 if result.rejects and not result.n_scored else 200)
 
+    async def openapi(request: Request) -> Response:
+        return _json(document({n: s.scorer for n, s in models.models.items()}, keys.enabled))
+
+    async def docs(request: Request) -> Response:
+        return Response(DOCS_HTML, media_type="text/html")
+
     async def metrics_endpoint(request: Request) -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
@@ -192,14 +250,33 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
                                f"{'no such endpoint' if status == 404 else 'method not allowed'}"},
                      status)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if not models.ready.is_set():
-            await run_in_threadpool(models.load_all)
+    def prepare() -> None:
+        # After loading: metrics, and whether micro-batching pays for each model.
         for name, served in models.models.items():
             metrics.version.labels(name).set(served.version or 0)
+            on = batching == "on" or (batching == "auto" and
+                                      worth_it(served.scorer, example_record(served.scorer)))
+            if on:
+                batched.add(name)
+            metrics.batching.labels(name).set(1 if on else 0)
         if watch:
             models.watch()
+        state["ready"] = True
+
+    def load_then_prepare() -> None:
+        try:
+            if not models.ready.is_set():
+                models.load_all()
+            prepare()
+        except Exception as e:  # stay unready and say why on /v2/health/ready
+            state["error"] = f"{type(e).__name__}: {e}"
+            log.exception("loading models failed")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Listen at once and load in the background: liveness is true, readiness follows.
+        loader = threading.Thread(target=load_then_prepare, name="scorehouse-load", daemon=True)
+        loader.start()
         yield
         models.close()
 
@@ -220,6 +297,7 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
         Route("/models/{name}/versions/{version}/predict", endpoint("predict", predict),
               methods=["POST"]),
         Route("/metrics", metrics_endpoint),
+        Route("/openapi.json", openapi), Route("/docs", docs),
     ]
     return Starlette(routes=r, lifespan=lifespan,
                      exception_handlers={404: not_found, 405: not_found})

@@ -29,6 +29,10 @@ class Metrics:
                               ["model", "kind", "column"], registry=r)
         self.version = Gauge("scorehouse_model_version", "Model version being served",
                              ["model"], registry=r)
+        self.batch_size = Histogram("scorehouse_batch_size", "Records per micro-batch",
+                                    buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
+        self.batching = Gauge("scorehouse_batching_enabled", "1 when single records are "
+                              "micro-batched for this model", ["model"], registry=r)
         self.swaps = Counter("scorehouse_model_swaps", "Versions switched to without restart",
                              ["model"], registry=r)
 

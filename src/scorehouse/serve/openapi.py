@@ -1,0 +1,123 @@
+"""The OpenAPI document of a server, with request schemas built from each model's schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import __version__
+from ..scorer import Scorer, output_columns
+
+_TYPES = {"integer": "integer", "number": "number", "boolean": "boolean"}
+_ERROR = {"type": "object", "properties": {"error": {"type": "string"}}}
+_MLFLOW_ERROR = {"type": "object", "properties": {"message": {"type": "string"},
+                                                   "error_code": {"type": "string"}}}
+
+
+def record_schema(scorer: Scorer) -> dict[str, Any]:
+    """A JSON Schema for one input record of `scorer`'s model."""
+    props: dict[str, Any] = {}
+    for c in scorer.schema.columns:
+        kind = _TYPES.get(c.type, "string")
+        p: dict[str, Any] = {"type": [kind, "null"] if c.nullable else kind}
+        if c.type == "datetime":
+            p["format"] = "date-time"
+        if c.categories:  # examples, not an enum: unseen categories are scored and flagged
+            p["examples"] = list(c.categories)[:5]
+        props[c.name] = p
+    required = [c.name for c in scorer.schema.columns if not c.nullable]
+    return {"type": "object", "properties": props, "required": required}
+
+
+def example_record(scorer: Scorer) -> dict[str, Any]:
+    """A valid record for the model: a known category, or the middle of the training range."""
+    rec: dict[str, Any] = {}
+    for c in scorer.schema.columns:
+        if c.categories:
+            rec[c.name] = c.categories[0]
+        elif c.type in ("integer", "number"):
+            lo, hi = (c.min or 0.0), (c.max if c.max is not None else (c.min or 0.0))
+            mid = (lo + hi) / 2
+            rec[c.name] = int(mid) if c.type == "integer" else mid
+        elif c.type == "boolean":
+            rec[c.name] = False
+        else:
+            rec[c.name] = None if c.nullable else "2024-01-01T00:00:00"
+    return rec
+
+
+def _responses(ok: dict[str, Any], mlflow: bool = False) -> dict[str, Any]:
+    err = {"content": {"application/json": {"schema": _MLFLOW_ERROR if mlflow else _ERROR}}}
+    return {"200": {"description": "Scored", "content": {"application/json": {"schema": ok}}},
+            "400": {"description": "Bad request", **err},
+            "404": {"description": "Unknown model or version", **err},
+            "413": {"description": "Body too large", **err},
+            "422": {"description": "Every row rejected", **err}}
+
+
+def document(models: dict[str, Scorer], secured: bool) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for the models served."""
+    paths: dict[str, Any] = {}
+    components: dict[str, Any] = {}
+    for name, scorer in models.items():
+        rec = f"{name}_record"
+        components[rec] = dict(record_schema(scorer), examples=[example_record(scorer)])
+        ref = {"$ref": f"#/components/schemas/{rec}"}
+        prediction = {"type": "object", "properties": {
+            c: {"type": "number"} for c in output_columns(scorer.task, scorer.classes)}}
+        paths[f"/models/{name}/predict"] = {"post": {
+            "summary": f"Score {name}: one record or a list; labels, probabilities, flags",
+            "operationId": f"predict_{name}",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "oneOf": [ref, {"type": "array", "items": ref, "maxItems": 1000}]}}}},
+            "responses": _responses({"type": "object"})}}
+        paths[f"/models/{name}/invocations"] = {"post": {
+            "summary": f"Score {name} with MLflow's protocol",
+            "operationId": f"invocations_{name}",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {
+                    "dataframe_records": {"type": "array", "items": ref, "maxItems": 1000}},
+                "required": ["dataframe_records"]}}}},
+            "responses": _responses({"type": "object", "properties": {
+                "predictions": {"type": "array", "items": prediction}}}, mlflow=True)}}
+        paths[f"/v2/models/{name}"] = {"get": {
+            "summary": f"V2 metadata of {name}", "operationId": f"v2_metadata_{name}",
+            "responses": {"200": {"description": "Model metadata"}}}}
+        paths[f"/v2/models/{name}/infer"] = {"post": {
+            "summary": f"V2 inference on {name} (JSON tensors; binary tensors also accepted)",
+            "operationId": f"v2_infer_{name}",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["inputs"], "properties": {
+                    "id": {"type": "string"},
+                    "inputs": {"type": "array", "items": {"type": "object", "required": [
+                        "name", "shape", "datatype", "data"], "properties": {
+                        "name": {"type": "string", "enum": scorer.schema.names},
+                        "shape": {"type": "array", "items": {"type": "integer"}},
+                        "datatype": {"type": "string"},
+                        "data": {"type": "array"}}}}}}}}},
+            "responses": _responses({"type": "object"})}}
+    for path, summary in (("/v2/health/live", "Liveness"), ("/v2/health/ready", "Readiness"),
+                          ("/ping", "MLflow health"), ("/metrics", "Prometheus metrics")):
+        paths[path] = {"get": {"summary": summary, "operationId": path.strip("/").replace("/", "_"),
+                               "security": [],
+                               "responses": {"200": {"description": "OK"}}}}
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": "scorehouse", "version": __version__,
+                 "description": "Models: " + ", ".join(f"{n}/{s.version}" for n, s in
+                                                      models.items())},
+        "paths": paths, "components": {"schemas": components},
+    }
+    if secured:
+        doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        doc["security"] = [{"bearer": []}]
+    return doc
+
+
+DOCS_HTML = """<!doctype html>
+<html><head><title>scorehouse API</title>
+<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+</head><body><div id="ui"></div>
+<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
+</body></html>
+"""
