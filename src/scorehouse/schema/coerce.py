@@ -171,9 +171,9 @@ def _numeric_rule(col: Column, reference: RowRule) -> RowRule:
     lo, hi, integer = col.min, col.max, col.type == "integer"
 
     def rule(v: Any) -> tuple[Any, str | None]:
-        t = type(v)
         if v is None:
             return None, None
+        t = type(v)
         if t is int:
             if integer and not INT64_RANGE[0] <= v < INT64_RANGE[1]:
                 raise CoercionError(_integer_reason(float(v)))
