@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -41,9 +43,37 @@ INLINE_ROWS = 64
 JSON = "application/json"
 
 
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY), status,
-                    media_type=JSON)
+@dataclass
+class Reply:
+    """What a handler answers: status, body, content type and extra headers."""
+
+    status: int
+    body: bytes
+    content_type: str = JSON
+    headers: dict[str, str] | None = None
+
+
+def _json(data: Any, status: int = 200) -> Reply:
+    return Reply(status, orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY))
+
+
+@dataclass
+class Call:
+    """One request as the handlers see it, whichever way it came in."""
+
+    params: dict[str, str]
+    headers: Any  # case-insensitive mapping of header names (lower-case keys)
+    read: Callable[[], Awaitable[bytes]]
+
+
+#: The scoring routes, answered by raw ASGI (no framework layers on the hot path).
+FAST_ROUTES = [
+    (re.compile(r"^/invocations$"), "mlflow"),
+    (re.compile(r"^/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?/invocations$"), "mlflow"),
+    (re.compile(r"^/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?/predict$"), "predict"),
+    (re.compile(r"^/v2/models/(?P<model>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer$"),
+     "v2_infer"),
+]
 
 
 class TooLarge(ScorehouseError):
@@ -76,7 +106,7 @@ def _status(e: Exception) -> int:
 
 def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True,
                api_keys: ApiKeys | None = None, timeout: float | None = None,
-               batching: str = "auto") -> Starlette:
+               batching: str = "auto") -> Any:
     """The ASGI app serving `models` (loaded at startup; readiness follows).
 
     `batching`: "auto" (micro-batch single records where start-up measurement shows it
@@ -90,17 +120,16 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
     models.on_swap = lambda name, old, new: (metrics.swaps.labels(name).inc(),
                                              metrics.version.labels(name).set(new or 0))
 
-    async def body(request: Request) -> bytes:
-        length = request.headers.get("content-length")
+    async def read_body(chunks: AsyncIterator[bytes], length: str | None) -> bytes:
         if length is not None and length.isdigit() and int(length) > max_body:
             raise TooLarge(f"request body of {length} bytes is over the limit of {max_body}")
-        chunks, size = [], 0
-        async for chunk in request.stream():
+        parts, size = [], 0
+        async for chunk in chunks:
             size += len(chunk)
             if size > max_body:
                 raise TooLarge(f"request body is over the limit of {max_body} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+            parts.append(chunk)
+        return b"".join(parts)
 
     async def score(scorer: Scorer, rows: Any) -> Result:
         if isinstance(rows, list) and len(rows) == 1:
@@ -120,36 +149,28 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
         metrics.observe(result)
         return result
 
-    def endpoint(route: str, fn: Callable[[Request], Awaitable[Response]]
-                 ) -> Callable[[Request], Awaitable[Response]]:
-        # One place for timing, counting and turning errors into JSON bodies.
-        async def handle(request: Request) -> Response:
+    def endpoint(route: str, fn: Callable[[Call], Awaitable[Reply]]
+                 ) -> Callable[[Call], Awaitable[Reply]]:
+        # One place for readiness, keys, timing, counting and errors as JSON bodies.
+        mlflow_style = route == "mlflow"
+
+        async def handle(call: Call) -> Reply:
             start = time.perf_counter()
             try:
                 if not state["ready"]:
                     raise NotReady(state["error"] or "models are still loading; retry shortly")
-                keys.check(request.headers.get("authorization"))
-                response = await fn(request)
+                keys.check(call.headers.get("authorization"))
+                reply = await fn(call)
             except Exception as e:  # noqa: BLE001 - every error becomes a JSON answer
-                status = _status(e)
-                known = isinstance(e, ScorehouseError)
-                message = str(e) if known else f"internal error: {type(e).__name__}: {e}"
-                key = "message" if route.startswith("mlflow") else "error"
-                extra = {"error_code": "BAD_REQUEST" if status < 500 else
-                         "TIMEOUT" if status == 504 else "UNAVAILABLE" if status == 503
-                         else "INTERNAL_ERROR"} \
-                    if route.startswith("mlflow") else {}
-                response = _json({key: message, **extra}, status)
-                if status == 401:
-                    response.headers["WWW-Authenticate"] = "Bearer"
-            metrics.requests.labels(route, str(response.status_code)).inc()
+                reply = _error(e, mlflow_style)
+            metrics.requests.labels(route, str(reply.status)).inc()
             metrics.latency.labels(route).observe(time.perf_counter() - start)
-            return response
+            return reply
         return handle
 
-    def model_of(request: Request) -> Scorer:
-        name = request.path_params.get("name") or request.path_params.get("model")
-        version = request.path_params.get("version")
+    def model_of(call: Call) -> Scorer:
+        name = call.params.get("name") or call.params.get("model")
+        version = call.params.get("version")
         if name is None:
             if len(models.models) != 1:
                 raise InvalidInputError("this server holds several models; POST to "
@@ -166,44 +187,29 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
                                  f"{shown}{more}")
 
     # --- MLflow -------------------------------------------------------------------------
-    async def invocations(request: Request) -> Response:
-        scorer = model_of(request)
-        rows = mlflow.decode(await body(request), request.headers.get("content-type", JSON))
+    async def invocations(call: Call) -> Reply:
+        scorer = model_of(call)
+        rows = mlflow.decode(await call.read(), call.headers.get("content-type") or JSON)
         result = await score(scorer, rows)
         if result.rejects:
             return _json({"error_code": "BAD_REQUEST", "message": str(rejected(result)),
                           "rejects": [r.to_dict() for r in result.rejects]}, 400)
-        return Response(mlflow.encode(result), media_type=JSON)
-
-    async def ping(request: Request) -> Response:
-        return Response("\n", 200 if state["ready"] else 503)
-
-    async def version(request: Request) -> Response:
-        return Response(__version__, media_type="text/plain")
+        return Reply(200, mlflow.encode(result))
 
     # --- Open Inference Protocol (V2) ---------------------------------------------------
-    async def server_metadata(request: Request) -> Response:
+    async def server_metadata(call: Call) -> Reply:
         return _json({"name": "scorehouse", "version": __version__,
                       "extensions": ["binary_tensor_data", "model_repository"]})
 
-    async def live(request: Request) -> Response:
-        return _json({"live": True})
+    async def model_metadata(call: Call) -> Reply:
+        return _json(v2.model_metadata(model_of(call)))
 
-    async def ready(request: Request) -> Response:
-        ok = bool(state["ready"])
-        body = {"ready": ok, **({"error": state["error"]} if state["error"] else {})}
-        return _json(body, 200 if ok else 503)
+    async def model_ready(call: Call) -> Reply:
+        return _json({"name": model_of(call).name, "ready": True})
 
-    async def model_metadata(request: Request) -> Response:
-        return _json(v2.model_metadata(model_of(request)))
-
-    async def model_ready(request: Request) -> Response:
-        scorer = model_of(request)
-        return _json({"name": scorer.name, "ready": True})
-
-    async def infer(request: Request) -> Response:
-        scorer = model_of(request)
-        table, doc = v2.decode(await body(request), request.headers.get(v2.HEADER))
+    async def infer(call: Call) -> Reply:
+        scorer = model_of(call)
+        table, doc = v2.decode(await call.read(), call.headers.get(v2.HEADER.lower()))
         unknown = [n for n in table.column_names if n not in scorer.schema.names]
         if unknown:
             raise InvalidInputError(f"unknown input(s) {', '.join(unknown)}; model "
@@ -212,15 +218,15 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
         if result.rejects:
             raise rejected(result)
         payload, header = v2.encode(result, scorer, doc)
-        headers = {v2.HEADER: str(header)} if header is not None else None
-        return Response(payload, media_type="application/octet-stream" if header else JSON,
-                        headers=headers)
+        if header is None:
+            return Reply(200, payload)
+        return Reply(200, payload, "application/octet-stream", {v2.HEADER: str(header)})
 
     # --- native -------------------------------------------------------------------------
-    async def predict(request: Request) -> Response:
-        scorer = model_of(request)
+    async def predict(call: Call) -> Reply:
+        scorer = model_of(call)
         try:
-            data = orjson.loads(await body(request))
+            data = orjson.loads(await call.read())
         except orjson.JSONDecodeError as e:
             raise InvalidInputError(f"the body is not valid JSON: {e}") from None
         if isinstance(data, dict) and "records" in data:
@@ -235,8 +241,34 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
                   "rejects": [r.to_dict() for r in result.rejects]}
         return _json(answer, 422 if result.rejects and not result.n_scored else 200)
 
+    handlers = {"mlflow": endpoint("mlflow", invocations), "predict": endpoint("predict", predict),
+                "v2_infer": endpoint("v2_infer", infer)}
+
+    # --- plain pages (Starlette) ------------------------------------------------------------
+    def view(handler: Callable[[Call], Awaitable[Reply]]) -> Callable[[Request], Awaitable[Response]]:
+        async def run(request: Request) -> Response:
+            call = Call(dict(request.path_params), request.headers,
+                        lambda: read_body(request.stream(), request.headers.get("content-length")))
+            return _response(await handler(call))
+        return run
+
+    async def ping(request: Request) -> Response:
+        return Response("\n", 200 if state["ready"] else 503)
+
+    async def version(request: Request) -> Response:
+        return Response(__version__, media_type="text/plain")
+
+    async def live(request: Request) -> Response:
+        return _response(_json({"live": True}))
+
+    async def ready(request: Request) -> Response:
+        ok = bool(state["ready"])
+        body = {"ready": ok, **({"error": state["error"]} if state["error"] else {})}
+        return _response(_json(body, 200 if ok else 503))
+
     async def openapi(request: Request) -> Response:
-        return _json(document({n: s.scorer for n, s in models.models.items()}, keys.enabled))
+        return _response(_json(document({n: s.scorer for n, s in models.models.items()},
+                                        keys.enabled)))
 
     async def docs(request: Request) -> Response:
         return Response(DOCS_HTML, media_type="text/html")
@@ -246,9 +278,9 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
-        return _json({"error": f"{request.method} {request.url.path}: "
-                               f"{'no such endpoint' if status == 404 else 'method not allowed'}"},
-                     status)
+        return _response(_json({"error": f"{request.method} {request.url.path}: "
+                                         f"{'no such endpoint' if status == 404 else 'method not allowed'}"},
+                               status))
 
     def prepare() -> None:
         # After loading: metrics, and whether micro-batching pays for each model.
@@ -280,24 +312,95 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
         yield
         models.close()
 
+    post = ["POST"]
     r = [
         Route("/ping", ping), Route("/health", ping), Route("/version", version),
-        Route("/invocations", endpoint("mlflow", invocations), methods=["POST"]),
-        Route("/models/{name}/invocations", endpoint("mlflow", invocations), methods=["POST"]),
-        Route("/v2", endpoint("v2_server", server_metadata)),
+        Route("/invocations", view(handlers["mlflow"]), methods=post),
+        Route("/models/{name}/invocations", view(handlers["mlflow"]), methods=post),
+        Route("/v2", view(endpoint("v2_server", server_metadata))),
         Route("/v2/health/live", live), Route("/v2/health/ready", ready),
-        Route("/v2/models/{model}", endpoint("v2_metadata", model_metadata)),
-        Route("/v2/models/{model}/versions/{version}", endpoint("v2_metadata", model_metadata)),
-        Route("/v2/models/{model}/ready", endpoint("v2_ready", model_ready)),
-        Route("/v2/models/{model}/versions/{version}/ready", endpoint("v2_ready", model_ready)),
-        Route("/v2/models/{model}/infer", endpoint("v2_infer", infer), methods=["POST"]),
-        Route("/v2/models/{model}/versions/{version}/infer", endpoint("v2_infer", infer),
-              methods=["POST"]),
-        Route("/models/{name}/predict", endpoint("predict", predict), methods=["POST"]),
-        Route("/models/{name}/versions/{version}/predict", endpoint("predict", predict),
-              methods=["POST"]),
+        Route("/v2/models/{model}", view(endpoint("v2_metadata", model_metadata))),
+        Route("/v2/models/{model}/versions/{version}",
+              view(endpoint("v2_metadata", model_metadata))),
+        Route("/v2/models/{model}/ready", view(endpoint("v2_ready", model_ready))),
+        Route("/v2/models/{model}/versions/{version}/ready",
+              view(endpoint("v2_ready", model_ready))),
+        Route("/v2/models/{model}/infer", view(handlers["v2_infer"]), methods=post),
+        Route("/v2/models/{model}/versions/{version}/infer", view(handlers["v2_infer"]),
+              methods=post),
+        Route("/models/{name}/predict", view(handlers["predict"]), methods=post),
+        Route("/models/{name}/versions/{version}/predict", view(handlers["predict"]),
+              methods=post),
         Route("/metrics", metrics_endpoint),
         Route("/openapi.json", openapi), Route("/docs", docs),
     ]
-    return Starlette(routes=r, lifespan=lifespan,
-                     exception_handlers={404: not_found, 405: not_found})
+    pages = Starlette(routes=r, lifespan=lifespan,
+                      exception_handlers={404: not_found, 405: not_found})
+    return _FastScoring(pages, handlers, read_body)
+
+
+def _error(e: Exception, mlflow_style: bool) -> Reply:
+    status = _status(e)
+    message = str(e) if isinstance(e, ScorehouseError) else \
+        f"internal error: {type(e).__name__}: {e}"
+    if mlflow_style:
+        code = "BAD_REQUEST" if status < 500 else "TIMEOUT" if status == 504 else \
+            "UNAVAILABLE" if status == 503 else "INTERNAL_ERROR"
+        reply = _json({"message": message, "error_code": code}, status)
+    else:
+        reply = _json({"error": message}, status)
+    if status == 401:
+        reply.headers = {"WWW-Authenticate": "Bearer"}
+    return reply
+
+
+def _response(reply: Reply) -> Response:
+    return Response(reply.body, reply.status, headers=reply.headers, media_type=reply.content_type)
+
+
+class _Headers(dict):
+    """Request headers from an ASGI scope, looked up by lower-case name."""
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]):
+        super().__init__((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw)
+
+
+class _FastScoring:
+    """Answers POSTs to the scoring routes in plain ASGI; everything else goes to `pages`."""
+
+    def __init__(self, pages: Starlette, handlers: dict[str, Callable[[Call], Awaitable[Reply]]],
+                 read_body: Callable[[AsyncIterator[bytes], str | None], Awaitable[bytes]]):
+        self.pages, self.handlers, self.read_body = pages, handlers, read_body
+        self.routes = [(pattern, handlers[name]) for pattern, name in FAST_ROUTES]
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = scope["path"]
+            for pattern, handler in self.routes:
+                m = pattern.match(path)
+                if m is not None:
+                    await self._answer(scope, receive, send, handler,
+                                       {k: v for k, v in m.groupdict().items() if v is not None})
+                    return
+        await self.pages(scope, receive, send)
+
+    async def _answer(self, scope: dict[str, Any], receive: Any, send: Any,
+                      handler: Callable[[Call], Awaitable[Reply]], params: dict[str, str]) -> None:
+        headers = _Headers(scope["headers"])
+
+        async def chunks() -> AsyncIterator[bytes]:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                yield message.get("body", b"")
+                if not message.get("more_body"):
+                    return
+
+        reply = await handler(Call(params, headers,
+                                   lambda: self.read_body(chunks(), headers.get("content-length"))))
+        out = [(b"content-type", reply.content_type.encode()),
+               (b"content-length", str(len(reply.body)).encode())]
+        out += [(k.lower().encode(), v.encode()) for k, v in (reply.headers or {}).items()]
+        await send({"type": "http.response.start", "status": reply.status, "headers": out})
+        await send({"type": "http.response.body", "body": reply.body})

@@ -1,0 +1,197 @@
+"""REST service figures: `scorehouse serve` against a bare ASGI handler, with wrk.
+
+Model: the forest pipeline of bench_runtime (impute + scale + one-hot + 100 trees, depth 10,
+13 mixed columns), packaged with `scorehouse.package` (ONNX runtime). One record per request
+to `POST /models/churn/predict`.
+
+Baseline: a bare ASGI app that reads the body, parses the JSON and returns a constant JSON
+answer, served by the same uvicorn settings (same workers, loop, HTTP parser, no access log).
+Load: wrk (keep-alive; uvicorn sets TCP_NODELAY on its sockets, so no Nagle/delayed-ACK stalls)
+for `--seconds` per measurement, 8 connections and 1 connection.
+
+Goals: throughput at 8 connections >= 30% of the bare handler's; p99 < 5 ms at 8 connections;
+p50 < 0.5 ms at 1 connection; no errors.
+
+Run: python bench/bench_serve.py [--seconds 60] [--workers 1] [--quick]  (--quick: 10 s, prints only)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_runtime import TRAIN_ROWS, frame, records, revision, train  # noqa: E402
+from report import machine, write_section  # noqa: E402
+
+GOAL_SHARE, GOAL_P99_MS, GOAL_P50_MS = 0.30, 5.0, 0.5
+
+BARE_APP = '''
+import json
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    json.loads(body)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b'{"predictions": [0.5]}'})
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+        try:
+            if httpx.get(url).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{url} never became ready")
+
+
+def wrk(url: str, body: str, connections: int, seconds: int, folder: Path) -> dict[str, float]:
+    """Requests/s, p50/p99 in ms and error count from one wrk run."""
+    script = folder / "post.lua"
+    script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
+                      'wrk.headers["Content-Type"] = "application/json"\n')
+    threads = min(connections, 2)
+    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
+                          "--latency", "-s", str(script), url], capture_output=True, text=True,
+                         check=True).stdout
+    def latency(p: str) -> float:
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        assert m, out
+        return float(m[1]) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m[2]]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(non2xx[1]) if non2xx else 0) + (sum(int(x) for x in sock.groups()) if sock else 0)
+    return {"rps": rps, "p50": latency("50"), "p99": latency("99"), "errors": errors}
+
+
+def serve(cmd: list[str], ready: str, folder: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=folder)
+    wait_ready(ready, proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=int, default=60)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--quick", action="store_true", help="10 s runs; print only")
+    args = ap.parse_args()
+    seconds = 10 if args.quick else args.seconds
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+    scorehouse = shutil.which("scorehouse", path=str(Path(sys.executable).parent))
+
+    import scorehouse as sh
+    from scorehouse.demo.data import TARGET
+
+    with tempfile.TemporaryDirectory(prefix="sh-bench-serve-") as tmp:
+        d = Path(tmp)
+        data = frame(TRAIN_ROWS, seed=1)
+        artifact = sh.package(train("forest", data), data, name="churn", target=TARGET,
+                              path=d / "churn.shz")
+        row = records(frame(10, seed=7).drop(columns=[TARGET]))[0]
+        body = json.dumps(row)
+        (d / "bare.py").write_text(BARE_APP)
+        common = ["--workers", str(args.workers)]
+        results = {}
+
+        port = free_port()
+        proc = serve([scorehouse, "serve", str(artifact), "--trust", "--port", str(port), *common],
+                     f"http://127.0.0.1:{port}/v2/health/ready", d)
+        url = f"http://127.0.0.1:{port}/models/churn/predict"
+        try:
+            check = httpx.post(url, content=body).json()
+            assert check["predictions"] and not check["rejects"], check
+            wrk(url, body, 8, 3, d)  # warm-up
+            results["scorehouse_8"] = wrk(url, body, 8, seconds, d)
+            results["scorehouse_1"] = wrk(url, body, 1, seconds, d)
+            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            batching = 'scorehouse_batching_enabled{model="churn"} 1.0' in metrics
+        finally:
+            stop(proc)
+
+        port = free_port()
+        uvicorn = [sys.executable, "-m", "uvicorn", "bare:app", "--port", str(port),
+                   "--log-level", "warning", "--no-access-log", *common]
+        proc = subprocess.Popen(uvicorn, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=d)
+        bare_url = f"http://127.0.0.1:{port}/"
+        try:
+            deadline = time.time() + 60
+            while True:
+                try:
+                    httpx.post(bare_url, content=body)
+                    break
+                except httpx.TransportError:
+                    assert time.time() < deadline
+                    time.sleep(0.1)
+            wrk(bare_url, body, 8, 3, d)
+            results["bare_8"] = wrk(bare_url, body, 8, seconds, d)
+        finally:
+            stop(proc)
+
+    report(results, seconds, args.workers, batching, args.quick)
+
+
+def report(r: dict[str, dict[str, float]], seconds: int, workers: int, batching: bool,
+           quick: bool) -> None:
+    s8, s1, b8 = r["scorehouse_8"], r["scorehouse_1"], r["bare_8"]
+    share = s8["rps"] / b8["rps"]
+    yes = lambda ok: "yes" if ok else "NO"  # noqa: E731
+    errors = s8["errors"] + s1["errors"]
+    body = f"""## REST service: `scorehouse serve` (goals: >= {GOAL_SHARE:.0%} of a bare ASGI handler's throughput at 8 connections; p99 < {GOAL_P99_MS:g} ms at 8; p50 < {GOAL_P50_MS:g} ms at 1; no errors)
+
+`python bench/bench_serve.py --seconds {seconds} --workers {workers}` on {machine()}, {revision()}. Forest pipeline (100 trees, depth 10, 13 mixed columns), ONNX runtime, one record per `POST /models/churn/predict`; wrk with keep-alive, {seconds} s per line, client and server on the same 2 cores; uvicorn with {workers} worker(s) for both servers. Micro-batching (auto): {"on" if batching else "off"}.
+
+| measure | scorehouse | bare ASGI (parse JSON, constant answer) | ratio | goal | met |
+|---|---|---|---|---|---|
+| 8 connections, requests/s | {s8['rps']:,.0f} | {b8['rps']:,.0f} | {share:.0%} | >= {GOAL_SHARE:.0%} | {yes(share >= GOAL_SHARE)} |
+| 8 connections, p50 / p99 ms | {s8['p50']:.2f} / {s8['p99']:.2f} | {b8['p50']:.2f} / {b8['p99']:.2f} | | p99 < {GOAL_P99_MS:g} | {yes(s8['p99'] < GOAL_P99_MS)} |
+| 1 connection, requests/s, p50 / p99 ms | {s1['rps']:,.0f}, {s1['p50']:.2f} / {s1['p99']:.2f} | | | p50 < {GOAL_P50_MS:g} | {yes(s1['p50'] < GOAL_P50_MS)} |
+| errors (non-2xx, socket) | {errors} | {b8['errors']} | | 0 | {yes(errors == 0)} |
+"""
+    print(body)
+    if not quick:
+        write_section("serve", body)
+
+
+if __name__ == "__main__":
+    main()
