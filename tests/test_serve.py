@@ -420,3 +420,21 @@ def test_cli_serve_finishes_in_flight_requests_on_sigterm(churn_artifact, churn_
     finally:
         if p.poll() is None:
             p.kill()
+
+
+def test_the_watcher_follows_an_alias_move(registry_home):
+    swaps = []
+    models = ModelSet(["churn@production"], registry_home,
+                      on_swap=lambda *a: swaps.append(a))
+    models.load_all()
+    models.watch(every=0.1)
+    try:
+        registry_home.promote("churn/2", "production")
+        deadline = time.time() + 20
+        while models.get("churn").version != 2:
+            assert time.time() < deadline, "the alias move was not picked up"
+            time.sleep(0.05)
+        assert swaps == [("churn", 1, 2)]
+    finally:
+        models.close()
+        registry_home.promote("churn/1", "production")

@@ -21,7 +21,7 @@ def is_database(uri: str) -> bool:
 
 
 def open_input(uri: str, *, fmt: str | None = None, query: str | None = None,
-               chunk_rows: int = 65536) -> Source:
+               chunk_rows: int = 49152) -> Source:
     """A Source for a file, a folder/glob of Parquet, '-' (stdin) or a database table/query."""
     if is_database(uri):
         from .database import open_table

@@ -140,12 +140,14 @@ def _csv_batches(stream: io.BufferedReader, source: Source, chunk_rows: int,
                           f"{row.actual_columns}", row.text[:200]))
             return "skip"
 
-        # ~100 bytes a row gives blocks of about chunk_rows rows. Parsing on one thread keeps
-        # the line numbers of malformed rows; scoring is what runs on every core.
+        # Blocks of about chunk_rows rows, from the row size of the first lines. Parsing on
+        # one thread keeps the line numbers of malformed rows; scoring uses every core.
+        head = stream.peek(1 << 16)
+        row_bytes = len(head) / max(head.count(b"\n"), 1)
         open_reader = lambda: pv.open_csv(  # noqa: E731
             stream,
             read_options=pv.ReadOptions(column_names=names, use_threads=False,
-                                        block_size=max(1 << 16, chunk_rows * 100)),
+                                        block_size=max(1 << 16, int(row_bytes * chunk_rows))),
             parse_options=pv.ParseOptions(delimiter=delimiter, invalid_row_handler=invalid),
             convert_options=pv.ConvertOptions(
                 column_types={n: pa.string() for n in names},

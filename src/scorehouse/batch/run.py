@@ -47,7 +47,7 @@ class Options:
     keep: Sequence[str] | None = None
     with_model: bool = False
     workers: int = 0
-    chunk_rows: int = 65536
+    chunk_rows: int = 49152
     max_reject_rate: float = 0.0
 
 
@@ -115,7 +115,7 @@ def run(scorer: Scorer, source: Source, sinks: Sequence[Sink], rejects: RejectsF
 
 def _stream(scorer: Scorer, source: Source, sinks: Sequence[Sink], rejects: RejectsFile,
             options: Options, totals: Totals, progress: Progress) -> None:
-    workers = options.workers or os.cpu_count() or 1
+    workers = options.workers or default_workers(scorer)
     pending: deque[Future[Scored]] = deque()
     parsed = 0  # rows the parser produced so far (malformed records excluded)
     keep: list[str] | None = None
@@ -161,6 +161,12 @@ def _stream(scorer: Scorer, source: Source, sinks: Sequence[Sink], rejects: Reje
     progress.update(totals.read, source.done() if source.done else None)
 
 
+def default_workers(scorer: Scorer) -> int:
+    """Scoring threads when --workers is 0: one when the runtime already uses every core on
+    a chunk (more would only hold more chunks in memory), else one per core."""
+    return 1 if scorer.runtime.parallel_batches else (os.cpu_count() or 1)
+
+
 def _batches(source: Source) -> Iterator[pa.RecordBatch]:
     for batch in source.batches:
         if batch.num_rows:
@@ -203,7 +209,8 @@ def _manifest(scorer: Scorer, source: Source, sinks: Sequence[Sink], rejects: Re
         "flags": totals.flags,
         "rejects_by_column": dict(sorted(totals.rejects_by_column.items())),
         "options": {"keep": list(options.keep or []), "with_model": options.with_model,
-                    "workers": options.workers or os.cpu_count(), "chunk_rows": options.chunk_rows},
+                    "workers": options.workers or default_workers(scorer),
+                    "chunk_rows": options.chunk_rows},
     }
 
 

@@ -39,6 +39,9 @@ class Runtime(ABC):
     """Turns an artifact into something that predicts; every channel reaches it via Scorer."""
 
     name = ""
+    #: True when `predict` spreads a large batch over every core itself (callers then need
+    #: no threads of their own).
+    parallel_batches = False
 
     def __init__(self, artifact: Artifact, schema: Schema):
         self.artifact = artifact

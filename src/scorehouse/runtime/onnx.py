@@ -50,6 +50,7 @@ class OnnxRuntime(Runtime):
     """Feeds columns to an ONNX Runtime session: one input per column, or one stacked matrix."""
 
     name = "onnx"
+    parallel_batches = True
 
     def __init__(self, artifact, schema, model_bytes: bytes | None = None):
         super().__init__(artifact, schema)
