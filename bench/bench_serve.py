@@ -113,6 +113,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--batching", default="auto", choices=["auto", "on", "off"])
     ap.add_argument("--quick", action="store_true", help="10 s runs; print only")
     args = ap.parse_args()
     seconds = 10 if args.quick else args.seconds
@@ -135,7 +136,8 @@ def main() -> None:
         results = {}
 
         port = free_port()
-        proc = serve([scorehouse, "serve", str(artifact), "--trust", "--port", str(port), *common],
+        proc = serve([scorehouse, "serve", str(artifact), "--trust", "--port", str(port), *common,
+                      "--batching", args.batching],
                      f"http://127.0.0.1:{port}/v2/health/ready", d)
         url = f"http://127.0.0.1:{port}/models/churn/predict"
         try:
@@ -168,18 +170,18 @@ def main() -> None:
         finally:
             stop(proc)
 
-    report(results, seconds, args.workers, batching, args.quick)
+    report(results, seconds, args.workers, batching, args.batching, args.quick)
 
 
 def report(r: dict[str, dict[str, float]], seconds: int, workers: int, batching: bool,
-           quick: bool) -> None:
+           mode: str, quick: bool) -> None:
     s8, s1, b8 = r["scorehouse_8"], r["scorehouse_1"], r["bare_8"]
     share = s8["rps"] / b8["rps"]
     yes = lambda ok: "yes" if ok else "NO"  # noqa: E731
     errors = s8["errors"] + s1["errors"]
     body = f"""## REST service: `scorehouse serve` (goals: >= {GOAL_SHARE:.0%} of a bare ASGI handler's throughput at 8 connections; p99 < {GOAL_P99_MS:g} ms at 8; p50 < {GOAL_P50_MS:g} ms at 1; no errors)
 
-`python bench/bench_serve.py --seconds {seconds} --workers {workers}` on {machine()}, {revision()}. Forest pipeline (100 trees, depth 10, 13 mixed columns), ONNX runtime, one record per `POST /models/churn/predict`; wrk with keep-alive, {seconds} s per line, client and server on the same 2 cores; uvicorn with {workers} worker(s) for both servers. Micro-batching (auto): {"on" if batching else "off"}.
+`python bench/bench_serve.py --seconds {seconds} --workers {workers} --batching {mode}` on {machine()}, {revision()}. Forest pipeline (100 trees, depth 10, 13 mixed columns), ONNX runtime, one record per `POST /models/churn/predict`; wrk with keep-alive, {seconds} s per line, client and server on the same 2 cores; uvicorn with {workers} worker(s) for both servers. Micro-batching ({mode}): {"on" if batching else "off"}.
 
 | measure | scorehouse | bare ASGI (parse JSON, constant answer) | ratio | goal | met |
 |---|---|---|---|---|---|

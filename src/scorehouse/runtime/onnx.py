@@ -159,9 +159,12 @@ class OnnxRuntime(Runtime):
             if v is None:
                 v = "" if dtype is object else math.nan
             feed[name][0, 0] = v
+        # One thread: a single row gains nothing from ORT's pool, and a busy server (or
+        # several workers) would pay for its spinning threads on every core.
+        sess = self._chunk_session or self._single_threaded_session()
         if self._proba_index is None or self.classes is None:
-            return self._run(self.session, feed)
-        p = self.session.run([self.outputs[self._proba_index]], feed)[0][0].tolist()
+            return self._run(sess, feed)
+        p = sess.run([self.outputs[self._proba_index]], feed)[0][0].tolist()
         if len(p) == 1:
             p = [1.0 - p[0], p[0]]
         total = sum(p)  # float32 outputs: rescale so the row sums to 1, as natively

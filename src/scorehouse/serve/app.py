@@ -163,8 +163,7 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
                 reply = await fn(call)
             except Exception as e:  # noqa: BLE001 - every error becomes a JSON answer
                 reply = _error(e, mlflow_style)
-            metrics.requests.labels(route, str(reply.status)).inc()
-            metrics.latency.labels(route).observe(time.perf_counter() - start)
+            metrics.request(route, reply.status, time.perf_counter() - start)
             return reply
         return handle
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from ..scorer import Result
@@ -36,10 +38,24 @@ class Metrics:
         self.swaps = Counter("scorehouse_model_swaps", "Versions switched to without restart",
                              ["model"], registry=r)
 
+        self._children: dict[tuple, object] = {}
+
+    def child(self, metric: object, *labels: str) -> Any:
+        """`metric.labels(*labels)`, looked up once (the lookup costs more than the count)."""
+        key = (id(metric), *labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)  # type: ignore[attr-defined]
+        return found
+
+    def request(self, route: str, status: int, seconds: float) -> None:
+        """Count one request and its latency."""
+        self.child(self.requests, route, str(status)).inc()
+        self.child(self.latency, route).observe(seconds)
+
     def observe(self, result: Result) -> None:
         """Count one scoring call's rows, rejects and flags."""
-        v = str(result.version)
-        self.rows.labels(result.model, v).inc(result.n_scored)
+        self.child(self.rows, result.model, str(result.version)).inc(result.n_scored)
         for r in result.rejects:
             self.rejected.labels(result.model, r.column or "<row>").inc()
         for kind, cols in result.flag_counts().items():
