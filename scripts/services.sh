@@ -77,6 +77,24 @@ ensure_redis() {
   return 1
 }
 
+plpython_ready() {
+  "$PY" - "$PG_URL" <<'PYEOF' >/dev/null 2>&1
+import sys, psycopg
+with psycopg.connect(sys.argv[1], connect_timeout=3) as c:
+    c.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'plpython3u'").fetchone()[0]
+PYEOF
+}
+
+ensure_plpython() {
+  if plpython_ready; then say "PL/Python ok"; return 0; fi
+  local ver
+  ver=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
+  say "installing PL/Python (postgresql-plpython3-$ver) from Debian's packages"
+  { $SUDO apt-get install -y -qq "postgresql-plpython3-$ver" >/dev/null 2>&1 ||
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+        "postgresql-plpython3-$ver" >/dev/null; }; } && plpython_ready
+}
+
 require() {  # name, ensure-function
   "$2" && return 0
   if [ "${CI:-}" = "true" ]; then
@@ -89,5 +107,5 @@ require() {  # name, ensure-function
 
 status=0
 require Redis ensure_redis
-require PostgreSQL ensure_postgres
+require PostgreSQL ensure_postgres && require "PL/Python (plpython3u)" ensure_plpython
 exit $status

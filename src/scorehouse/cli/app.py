@@ -38,6 +38,9 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="List and inspect registered models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+db_app = typer.Typer(help="Score inside PostgreSQL: PL/Python functions over registered models.",
+                     no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts and CI/CD.")]
 Reason = Annotated[str, typer.Option("--reason", "-m", help="Why (kept in the history).")]
@@ -509,6 +512,44 @@ def serve(
                     workers=workers, log_level="warning", timeout_graceful_shutdown=30)
         return
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+
+
+@db_app.command("install")
+def db_install(
+    url: Annotated[str, typer.Argument(help="postgresql://superuser@host/db")],
+    refs: Annotated[list[str], typer.Argument(help="Models: churn@production …")],
+    schema: Annotated[str, typer.Option(help="Schema for the functions and models.")] = "scorehouse",
+    grant: Annotated[list[str] | None, typer.Option("--grant", help="Role to grant EXECUTE (repeatable).")] = None,
+    python_path: Annotated[list[str] | None, typer.Option(help="Where the server imports scorehouse from (default: this installation).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create (idempotently) the scoring functions and copy the models into the database."""
+    from ..sql.postgres import install
+
+    done = install(url, list(refs), registry=_registry(), schema=schema, grant=grant,
+                   python_path=python_path)
+    _db_report(done, schema, as_json)
+
+
+@db_app.command("sync")
+def db_sync(
+    url: Annotated[str, typer.Argument(help="postgresql://superuser@host/db")],
+    schema: Annotated[str, typer.Option(help="Schema the models were installed in.")] = "scorehouse",
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy in the new version of every installed alias that moved; the next call uses it."""
+    from ..sql.postgres import sync
+
+    _db_report(sync(url, registry=_registry(), schema=schema), schema, as_json)
+
+
+def _db_report(done: list[Any], schema: str, as_json: bool) -> None:
+    from dataclasses import asdict
+
+    emit([asdict(d) for d in done], as_json, lambda: table(
+        ["model", "ref", "version", "changed", "functions"],
+        [(d.name, d.ref, d.version, "yes" if d.changed else "no",
+          f"{schema}.score, {schema}.score_query, {schema}.score_{d.name}") for d in done]))
 
 
 def _run_summary(m: dict[str, Any], manifest: Path) -> None:

@@ -1,0 +1,130 @@
+"""What runs inside PostgreSQL: PL/Python function bodies call these with `plpy` and `GD`.
+
+A model is loaded once per database connection and kept in GD with the manifest hash it
+was loaded from; every call compares that hash with the installed one (one indexed lookup,
+a cached plan), so after `scorehouse db sync` the next call scores with the new version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from ..artifact import read_bytes
+from ..scorer import Result, Scorer
+
+#: Rows fetched and scored per round in the set-based function.
+BATCH = 10_000
+
+
+def scorer(plpy: Any, gd: dict[str, Any], schema: str, model: str) -> Scorer:
+    """The Scorer of installed model `model`, reloaded when its installed hash changes."""
+    plans = gd.setdefault("scorehouse_plans", {})
+    key = (schema, "hash")
+    if key not in plans:
+        plans[key] = plpy.prepare(
+            f"SELECT manifest_sha256, version FROM {schema}.models WHERE name = $1", ["text"])
+    rows = plpy.execute(plans[key], [model])
+    if not rows:
+        names = [r["name"] for r in plpy.execute(f"SELECT name FROM {schema}.models ORDER BY 1")]
+        plpy.error(f"scorehouse: no model {model!r} is installed in schema {schema}",
+                   hint=f"installed: {', '.join(names) or 'none'}; run scorehouse db install",
+                   sqlstate="42704")  # undefined_object
+    sha, version = rows[0]["manifest_sha256"], rows[0]["version"]
+    cache = gd.setdefault("scorehouse_models", {})
+    hit = cache.get((schema, model))
+    if hit is not None and hit[0] == sha:
+        return hit[1]
+    data = plpy.execute(plpy.prepare(
+        f"SELECT artifact FROM {schema}.models WHERE name = $1", ["text"]), [model])[0]["artifact"]
+    # The hash recorded at install (from the registry) is what makes the pickle trusted.
+    art = read_bytes(bytes(data), f"{schema}.models[{model}]", expected_sha256=sha)
+    loaded = Scorer(art, version=version, ref=model)
+    cache[(schema, model)] = (sha, loaded)
+    return loaded
+
+
+def _fail(plpy: Any, result: Result, model: str) -> None:
+    r = result.rejects[0]
+    where = f"column {r.column!r}: " if r.column else ""
+    plpy.error(f"scorehouse: {model}: {where}{r.reason}",
+               detail="; ".join(str(x) for x in result.rejects[:5]),
+               sqlstate="22023")  # invalid_parameter_value
+
+
+def _answer(result: Result, rec: dict[str, Any]) -> dict[str, Any]:
+    """One record of `result.to_records()` as the SQL functions answer it."""
+    rec.pop("row", None)
+    rec["model"], rec["version"] = result.model, result.version
+    return rec
+
+
+def score_json(plpy: Any, gd: dict[str, Any], schema: str, model: str, row: str | None) -> str:
+    """`schema.score(model, jsonb)`: one row as JSON in, its prediction as JSON out."""
+    if row is None:
+        plpy.error("scorehouse: the row is NULL", sqlstate="22004")  # null_value_not_allowed
+    record = json.loads(row)
+    if not isinstance(record, dict):
+        plpy.error("scorehouse: the row must be a JSON object (row_to_json(t)::jsonb)",
+                   sqlstate="22023")
+    s = scorer(plpy, gd, schema, model)
+    result = s.predict(record)
+    if result.rejects:
+        _fail(plpy, result, model)
+    return json.dumps(_answer(result, result.to_records()[0]))
+
+
+def score_typed(plpy: Any, gd: dict[str, Any], schema: str, model: str,
+                args: Mapping[str, Any]) -> dict[str, Any]:
+    """`schema.score_<model>(col, ...)`: typed arguments in, a composite row out."""
+    s = scorer(plpy, gd, schema, model)
+    result = s.predict(dict(args))
+    if result.rejects:
+        _fail(plpy, result, model)
+    return _composite(result, 0)
+
+
+def _composite(result: Result, i: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, values in result.columns().items():
+        v = values[i]
+        out[name] = v.item() if hasattr(v, "item") else v
+    if "label" in out:
+        out["label"] = None if out["label"] is None else str(out["label"])
+    out["model_version"] = result.version
+    return out
+
+
+def score_query(plpy: Any, gd: dict[str, Any], schema: str, model: str, query: str,
+                key: str) -> Iterator[dict[str, Any]]:
+    """`schema.score_query(model, query, key)`: every row of `query`, scored in batches.
+
+    Rows that fail validation come back with `error` set and no prediction, so none is lost.
+    """
+    s = scorer(plpy, gd, schema, model)
+    cursor = plpy.cursor(query)
+    while True:
+        rows = cursor.fetch(BATCH)
+        if not rows:
+            break
+        records = [dict(r) for r in rows]
+        if records and key not in records[0]:
+            plpy.error(f"scorehouse: the query has no column {key!r} to key the results by")
+        result = s.predict(records)
+        answers = result.to_records()
+        scored = {int(r): i for i, r in enumerate(result.rows)}
+        problems: dict[int, list[str]] = {}
+        for rej in result.rejects:
+            problems.setdefault(rej.row, []).append(str(rej).split(": ", 1)[-1]
+                                                    if rej.column is None else
+                                                    f"column {rej.column!r}: {rej.reason}")
+        for pos, rec in enumerate(records):
+            k = rec[key]
+            if pos in scored:
+                yield {"key": None if k is None else str(k),
+                       "prediction": json.dumps(_answer(result, answers[scored[pos]])),
+                       "error": None}
+            else:
+                yield {"key": None if k is None else str(k), "prediction": None,
+                       "error": "; ".join(problems.get(pos, ["rejected"]))}

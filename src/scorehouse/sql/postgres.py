@@ -1,0 +1,230 @@
+"""`scorehouse db install` / `db sync`: PL/Python scoring functions in a PostgreSQL database.
+
+The artifact is copied into a table of the schema, so the database server needs no access
+to the registry or the artifact store; it needs to import scorehouse, from the path recorded
+at install (the site-packages scorehouse was installed into, readable by the server's user,
+for the same Python minor version as the server's PL/Python).
+"""
+
+from __future__ import annotations
+
+import sysconfig
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import NotFoundError, ScorehouseError
+from ..registry import Registry, parse
+from ..scorer import Scorer, output_columns
+
+#: Schema column type -> SQL type of the typed function's arguments.
+ARG_TYPES = {"integer": "bigint", "number": "double precision", "boolean": "boolean",
+             "string": "text", "datetime": "timestamp"}
+
+
+@dataclass
+class Installed:
+    """One model installed in the database."""
+
+    name: str
+    ref: str
+    version: int | None
+    manifest_sha256: str
+    changed: bool
+
+
+def _ident(name: str) -> Any:
+    from psycopg import sql
+    return sql.Identifier(name)
+
+
+def _connect(url: str) -> Any:
+    import psycopg
+
+    try:
+        return psycopg.connect(url, connect_timeout=10)
+    except psycopg.Error as e:
+        raise ScorehouseError(f"cannot connect to the database: {e}".strip()) from None
+
+
+def _check_superuser(conn: Any) -> None:
+    row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+    if not row or not row[0]:
+        raise ScorehouseError(
+            "installing needs a superuser: plpython3u is an untrusted language, so only a "
+            "superuser may create functions in it; connect as one (e.g. postgres) and grant "
+            "EXECUTE to your application's roles with --grant")
+
+
+def python_paths() -> list[str]:
+    """Where this scorehouse and its dependencies are installed (recorded for the server)."""
+    return [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+
+
+def _setup(conn: Any, schema: str, paths: list[str]) -> None:
+    from psycopg import errors, sql
+
+    try:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS plpython3u")
+    except (errors.UndefinedFile, errors.FeatureNotSupported) as e:
+        raise ScorehouseError(
+            "PL/Python is not available on the database server: install its package there "
+            f"(Debian: postgresql-plpython3-<version>); {str(e).strip()}") from None
+    s = _ident(schema)
+    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(s))
+    conn.execute(sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {}.models (name text PRIMARY KEY, ref text NOT NULL, "
+        "version integer, manifest_sha256 text NOT NULL, artifact bytea NOT NULL, "
+        "installed_at timestamptz NOT NULL DEFAULT now())").format(s))
+    conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {}.config (key text PRIMARY KEY, "
+                         "value text NOT NULL)").format(s))
+    conn.execute(sql.SQL("INSERT INTO {}.config VALUES ('python_path', %s) ON CONFLICT (key) "
+                         "DO UPDATE SET value = excluded.value").format(s),
+                 ["\n".join(dict.fromkeys(paths))])
+    conn.execute(sql.SQL("REVOKE ALL ON {}.models, {}.config FROM PUBLIC").format(s, s))
+
+
+def _prelude(schema: str) -> str:
+    # Every function body starts here: make scorehouse importable (once per connection),
+    # then hand over to scorehouse.sql.plpython.
+    q = schema.replace('"', '""')
+    return f'''
+if "scorehouse_ready" not in GD:
+    import site
+    for _p in plpy.execute('SELECT value FROM "{q}".config WHERE key = \\'python_path\\'')[0]["value"].split("\\n"):
+        site.addsitedir(_p)
+    GD["scorehouse_ready"] = True
+from scorehouse.sql import plpython as _sh
+'''
+
+
+def _function(conn: Any, signature: Any, returns: str, body: str, definer: bool = True) -> None:
+    from psycopg import sql
+
+    # SECURITY DEFINER with a fixed search_path: callers need EXECUTE, not table rights.
+    # A function that runs the caller's own SQL must run with the caller's rights instead.
+    security = sql.SQL("SECURITY DEFINER SET search_path = pg_catalog, pg_temp" if definer
+                       else "SECURITY INVOKER")
+    conn.execute(sql.SQL("CREATE OR REPLACE FUNCTION {} RETURNS {} LANGUAGE plpython3u {} AS {}")
+                 .format(signature, sql.SQL(returns), security, sql.Literal(body)))
+
+
+def _generic_functions(conn: Any, schema: str) -> list[Any]:
+    from psycopg import sql
+
+    s = _ident(schema)
+    lit = schema.replace('"', '""').replace("'", "''")
+    score = sql.SQL("{}.score(model text, record jsonb)").format(s)
+    _function(conn, score, "jsonb", _prelude(schema) +
+              f"return _sh.score_json(plpy, GD, '\"{lit}\"', model, record)\n")
+    conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}.score_query(text, text, text)").format(s))
+    query = sql.SQL("{}.score_query(model text, query text, key text)").format(s)
+    _function(conn, query, "TABLE(key text, prediction jsonb, error text)", _prelude(schema) +
+              f"return _sh.score_query(plpy, GD, '\"{lit}\"', model, query, key)\n",
+              definer=False)
+    return [sql.SQL("{}.score(text, jsonb)").format(s),
+            sql.SQL("{}.score_query(text, text, text)").format(s)]
+
+
+def _typed_function(conn: Any, schema: str, scorer: Scorer) -> Any:
+    from psycopg import sql
+
+    s, name = _ident(schema), scorer.name
+    fn = "score_" + "".join(ch if ch.isalnum() else "_" for ch in name.lower())
+    result_type = sql.SQL("{}.{}").format(s, _ident(f"{fn}_result"))
+    fields = [sql.SQL("{} {}").format(_ident(c), sql.SQL(
+        "text" if c == "label" else "double precision"))
+        for c in output_columns(scorer.task, scorer.classes)]
+    fields.append(sql.SQL("model_version integer"))
+    args = [sql.SQL("{} {}").format(_ident(c.name), sql.SQL(ARG_TYPES.get(c.type, "text")))
+            for c in scorer.schema.columns]
+    arg_types = sql.SQL(", ").join(sql.SQL(ARG_TYPES.get(c.type, "text"))
+                                   for c in scorer.schema.columns)
+    conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}.{}({})").format(s, _ident(fn), arg_types))
+    conn.execute(sql.SQL("DROP TYPE IF EXISTS {} CASCADE").format(result_type))
+    conn.execute(sql.SQL("CREATE TYPE {} AS ({})").format(result_type,
+                                                          sql.SQL(", ").join(fields)))
+    names = ", ".join(repr(c.name) for c in scorer.schema.columns)
+    lit = schema.replace('"', '""').replace("'", "''")
+    body = _prelude(schema) + (
+        f"_args = dict(zip([{names}], args))\n"
+        f"return _sh.score_typed(plpy, GD, '\"{lit}\"', {name!r}, _args)\n")
+    signature = sql.SQL("{}.{}({})").format(s, _ident(fn), sql.SQL(", ").join(args))
+    _function(conn, signature, result_type.as_string(conn), body)
+    return sql.SQL("{}.{}({})").format(s, _ident(fn), arg_types)
+
+
+def _store(conn: Any, schema: str, scorer: Scorer, ref: str, data: bytes) -> bool:
+    from psycopg import sql
+
+    s = _ident(schema)
+    old = conn.execute(sql.SQL("SELECT manifest_sha256 FROM {}.models WHERE name = %s")
+                       .format(s), [scorer.name]).fetchone()
+    conn.execute(sql.SQL(
+        "INSERT INTO {}.models (name, ref, version, manifest_sha256, artifact) "
+        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET ref = excluded.ref, "
+        "version = excluded.version, manifest_sha256 = excluded.manifest_sha256, "
+        "artifact = excluded.artifact, installed_at = now()").format(s),
+        [scorer.name, ref, scorer.version, scorer.artifact.manifest_sha256, data])
+    return old is None or old[0] != scorer.artifact.manifest_sha256
+
+
+def _resolve(registry: Registry, ref: str) -> tuple[Scorer, bytes]:
+    art, mv = registry.load_artifact(ref)
+    return Scorer(art, version=mv.version, ref=ref), registry.store.get(mv.artifact_uri)
+
+
+def install(url: str, refs: list[str], *, registry: Registry, schema: str = "scorehouse",
+            grant: list[str] | None = None, python_path: list[str] | None = None
+            ) -> list[Installed]:
+    """Install (idempotently) the scoring functions and the models `refs` into `schema`."""
+    from psycopg import sql
+
+    for ref in refs:
+        parse(ref)
+    with _connect(url) as conn:
+        _check_superuser(conn)
+        _setup(conn, schema, python_path or python_paths())
+        functions = _generic_functions(conn, schema)
+        done = []
+        for ref in refs:
+            scorer, data = _resolve(registry, ref)
+            changed = _store(conn, schema, scorer, ref, data)
+            functions.append(_typed_function(conn, schema, scorer))
+            done.append(Installed(scorer.name, ref, scorer.version,
+                                  scorer.artifact.manifest_sha256, changed))
+        for f in functions:
+            conn.execute(sql.SQL("REVOKE ALL ON FUNCTION {} FROM PUBLIC").format(f))
+        for role in grant or []:
+            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(_ident(schema),
+                                                                        _ident(role)))
+            # score_query runs as its caller, who must read the installed model.
+            conn.execute(sql.SQL("GRANT SELECT ON {}.models, {}.config TO {}").format(
+                _ident(schema), _ident(schema), _ident(role)))
+            for f in functions:
+                conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(f, _ident(role)))
+        conn.execute(sql.SQL("NOTIFY scorehouse_models"))
+    return done
+
+
+def sync(url: str, *, registry: Registry, schema: str = "scorehouse") -> list[Installed]:
+    """Re-resolve every installed reference; copy in the versions whose alias moved."""
+    from psycopg import errors, sql
+
+    with _connect(url) as conn:
+        try:
+            rows = conn.execute(sql.SQL("SELECT name, ref FROM {}.models ORDER BY name")
+                                .format(_ident(schema))).fetchall()
+        except errors.UndefinedTable:
+            raise NotFoundError(f"nothing is installed in schema {schema}; run scorehouse db "
+                                "install first") from None
+        done = []
+        for name, ref in rows:
+            scorer, data = _resolve(registry, ref)
+            changed = _store(conn, schema, scorer, ref, data)
+            done.append(Installed(name, ref, scorer.version, scorer.artifact.manifest_sha256,
+                                  changed))
+        if any(d.changed for d in done):
+            conn.execute(sql.SQL("NOTIFY scorehouse_models"))
+    return done
+
+

@@ -1,0 +1,138 @@
+"""In-database scoring on real PostgreSQL with plpython3u: install, parity, errors, sync."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import numpy as np
+import psycopg
+import pytest
+
+import scorehouse
+from scorehouse.cli.app import main
+from scorehouse.demo.data import TARGET
+from scorehouse.sql.postgres import install, sync
+
+#: The database scores with the compiled runtime: parity with native within this.
+TOL = 1e-6
+COLUMNS = ["tenure", "plan", "contract", "monthly_charges", "total_charges", "support_calls",
+           "complaints", "age", "data_usage_gb", "days_since_login", "payment_method", "region"]
+
+
+@pytest.fixture
+def registry(tmp_path, churn_model, churn_data, churn_artifact):
+    """churn/1 (production) and a distinct churn/2 in a registry of the test's home."""
+    reg = scorehouse.Registry()
+    reg.register(churn_artifact)
+    second = scorehouse.package(churn_model, churn_data, name="churn", target=TARGET,
+                                path=tmp_path / "churn-2.shz", description="second version")
+    reg.register(second)
+    reg.promote("churn/1", "production")
+    return reg
+
+
+@pytest.fixture
+def db(pg_url, churn_data):
+    """A database holding `customers` (200 rows of the churn features and an id)."""
+    X = churn_data.drop(columns=[TARGET]).head(200)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE customers (id integer PRIMARY KEY, tenure bigint, plan text, "
+                     "contract text, monthly_charges float8, total_charges float8, "
+                     "support_calls bigint, complaints bigint, age bigint, data_usage_gb float8, "
+                     "days_since_login float8, payment_method text, region text)")
+        rows = [(i, *(None if v != v else v for v in rec)) for i, rec in
+                enumerate(X[COLUMNS].astype(object).itertuples(index=False))]
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO customers VALUES (" + ", ".join(["%s"] * 13) + ")", rows)
+    return pg_url
+
+
+@pytest.fixture
+def native(churn_model, churn_data):
+    return churn_model.predict_proba(churn_data.drop(columns=[TARGET]).head(200)[COLUMNS])[:, 1]
+
+
+def test_every_function_form_matches_the_native_model(db, registry, native):
+    done = install(db, ["churn@production"], registry=registry)
+    assert [(d.name, d.version, d.changed) for d in done] == [("churn", 1, True)]
+    assert install(db, ["churn@production"], registry=registry)[0].changed is False  # idempotent
+    with psycopg.connect(db, autocommit=True) as conn:
+        by_json = conn.execute("SELECT scorehouse.score('churn', row_to_json(c)::jsonb) "
+                               "FROM customers c ORDER BY id").fetchall()
+        p = [r[0]["probabilities"]["yes"] for r in by_json]
+        np.testing.assert_allclose(p, native, atol=TOL)
+        assert by_json[0][0]["model"] == "churn" and by_json[0][0]["version"] == 1
+        typed = conn.execute(f"SELECT (scorehouse.score_churn({', '.join(COLUMNS)})).* "
+                             "FROM customers ORDER BY id").fetchall()
+        np.testing.assert_allclose([r[2] for r in typed], native, atol=TOL)
+        assert {r[0] for r in typed} <= {"yes", "no"} and typed[0][3] == 1
+        batch = conn.execute("SELECT key::int, prediction, error FROM scorehouse.score_query("
+                             "'churn', 'SELECT * FROM customers', 'id') ORDER BY 1").fetchall()
+        assert len(batch) == 200 and all(e is None for _, _, e in batch)
+        np.testing.assert_allclose([r[1]["probabilities"]["yes"] for r in batch], native,
+                                   atol=TOL)
+
+
+def test_bad_input_is_a_clear_sql_error_and_bad_rows_are_kept_in_the_set(db, registry):
+    install(db, ["churn@production"], registry=registry)
+    with psycopg.connect(db, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.UndefinedObject, match="no model 'nope' is installed"):
+            conn.execute("SELECT scorehouse.score('nope', '{}'::jsonb)")
+        row = conn.execute("SELECT row_to_json(c)::jsonb FROM customers c WHERE id = 0"
+                           ).fetchone()[0]
+        row["tenure"] = None
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="column 'tenure'"):
+            conn.execute("SELECT scorehouse.score('churn', %s)", [json.dumps(row)])
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="column 'plan'"):
+            conn.execute(f"SELECT scorehouse.score_churn({', '.join(COLUMNS)}) FROM "
+                         "(SELECT tenure, NULL::text AS plan, contract, monthly_charges, "
+                         "total_charges, support_calls, complaints, age, data_usage_gb, "
+                         "days_since_login, payment_method, region FROM customers LIMIT 1) c")
+        conn.execute("UPDATE customers SET region = NULL WHERE id IN (3, 7)")
+        out = conn.execute("SELECT key::int, prediction, error FROM scorehouse.score_query("
+                           "'churn', 'SELECT * FROM customers', 'id')").fetchall()
+        bad = {k: e for k, p, e in out if p is None}
+        assert len(out) == 200 and set(bad) == {3, 7} and "column 'region'" in bad[3]
+
+
+def test_sync_moves_the_next_call_to_the_new_version_without_reconnecting(db, registry):
+    install(db, ["churn@production"], registry=registry)
+    q = "SELECT scorehouse.score('churn', row_to_json(c)::jsonb) FROM customers c WHERE id = 0"
+    with psycopg.connect(db, autocommit=True) as conn:
+        assert conn.execute(q).fetchone()[0]["version"] == 1
+        registry.promote("churn/2", "production")
+        try:
+            main(["db", "sync", db, "--json"])
+        except SystemExit as e:
+            assert not e.code
+        assert conn.execute(q).fetchone()[0]["version"] == 2  # same connection
+    assert sync(db, registry=registry)[0].changed is False
+
+
+def test_install_needs_a_superuser_and_grants_only_execute(db, registry, pg_server):
+    role = f"sh_app_{uuid.uuid4().hex[:8]}"
+    admin = psycopg.connect(pg_server, autocommit=True)
+    try:
+        admin.execute(f'CREATE ROLE "{role}" LOGIN PASSWORD \'pw\'')
+        base = db.rsplit("@", 1)[1]
+        as_role = f"postgresql://{role}:pw@{base}"
+        with pytest.raises(scorehouse.ScorehouseError, match="needs a superuser"):
+            install(as_role, ["churn@production"], registry=registry)
+        install(db, ["churn@production"], registry=registry, grant=[role])
+        with psycopg.connect(db, autocommit=True) as conn:  # the application's own data
+            conn.execute(f'GRANT SELECT ON customers TO "{role}"')
+        with psycopg.connect(as_role, autocommit=True) as conn:
+            got = conn.execute("SELECT scorehouse.score('churn', row_to_json(c)::jsonb) FROM "
+                               "customers c WHERE id = 1")
+            assert got.fetchone()[0]["label"] in ("yes", "no")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("CREATE FUNCTION scorehouse.x() RETURNS int LANGUAGE sql "
+                             "AS 'SELECT 1'")
+    finally:
+        admin.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      f"WHERE usename = '{role}'")
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute(f'DROP OWNED BY "{role}"')
+        admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        admin.close()
