@@ -90,7 +90,8 @@ def _prelude(schema: str) -> str:
     return f'''
 if "scorehouse_ready" not in GD:
     import site
-    for _p in plpy.execute('SELECT value FROM "{q}".config WHERE key = \\'python_path\\'')[0]["value"].split("\\n"):
+    _q = 'SELECT value FROM "{q}".config WHERE key = \\'python_path\\''
+    for _p in plpy.execute(_q)[0]["value"].split("\\n"):
         site.addsitedir(_p)
     GD["scorehouse_ready"] = True
 from scorehouse.sql import plpython as _sh
