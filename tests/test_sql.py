@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 import scorehouse
+import scorehouse.sql
 from scorehouse.cli.app import main
 from scorehouse.demo.data import TARGET
 from scorehouse.sql.postgres import install, sync
@@ -136,3 +137,43 @@ def test_install_needs_a_superuser_and_grants_only_execute(db, registry, pg_serv
             conn.execute(f'DROP OWNED BY "{role}"')
         admin.execute(f'DROP ROLE IF EXISTS "{role}"')
         admin.close()
+
+
+# --- DuckDB and SQLite ---------------------------------------------------------------------
+
+
+def test_duckdb_function_is_vectorised_and_matches_native(registry, churn_model, churn_data):
+    import duckdb
+
+    X = churn_data.drop(columns=[TARGET])[COLUMNS]
+    expected = churn_model.predict_proba(X)[:, 1]
+    con = duckdb.connect()
+    con.register("customers", X.reset_index(names="id"))
+    reg = scorehouse.sql.register(con, "churn@production", registry=registry)
+    assert reg.name == "score_churn"
+    got = con.execute(f"SELECT id, s.label, s.probability_yes, s.model_version FROM (SELECT id, "
+                      f"score_churn({', '.join(COLUMNS)}) AS s FROM customers) ORDER BY id"
+                      ).fetchall()
+    np.testing.assert_allclose([r[2] for r in got], expected, atol=TOL)
+    assert {r[1] for r in got} <= {"yes", "no"} and got[0][3] == 1
+    with pytest.raises(duckdb.Error, match="column 'tenure'"):
+        con.execute(f"SELECT score_churn(NULL, {', '.join(COLUMNS[1:])}) FROM customers LIMIT 5"
+                    ).fetchall()
+    con.close()
+
+
+def test_sqlite_function_returns_json_and_refuses_bad_rows(registry, churn_model, churn_data):
+    import sqlite3
+
+    X = churn_data.drop(columns=[TARGET])[COLUMNS].head(300)
+    expected = churn_model.predict_proba(X)[:, 1]
+    con = sqlite3.connect(":memory:")
+    X.to_sql("customers", con, index=False)
+    reg = scorehouse.sql.register(con, "churn@production", registry=registry)
+    got = con.execute(f"SELECT json_extract(score_churn({', '.join(COLUMNS)}), "
+                      "'$.probabilities.yes') FROM customers ORDER BY rowid").fetchall()
+    np.testing.assert_allclose([r[0] for r in got], expected, atol=TOL)
+    with pytest.raises(sqlite3.OperationalError):
+        con.execute(f"SELECT score_churn('soon', {', '.join(COLUMNS[1:])}) FROM customers "
+                    "LIMIT 1").fetchall()
+    assert "column 'tenure'" in reg.errors[-1]  # sqlite3 keeps only a generic message
