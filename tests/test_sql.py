@@ -177,3 +177,100 @@ def test_sqlite_function_returns_json_and_refuses_bad_rows(registry, churn_model
         con.execute(f"SELECT score_churn('soon', {', '.join(COLUMNS[1:])}) FROM customers "
                     "LIMIT 1").fetchall()
     assert "column 'tenure'" in reg.errors[-1]  # sqlite3 keeps only a generic message
+
+
+# --- the trigger recipe ------------------------------------------------------------------------
+
+
+def _profiles(db: str) -> None:
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE customer_profile AS SELECT id AS customer_id, "
+                     f"{', '.join(COLUMNS)} FROM customers")
+        conn.execute("ALTER TABLE customer_profile ADD PRIMARY KEY (customer_id)")
+        conn.execute("CREATE TABLE complaints (id serial PRIMARY KEY, customer_id integer, "
+                     "channel text, body text)")
+
+
+def _cli(*args: str) -> None:
+    try:
+        main(list(args))
+    except SystemExit as e:
+        assert not e.code, args
+
+
+def _expected(registry, db: str, ids: list[int]) -> np.ndarray:
+    with psycopg.connect(db) as conn:
+        cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+        rows = cur.execute(f"SELECT {', '.join(COLUMNS)} FROM customer_profile WHERE "
+                           "customer_id = ANY(%s) ORDER BY customer_id", [ids]).fetchall()
+    result = registry.load("churn@production").predict(rows)
+    return result.output.probabilities[:, 1]
+
+
+def test_trigger_in_the_writers_transaction(db, registry):
+    import psycopg.rows  # noqa: F401 - dict_row
+
+    install(db, ["churn@production"], registry=registry)
+    _profiles(db)
+    _cli("db", "trigger", db, "--model", "churn", "--events", "complaints", "--profiles",
+         "customer_profile", "--key", "customer_id", "--increment", "complaints",
+         "--increment", "support_calls")
+    with psycopg.connect(db, autocommit=True) as conn:
+        before = conn.execute("SELECT complaints FROM customer_profile WHERE customer_id = 5"
+                              ).fetchone()[0]
+        conn.execute("INSERT INTO complaints (customer_id, channel) VALUES (5, 'phone'), "
+                     "(9, 'email')")
+        got = conn.execute("SELECT customer_id, complaints, churn_label, churn_score, "
+                           "churn_version, churn_error FROM customer_profile WHERE customer_id "
+                           "IN (5, 9) ORDER BY 1").fetchall()
+        assert got[0][1] == before + 1 and got[0][2] in ("yes", "no") and got[0][4] == 1
+        assert all(r[5] is None for r in got)
+        np.testing.assert_allclose([r[3] for r in got], _expected(registry, db, [5, 9]), atol=TOL)
+        # A profile the model refuses: the insert still succeeds; the reason is recorded.
+        conn.execute("UPDATE customer_profile SET plan = NULL WHERE customer_id = 11")
+        conn.execute("INSERT INTO complaints (customer_id) VALUES (11)")
+        err = conn.execute("SELECT churn_error, churn_score FROM customer_profile WHERE "
+                           "customer_id = 11").fetchone()
+        assert "column 'plan'" in err[0] and err[1] is None
+        assert conn.execute("SELECT count(*) FROM complaints").fetchone()[0] == 3
+    _cli("db", "trigger", db, "--model", "churn", "--events", "complaints", "--profiles",
+         "customer_profile", "--key", "customer_id", "--increment", "complaints", "--strict")
+    with psycopg.connect(db, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="column 'plan'"):
+            conn.execute("INSERT INTO complaints (customer_id) VALUES (11)")
+        assert conn.execute("SELECT count(*) FROM complaints").fetchone()[0] == 3
+
+
+def test_outbox_trigger_and_worker(db, registry):
+    import psycopg.rows  # noqa: F401 - dict_row
+
+    from scorehouse.sql.worker import Worker
+
+    install(db, ["churn@production"], registry=registry)
+    _profiles(db)
+    _cli("db", "trigger", db, "--model", "churn", "--events", "complaints", "--profiles",
+         "customer_profile", "--key", "customer_id", "--increment", "complaints",
+         "--copy", "payment_method=channel", "--mode", "outbox")
+    ids = list(range(20, 60))
+    with psycopg.connect(db, autocommit=True) as conn:
+        for i in ids:
+            conn.execute("INSERT INTO complaints (customer_id, channel) VALUES (%s, 'card')", [i])
+        conn.execute("UPDATE customer_profile SET region = NULL WHERE customer_id = 21")
+        queued = conn.execute("SELECT count(*) FROM scorehouse.outbox").fetchone()[0]
+        assert queued == 40  # counted and copied now, scored later
+        assert conn.execute("SELECT payment_method, churn_score FROM customer_profile WHERE "
+                            "customer_id = 20").fetchone() == ("card", None)
+    worker = Worker(db, "churn", batch=16)
+    worker.run(once=True)
+    worker.close()
+    assert (worker.scored, worker.failed) == (39, 1)
+    with psycopg.connect(db, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM scorehouse.outbox").fetchone()[0] == 0
+        rows = conn.execute("SELECT customer_id, churn_score, churn_version, churn_error FROM "
+                            "customer_profile WHERE customer_id = ANY(%s) ORDER BY 1", [ids]
+                            ).fetchall()
+    scored = [r for r in rows if r[0] != 21]
+    assert all(r[2] == 1 and r[3] is None for r in scored)
+    np.testing.assert_allclose([r[1] for r in scored],
+                               _expected(registry, db, [r[0] for r in scored]), atol=TOL)
+    assert "column 'region'" in dict((r[0], r[3]) for r in rows)[21]

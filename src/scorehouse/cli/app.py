@@ -543,6 +543,53 @@ def db_sync(
     _db_report(sync(url, registry=_registry(), schema=schema), schema, as_json)
 
 
+@db_app.command("trigger")
+def db_trigger(
+    url: Annotated[str, typer.Argument(help="postgresql://superuser@host/db")],
+    model: Annotated[str, typer.Option(help="Installed model, e.g. churn.")],
+    events: Annotated[str, typer.Option(help="Table whose inserts are events, e.g. complaints.")],
+    profiles: Annotated[str, typer.Option(help="Profile table updated and re-scored, e.g. customer_profile.")],
+    key: Annotated[str, typer.Option(help="Column naming the entity in both tables, e.g. customer_id.")],
+    increment: Annotated[list[str] | None, typer.Option(help="Profile counter to add 1 to per event (repeatable).")] = None,
+    copy: Annotated[list[str] | None, typer.Option(help="PROFILE_COL=EVENT_COL: keep the last value seen (repeatable).")] = None,
+    mode: Annotated[str, typer.Option(help="transaction: score in the writer's transaction; outbox: queue for `db worker`.")] = "transaction",
+    strict: Annotated[bool, typer.Option(help="Let a scoring failure abort the insert (transaction mode).")] = False,
+    schema: Annotated[str, typer.Option(help="Schema the model was installed in.")] = "scorehouse",
+) -> None:
+    """Events update a profile's counters, and the profile gets a fresh score."""
+    from ..sql.triggers import Recipe, install_trigger
+
+    pairs = {}
+    for item in copy or []:
+        target, sep, source = item.partition("=")
+        if not sep or not target or not source:
+            raise click_exc.BadParameter(f"--copy expects PROFILE_COL=EVENT_COL, got {item!r}")
+        pairs[target] = source
+    fn = install_trigger(url, Recipe(model, events, profiles, key, list(increment or []), pairs,
+                                     mode, strict, schema))
+    console.print(f"trigger on {events} -> {fn}: {mode} mode"
+                  + ("; run `scorehouse db worker` to score the queue" if mode == "outbox" else ""))
+
+
+@db_app.command("worker")
+def db_worker(
+    url: Annotated[str, typer.Argument(help="postgresql://user@host/db")],
+    model: Annotated[str, typer.Option(help="Installed model whose queue to drain.")],
+    schema: Annotated[str, typer.Option(help="Schema the model was installed in.")] = "scorehouse",
+    batch: Annotated[int, typer.Option(help="Queued profiles scored per transaction.")] = 500,
+    once: Annotated[bool, typer.Option(help="Drain the queue, then exit.")] = False,
+) -> None:
+    """Score the profiles queued by an outbox trigger (LISTEN/NOTIFY, batches, SKIP LOCKED)."""
+    from ..sql.worker import Worker
+
+    worker = Worker(url, model, schema=schema, batch=batch)
+    try:
+        worker.run(once=once)
+    finally:
+        err_console.print(f"scored {worker.scored:,} profile(s), {worker.failed:,} refused")
+        worker.close()
+
+
 def _db_report(done: list[Any], schema: str, as_json: bool) -> None:
     from dataclasses import asdict
 

@@ -1,0 +1,140 @@
+"""`scorehouse db worker`: scores the profiles the outbox trigger queued, in batches.
+
+It LISTENs for the trigger's notifications, claims queued keys with FOR UPDATE SKIP
+LOCKED (so several workers share the queue), scores the profiles in one call with the model
+installed in the database, writes the predictions and deletes the queue entries, all in one
+transaction: a worker that dies leaves its claimed entries to the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from ..artifact import read_bytes
+from ..scorer import Scorer
+from .postgres import _connect, _ident
+from .triggers import _qualified
+
+log = logging.getLogger("scorehouse.sql.worker")
+
+
+class Worker:
+    """Drains `<schema>.outbox` for one model."""
+
+    def __init__(self, url: str, model: str, *, schema: str = "scorehouse", batch: int = 500):
+        self.url, self.model, self.schema, self.batch = url, model, schema, batch
+        self.conn = _connect(url)
+        self.conn.autocommit = True  # transactions are explicit: one per batch
+        self._scorer: tuple[str, Scorer] | None = None
+        self.scored = self.failed = 0
+
+    def scorer(self) -> Scorer:
+        """The installed model, reloaded when `db sync` installed another version."""
+        from psycopg import sql
+
+        sha, version = self.conn.execute(sql.SQL(
+            "SELECT manifest_sha256, version FROM {}.models WHERE name = %s").format(
+            _ident(self.schema)), [self.model]).fetchone()
+        if self._scorer is None or self._scorer[0] != sha:
+            data = self.conn.execute(sql.SQL("SELECT artifact FROM {}.models WHERE name = %s")
+                                     .format(_ident(self.schema)), [self.model]).fetchone()[0]
+            art = read_bytes(bytes(data), f"{self.schema}.models[{self.model}]",
+                             expected_sha256=sha)
+            self._scorer = (sha, Scorer(art, version=version, ref=self.model))
+        return self._scorer[1]
+
+    def drain_once(self) -> int:
+        """Score one batch of queued profiles; how many queue entries it handled."""
+        from psycopg import sql
+
+        s = _ident(self.schema)
+        with self.conn.transaction():
+            claimed = self.conn.execute(sql.SQL(
+                "SELECT id, profiles, key_column, key FROM {}.outbox WHERE model = %s ORDER BY "
+                "id LIMIT %s FOR UPDATE SKIP LOCKED").format(s), [self.model, self.batch]
+            ).fetchall()
+            if not claimed:
+                return 0
+            scorer = self.scorer()
+            groups: dict[tuple[str, str], set[str]] = {}
+            for _, profiles, key_column, key in claimed:
+                groups.setdefault((profiles, key_column), set()).add(key)
+            for (profiles, key_column), keys in groups.items():
+                self._score(scorer, profiles, key_column, sorted(keys))
+            self.conn.execute(sql.SQL("DELETE FROM {}.outbox WHERE id = ANY(%s)").format(s),
+                              [[c[0] for c in claimed]])
+        return len(claimed)
+
+    def _score(self, scorer: Scorer, profiles: str, key_column: str, keys: list[str]) -> None:
+        from psycopg import sql
+        from psycopg.rows import dict_row
+
+        table, key = _qualified(profiles), _ident(key_column)
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            rows = cur.execute(sql.SQL("SELECT * FROM {} WHERE {}::text = ANY(%s)").format(
+                table, key), [keys]).fetchall()
+        result = scorer.predict(rows)
+        m = self.model
+        cols = [f"{m}_prediction", f"{m}_label", f"{m}_score", f"{m}_version", f"{m}_error"]
+        updates = []
+        answers = result.to_records()
+        last = str(scorer.classes[-1]) if scorer.classes else None
+        for i, pos in enumerate(result.rows):
+            rec = answers[i]
+            rec.pop("row", None)
+            rec["model"], rec["version"] = scorer.name, scorer.version
+            score = rec.get("value") if last is None else rec["probabilities"][last]
+            updates.append((json.dumps(rec), str(rec.get("label")), score, scorer.version, None,
+                            rows[int(pos)][key_column]))
+        for rej in result.rejects:
+            why = f"column {rej.column!r}: {rej.reason}" if rej.column else rej.reason
+            updates.append((None, None, None, None, why, rows[rej.row][key_column]))
+        self.scored += result.n_scored
+        self.failed += result.n_rejected
+        assignments = sql.SQL(", ").join(sql.SQL("{} = %s").format(_ident(c)) for c in cols)
+        with self.conn.cursor() as cur:
+            cur.executemany(sql.SQL("UPDATE {} SET {}, {} = now() WHERE {} = %s").format(
+                table, assignments, _ident(f"{m}_scored_at"), key), updates)
+
+    def run(self, *, once: bool = False, idle: float = 1.0) -> None:
+        """Drain the queue; then wait for notifications (or return, with `once`)."""
+        import psycopg
+
+        listener = psycopg.connect(self.url, autocommit=True)
+        listener.execute("LISTEN scorehouse_outbox")
+        try:
+            while True:
+                while self.drain_once():
+                    pass
+                if once:
+                    return
+                # Wake on a notification, or after `idle` seconds to catch missed ones.
+                for _ in listener.notifies(timeout=idle, stop_after=1):
+                    pass
+        finally:
+            listener.close()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+
+def wait_empty(url: str, schema: str = "scorehouse", timeout: float = 30.0) -> bool:
+    """True once the outbox is empty (for scripts and tests)."""
+    from psycopg import sql
+
+    deadline = time.time() + timeout
+    with _connect(url) as conn:
+        conn.autocommit = True
+        while time.time() < deadline:
+            n = conn.execute(sql.SQL("SELECT count(*) FROM {}.outbox").format(_ident(schema))
+                             ).fetchone()[0]
+            if n == 0:
+                return True
+            time.sleep(0.05)
+    return False
+
+
+__all__ = ["Worker", "wait_empty"]
