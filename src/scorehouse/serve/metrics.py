@@ -58,9 +58,10 @@ class Metrics:
         self.child(self.rows, result.model, str(result.version)).inc(result.n_scored)
         for r in result.rejects:
             self.rejected.labels(result.model, r.column or "<row>").inc()
-        for kind, cols in result.flag_counts().items():
-            for col, n in cols.items():
-                self.unseen.labels(result.model, kind, col).inc(n)
+        if result.flags:
+            for kind, cols in result.flag_counts().items():
+                for col, n in cols.items():
+                    self.unseen.labels(result.model, kind, col).inc(n)
 
     def render(self) -> bytes:
         """The text exposition format."""
