@@ -599,6 +599,45 @@ def _db_report(done: list[Any], schema: str, as_json: bool) -> None:
           f"{schema}.score, {schema}.score_query, {schema}.score_{d.name}") for d in done]))
 
 
+@app.command()
+def stream(
+    ref: Annotated[str, typer.Argument(help="churn@production, churn/3, or an artifact path.")],
+    source: Annotated[str, typer.Option(help="Events: redis://host:6379/0?stream=events")],
+    key: Annotated[str, typer.Option(help="Event field naming the entity, e.g. customer_id.")],
+    profiles: Annotated[str | None, typer.Option(help="Profiles: redis://host:6379/0 (hashes <prefix><key>; default: the source's server).")] = None,
+    prefix: Annotated[str, typer.Option(help="Profile hash prefix.")] = "profile:",
+    sink: Annotated[str | None, typer.Option(help="Output stream for scores, on the profiles' server (written with the profile, atomically): redis://…?stream=scores (default: <stream>:scores).")] = None,
+    reducer: Annotated[str | None, typer.Option(help='How an event changes a profile: JSON spec ({"count": …, "last": …, "sum": …}), a .json file, or module:function.')] = None,
+    group: Annotated[str, typer.Option(help="Consumer group.")] = "scorehouse",
+    consumer: Annotated[str | None, typer.Option(help="Consumer name (default: host-pid).")] = None,
+    batch: Annotated[int, typer.Option(help="Events per round trip.")] = 200,
+    max_attempts: Annotated[int, typer.Option(help="Deliveries before a poison event is dead-lettered.")] = 3,
+    claim_idle_ms: Annotated[int, typer.Option(help="Reclaim events a consumer has held this long.")] = 30_000,
+    runtime: Annotated[str | None, typer.Option(help="native or onnx.")] = None,
+    trust: Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")] = False,
+    until_idle: Annotated[bool, typer.Option(help="Exit when the stream has nothing more.")] = False,
+) -> None:
+    """Consume events, update profiles, score them, write back and publish (Redis Streams)."""
+    import socket
+
+    from ..loading import is_path, load
+    from ..stream import RedisEvents, RedisProfiles, StreamWorker, load_reducer
+    from ..stream.redis_streams import StreamURL
+
+    scorer = load(ref, registry=None if is_path(ref) else _registry(), runtime=runtime, trust=trust)
+    src = StreamURL.parse(source)
+    out = StreamURL.parse(sink, f"{src.stream}:scores") if sink else None
+    name = consumer or f"{socket.gethostname()}-{os.getpid()}"
+    worker = StreamWorker(scorer, RedisEvents(source, group, name, claim_idle_ms=claim_idle_ms),
+                          RedisProfiles(profiles or src.client, prefix), load_reducer(reducer),
+                          key=key, output_stream=out.stream if out else f"{src.stream}:scores",
+                          batch=batch, max_attempts=max_attempts)
+    err_console.print(f"scoring {src.stream} as {group}/{name} with {scorer.name}/{scorer.version or '-'}")
+    s = worker.run(until_idle=until_idle)
+    err_console.print(f"{s.events:,} events: {s.scored:,} scored, {s.duplicates:,} already applied, "
+                      f"{s.dead:,} dead-lettered, {s.retried:,} left for retry")
+
+
 def _run_summary(m: dict[str, Any], manifest: Path) -> None:
     c = m["counts"]
     where = ", ".join(o["uri"] for o in m["outputs"])

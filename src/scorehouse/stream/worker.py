@@ -1,0 +1,205 @@
+"""The streaming worker: events in, profile updated by a reducer, scored, written back.
+
+Per batch: read events, fetch the profiles of their entities in one round trip, apply the
+events in order, score every updated profile in one call, then write each event's effect
+(profile + score + output-stream entry) with a compare-and-set that also rejects events
+already applied, and acknowledge. A poison event (bad payload, a profile the model refuses)
+is retried until `max_attempts` deliveries, then dead-lettered with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ..scorer import Scorer
+from .redis_streams import Event, RedisEvents, RedisProfiles
+from .reducers import Reducer
+
+log = logging.getLogger("scorehouse.stream")
+
+#: Rewrites of one entity when another worker changed its profile meanwhile.
+CONFLICT_RETRIES = 5
+
+
+@dataclass
+class Stats:
+    """What a worker did, for logs, metrics and tests."""
+
+    events: int = 0
+    scored: int = 0
+    duplicates: int = 0
+    dead: int = 0
+    retried: int = 0
+    conflicts: int = 0
+    lag_ms: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _Step:
+    event: Event
+    entity: str
+    payload: dict[str, Any]
+
+
+class StreamWorker:
+    """Turns a stream of events into fresh scores on profiles."""
+
+    def __init__(self, scorer: Scorer, events: RedisEvents, profiles: RedisProfiles,
+                 reducer: Reducer, *, key: str, output_stream: str | None = None,
+                 batch: int = 200, block_ms: int = 1000, max_attempts: int = 3):
+        self.scorer, self.events, self.profiles, self.reducer = scorer, events, profiles, reducer
+        self.key, self.output_stream = key, output_stream
+        self.batch, self.block_ms, self.max_attempts = batch, block_ms, max_attempts
+        self.stats = Stats()
+        self._stop = threading.Event()
+        last = scorer.classes[-1] if scorer.classes else None
+        self._positive = None if last is None else str(last)
+
+    # --- one batch --------------------------------------------------------------------------
+    def step(self) -> int:
+        """Read and handle one batch; how many events it read."""
+        events = self.events.read(self.batch, self.block_ms)
+        if not events:
+            return 0
+        self.stats.events += len(events)
+        steps: list[_Step] = []
+        for e in events:
+            payload, why = self._payload(e)
+            if why:
+                self._poison(e, why)
+            else:
+                steps.append(_Step(e, str(payload[self.key]), payload))
+        chains: dict[str, list[_Step]] = {}
+        for s in steps:
+            chains.setdefault(s.entity, []).append(s)
+        if chains:
+            self._handle(chains)
+        return len(events)
+
+    def _payload(self, e: Event) -> tuple[dict[str, Any], str | None]:
+        fields = e.fields
+        if set(fields) == {"data"} or set(fields) == {"payload"}:
+            try:
+                data = json.loads(next(iter(fields.values())))
+            except ValueError as err:
+                return {}, f"payload is not JSON: {err}"
+            if not isinstance(data, dict):
+                return {}, "payload is not a JSON object"
+            fields = data
+        if fields.get(self.key) in (None, ""):
+            return {}, f"event has no {self.key!r}"
+        return dict(fields), None
+
+    def _handle(self, chains: dict[str, list[_Step]]) -> None:
+        stored = self.profiles.fetch(list(chains))
+        # Apply each entity's events in order; each intermediate profile is scored.
+        plans: list[tuple[_Step, str, dict[str, Any]]] = []
+        for entity, chain in chains.items():
+            version, profile = stored[entity]
+            v = int(version)
+            for s in chain:
+                profile = self.reducer(dict(profile), s.payload)
+                plans.append((s, str(v), profile))
+                v += 1
+        result = self.scorer.predict([p for _, _, p in plans])
+        answers = dict(zip(result.rows.tolist(), result.to_records(), strict=True))
+        reasons: dict[int, str] = {}
+        for rej in result.rejects:
+            reasons.setdefault(rej.row, f"column {rej.column!r}: {rej.reason}" if rej.column
+                               else rej.reason)
+        broken: set[str] = set()  # entities whose chain stopped at a failed event
+        acks: list[str] = []
+        for i, (s, version, profile) in enumerate(plans):
+            if s.entity in broken:
+                continue  # left pending: retried after the failed event is settled
+            if i in reasons:
+                self._poison(s.event, reasons[i])
+                broken.add(s.entity)
+                continue
+            outcome = self._write(s, version, profile, answers[i])
+            if outcome == -1:
+                broken.add(s.entity)
+                self._resolve_conflict(chains[s.entity][chains[s.entity].index(s):])
+                continue
+            acks.append(s.event.id)
+        self.events.ack(acks)
+
+    def _write(self, s: _Step, version: str, profile: dict[str, Any],
+               answer: dict[str, Any]) -> int:
+        m, v = self.scorer.name, self.scorer.version
+        probabilities = answer.get("probabilities")
+        score = answer.get("value") if probabilities is None else \
+            probabilities.get(self._positive)
+        written = {**profile, f"{m}_label": answer.get("label", ""), f"{m}_score": score,
+                   f"{m}_version": v, f"{m}_event_id": s.event.id}
+        out = {"entity": s.entity, "event_id": s.event.id, "model": m,
+               "version": "" if v is None else v, "label": answer.get("label", ""),
+               "score": score, "probabilities": probabilities or {},
+               "scored_at": datetime.now(timezone.utc).isoformat()}
+        outcome = self.profiles.apply(s.entity, version, s.event.id, written,
+                                      self.output_stream, out)
+        if outcome == 1:
+            self.stats.scored += 1
+            self._lag(s.event.id)
+        elif outcome == 0:
+            self.stats.duplicates += 1
+        return outcome
+
+    def _resolve_conflict(self, chain: list[_Step]) -> None:
+        # Another writer changed this profile since we read it: redo this entity's events
+        # one by one on fresh reads.
+        self.stats.conflicts += 1
+        for s in chain:
+            for _ in range(CONFLICT_RETRIES):
+                version, profile = self.profiles.fetch([s.entity])[s.entity]
+                profile = self.reducer(dict(profile), s.payload)
+                result = self.scorer.predict(profile)
+                if result.rejects:
+                    r = result.rejects[0]
+                    self._poison(s.event, f"column {r.column!r}: {r.reason}" if r.column
+                                 else r.reason)
+                    return
+                if self._write(s, version, profile, result.to_records()[0]) != -1:
+                    self.events.ack([s.event.id])
+                    break
+            else:
+                return  # still contended: left pending, reclaimed later
+
+    def _poison(self, e: Event, reason: str) -> None:
+        deliveries = max(e.deliveries, self.events.deliveries(e.id))
+        if deliveries >= self.max_attempts:
+            e.deliveries = deliveries
+            self.events.dead_letter(e, reason)
+            self.stats.dead += 1
+            log.warning("event %s dead-lettered after %d deliveries: %s", e.id, deliveries,
+                        reason)
+        else:
+            self.stats.retried += 1  # not acknowledged: delivered again after claim_idle_ms
+
+    def _lag(self, event_id: str) -> None:
+        ms = int(event_id.split("-", 1)[0])
+        self.stats.lag_ms.append(time.time() * 1000 - ms)
+        if len(self.stats.lag_ms) > 10_000:
+            del self.stats.lag_ms[:5_000]
+
+    # --- the loop ---------------------------------------------------------------------------
+    def run(self, *, until_idle: bool = False) -> Stats:
+        """Handle batches until stopped (SIGTERM/SIGINT drain the batch in hand)."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self._stop.set())
+        while not self._stop.is_set():
+            if self.step() == 0 and until_idle:
+                break
+        return self.stats
+
+    def stop(self) -> None:
+        """Finish the current batch, then return from `run`."""
+        self._stop.set()
