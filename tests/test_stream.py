@@ -183,3 +183,60 @@ def test_kill_9_mid_run_then_another_worker_finishes_exactly_once(
     ids = [e[1][b"event_id"] for e in r.xrange("scores")]
     assert len(ids) == len(set(ids)) == 6000  # every event in the output, once
     assert r.xpending("events", "g")["pending"] == 0
+
+
+def test_the_worker_carries_on_across_a_redis_restart(scorer, churn_data, tmp_path):
+
+    port = _free_port()
+    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--appendonly", "yes",
+           "--appendfsync", "always", "--dir", str(tmp_path), "--save", ""]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        r = _wait_redis(url)
+        _profiles(r, churn_data, 20)
+        sent = _events(r, 3000, 20)
+        w = _worker(url, scorer, batch=25, claim_idle_ms=200)
+        thread = threading.Thread(target=w.run, kwargs={"until_idle": True})
+        thread.start()
+        while r.xlen("scores") < 500:
+            time.sleep(0.01)
+        server.send_signal(signal.SIGKILL)  # no clean shutdown; the AOF has every write
+        server.wait()
+        time.sleep(0.5)
+        server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+        r = _wait_redis(url)
+        thread.join(timeout=120)
+        assert not thread.is_alive()
+        if r.xpending("events", "g")["pending"]:  # events in flight at the crash
+            time.sleep(0.3)
+            w.run(until_idle=True)
+        assert w.stats.reconnects > 0
+        _check_profiles(r, churn_data, sent, 20)
+        ids = [e[1][b"event_id"] for e in r.xrange("scores")]
+        assert len(ids) == len(set(ids)) == 3000
+    finally:
+        server.kill()
+        server.wait()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_redis(url: str):
+    import redis
+
+    client = redis.Redis.from_url(url)
+    deadline = time.time() + 20
+    while True:
+        try:
+            client.ping()
+            return client
+        except redis.ConnectionError:
+            assert time.time() < deadline, "redis-server did not start"
+            time.sleep(0.05)

@@ -38,6 +38,7 @@ class Stats:
     dead: int = 0
     retried: int = 0
     conflicts: int = 0
+    reconnects: int = 0
     lag_ms: list[float] = field(default_factory=list)
 
 
@@ -195,8 +196,22 @@ class StreamWorker:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self._stop.set())
+        import redis
+
+        backoff = 0.1
         while not self._stop.is_set():
-            if self.step() == 0 and until_idle:
+            try:
+                n = self.step()
+                backoff = 0.1
+            except (redis.ConnectionError, redis.TimeoutError) as e:
+                # Redis restarting: nothing unacknowledged is lost (it is delivered again,
+                # and the idempotent write absorbs what was already applied); wait, retry.
+                self.stats.reconnects += 1
+                log.warning("Redis unavailable (%s); retrying in %.1f s", e, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if n == 0 and until_idle:
                 break
         return self.stats
 
