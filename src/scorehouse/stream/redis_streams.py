@@ -4,7 +4,8 @@ Events are read with a consumer group (XREADGROUP), stuck ones of dead consumers
 reclaimed (XAUTOCLAIM), and an event is acknowledged only after its effect is written.
 The effect is written by one Lua script that checks, atomically, that the event was not
 applied before (a per-entity set of event ids) and that the profile did not change since
-it was read (a `_version` field); so a redelivered event never counts twice.
+it was read (its `_version` field holds the id of the last event applied); so a
+redelivered event never counts twice, and no write is based on a stale read.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ SEEN_TTL = 7 * 24 * 3600
 # ARGV: expected version, event id, seen ttl, n profile pairs, pairs..., output pairs...
 APPLY = """
 if redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 1 then return 0 end
-local v = redis.call('HGET', KEYS[1], '_version') or '0'
+local v = redis.call('HGET', KEYS[1], '_version') or ''
 if v ~= ARGV[1] then return -1 end
 local n = tonumber(ARGV[4])
 local fields = {}
 for i = 5, 4 + 2 * n do fields[#fields + 1] = ARGV[i] end
 if n > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
-redis.call('HSET', KEYS[1], '_version', tostring(tonumber(v) + 1))
+redis.call('HSET', KEYS[1], '_version', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[2])
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
 local out = {}
@@ -155,23 +156,40 @@ class RedisProfiles:
         out = {}
         for e, raw in zip(entities, pipe.execute(), strict=True):
             fields = _text(raw)
-            out[e] = (fields.pop("_version", "0"), fields)
+            out[e] = (fields.pop("_version", ""), fields)
         return out
 
-    def apply(self, entity: str, version: str, event_id: str, profile: Mapping[str, Any],
-              output_stream: str | None, output: Mapping[str, Any]) -> int:
-        """Write one event's effect atomically: 1 written, 0 already applied, -1 conflict."""
+    def _call(self, entity: str, version: str, event_id: str, profile: Mapping[str, Any],
+              output_stream: str | None, output: Mapping[str, Any]) -> tuple[list, list]:
         pairs: list[Any] = []
         for k, v in profile.items():
             if not k.startswith("_") and v is not None:
                 pairs += [k, _scalar(v)]
         out: list[Any] = []
-        for k, v in output.items():
-            out += [k, _scalar(v)]
+        if output_stream:
+            for k, v in output.items():
+                out += [k, _scalar(v)]
         keys = [self.prefix + entity, f"{self.prefix}{entity}:_seen",
                 output_stream or f"{self.prefix}_unused"]
-        return int(self._apply(keys=keys, args=[version, event_id, SEEN_TTL, len(pairs) // 2,
-                                                *pairs, *(out if output_stream else [])]))
+        return keys, [version, event_id, SEEN_TTL, len(pairs) // 2, *pairs, *out]
+
+    def apply(self, entity: str, version: str, event_id: str, profile: Mapping[str, Any],
+              output_stream: str | None, output: Mapping[str, Any]) -> int:
+        """Write one event's effect atomically: 1 written, 0 already applied, -1 conflict.
+
+        `version` is the `_version` the profile had when read (the last event id applied).
+        """
+        keys, args = self._call(entity, version, event_id, profile, output_stream, output)
+        return int(self._apply(keys=keys, args=args))
+
+    def apply_many(self, calls: list[tuple[str, str, str, Mapping[str, Any], str | None,
+                                           Mapping[str, Any]]]) -> list[int]:
+        """`apply` for many events in one round trip, in order."""
+        pipe = self.r.pipeline(transaction=False)
+        for call in calls:
+            keys, args = self._call(*call)
+            self._apply(keys=keys, args=args, client=pipe)
+        return [int(x) for x in pipe.execute()]
 
 
 def _text(raw: Mapping[Any, Any]) -> dict[str, str]:
