@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -27,7 +28,9 @@ def demo_seconds(workdir: Path) -> float:
     env = dict(os.environ, SCOREHOUSE_HOME=str(workdir / "home"))
     env.pop("SCOREHOUSE_REGISTRY", None)
     t = time.perf_counter()
-    subprocess.run(["scorehouse", "demo", "--dir", str(workdir / "demo"), "--json"], check=True,
+    # The script beside this interpreter (a venv's), so the bench runs without activating it.
+    script = shutil.which("scorehouse", path=str(Path(sys.executable).parent)) or "scorehouse"
+    subprocess.run([script, "demo", "--dir", str(workdir / "demo"), "--json"], check=True,
                    env=env, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t
 
