@@ -2,7 +2,7 @@
 # Make sure the services the tests talk to are reachable, starting (or installing, from
 # Debian's packages) what is missing. Under CI=true a service that stays unreachable fails.
 # Services: PostgreSQL (the registry's team database; plpython3u for in-database scoring) and
-# Redis (the batch cache of scores).
+# Redis (the batch cache of scores, streams), NATS JetStream (streams).
 set -u
 
 PG_URL=${SCOREHOUSE_TEST_PG:-postgresql://postgres:postgres@127.0.0.1:5432/postgres}
@@ -95,6 +95,30 @@ ensure_plpython() {
         "postgresql-plpython3-$ver" >/dev/null; }; } && plpython_ready
 }
 
+NATS_HOSTPORT=127.0.0.1:4222
+
+nats_ready() { (echo > "/dev/tcp/${NATS_HOSTPORT%:*}/${NATS_HOSTPORT#*:}") >/dev/null 2>&1; }
+
+nats_start() {
+  command -v nats-server >/dev/null 2>&1 || return 1
+  mkdir -p /tmp/scorehouse-nats
+  # JetStream on (-js), data under /tmp: the tests create and delete their own streams.
+  nohup nats-server -a 127.0.0.1 -p 4222 -js -sd /tmp/scorehouse-nats >/dev/null 2>&1 &
+  for _ in $(seq 1 20); do nats_ready && return 0; sleep 0.5; done
+  return 1
+}
+
+ensure_nats() {
+  if nats_ready; then say "NATS ok ($NATS_HOSTPORT)"; return 0; fi
+  say "NATS not reachable at $NATS_HOSTPORT; starting it"
+  nats_start && { say "NATS started"; return 0; }
+  say "installing NATS from Debian's packages"
+  { $SUDO apt-get install -y -qq nats-server >/dev/null 2>&1 ||
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+        nats-server >/dev/null; }; } && nats_start && { say "NATS installed and started"; return 0; }
+  return 1
+}
+
 require() {  # name, ensure-function
   "$2" && return 0
   if [ "${CI:-}" = "true" ]; then
@@ -107,5 +131,6 @@ require() {  # name, ensure-function
 
 status=0
 require Redis ensure_redis
+require "NATS (JetStream)" ensure_nats
 require PostgreSQL ensure_postgres && require "PL/Python (plpython3u)" ensure_plpython
 exit $status

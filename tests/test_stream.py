@@ -240,3 +240,96 @@ def _wait_redis(url: str):
         except redis.ConnectionError:
             assert time.time() < deadline, "redis-server did not start"
             time.sleep(0.05)
+
+
+# --- NATS JetStream --------------------------------------------------------------------------
+
+NATS_URL = os.environ.get("SCOREHOUSE_TEST_NATS", "nats://127.0.0.1:4222")
+
+
+@pytest.fixture
+def nats_subject():
+    """A fresh JetStream subject on a reachable NATS (fails, never skips, under CI=true)."""
+    import asyncio
+    import uuid
+
+    import nats
+
+    subject = f"sh_test_{uuid.uuid4().hex[:8]}"
+
+    async def check() -> None:
+        nc = await nats.connect(NATS_URL, connect_timeout=3)
+        await nc.close()
+
+    try:
+        asyncio.run(check())
+    except Exception as e:  # noqa: BLE001 - any failure means "not reachable"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"NATS not reachable at {NATS_URL}: {e}", pytrace=False)
+        pytest.skip(f"NATS not reachable at {NATS_URL}: {e}")
+    yield subject
+
+    async def drop() -> None:
+        nc = await nats.connect(NATS_URL)
+        try:
+            await nc.jetstream().delete_stream(subject.upper())
+        finally:
+            await nc.close()
+
+    asyncio.run(drop())
+
+
+def _publish(subject: str, payloads: list[bytes]) -> None:
+    import asyncio
+
+    import nats
+
+    async def go() -> None:
+        nc = await nats.connect(NATS_URL)
+        js = nc.jetstream()
+        try:
+            await js.add_stream(name=subject.upper(), subjects=[subject, f"{subject}.dead"])
+        except Exception:  # noqa: BLE001 - exists
+            pass
+        for p in payloads:
+            await js.publish(subject, p)
+        await nc.close()
+
+    asyncio.run(go())
+
+
+def _nats_worker(subject, redis_url, scorer, name, **kw):
+    from scorehouse.stream.nats_events import NatsEvents
+
+    events = NatsEvents(f"{NATS_URL}?subject={subject}", "g", name,
+                        claim_idle_ms=kw.pop("claim_idle_ms", 30_000))
+    return StreamWorker(scorer, events, RedisProfiles(redis_url), from_spec(REDUCER),
+                        key="customer_id", output_stream="scores", **kw)
+
+
+def test_nats_jetstream_source_scores_once_and_dead_letters(r, redis_url, scorer, churn_data,
+                                                           nats_subject):
+    _profiles(r, churn_data, 20)
+    rng = np.random.default_rng(3)
+    sent = [{"customer_id": int(rng.integers(20)), "type": str(rng.choice(["complaint", "call"]))}
+            for _ in range(300)]
+    _publish(nats_subject, [json.dumps(e).encode() for e in sent] + [b"{broken"])
+    # A worker that writes but never acknowledges, then one that gets the redeliveries.
+    first = _nats_worker(nats_subject, redis_url, scorer, "crashes", claim_idle_ms=1000,
+                         batch=50, max_attempts=100)
+    first.events.ack = lambda ids: None
+    deadline = time.time() + 60
+    while first.stats.scored < 300:
+        assert time.time() < deadline, first.stats
+        first.step()
+    first.events.close()  # gone without acknowledging anything
+    second = _nats_worker(nats_subject, redis_url, scorer, "rescuer", claim_idle_ms=1000,
+                          max_attempts=2, block_ms=1500)
+    deadline = time.time() + 60
+    while second.stats.duplicates < 300 or second.stats.dead < 1:
+        assert time.time() < deadline, second.stats
+        second.step()
+    _check_profiles(r, churn_data, sent, 20)
+    ids = [e[1][b"event_id"] for e in r.xrange("scores")]
+    assert len(ids) == len(set(ids)) == 300
+    second.events.close()

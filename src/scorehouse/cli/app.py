@@ -602,7 +602,7 @@ def _db_report(done: list[Any], schema: str, as_json: bool) -> None:
 @app.command()
 def stream(
     ref: Annotated[str, typer.Argument(help="churn@production, churn/3, or an artifact path.")],
-    source: Annotated[str, typer.Option(help="Events: redis://host:6379/0?stream=events")],
+    source: Annotated[str, typer.Option(help="Events: redis://host:6379/0?stream=events or nats://host:4222?subject=events (JetStream).")],
     key: Annotated[str, typer.Option(help="Event field naming the entity, e.g. customer_id.")],
     profiles: Annotated[str | None, typer.Option(help="Profiles: redis://host:6379/0 (hashes <prefix><key>; default: the source's server).")] = None,
     prefix: Annotated[str, typer.Option(help="Profile hash prefix.")] = "profile:",
@@ -625,14 +625,22 @@ def stream(
     from ..stream.redis_streams import StreamURL
 
     scorer = load(ref, registry=None if is_path(ref) else _registry(), runtime=runtime, trust=trust)
-    src = StreamURL.parse(source)
-    out = StreamURL.parse(sink, f"{src.stream}:scores") if sink else None
     name = consumer or f"{socket.gethostname()}-{os.getpid()}"
-    worker = StreamWorker(scorer, RedisEvents(source, group, name, claim_idle_ms=claim_idle_ms),
-                          RedisProfiles(profiles or src.client, prefix), load_reducer(reducer),
-                          key=key, output_stream=out.stream if out else f"{src.stream}:scores",
-                          batch=batch, max_attempts=max_attempts)
-    err_console.print(f"scoring {src.stream} as {group}/{name} with {scorer.name}/{scorer.version or '-'}")
+    if source.startswith("nats://"):
+        from ..stream.nats_events import NatsEvents
+
+        if not profiles:
+            raise click_exc.UsageError("a NATS source needs --profiles redis://… for the profiles")
+        events: Any = NatsEvents(source, group, name, claim_idle_ms=claim_idle_ms)
+        profile_url, stream_name = profiles, events.subject
+    else:
+        src = StreamURL.parse(source)
+        events = RedisEvents(source, group, name, claim_idle_ms=claim_idle_ms)
+        profile_url, stream_name = profiles or src.client, src.stream
+    out = StreamURL.parse(sink, f"{stream_name}:scores").stream if sink else f"{stream_name}:scores"
+    worker = StreamWorker(scorer, events, RedisProfiles(profile_url, prefix), load_reducer(reducer),
+                          key=key, output_stream=out, batch=batch, max_attempts=max_attempts)
+    err_console.print(f"scoring {stream_name} as {group}/{name} with {scorer.name}/{scorer.version or '-'}")
     s = worker.run(until_idle=until_idle)
     err_console.print(f"{s.events:,} events: {s.scored:,} scored, {s.duplicates:,} already applied, "
                       f"{s.dead:,} dead-lettered, {s.retried:,} left for retry")

@@ -1,0 +1,122 @@
+"""NATS JetStream as the event source, behind the same interface as `RedisEvents`.
+
+A durable pull consumer is the consumer group: every worker fetching from it shares the
+stream. An event is acknowledged after its effect is written; one a worker held past
+`ack_wait` (a dead worker's) is delivered again by the server, with its delivery count.
+nats-py is asynchronous; this class runs its client on a private event loop thread and
+offers the synchronous calls the worker makes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from ..errors import ScorehouseError
+from .redis_streams import Event
+
+
+class NatsEvents:
+    """A worker on a durable JetStream pull consumer (`group`) of `subject`."""
+
+    def __init__(self, url: str, group: str, consumer: str, *, claim_idle_ms: int = 30_000):
+        parts = urlsplit(url)
+        params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        self.subject = params.get("subject") or params.get("stream")
+        if not self.subject:
+            raise ScorehouseError("a NATS source needs ?subject=NAME, e.g. "
+                                  "nats://host:4222?subject=events")
+        self.stream_name = params.get("js_stream") or self.subject.replace(".", "_").upper()
+        self.server = f"nats://{parts.netloc}"
+        self.group, self.consumer = group, consumer
+        self.stream = self.subject  # dead letters go to <subject>.dead
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="scorehouse-nats",
+                                        daemon=True)
+        self._thread.start()
+        self._pending: dict[str, Any] = {}  # event id -> message, until acked or dead
+        self._run(self._connect(claim_idle_ms / 1000))
+
+    def _run(self, coro: Any, timeout: float = 60) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    async def _connect(self, ack_wait: float) -> None:
+        import nats
+        from nats.js.api import AckPolicy, ConsumerConfig
+
+        try:
+            self.nc = await nats.connect(self.server, connect_timeout=5,
+                                         max_reconnect_attempts=-1)
+        except Exception as e:  # nats-py raises several kinds; the message says which
+            raise ScorehouseError(f"cannot reach NATS at {self.server}: {e}") from None
+        self.js = self.nc.jetstream()
+        try:
+            await self.js.add_stream(name=self.stream_name,
+                                     subjects=[self.subject, f"{self.subject}.dead"])
+        except Exception:  # noqa: BLE001 - it exists already (possibly with more subjects)
+            await self.js.stream_info(self.stream_name)
+        self.sub = await self.js.pull_subscribe(
+            self.subject, durable=self.group, stream=self.stream_name,
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=max(ack_wait, 0.5),
+                                  max_deliver=-1))
+
+    def read(self, count: int, block_ms: int) -> list[Event]:
+        """Up to `count` events, waiting at most `block_ms` for the first."""
+        return self._run(self._read(count, block_ms / 1000), timeout=block_ms / 1000 + 30)
+
+    async def _read(self, count: int, timeout: float) -> list[Event]:
+        import nats.errors
+
+        try:
+            msgs = await self.sub.fetch(count, timeout=max(timeout, 0.05))
+        except nats.errors.TimeoutError:
+            return []
+        events = []
+        for m in msgs:
+            meta = m.metadata
+            eid = f"{int(meta.timestamp.timestamp() * 1000)}-{meta.sequence.stream}"
+            try:
+                fields = json.loads(m.data)
+                fields = fields if isinstance(fields, dict) else {"data": m.data.decode()}
+                if "data" not in fields and "payload" not in fields:
+                    fields = {"data": json.dumps(fields)}
+            except ValueError:
+                fields = {"data": m.data.decode("utf-8", "replace")}
+            self._pending[eid] = m
+            events.append(Event(eid, fields, meta.num_delivered))
+        return events
+
+    def deliveries(self, event_id: str) -> int:
+        """How many times the server has delivered the event."""
+        m = self._pending.get(event_id)
+        return m.metadata.num_delivered if m is not None else 1
+
+    def ack(self, ids: list[str]) -> None:
+        """Acknowledge events whose effect is written."""
+        msgs = [self._pending.pop(i) for i in ids if i in self._pending]
+
+        async def ack_all() -> None:
+            await asyncio.gather(*(m.ack() for m in msgs))
+        if msgs:
+            self._run(ack_all())
+
+    def dead_letter(self, event: Event, reason: str) -> None:
+        """Publish the event with its reason on `<subject>.dead`, then stop redelivering it."""
+        m = self._pending.pop(event.id, None)
+        body = json.dumps({**event.fields, "_event_id": event.id, "_reason": reason,
+                           "_deliveries": event.deliveries}).encode()
+
+        async def move() -> None:
+            await self.js.publish(f"{self.subject}.dead", body)
+            if m is not None:
+                await m.term()
+        self._run(move())
+
+    def close(self) -> None:
+        """Drain the connection and stop the loop thread."""
+        self._run(self.nc.drain())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
