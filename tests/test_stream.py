@@ -333,3 +333,28 @@ def test_nats_jetstream_source_scores_once_and_dead_letters(r, redis_url, scorer
     ids = [e[1][b"event_id"] for e in r.xrange("scores")]
     assert len(ids) == len(set(ids)) == 300
     second.events.close()
+
+
+def test_worker_metrics_for_prometheus(r, redis_url, scorer, churn_data):
+    import socket
+    import urllib.request
+
+    from scorehouse.stream.metrics import serve_metrics
+
+    _profiles(r, churn_data, 10)
+    _events(r, 50, 10)
+    r.xadd("events", {"data": "{bad"})
+    w = _worker(redis_url, scorer, claim_idle_ms=0, max_attempts=1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    serve_metrics(w, port, addr="127.0.0.1")
+    w.run(until_idle=True)
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    values = {line.split(" ")[0]: float(line.split(" ")[-1]) for line in text.splitlines()
+              if line.startswith("scorehouse_stream")}
+    assert values["scorehouse_stream_events_total"] == 51
+    assert values["scorehouse_stream_scored_total"] == 50
+    assert values["scorehouse_stream_dead_total"] == 1
+    assert values["scorehouse_stream_scoring_seconds_total"] > 0
+    assert values['scorehouse_stream_lag_milliseconds{quantile="0.99"}'] > 0

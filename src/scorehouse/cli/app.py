@@ -616,8 +616,9 @@ def stream(
     runtime: Annotated[str | None, typer.Option(help="native or onnx.")] = None,
     trust: Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")] = False,
     until_idle: Annotated[bool, typer.Option(help="Exit when the stream has nothing more.")] = False,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port.")] = None,
 ) -> None:
-    """Consume events, update profiles, score them, write back and publish (Redis Streams)."""
+    """Consume events, update profiles, score them, write back and publish (Redis Streams, NATS)."""
     import socket
 
     from ..loading import is_path, load
@@ -640,6 +641,9 @@ def stream(
     out = StreamURL.parse(sink, f"{stream_name}:scores").stream if sink else f"{stream_name}:scores"
     worker = StreamWorker(scorer, events, RedisProfiles(profile_url, prefix), load_reducer(reducer),
                           key=key, output_stream=out, batch=batch, max_attempts=max_attempts)
+    if metrics_port:
+        from ..stream.metrics import serve_metrics
+        serve_metrics(worker, metrics_port)
     err_console.print(f"scoring {stream_name} as {group}/{name} with {scorer.name}/{scorer.version or '-'}")
     s = worker.run(until_idle=until_idle)
     err_console.print(f"{s.events:,} events: {s.scored:,} scored, {s.duplicates:,} already applied, "

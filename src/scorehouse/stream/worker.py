@@ -39,6 +39,7 @@ class Stats:
     retried: int = 0
     conflicts: int = 0
     reconnects: int = 0
+    scoring_seconds: float = 0.0
     lag_ms: list[float] = field(default_factory=list)
 
 
@@ -129,7 +130,9 @@ class StreamWorker:
                 plans.append((s, version, profile))
                 changes.append({k: v for k, v in profile.items() if before.get(k) != v})
                 version = s.event.id
+        started = time.perf_counter()
         result = self.scorer.predict(_as_table([p for _, _, p in plans]))
+        self.stats.scoring_seconds += time.perf_counter() - started
         answers = dict(zip(result.rows.tolist(), result.to_records(), strict=True))
         reasons: dict[int, str] = {}
         for rej in result.rejects:
