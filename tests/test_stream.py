@@ -358,3 +358,24 @@ def test_worker_metrics_for_prometheus(r, redis_url, scorer, churn_data):
     assert values["scorehouse_stream_dead_total"] == 1
     assert values["scorehouse_stream_scoring_seconds_total"] > 0
     assert values['scorehouse_stream_lag_milliseconds{quantile="0.99"}'] > 0
+
+
+def test_enrich_only_then_a_separate_scoring_worker(r, redis_url, scorer, churn_data):
+    from scorehouse.stream import load_reducer
+
+    _profiles(r, churn_data, 15)
+    sent = _events(r, 120, 15)
+    enricher = StreamWorker(None, RedisEvents(f"{redis_url}?stream=events", "enrich", "e1"),
+                            RedisProfiles(redis_url), from_spec(REDUCER), key="customer_id",
+                            output_stream="events:enriched")
+    enricher.run(until_idle=True)
+    _check_profiles(r, churn_data, sent, 15)  # counted once, by the enricher
+    assert r.xlen("events:enriched") == 120 and r.hget("profile:0", "churn_score") is None
+    # The scoring worker reads the enriched stream; copying the enriched fields is idempotent.
+    scoring = StreamWorker(scorer, RedisEvents(f"{redis_url}?stream=events:enriched", "score",
+                                               "s1"), RedisProfiles(redis_url),
+                           load_reducer(None), key="customer_id", output_stream="scores")
+    scoring.run(until_idle=True)
+    assert scoring.stats.scored == 120 and r.xlen("scores") == 120
+    _check_profiles(r, churn_data, sent, 15)  # and not counted again
+    assert r.hget("profile:0", "churn_score") is not None

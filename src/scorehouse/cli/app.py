@@ -650,6 +650,37 @@ def stream(
                       f"{s.dead:,} dead-lettered, {s.retried:,} left for retry")
 
 
+@app.command()
+def enrich(
+    source: Annotated[str, typer.Option(help="Events: redis://host:6379/0?stream=events")],
+    key: Annotated[str, typer.Option(help="Event field naming the entity, e.g. customer_id.")],
+    sink: Annotated[str, typer.Option(help="Enriched events (event + updated profile), on the profiles' server: redis://…?stream=events:enriched")],
+    reducer: Annotated[str | None, typer.Option(help="How an event changes a profile (as for `stream`).")] = None,
+    profiles: Annotated[str | None, typer.Option(help="Profiles: redis://host:6379/0 (default: the source's server).")] = None,
+    prefix: Annotated[str, typer.Option(help="Profile hash prefix.")] = "profile:",
+    group: Annotated[str, typer.Option(help="Consumer group.")] = "scorehouse-enrich",
+    consumer: Annotated[str | None, typer.Option(help="Consumer name (default: host-pid).")] = None,
+    batch: Annotated[int, typer.Option(help="Events per round trip.")] = 200,
+    until_idle: Annotated[bool, typer.Option(help="Exit when the stream has nothing more.")] = False,
+) -> None:
+    """Update profiles from events and publish event + profile, for a separate `stream` worker to score."""
+    import socket
+
+    from ..stream import RedisEvents, RedisProfiles, StreamWorker, load_reducer
+    from ..stream.redis_streams import StreamURL
+
+    src = StreamURL.parse(source)
+    out = StreamURL.parse(sink)
+    if not out.stream:
+        raise click_exc.UsageError("--sink needs ?stream=NAME")
+    name = consumer or f"{socket.gethostname()}-{os.getpid()}"
+    worker = StreamWorker(None, RedisEvents(source, group, name), RedisProfiles(profiles or src.client, prefix),
+                          load_reducer(reducer), key=key, output_stream=out.stream, batch=batch)
+    s = worker.run(until_idle=until_idle)
+    err_console.print(f"{s.events:,} events: {s.scored:,} applied, {s.duplicates:,} already applied, "
+                      f"{s.dead:,} dead-lettered")
+
+
 def _run_summary(m: dict[str, Any], manifest: Path) -> None:
     c = m["counts"]
     where = ", ".join(o["uri"] for o in m["outputs"])

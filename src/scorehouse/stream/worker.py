@@ -71,7 +71,7 @@ def _text(v: Any) -> str:
 class StreamWorker:
     """Turns a stream of events into fresh scores on profiles."""
 
-    def __init__(self, scorer: Scorer, events: RedisEvents, profiles: RedisProfiles,
+    def __init__(self, scorer: Scorer | None, events: RedisEvents, profiles: RedisProfiles,
                  reducer: Reducer, *, key: str, output_stream: str | None = None,
                  batch: int = 200, block_ms: int = 1000, max_attempts: int = 3):
         self.scorer, self.events, self.profiles, self.reducer = scorer, events, profiles, reducer
@@ -79,7 +79,9 @@ class StreamWorker:
         self.batch, self.block_ms, self.max_attempts = batch, block_ms, max_attempts
         self.stats = Stats()
         self._stop = threading.Event()
-        last = scorer.classes[-1] if scorer.classes else None
+        # Without a scorer the worker only enriches: the updated profile goes, with the
+        # event, to the output stream, for a scoring worker that consumes that stream.
+        last = scorer.classes[-1] if scorer is not None and scorer.classes else None
         self._positive = None if last is None else str(last)
 
     # --- one batch --------------------------------------------------------------------------
@@ -130,24 +132,26 @@ class StreamWorker:
                 plans.append((s, version, profile))
                 changes.append({k: v for k, v in profile.items() if before.get(k) != v})
                 version = s.event.id
-        started = time.perf_counter()
-        result = self.scorer.predict(_as_table([p for _, _, p in plans]))
-        self.stats.scoring_seconds += time.perf_counter() - started
-        answers = dict(zip(result.rows.tolist(), result.to_records(), strict=True))
+        answers: dict[int, Any] = {i: None for i in range(len(plans))}
         reasons: dict[int, str] = {}
-        for rej in result.rejects:
-            reasons.setdefault(rej.row, f"column {rej.column!r}: {rej.reason}" if rej.column
-                               else rej.reason)
+        if self.scorer is not None:
+            started = time.perf_counter()
+            result = self.scorer.predict(_as_table([p for _, _, p in plans]))
+            self.stats.scoring_seconds += time.perf_counter() - started
+            answers = dict(zip(result.rows.tolist(), result.to_records(), strict=True))
+            for rej in result.rejects:
+                reasons.setdefault(rej.row, f"column {rej.column!r}: {rej.reason}"
+                                   if rej.column else rej.reason)
         broken: set[str] = set()  # entities whose chain stopped at a failed event
         writes: list[tuple[_Step, tuple]] = []
-        for i, (s, version, _profile) in enumerate(plans):
+        for i, (s, version, full) in enumerate(plans):
             if s.entity in broken:
                 continue  # left pending: retried after the failed event is settled
             if i in reasons:
                 self._poison(s.event, reasons[i])
                 broken.add(s.entity)
                 continue
-            writes.append((s, self._effect(s, version, changes[i], answers[i])))
+            writes.append((s, self._effect(s, version, changes[i], answers[i], full)))
         outcomes = self.profiles.apply_many([call for _, call in writes])
         acks: list[str] = []
         conflicted: set[str] = set()
@@ -164,7 +168,11 @@ class StreamWorker:
         self.events.ack(acks)
 
     def _effect(self, s: _Step, version: str, profile: dict[str, Any],
-                answer: dict[str, Any]) -> tuple:
+                answer: dict[str, Any] | None, full: dict[str, Any] | None = None) -> tuple:
+        if answer is None or self.scorer is None:  # enrich only: the event and the profile
+            out = {**(full or profile), self.key: s.entity, "event_id": s.event.id,
+                   "enriched_at": datetime.now(timezone.utc).isoformat()}
+            return (s.entity, version, s.event.id, profile, self.output_stream, out)
         m, v = self.scorer.name, self.scorer.version
         probabilities = answer.get("probabilities")
         score = answer.get("value") if probabilities is None else \
@@ -185,7 +193,7 @@ class StreamWorker:
             self.stats.duplicates += 1
 
     def _write(self, s: _Step, version: str, profile: dict[str, Any],
-               answer: dict[str, Any]) -> int:
+               answer: dict[str, Any] | None) -> int:
         outcome = self.profiles.apply(*self._effect(s, version, profile, answer))
         self._count(s, outcome)
         return outcome
@@ -198,13 +206,16 @@ class StreamWorker:
             for _ in range(CONFLICT_RETRIES):
                 version, profile = self.profiles.fetch([s.entity])[s.entity]
                 profile = self.reducer(dict(profile), s.payload)
-                result = self.scorer.predict(profile)
-                if result.rejects:
-                    r = result.rejects[0]
-                    self._poison(s.event, f"column {r.column!r}: {r.reason}" if r.column
-                                 else r.reason)
-                    return
-                if self._write(s, version, profile, result.to_records()[0]) != -1:
+                answer = None
+                if self.scorer is not None:
+                    result = self.scorer.predict(profile)
+                    if result.rejects:
+                        r = result.rejects[0]
+                        self._poison(s.event, f"column {r.column!r}: {r.reason}" if r.column
+                                     else r.reason)
+                        return
+                    answer = result.to_records()[0]
+                if self._write(s, version, profile, answer) != -1:
                     self.events.ack([s.event.id])
                     break
             else:
