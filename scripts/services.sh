@@ -12,6 +12,12 @@ SUDO=""
 
 say() { echo "services: $*"; }
 
+apt_install() {  # packages; refreshes the package lists only when a first try fails
+  $SUDO apt-get install -y -qq "$@" >/dev/null 2>&1 ||
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+        "$@" >/dev/null; }
+}
+
 pg_ready() {
   "$PY" - "$PG_URL" <<'PYEOF' >/dev/null 2>&1
 import sys, psycopg
@@ -33,12 +39,7 @@ pg_start() {
 
 pg_install() {
   say "installing PostgreSQL from Debian's packages"
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
-    postgresql postgresql-contrib >/dev/null
-  local ver
-  ver=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
-  [ -n "$ver" ] && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
-    "postgresql-plpython3-$ver" >/dev/null 2>&1
+  apt_install postgresql postgresql-contrib  # PL/Python follows in ensure_plpython
   return 0
 }
 
@@ -72,8 +73,7 @@ ensure_redis() {
   say "Redis not reachable at $REDIS_URL; starting it"
   redis_start && { say "Redis started"; return 0; }
   say "installing Redis from Debian's packages"
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
-    redis-server >/dev/null && redis_start && { say "Redis installed and started"; return 0; }
+  apt_install redis-server && redis_start && { say "Redis installed and started"; return 0; }
   return 1
 }
 
@@ -90,9 +90,7 @@ ensure_plpython() {
   local ver
   ver=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
   say "installing PL/Python (postgresql-plpython3-$ver) from Debian's packages"
-  { $SUDO apt-get install -y -qq "postgresql-plpython3-$ver" >/dev/null 2>&1 ||
-    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
-        "postgresql-plpython3-$ver" >/dev/null; }; } && plpython_ready
+  apt_install "postgresql-plpython3-$ver" && plpython_ready
 }
 
 NATS_HOSTPORT=127.0.0.1:4222
@@ -113,9 +111,7 @@ ensure_nats() {
   say "NATS not reachable at $NATS_HOSTPORT; starting it"
   nats_start && { say "NATS started"; return 0; }
   say "installing NATS from Debian's packages"
-  { $SUDO apt-get install -y -qq nats-server >/dev/null 2>&1 ||
-    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
-        nats-server >/dev/null; }; } && nats_start && { say "NATS installed and started"; return 0; }
+  apt_install nats-server && nats_start && { say "NATS installed and started"; return 0; }
   return 1
 }
 

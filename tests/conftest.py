@@ -31,16 +31,21 @@ def _pg_connect(url: str):
     return psycopg.connect(url, connect_timeout=5, autocommit=True)
 
 
+def unreachable(service: str, url: str, error: Exception) -> None:
+    """A missing service fails the test under CI=true and skips it otherwise."""
+    msg = f"{service} not reachable at {url}: {error}"
+    if IN_CI:
+        pytest.fail(msg + " (CI=true: run scripts/services.sh)", pytrace=False)
+    pytest.skip(msg)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> str:
     """The admin URL of a reachable PostgreSQL; fails (never skips) under CI=true."""
     try:
         _pg_connect(PG_URL).close()
     except Exception as e:  # noqa: BLE001 - any failure means "not reachable"
-        msg = f"PostgreSQL not reachable at {PG_URL}: {e}"
-        if IN_CI:
-            pytest.fail(msg + " (CI=true: run scripts/services.sh)", pytrace=False)
-        pytest.skip(msg)
+        unreachable("PostgreSQL", PG_URL, e)
     return PG_URL
 
 
@@ -57,10 +62,7 @@ def redis_url() -> str:
         client.flushdb()
         client.close()
     except Exception as e:  # noqa: BLE001 - any failure means "not reachable"
-        msg = f"Redis not reachable at {REDIS_URL}: {e}"
-        if IN_CI:
-            pytest.fail(msg + " (CI=true: run scripts/services.sh)", pytrace=False)
-        pytest.skip(msg)
+        unreachable("Redis", REDIS_URL, e)
     return REDIS_URL
 
 

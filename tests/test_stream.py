@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 import scorehouse
+from conftest import unreachable
 from scorehouse.demo.data import TARGET
 from scorehouse.stream import RedisEvents, RedisProfiles, StreamWorker, from_spec
 
@@ -264,9 +265,7 @@ def nats_subject():
     try:
         asyncio.run(check())
     except Exception as e:  # noqa: BLE001 - any failure means "not reachable"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"NATS not reachable at {NATS_URL}: {e}", pytrace=False)
-        pytest.skip(f"NATS not reachable at {NATS_URL}: {e}")
+        unreachable("NATS", NATS_URL, e)
     yield subject
 
     async def drop() -> None:

@@ -88,20 +88,13 @@ class TimedOut(ScorehouseError):
     """A request that took longer than the per-request timeout."""
 
 
+#: HTTP status of each error the handlers raise; any other ScorehouseError is a 400.
+STATUS = ((Unauthorized, 401), (NotFoundError, 404), (TooLarge, 413), (TimedOut, 504),
+          (NotReady, 503), (ScorehouseError, 400))
+
+
 def _status(e: Exception) -> int:
-    if isinstance(e, Unauthorized):
-        return 401
-    if isinstance(e, NotFoundError):
-        return 404
-    if isinstance(e, TooLarge):
-        return 413
-    if isinstance(e, TimedOut):
-        return 504
-    if isinstance(e, NotReady):
-        return 503
-    if isinstance(e, InvalidInputError):
-        return 400
-    return 400 if isinstance(e, ScorehouseError) else 500
+    return next((code for kind, code in STATUS if isinstance(e, kind)), 500)
 
 
 def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True,
