@@ -111,22 +111,26 @@ class Result:
         """One JSON-able dict per scored row, with its flags."""
         per_row: dict[int, list[dict[str, str]]] = {}
         for (kind, column), rows in self.flags.items():
-            for r in rows:
-                per_row.setdefault(int(r), []).append({"kind": kind, "column": column})
-        records = []
-        cols = self.columns()
-        for i, row in enumerate(self.rows):
-            rec: dict[str, Any] = {"row": int(row)}
-            if self.task == "regression":
-                rec["value"] = float(cols["value"][i])
-            else:
-                rec["label"] = _py(cols["label"][i])
-                if self.output.probabilities is not None:
-                    rec["probabilities"] = {str(c): float(self.output.probabilities[i, j])
-                                            for j, c in enumerate(self.classes or [])}
-            rec["flags"] = per_row.get(int(row), [])
-            records.append(rec)
-        return records
+            for r in rows.tolist():
+                per_row.setdefault(r, []).append({"kind": kind, "column": column})
+        rows = self.rows.tolist()
+        if not rows:
+            return []  # every row rejected: the output holds no columns at all
+        # Whole columns to Python at once: indexing numpy arrays cell by cell costs more
+        # than everything else here.
+        if self.task == "regression":
+            values = [float(v) for v in self.output.values.tolist()]
+            return [{"row": r, "value": v, "flags": per_row.get(r, [])}
+                    for r, v in zip(rows, values, strict=True)]
+        labels = [_py(v) for v in self.output.labels]
+        if self.output.probabilities is None:
+            return [{"row": r, "label": lab, "flags": per_row.get(r, [])}
+                    for r, lab in zip(rows, labels, strict=True)]
+        names = [str(c) for c in self.classes or []]
+        probabilities = [[float(x) for x in p] for p in self.output.probabilities.tolist()]
+        return [{"row": r, "label": lab, "probabilities": dict(zip(names, p, strict=True)),
+                 "flags": per_row.get(r, [])}
+                for r, lab, p in zip(rows, labels, probabilities, strict=True)]
 
     def summary(self) -> dict[str, Any]:
         """Counts for logs and run manifests: read = scored + rejected."""

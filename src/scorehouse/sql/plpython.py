@@ -143,18 +143,5 @@ def _arrow(values: list[Any]) -> pa.Array:
 
 
 def _json_rows(result: Result) -> list[str]:
-    """One JSON prediction per scored row, built from the output columns."""
-    flags: dict[int, list[dict[str, str]]] = {}
-    for (kind, column), positions in result.flags.items():
-        for p in positions.tolist():
-            flags.setdefault(p, []).append({"kind": kind, "column": column})
-    o, rows = result.output, result.rows.tolist()
-    common = {"model": result.model, "version": result.version}
-    if result.task == "regression":
-        return [orjson.dumps({"value": v, "flags": flags.get(r, []), **common}).decode()
-                for r, v in zip(rows, o.values.tolist(), strict=True)]
-    classes = [str(c) for c in result.classes or []]
-    labels = [v.item() if hasattr(v, "item") else v for v in o.labels]
-    return [orjson.dumps({"label": lab, "probabilities": dict(zip(classes, p, strict=True)),
-                          "flags": flags.get(r, []), **common}).decode()
-            for r, lab, p in zip(rows, labels, o.probabilities.tolist(), strict=True)]
+    """One JSON prediction per scored row, as `score` answers it."""
+    return [orjson.dumps(_answer(result, rec)).decode() for rec in result.to_records()]
