@@ -24,9 +24,14 @@ class Reject:
     reason: str
     value: Any = None
 
+    @property
+    def problem(self) -> str:
+        """The column and reason, without the row: "column 'tenure': cannot read ..."."""
+        return f"column {self.column!r}: {self.reason}" if self.column else self.reason
+
     def __str__(self) -> str:
-        where = f"row {self.row}" + (f", column {self.column!r}" if self.column else "")
-        return f"{where}: {self.reason}"
+        return f"row {self.row}, {self.problem}" if self.column else \
+            f"row {self.row}: {self.reason}"
 
     def to_dict(self) -> dict[str, Any]:
         """This reject as JSON-able data."""

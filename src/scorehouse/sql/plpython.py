@@ -49,9 +49,7 @@ def scorer(plpy: Any, gd: dict[str, Any], schema: str, model: str) -> Scorer:
 
 
 def _fail(plpy: Any, result: Result, model: str) -> None:
-    r = result.rejects[0]
-    where = f"column {r.column!r}: " if r.column else ""
-    plpy.error(f"scorehouse: {model}: {where}{r.reason}",
+    plpy.error(f"scorehouse: {model}: {result.rejects[0].problem}",
                detail="; ".join(str(x) for x in result.rejects[:5]),
                sqlstate="22023")  # invalid_parameter_value
 
@@ -122,8 +120,7 @@ def score_query(plpy: Any, gd: dict[str, Any], schema: str, model: str, query: s
         answers = dict(zip(result.rows.tolist(), _json_rows(result), strict=True))
         problems: dict[int, list[str]] = {}
         for rej in result.rejects:
-            problems.setdefault(rej.row, []).append(
-                f"column {rej.column!r}: {rej.reason}" if rej.column else rej.reason)
+            problems.setdefault(rej.row, []).append(rej.problem)
         for pos, k in enumerate(columns[key]):
             text = None if k is None else str(k)
             answer = answers.get(pos)

@@ -89,8 +89,7 @@ class Worker:
             updates.append((json.dumps(rec), str(rec.get("label")), score, scorer.version, None,
                             rows[int(pos)][key_column]))
         for rej in result.rejects:
-            why = f"column {rej.column!r}: {rej.reason}" if rej.column else rej.reason
-            updates.append((None, None, None, None, why, rows[rej.row][key_column]))
+            updates.append((None, None, None, None, rej.problem, rows[rej.row][key_column]))
         self.scored += result.n_scored
         self.failed += result.n_rejected
         assignments = sql.SQL(", ").join(sql.SQL("{} = %s").format(_ident(c)) for c in cols)

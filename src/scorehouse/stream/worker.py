@@ -140,8 +140,7 @@ class StreamWorker:
             self.stats.scoring_seconds += time.perf_counter() - started
             answers = dict(zip(result.rows.tolist(), result.to_records(), strict=True))
             for rej in result.rejects:
-                reasons.setdefault(rej.row, f"column {rej.column!r}: {rej.reason}"
-                                   if rej.column else rej.reason)
+                reasons.setdefault(rej.row, rej.problem)
         broken: set[str] = set()  # entities whose chain stopped at a failed event
         writes: list[tuple[_Step, tuple]] = []
         for i, (s, version, full) in enumerate(plans):
@@ -210,9 +209,7 @@ class StreamWorker:
                 if self.scorer is not None:
                     result = self.scorer.predict(profile)
                     if result.rejects:
-                        r = result.rejects[0]
-                        self._poison(s.event, f"column {r.column!r}: {r.reason}" if r.column
-                                     else r.reason)
+                        self._poison(s.event, result.rejects[0].problem)
                         return
                     answer = result.to_records()[0]
                 if self._write(s, version, profile, answer) != -1:
