@@ -313,3 +313,19 @@ def test_a_pickled_schema_drops_its_compiled_rules_and_rebuilds_them():
     copy = pickle.loads(pickle.dumps(SCHEMA))
     assert copy == SCHEMA and not copy._derived
     assert validate_row(copy, GOOD) == validate_row(SCHEMA, GOOD)
+
+
+def test_loose_array_keeps_one_type_turns_decimals_to_doubles_and_mixed_to_text():
+    import decimal
+    import json
+
+    import pyarrow as pa
+
+    from scorehouse.schema.arrays import loose_array
+
+    assert loose_array([1, None, 3]).type == pa.int64()
+    d = loose_array([decimal.Decimal("1.10"), None])
+    assert d.type == pa.float64() and d.to_pylist() == [1.1, None]
+    assert loose_array([1, "x", None, True]).to_pylist() == ["1", "x", None, "True"]
+    assert loose_array([{"a": 1}, "x", True], text=json.dumps).to_pylist() == \
+        ['{"a": 1}', "x", "true"]

@@ -8,7 +8,6 @@ key, rows are upserted (insert, or update on conflict).
 
 from __future__ import annotations
 
-import decimal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pyarrow as pa
 
 from ..errors import NotFoundError, ScorehouseError
+from ..schema.arrays import loose_array
 from .streams import Sink, Source
 
 
@@ -117,19 +117,10 @@ def _batches(url: str, sql: str, chunk_rows: int) -> Iterator[pa.RecordBatch]:
             if not rows:
                 break
             columns = list(zip(*rows, strict=True))
-            yield _plain_types(pa.RecordBatch.from_arrays([_array(list(c)) for c in columns],
+            yield _plain_types(pa.RecordBatch.from_arrays([loose_array(c) for c in columns],
                                                           names=names))
     finally:
         conn.close()
-
-
-def _array(values: list[Any]) -> pa.Array:
-    if any(isinstance(v, decimal.Decimal) for v in values):
-        values = [None if v is None else float(v) for v in values]
-    try:
-        return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.array([None if v is None else str(v) for v in values], pa.string())
 
 
 def _plain_types(batch: pa.RecordBatch) -> pa.RecordBatch:

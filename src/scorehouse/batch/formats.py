@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 
 from ..errors import InvalidInputError, NotFoundError, ScorehouseError
+from ..schema.arrays import loose_array
 from .streams import Malformed, Sink, Source
 
 FORMATS = ("csv", "parquet", "jsonl")
@@ -196,15 +197,9 @@ def records_batch(records: list[dict[str, Any]]) -> pa.RecordBatch:
         names.update(dict.fromkeys(r))
     columns = {}
     for n in names:
-        values = [r.get(n) for r in records]
-        try:
-            arr = pa.array(values)
-            if pa.types.is_null(arr.type):
-                arr = arr.cast(pa.string())  # a later chunk may have values; text takes any
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            arr = pa.array([v if v is None or isinstance(v, str) else json.dumps(v)
-                            for v in values], pa.string())
-        columns[n] = arr
+        arr = loose_array([r.get(n) for r in records], text=json.dumps)
+        # An all-null column has no type; a later chunk may have values, and text takes any.
+        columns[n] = arr.cast(pa.string()) if pa.types.is_null(arr.type) else arr
     return pa.RecordBatch.from_pydict(columns)
 
 

@@ -15,6 +15,7 @@ import orjson
 import pyarrow as pa
 
 from ..artifact import read_bytes
+from ..schema.arrays import loose_array
 from ..scorer import Result, Scorer
 
 #: Rows fetched and scored per round in the set-based function.
@@ -116,7 +117,7 @@ def score_query(plpy: Any, gd: dict[str, Any], schema: str, model: str, query: s
             plpy.error(f"scorehouse: the query has no column {key!r} to key the results by",
                        sqlstate="42703")  # undefined_column
         columns = {n: [r[n] for r in rows] for n in names}
-        result = s.predict(pa.table({n: _arrow(v) for n, v in columns.items()}))
+        result = s.predict(pa.table({n: loose_array(v) for n, v in columns.items()}))
         answers = dict(zip(result.rows.tolist(), _json_rows(result), strict=True))
         problems: dict[int, list[str]] = {}
         for rej in result.rejects:
@@ -128,15 +129,6 @@ def score_query(plpy: Any, gd: dict[str, Any], schema: str, model: str, query: s
                 yield text, answer, None
             else:
                 yield text, None, "; ".join(problems.get(pos, ["rejected"]))
-
-
-def _arrow(values: list[Any]) -> pa.Array:
-    # Typed PostgreSQL columns convert directly; numeric arrives as Decimal, scored as double.
-    try:
-        arr = pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.array([None if v is None else str(v) for v in values], pa.string())
-    return arr.cast(pa.float64()) if pa.types.is_decimal(arr.type) else arr
 
 
 def _json_rows(result: Result) -> list[str]:

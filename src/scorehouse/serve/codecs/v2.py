@@ -16,6 +16,7 @@ import orjson
 import pyarrow as pa
 
 from ...errors import InvalidInputError
+from ...schema.arrays import loose_array
 from ...scorer import Result, Scorer
 
 HEADER = "Inference-Header-Content-Length"
@@ -74,15 +75,7 @@ def decode(body: bytes, header_length: str | None) -> tuple[pa.Table, dict[str, 
     if offset != len(binary):
         raise InvalidInputError(f"{len(binary) - offset} bytes of binary data are not claimed by "
                                 "any input's binary_data_size")
-    return pa.table({name: _arrow(values) for name, values in columns.items()}), doc
-
-
-def _arrow(values: Any) -> pa.Array:
-    # JSON data of mixed types in one tensor is passed as text: the schema says what is wrong.
-    try:
-        return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.array([None if v is None else str(v) for v in values], pa.string())
+    return pa.table({name: loose_array(values) for name, values in columns.items()}), doc
 
 
 def _tensor(t: Any, binary: bytes, offset: int) -> tuple[str, Any, int]:
