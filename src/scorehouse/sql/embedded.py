@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,9 +28,14 @@ class Registered:
     errors: list[str] = field(default_factory=list)
 
 
+def plain(name: str) -> str:
+    """`name` lower-cased with anything but letters and digits as '_' (for SQL names)."""
+    return "".join(ch if ch.isalnum() else "_" for ch in name.lower())
+
+
 def function_name(model: str) -> str:
-    """`score_<model>`, with anything but letters and digits as '_'."""
-    return "score_" + re.sub(r"[^0-9a-zA-Z]", "_", model).lower()
+    """`score_<model>`, the scoring function's name in every database."""
+    return "score_" + plain(model)
 
 
 def register(con: Any, ref: str, *, registry: Registry | None = None, name: str | None = None,

@@ -15,6 +15,7 @@ from typing import Any
 from ..errors import NotFoundError, ScorehouseError
 from ..registry import Registry, parse
 from ..scorer import Scorer, output_columns
+from .embedded import function_name
 
 #: Schema column type -> SQL type of the typed function's arguments.
 ARG_TYPES = {"integer": "bigint", "number": "double precision", "boolean": "boolean",
@@ -130,7 +131,7 @@ def _typed_function(conn: Any, schema: str, scorer: Scorer) -> Any:
     from psycopg import sql
 
     s, name = _ident(schema), scorer.name
-    fn = "score_" + "".join(ch if ch.isalnum() else "_" for ch in name.lower())
+    fn = function_name(name)
     result_type = sql.SQL("{}.{}").format(s, _ident(f"{fn}_result"))
     fields = [sql.SQL("{} {}").format(_ident(c), sql.SQL(
         "text" if c == "label" else "double precision"))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import NotFoundError, ScorehouseError
+from .embedded import plain
 from .postgres import _connect, _ident
 
 MODES = ("transaction", "outbox")
@@ -81,18 +82,14 @@ def install_trigger(url: str, recipe: Recipe) -> str:
             "CREATE TABLE IF NOT EXISTS {}.outbox (id bigserial PRIMARY KEY, model text NOT "
             "NULL, profiles text NOT NULL, key_column text NOT NULL, key text NOT NULL, "
             "queued_at timestamptz NOT NULL DEFAULT now())").format(s))
-        fn = sql.SQL("{}.{}").format(s, _ident(f"on_{_plain(r.events)}_{_plain(r.model)}"))
+        fn = sql.SQL("{}.{}").format(s, _ident(f"on_{plain(r.events)}_{plain(r.model)}"))
         conn.execute(sql.SQL("CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql "
                              "AS {}").format(fn, sql.Literal(_body(conn, r, score_path))))
-        trigger = _ident(f"scorehouse_{_plain(r.model)}")
+        trigger = _ident(f"scorehouse_{plain(r.model)}")
         conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(trigger, events))
         conn.execute(sql.SQL("CREATE TRIGGER {} AFTER INSERT ON {} FOR EACH ROW EXECUTE "
                              "FUNCTION {}()").format(trigger, events, fn))
         return fn.as_string(conn)
-
-
-def _plain(name: str) -> str:
-    return "".join(ch if ch.isalnum() else "_" for ch in name.lower())
 
 
 def _qualified(name: str) -> Any:

@@ -164,11 +164,11 @@ class RedisProfiles:
         pairs: list[Any] = []
         for k, v in profile.items():
             if not k.startswith("_") and v is not None:
-                pairs += [k, _scalar(v)]
+                pairs += [k, text_value(v)]
         out: list[Any] = []
         if output_stream:
             for k, v in output.items():
-                out += [k, _scalar(v)]
+                out += [k, text_value(v)]
         keys = [self.prefix + entity, f"{self.prefix}{entity}:_seen",
                 output_stream or f"{self.prefix}_unused"]
         return keys, [version, event_id, SEEN_TTL, len(pairs) // 2, *pairs, *out]
@@ -197,7 +197,8 @@ def _text(raw: Mapping[Any, Any]) -> dict[str, str]:
                                                           else v) for k, v in raw.items()}
 
 
-def _scalar(v: Any) -> str:
+def text_value(v: Any) -> str:
+    """A value as Redis keeps it: floats exactly (repr), lists and objects as JSON."""
     if isinstance(v, (dict, list)):
         return json.dumps(v)
     if isinstance(v, float):

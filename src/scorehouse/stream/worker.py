@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..scorer import Scorer
-from .redis_streams import Event, RedisEvents, RedisProfiles
+from .redis_streams import Event, RedisEvents, RedisProfiles, text_value
 from .reducers import Reducer
 
 log = logging.getLogger("scorehouse.stream")
@@ -59,13 +59,8 @@ def _as_table(profiles: list[dict[str, Any]]) -> Any:
     for p in profiles:
         names.update(dict.fromkeys(p))
     return pa.table({n: pa.array([None if (v := p.get(n)) is None else
-                                  v if isinstance(v, str) else _text(v) for p in profiles],
+                                  v if isinstance(v, str) else text_value(v) for p in profiles],
                                  pa.string()) for n in names})
-
-
-def _text(v: Any) -> str:
-    return repr(v) if isinstance(v, float) else json.dumps(v) if isinstance(v, (dict, list)) \
-        else str(v)
 
 
 class StreamWorker:
