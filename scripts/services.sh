@@ -12,6 +12,21 @@ SUDO=""
 
 say() { echo "services: $*"; }
 
+wait_for() {  # ready-function, tries (half a second apart)
+  for _ in $(seq 1 "$2"); do "$1" && return 0; sleep 0.5; done
+  return 1
+}
+
+ensure() {  # name, where, ready-function, start-function, Debian packages
+  if "$3"; then say "$1 ok ($2)"; return 0; fi
+  say "$1 not reachable at $2; starting it"
+  "$4" && { say "$1 started"; return 0; }
+  say "installing $1 from Debian's packages"
+  # shellcheck disable=SC2086 # $5 is a list of packages
+  apt_install $5 && "$4" && { say "$1 installed and started"; return 0; }
+  return 1
+}
+
 apt_install() {  # packages; refreshes the package lists only when a first try fails
   $SUDO apt-get install -y -qq "$@" >/dev/null 2>&1 ||
     { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
@@ -31,25 +46,14 @@ pg_start() {
   ver=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
   [ -n "$ver" ] || return 1
   $SUDO pg_ctlcluster --skip-systemctl-redirect "$ver" main start 2>/dev/null || true
-  for _ in $(seq 1 30); do pg_ready && return 0; sleep 1; done
+  wait_for pg_ready 60 && return 0
   # A fresh Debian cluster asks TCP clients for a password: give the test role one.
   $SUDO su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null 2>&1
   pg_ready
 }
 
-pg_install() {
-  say "installing PostgreSQL from Debian's packages"
-  apt_install postgresql postgresql-contrib  # PL/Python follows in ensure_plpython
-  return 0
-}
-
-ensure_postgres() {
-  if pg_ready; then say "PostgreSQL ok ($PG_URL)"; return 0; fi
-  say "PostgreSQL not reachable at $PG_URL; starting it"
-  pg_start && { say "PostgreSQL started"; return 0; }
-  pg_install && pg_start && { say "PostgreSQL installed and started"; return 0; }
-  return 1
-}
+# PL/Python follows in ensure_plpython, once the server's version is known.
+ensure_postgres() { ensure PostgreSQL "$PG_URL" pg_ready pg_start "postgresql postgresql-contrib"; }
 
 REDIS_URL=${SCOREHOUSE_TEST_REDIS:-redis://127.0.0.1:6379/15}
 
@@ -64,18 +68,10 @@ redis_start() {
   command -v redis-server >/dev/null 2>&1 || return 1
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
     --dir /tmp >/dev/null 2>&1 || return 1
-  for _ in $(seq 1 20); do redis_ready && return 0; sleep 0.5; done
-  return 1
+  wait_for redis_ready 20
 }
 
-ensure_redis() {
-  if redis_ready; then say "Redis ok ($REDIS_URL)"; return 0; fi
-  say "Redis not reachable at $REDIS_URL; starting it"
-  redis_start && { say "Redis started"; return 0; }
-  say "installing Redis from Debian's packages"
-  apt_install redis-server && redis_start && { say "Redis installed and started"; return 0; }
-  return 1
-}
+ensure_redis() { ensure Redis "$REDIS_URL" redis_ready redis_start redis-server; }
 
 plpython_ready() {
   "$PY" - "$PG_URL" <<'PYEOF' >/dev/null 2>&1
@@ -102,18 +98,10 @@ nats_start() {
   mkdir -p /tmp/scorehouse-nats
   # JetStream on (-js), data under /tmp: the tests create and delete their own streams.
   nohup nats-server -a 127.0.0.1 -p 4222 -js -sd /tmp/scorehouse-nats >/dev/null 2>&1 &
-  for _ in $(seq 1 20); do nats_ready && return 0; sleep 0.5; done
-  return 1
+  wait_for nats_ready 20
 }
 
-ensure_nats() {
-  if nats_ready; then say "NATS ok ($NATS_HOSTPORT)"; return 0; fi
-  say "NATS not reachable at $NATS_HOSTPORT; starting it"
-  nats_start && { say "NATS started"; return 0; }
-  say "installing NATS from Debian's packages"
-  apt_install nats-server && nats_start && { say "NATS installed and started"; return 0; }
-  return 1
-}
+ensure_nats() { ensure NATS "$NATS_HOSTPORT" nats_ready nats_start nats-server; }
 
 require() {  # name, ensure-function
   "$2" && return 0
