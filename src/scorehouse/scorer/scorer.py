@@ -60,6 +60,14 @@ class Scorer:
         """The artifact's manifest."""
         return self.artifact.manifest
 
+    def headline(self, record: Mapping[str, Any]) -> float | None:
+        """The one number a record of `Result.to_records` comes down to: P(last class), or
+        the regression value (what profiles and tables keep as `<model>_score`)."""
+        probabilities = record.get("probabilities")
+        if probabilities is None:
+            return record.get("value")
+        return probabilities.get(str(self.classes[-1])) if self.classes else None
+
     def add_hook(self, hook: Hook) -> None:
         """Call `hook(event)` after every scoring call (prediction logs, metrics)."""
         self.hooks.append(hook)

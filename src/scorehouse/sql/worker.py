@@ -80,14 +80,12 @@ class Worker:
         cols = [f"{m}_prediction", f"{m}_label", f"{m}_score", f"{m}_version", f"{m}_error"]
         updates = []
         answers = result.to_records()
-        last = str(scorer.classes[-1]) if scorer.classes else None
         for i, pos in enumerate(result.rows):
             rec = answers[i]
             rec.pop("row", None)
             rec["model"], rec["version"] = scorer.name, scorer.version
-            score = rec.get("value") if last is None else rec["probabilities"][last]
-            updates.append((json.dumps(rec), str(rec.get("label")), score, scorer.version, None,
-                            rows[int(pos)][key_column]))
+            updates.append((json.dumps(rec), str(rec.get("label")), scorer.headline(rec),
+                            scorer.version, None, rows[int(pos)][key_column]))
         for rej in result.rejects:
             updates.append((None, None, None, None, rej.problem, rows[rej.row][key_column]))
         self.scored += result.n_scored

@@ -76,8 +76,6 @@ class StreamWorker:
         self._stop = threading.Event()
         # Without a scorer the worker only enriches: the updated profile goes, with the
         # event, to the output stream, for a scoring worker that consumes that stream.
-        last = scorer.classes[-1] if scorer is not None and scorer.classes else None
-        self._positive = None if last is None else str(last)
 
     # --- one batch --------------------------------------------------------------------------
     def step(self) -> int:
@@ -169,8 +167,7 @@ class StreamWorker:
             return (s.entity, version, s.event.id, profile, self.output_stream, out)
         m, v = self.scorer.name, self.scorer.version
         probabilities = answer.get("probabilities")
-        score = answer.get("value") if probabilities is None else \
-            probabilities.get(self._positive)
+        score = self.scorer.headline(answer)
         written = {**profile, f"{m}_label": answer.get("label", ""), f"{m}_score": score,
                    f"{m}_version": v, f"{m}_event_id": s.event.id}
         out = {"entity": s.entity, "event_id": s.event.id, "model": m,
