@@ -2,7 +2,8 @@
 # Make sure the services the tests talk to are reachable, starting (or installing, from
 # Debian's packages) what is missing. Under CI=true a service that stays unreachable fails.
 # Services: PostgreSQL (the registry's team database; plpython3u for in-database scoring) and
-# Redis (the batch cache of scores, streams), NATS JetStream (streams).
+# Redis (the batch cache of scores, streams), NATS JetStream (streams), and a Java runtime
+# for Spark's local mode (pyspark itself comes from PyPI).
 set -u
 
 PG_URL=${SCOREHOUSE_TEST_PG:-postgresql://postgres:postgres@127.0.0.1:5432/postgres}
@@ -103,6 +104,16 @@ nats_start() {
 
 ensure_nats() { ensure NATS "$NATS_HOSTPORT" nats_ready nats_start nats-server; }
 
+java_ready() { java -version >/dev/null 2>&1; }
+
+# pyspark 4 needs Java 17 or newer; Debian 12 ships 17 (later releases a newer default).
+ensure_java() {
+  if java_ready; then say "Java ok ($(java -version 2>&1 | head -n 1))"; return 0; fi
+  say "installing a Java runtime for Spark from Debian's packages"
+  apt_install openjdk-17-jre-headless || apt_install default-jre-headless
+  java_ready
+}
+
 require() {  # name, ensure-function
   "$2" && return 0
   if [ "${CI:-}" = "true" ]; then
@@ -116,5 +127,6 @@ require() {  # name, ensure-function
 status=0
 require Redis ensure_redis
 require "NATS (JetStream)" ensure_nats
+require "Java (for Spark)" ensure_java
 require PostgreSQL ensure_postgres && require "PL/Python (plpython3u)" ensure_plpython
 exit $status

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import SchemaError, ScorehouseError
-from ..scorer import Result, Scorer, output_columns
+from ..scorer import Result, Scorer, output_columns, prediction_schema
 
 #: Pass through every input column (`--keep all`).
 ALL = ("*",)
@@ -54,23 +54,10 @@ def positions(first_good: int, n: int, malformed: Sequence[int]) -> np.ndarray:
 
 def output_schema(scorer: Scorer, kept: pa.Schema, with_model: bool) -> pa.Schema:
     """Columns of the output for a model: row, kept columns, predictions, model columns."""
-    fields = [pa.field("row", pa.int64()), *kept]
-    for name in output_columns(scorer.task, scorer.classes):
-        fields.append(pa.field(name, _label_type(scorer) if name == "label" else pa.float64()))
+    fields = [pa.field("row", pa.int64()), *kept, *prediction_schema(scorer.task, scorer.classes)]
     if with_model:
         fields += [pa.field("model", pa.string()), pa.field("model_version", pa.int64())]
     return pa.schema(fields)
-
-
-def _label_type(scorer: Scorer) -> pa.DataType:
-    classes = scorer.classes or []
-    if classes and all(isinstance(c, bool) for c in classes):
-        return pa.bool_()
-    if classes and all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
-        return pa.int64()
-    if classes and all(isinstance(c, (int, float)) for c in classes):
-        return pa.float64()
-    return pa.string()
 
 
 def kept_columns(keep: Sequence[str] | None, available: Sequence[str], scorer: Scorer) -> list[str]:

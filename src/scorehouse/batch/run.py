@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import ScorehouseError
-from ..scorer import Scorer
+from ..scorer import Result, Scorer
 from .chunks import Scored, check_columns, kept_columns, output_schema, positions, score_chunk
 from .progress import Progress
 from .rejects import RejectsFile
@@ -62,8 +62,8 @@ class Totals:
     flags: dict[str, dict[str, int]] = field(default_factory=dict)
     rejects_by_column: dict[str, int] = field(default_factory=dict)
 
-    def add(self, s: Scored) -> None:
-        """Fold one chunk's counts in."""
+    def add(self, s: Scored | Totals) -> None:
+        """Fold one chunk's counts (or another run part's totals) in."""
         self.read += s.read
         self.scored += s.scored
         self.rejected += s.rejected
@@ -71,6 +71,15 @@ class Totals:
         for kind, cols in s.flags.items():
             for col, k in cols.items():
                 self.flags.setdefault(kind, {})[col] = self.flags.get(kind, {}).get(col, 0) + k
+        for col, k in getattr(s, "rejects_by_column", {}).items():
+            self.rejects_by_column[col] = self.rejects_by_column.get(col, 0) + k
+
+    def add_result(self, result: Result) -> None:
+        """Fold one scoring call's counts in, its problems included."""
+        self.add(Totals(result.n_read, result.n_scored, result.n_rejected, result.n_flagged,
+                        result.flag_counts()))
+        for r in result.rejects:
+            self.count_reject(r.column)
 
     def count_reject(self, column: str | None) -> None:
         """One more problem in `column` (None: the record or the model)."""
@@ -94,7 +103,7 @@ def run(scorer: Scorer, source: Source, sinks: Sequence[Sink], rejects: RejectsF
         with _signals_raise():
             _stream(scorer, source, sinks, rejects, options, totals, progress)
         seconds = time.perf_counter() - clock
-        manifest = _manifest(scorer, source, sinks, rejects, options, totals, started, seconds)
+        manifest = run_manifest(scorer, totals, source.describe(), options, started, seconds)
         schema = output_schema(scorer, pa.schema([]), options.with_model)
         for sink in sinks:
             sink.commit(schema)
@@ -109,7 +118,7 @@ def run(scorer: Scorer, source: Source, sinks: Sequence[Sink], rejects: RejectsF
     manifest["outputs"] = [s.describe() for s in sinks]
     manifest["rejects"] = rejects.describe()
     if manifest_path is not None:
-        _write_json(manifest_path, manifest)
+        write_json(manifest_path, manifest)
     return manifest
 
 
@@ -182,9 +191,9 @@ def _flush_malformed(source: Source, written: int, rejects: RejectsFile, totals:
     return len(source.malformed)
 
 
-def _manifest(scorer: Scorer, source: Source, sinks: Sequence[Sink], rejects: RejectsFile,
-              options: Options, totals: Totals, started: datetime, seconds: float
-              ) -> dict[str, Any]:
+def run_manifest(scorer: Scorer, totals: Totals, source: dict[str, Any], options: Options,
+                 started: datetime, seconds: float) -> dict[str, Any]:
+    """The run manifest: model, input, counts (read = scored + rejected), rates, options."""
     if totals.read != totals.scored + totals.rejected:  # pragma: no cover - an invariant
         raise ScorehouseError(f"internal error: read {totals.read} != scored {totals.scored} + "
                               f"rejected {totals.rejected}; please report it")
@@ -201,7 +210,7 @@ def _manifest(scorer: Scorer, source: Source, sinks: Sequence[Sink], rejects: Re
         "model": {"name": scorer.name, "version": scorer.version, "ref": scorer.ref,
                   "runtime": scorer.runtime.name,
                   "manifest_sha256": scorer.artifact.manifest_sha256},
-        "input": source.describe(),
+        "input": source,
         "counts": {"read": totals.read, "scored": totals.scored, "rejected": totals.rejected,
                    "flagged": totals.flagged},
         "reject_rate": round(rate, 6),
@@ -214,7 +223,8 @@ def _manifest(scorer: Scorer, source: Source, sinks: Sequence[Sink], rejects: Re
     }
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write `data` as JSON under a temporary name, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
     partial.write_text(json.dumps(data, indent=2, default=str) + "\n")

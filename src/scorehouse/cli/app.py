@@ -422,18 +422,63 @@ def score(
     trust: Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run manifest as JSON on stdout.")] = False,
+    engine: Annotated[str, typer.Option(help="batch (this machine) or spark (Parquet in and out, on a Spark cluster).")] = "batch",
+    master: Annotated[str | None, typer.Option(help="Spark master for --engine spark: local[*], spark://host:7077, … (default: spark-submit's, else local[*]).")] = None,
 ) -> None:
     """Score a file, folder or table in bounded memory; exit 0 all scored, 4 too many rejects, 1 failure."""
-    from ..batch import Options, Progress, RejectsFile, open_cache, open_input, open_output, run, side_files
+    from ..batch import Options
     from ..loading import is_path, load
 
     if output is None and to is None:
         raise click_exc.UsageError("give an OUTPUT, --to redis://…, or both")
     if as_json and output == "-":
         raise click_exc.UsageError("--json prints on stdout, which the output '-' already uses")
+    if engine not in ("batch", "spark"):
+        raise click_exc.UsageError(f"--engine must be batch or spark, not {engine!r}")
     scorer = load(ref, registry=None if is_path(ref) else _registry(), runtime=runtime, trust=trust)
-    source = open_input(input, fmt=fmt, query=query, chunk_rows=chunk_rows)
     kept = None if keep is None else ("*",) if keep == "all" else [k.strip() for k in keep.split(",") if k.strip()]
+    options = Options(keep=kept, with_model=with_model, workers=workers, chunk_rows=chunk_rows,
+                      max_reject_rate=max_reject_rate)
+    if engine == "spark":
+        if output is None or to or query or output == "-" or input == "-":
+            raise click_exc.UsageError("--engine spark reads Parquet from INPUT and writes Parquet to OUTPUT "
+                                       "(no stdin/stdout, --to or --query)")
+        result, written = _score_on_spark(scorer, input, output, options, master, rejects, manifest)
+    else:
+        result, written = _score_here(scorer, input, output, options, fmt, output_format, query, key, to, ttl,
+                             rejects, manifest, quiet)
+    if as_json:
+        emit_json(result)
+    elif not quiet:
+        _run_summary(result, written)
+    if result["exit_code"]:
+        raise typer.Exit(result["exit_code"])
+
+
+def _score_on_spark(scorer: Any, input: str, output: str, options: Any, master: str | None,
+                    rejects: Path | None, manifest: Path | None) -> tuple[dict[str, Any], Path]:
+    from ..spark.job import JobPaths, run_job, session
+
+    local = "://" not in output or output.startswith("file://")
+    paths = JobPaths(output, str(rejects) if rejects else f"{output}.rejects.parquet",
+                     manifest or (Path(f"{output}.run.json") if local else _side_manifest(scorer.name)))
+    return run_job(session(master, options.chunk_rows), scorer, input, paths, options), paths.manifest
+
+
+def _side_manifest(model: str) -> Path:
+    from ..batch import side_files
+
+    return side_files(None, model)[1]
+
+
+def _score_here(scorer: Any, input: str, output: str | None, options: Any, fmt: str | None,
+                output_format: str | None, query: str | None, key: str | None, to: str | None,
+                ttl: int | None, rejects: Path | None, manifest: Path | None, quiet: bool
+                ) -> tuple[dict[str, Any], Path]:
+    from ..batch import Progress, RejectsFile, open_cache, open_input, open_output, run, side_files
+
+    source = open_input(input, fmt=fmt, query=query, chunk_rows=options.chunk_rows)
+    kept = options.keep
     if key and not (kept and (kept == ("*",) or key in kept)):
         kept = [*(kept or []), key]  # the key column is what an upsert or a lookup needs
     sinks = []
@@ -447,17 +492,11 @@ def score(
             s.abort()
         raise
     default_rejects, default_manifest = side_files(output, scorer.name)
-    options = Options(keep=kept, with_model=with_model, workers=workers, chunk_rows=chunk_rows,
-                      max_reject_rate=max_reject_rate)
+    options.keep = kept
     progress = Progress(source.total, source.unit, enabled=not quiet)
     result = run(scorer, source, sinks, RejectsFile(rejects or default_rejects),
                  manifest or default_manifest, options, progress)
-    if as_json:
-        emit_json(result)
-    elif not quiet:
-        _run_summary(result, manifest or default_manifest)
-    if result["exit_code"]:
-        raise typer.Exit(result["exit_code"])
+    return result, manifest or default_manifest
 
 
 @app.command()
@@ -602,49 +641,33 @@ def _db_report(done: list[Any], schema: str, as_json: bool) -> None:
 @app.command()
 def stream(
     ref: Annotated[str, typer.Argument(help="churn@production, churn/3, or an artifact path.")],
-    source: Annotated[str, typer.Option(help="Events: redis://host:6379/0?stream=events or nats://host:4222?subject=events (JetStream).")],
-    key: Annotated[str, typer.Option(help="Event field naming the entity, e.g. customer_id.")],
-    profiles: Annotated[str | None, typer.Option(help="Profiles: redis://host:6379/0 (hashes <prefix><key>; default: the source's server).")] = None,
+    source: Annotated[str, typer.Option(help="Events: redis://host:6379/0?stream=events, nats://host:4222?subject=events (JetStream) or kafka://host:9092?topic=events (dead letters: <topic>.dead, or &dead=NAME).")],
+    key: Annotated[str, typer.Option(help="Event field naming the entity, e.g. customer_id (with PostgreSQL profiles, also the table's key column).")],
+    profiles: Annotated[str | None, typer.Option(help="Profiles: redis://host:6379/0 (hashes <prefix><key>; default: the source's server) or postgresql://user@host/db?table=customer_profile (rows keyed by --key).")] = None,
     prefix: Annotated[str, typer.Option(help="Profile hash prefix.")] = "profile:",
-    sink: Annotated[str | None, typer.Option(help="Output stream for scores, on the profiles' server (written with the profile, atomically): redis://…?stream=scores (default: <stream>:scores).")] = None,
+    sink: Annotated[str | None, typer.Option(help="Output stream for scores. With Redis profiles: a stream on the profiles' server, written with the profile atomically (redis://…?stream=scores; default <stream>:scores). With PostgreSQL profiles: on the source's broker, fed from the table's outbox after each commit, at least once (a bare name or a URL on that broker; default <stream>:scores on Redis, <subject/topic>.scores on NATS/Kafka).")] = None,
     reducer: Annotated[str | None, typer.Option(help='How an event changes a profile: JSON spec ({"count": …, "last": …, "sum": …}), a .json file, or module:function.')] = None,
     group: Annotated[str, typer.Option(help="Consumer group.")] = "scorehouse",
     consumer: Annotated[str | None, typer.Option(help="Consumer name (default: host-pid).")] = None,
     batch: Annotated[int, typer.Option(help="Events per round trip.")] = 200,
     max_attempts: Annotated[int, typer.Option(help="Deliveries before a poison event is dead-lettered.")] = 3,
-    claim_idle_ms: Annotated[int, typer.Option(help="Reclaim events a consumer has held this long.")] = 30_000,
+    claim_idle_ms: Annotated[int, typer.Option(help="Reclaim events a consumer has held this long (NATS: the ack wait; Kafka: the retry delay of events left unsettled).")] = 30_000,
     runtime: Annotated[str | None, typer.Option(help="native or onnx.")] = None,
     trust: Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")] = False,
     until_idle: Annotated[bool, typer.Option(help="Exit when the stream has nothing more.")] = False,
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port.")] = None,
 ) -> None:
-    """Consume events, update profiles, score them, write back and publish (Redis Streams, NATS)."""
-    import socket
-
+    """Consume events, update profiles, score them, write back and publish (Redis Streams, NATS, Kafka)."""
     from ..loading import is_path, load
-    from ..stream import RedisEvents, RedisProfiles, StreamWorker, load_reducer
-    from ..stream.redis_streams import StreamURL
 
     scorer = load(ref, registry=None if is_path(ref) else _registry(), runtime=runtime, trust=trust)
-    name = consumer or f"{socket.gethostname()}-{os.getpid()}"
-    if source.startswith("nats://"):
-        from ..stream.nats_events import NatsEvents
-
-        if not profiles:
-            raise click_exc.UsageError("a NATS source needs --profiles redis://… for the profiles")
-        events: Any = NatsEvents(source, group, name, claim_idle_ms=claim_idle_ms)
-        profile_url, stream_name = profiles, events.subject
-    else:
-        src = StreamURL.parse(source)
-        events = RedisEvents(source, group, name, claim_idle_ms=claim_idle_ms)
-        profile_url, stream_name = profiles or src.client, src.stream
-    out = StreamURL.parse(sink, f"{stream_name}:scores").stream if sink else f"{stream_name}:scores"
-    worker = StreamWorker(scorer, events, RedisProfiles(profile_url, prefix), load_reducer(reducer),
-                          key=key, output_stream=out, batch=batch, max_attempts=max_attempts)
+    worker = _stream_worker(scorer, source, key, profiles, prefix, sink, "scores", reducer, group,
+                            consumer, batch, max_attempts, claim_idle_ms)
     if metrics_port:
         from ..stream.metrics import serve_metrics
         serve_metrics(worker, metrics_port)
-    err_console.print(f"scoring {stream_name} as {group}/{name} with {scorer.name}/{scorer.version or '-'}")
+    err_console.print(f"scoring {worker.events.stream} as {group}/{worker.events.consumer} with "
+                      f"{scorer.name}/{scorer.version or '-'} -> {worker.output_stream}")
     s = worker.run(until_idle=until_idle)
     err_console.print(f"{s.events:,} events: {s.scored:,} scored, {s.duplicates:,} already applied, "
                       f"{s.dead:,} dead-lettered, {s.retried:,} left for retry")
@@ -652,11 +675,11 @@ def stream(
 
 @app.command()
 def enrich(
-    source: Annotated[str, typer.Option(help="Events: redis://host:6379/0?stream=events")],
+    source: Annotated[str, typer.Option(help="Events: redis://…?stream=events, nats://…?subject=events or kafka://…?topic=events.")],
     key: Annotated[str, typer.Option(help="Event field naming the entity, e.g. customer_id.")],
-    sink: Annotated[str, typer.Option(help="Enriched events (event + updated profile), on the profiles' server: redis://…?stream=events:enriched")],
+    sink: Annotated[str, typer.Option(help="Enriched events (event + updated profile): on the profiles' Redis (redis://…?stream=events:enriched), or with PostgreSQL profiles on the source's broker (a bare name or a URL there).")],
     reducer: Annotated[str | None, typer.Option(help="How an event changes a profile (as for `stream`).")] = None,
-    profiles: Annotated[str | None, typer.Option(help="Profiles: redis://host:6379/0 (default: the source's server).")] = None,
+    profiles: Annotated[str | None, typer.Option(help="Profiles: redis://host:6379/0 (default: the source's server) or postgresql://user@host/db?table=NAME.")] = None,
     prefix: Annotated[str, typer.Option(help="Profile hash prefix.")] = "profile:",
     group: Annotated[str, typer.Option(help="Consumer group.")] = "scorehouse-enrich",
     consumer: Annotated[str | None, typer.Option(help="Consumer name (default: host-pid).")] = None,
@@ -664,21 +687,29 @@ def enrich(
     until_idle: Annotated[bool, typer.Option(help="Exit when the stream has nothing more.")] = False,
 ) -> None:
     """Update profiles from events and publish event + profile, for a separate `stream` worker to score."""
-    import socket
-
-    from ..stream import RedisEvents, RedisProfiles, StreamWorker, load_reducer
-    from ..stream.redis_streams import StreamURL
-
-    src = StreamURL.parse(source)
-    out = StreamURL.parse(sink)
-    if not out.stream:
-        raise click_exc.UsageError("--sink needs ?stream=NAME")
-    name = consumer or f"{socket.gethostname()}-{os.getpid()}"
-    worker = StreamWorker(None, RedisEvents(source, group, name), RedisProfiles(profiles or src.client, prefix),
-                          load_reducer(reducer), key=key, output_stream=out.stream, batch=batch)
+    worker = _stream_worker(None, source, key, profiles, prefix, sink, "enriched", reducer, group,
+                            consumer, batch, 3, 30_000)
     s = worker.run(until_idle=until_idle)
     err_console.print(f"{s.events:,} events: {s.scored:,} applied, {s.duplicates:,} already applied, "
                       f"{s.dead:,} dead-lettered")
+
+
+def _stream_worker(scorer: Any, source: str, key: str, profiles: str | None, prefix: str,
+                   sink: str | None, suffix: str, reducer: str | None, group: str,
+                   consumer: str | None, batch: int, max_attempts: int, claim_idle_ms: int) -> Any:
+    import socket
+
+    from ..stream import StreamWorker, load_reducer
+    from ..stream import endpoints as ep
+
+    name = consumer or f"{socket.gethostname()}-{os.getpid()}"
+    store = ep.profiles_url(profiles, source)
+    server = ep.output_server(store, source)
+    events = ep.open_events(source, group, name, claim_idle_ms=claim_idle_ms)
+    out = ep.output_stream(sink, server, ep.default_output(events, server, suffix))
+    return StreamWorker(scorer, events, ep.open_profiles(store, events, key=key, prefix=prefix),
+                        load_reducer(reducer), key=key, output_stream=out, batch=batch,
+                        max_attempts=max_attempts)
 
 
 def _run_summary(m: dict[str, Any], manifest: Path) -> None:

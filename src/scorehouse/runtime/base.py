@@ -54,6 +54,13 @@ class Runtime(ABC):
     def predict(self, columns: Mapping[str, np.ndarray], n: int) -> Output:
         """Predict n rows given as canonical columns (see `schema.validate`)."""
 
+    def use_one_thread(self) -> None:
+        """Score every call on one thread, for hosts that run a process per core (Spark).
+
+        A native model keeps the threading it was trained with (its own n_jobs).
+        """
+        return None  # the native runtime has nothing to change
+
     def predict_row(self, row: Mapping[str, Any]) -> Output:
         """Predict one row of already coerced scalars; runtimes may override for speed."""
         return self.predict({c.name: _one(c.type, row.get(c.name)) for c in self.schema.columns}, 1)

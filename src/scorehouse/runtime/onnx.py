@@ -133,6 +133,12 @@ class OnnxRuntime(Runtime):
         with ThreadPoolExecutor(min(self.workers, len(starts))) as pool:
             return Output.concat(list(pool.map(score, starts)))
 
+    def use_one_thread(self) -> None:
+        """Run every batch through the single-threaded session, never on parallel chunks."""
+        self.session = self._single_threaded_session()
+        self.workers = 1
+        self.parallel_batches = False
+
     def _single_threaded_session(self) -> Any:
         with self._chunk_lock:
             if self._chunk_session is None:

@@ -1,6 +1,6 @@
 """The scorer: the one call path from rows in to predictions out."""
 
-from .result import Result, output_columns
+from .result import Result, output_columns, prediction_schema
 from .scorer import Hook, ScoreEvent, Scorer
 
-__all__ = ["Scorer", "Result", "ScoreEvent", "Hook", "output_columns"]
+__all__ = ["Scorer", "Result", "ScoreEvent", "Hook", "output_columns", "prediction_schema"]

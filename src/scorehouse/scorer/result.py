@@ -22,6 +22,24 @@ def output_columns(task: str, classes: list[Any] | None, has_proba: bool = True)
     return ["label"] + ([f"probability_{c}" for c in classes] if has_proba and classes else [])
 
 
+def prediction_schema(task: str, classes: list[Any] | None) -> pa.Schema:
+    """Arrow fields of the prediction columns: a typed label and float64 probabilities, or value."""
+    return pa.schema([pa.field(n, label_type(classes) if n == "label" else pa.float64())
+                      for n in output_columns(task, classes)])
+
+
+def label_type(classes: list[Any] | None) -> pa.DataType:
+    """The Arrow type that holds every class label: bool, int64, float64 or string."""
+    classes = classes or []
+    if classes and all(isinstance(c, bool) for c in classes):
+        return pa.bool_()
+    if classes and all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        return pa.int64()
+    if classes and all(isinstance(c, (int, float)) for c in classes):
+        return pa.float64()
+    return pa.string()
+
+
 @dataclass
 class Result:
     """Predictions (for input rows `rows`), rejects with reasons, and flags, for one call."""

@@ -1,0 +1,137 @@
+"""`score(spark_df, "churn@production")`: predictions as a Spark DataFrame, built on mapInArrow.
+
+Rows cross the JVM/Python boundary as Arrow batches; each batch goes through the Scorer once.
+The output has one row per input row, in the input's order within each partition: the kept
+columns, the prediction columns (null for a refused row), optionally the model and its
+version, and `error` (null when scored; else each problem, naming its column and reason).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from ..batch.chunks import ALL, check_columns, kept_columns
+from ..batch.run import Totals
+from ..loading import is_path, load
+from ..registry import Registry
+from ..scorer import Scorer, prediction_schema
+from .shipment import Shipment, pack, unpack
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+#: Rows scored per call on an executor: batches Spark hands over are merged or cut to this.
+BATCH_ROWS = 20_000
+#: The column that says why a row was not scored.
+ERROR = "error"
+
+
+def score(df: DataFrame, ref: str | Scorer, keep: Sequence[str] | None = None, *,
+          registry: Registry | None = None, runtime: str | None = None, trust: bool = False,
+          with_model: bool = False, batch_rows: int = BATCH_ROWS,
+          totals: Any = None) -> DataFrame:
+    """Score a Spark DataFrame with `ref` (resolved now, on the driver) or a loaded Scorer;
+    lazy, like any query.
+
+    `totals`, an accumulator from `totals_accumulator(spark)`, gathers the counts and flags.
+    """
+    if batch_rows < 1:
+        raise ValueError("batch_rows must be at least 1")
+    scorer = ref if isinstance(ref, Scorer) else load(
+        ref, registry=None if is_path(ref) else registry or Registry(), runtime=runtime,
+        trust=trust)
+    check_columns(scorer, df.columns)
+    kept = kept_columns(ALL if keep == ALL else keep, df.columns, scorer)
+    taken = kept + [c.name for c in scorer.schema.columns
+                    if c.name in df.columns and c.name not in kept]
+    out = output_schema(scorer, df.select(*taken).schema, kept, with_model)
+    shipment = df.sparkSession.sparkContext.broadcast(pack(scorer))
+    run = functools.partial(_score_partition, shipment, kept, with_model, batch_rows, totals)
+    return df.select(*taken).mapInArrow(run, _spark_schema(out))
+
+
+def output_schema(scorer: Scorer, inputs: Any, kept: Sequence[str], with_model: bool
+                  ) -> pa.Schema:
+    """The Arrow schema of `score`'s output, from the model alone (no sample run)."""
+    from pyspark.sql.pandas.types import to_arrow_type
+
+    fields = [pa.field(n, to_arrow_type(inputs[n].dataType)) for n in kept]
+    fields += list(prediction_schema(scorer.task, scorer.classes))
+    if with_model:
+        fields += [pa.field("model", pa.string()), pa.field("model_version", pa.int64())]
+    return pa.schema([*fields, pa.field(ERROR, pa.string())])
+
+
+def _spark_schema(schema: pa.Schema) -> Any:
+    from pyspark.sql.pandas.types import from_arrow_type
+    from pyspark.sql.types import StructField, StructType
+
+    return StructType([StructField(f.name, from_arrow_type(f.type), True) for f in schema])
+
+
+def _score_partition(shipment: Any, kept: list[str], with_model: bool, batch_rows: int,
+                     totals: Any, batches: Iterator[pa.RecordBatch]
+                     ) -> Iterator[pa.RecordBatch]:
+    # Runs on an executor: the broadcast is read and the model loaded once per process.
+    scorer = unpack(shipment.value)
+    tally = Totals()
+    for batch in _rebatched(batches, batch_rows):
+        yield _scored(scorer, shipment.value, batch, kept, with_model, tally)
+    if totals is not None:
+        totals.add(tally)
+
+
+def _rebatched(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """Batches of exactly `rows` rows (the last one may be shorter)."""
+    held: list[pa.RecordBatch] = []
+    n = 0
+    for batch in batches:
+        held.append(batch)
+        n += batch.num_rows
+        while n >= rows:
+            merged = pa.Table.from_batches(held).combine_chunks()
+            yield merged.slice(0, rows).to_batches()[0]
+            rest = merged.slice(rows)
+            held, n = rest.to_batches(), rest.num_rows
+    if n:
+        yield pa.Table.from_batches(held).combine_chunks().to_batches()[0]
+
+
+def _scored(scorer: Scorer, shipment: Shipment, batch: pa.RecordBatch, kept: list[str],
+            with_model: bool, tally: Totals) -> pa.RecordBatch:
+    n = batch.num_rows
+    result = scorer.predict(batch)
+    tally.add_result(result)
+    rows = result.rows
+    arrays: list[pa.Array] = [batch.column(name) for name in kept]
+    for field in prediction_schema(scorer.task, scorer.classes):
+        arrays.append(_spread(result.columns()[field.name], rows, n, field.type))
+    if with_model:
+        arrays += [pa.array([shipment.name] * n, pa.string()),
+                   pa.array([shipment.version] * n, pa.int64())]
+    problems: list[Any] = [None] * n
+    for r in result.rejects:
+        problems[r.row] = r.problem if problems[r.row] is None else f"{problems[r.row]}; {r.problem}"
+    arrays.append(pa.array(problems, pa.string()))
+    names = [*kept, *prediction_schema(scorer.task, scorer.classes).names,
+             *(["model", "model_version"] if with_model else []), ERROR]
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _spread(values: np.ndarray, rows: np.ndarray, n: int, kind: pa.DataType) -> pa.Array:
+    """`values` of the scored `rows` placed in an n-row column, null elsewhere."""
+    if len(rows) == n:
+        return pa.array(_plain(values), kind)
+    full = np.full(n, None, dtype=object)
+    full[rows] = _plain(values)
+    return pa.array(full, kind)
+
+
+def _plain(values: np.ndarray) -> Any:
+    # Labels come as object arrays of numpy scalars; Arrow wants Python values there.
+    return values.tolist() if values.dtype == object else values

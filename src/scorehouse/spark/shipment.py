@@ -1,0 +1,60 @@
+"""A model packed for executors: the artifact's bytes and the hash that makes them trusted.
+
+The driver resolves the reference (registry or path) and checks the artifact once; executors
+need no registry access. They reopen the bytes against the driver's manifest hash, which is
+what trusts pickled code there, and keep one Scorer per Python process.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from ..artifact import MANIFEST_FILE, read_bytes
+from ..artifact.files import manifest_bytes, zip_bytes
+from ..artifact.hashing import sha256
+from ..errors import IntegrityError
+from ..scorer import Scorer
+
+
+@dataclass(frozen=True)
+class Shipment:
+    """What an executor needs to rebuild the driver's Scorer."""
+
+    name: str
+    version: int | None
+    ref: str
+    runtime: str
+    manifest_sha256: str
+    data: bytes
+
+
+def pack(scorer: Scorer) -> Shipment:
+    """The Scorer's artifact as zip bytes, with the identity executors check it against."""
+    art = scorer.artifact
+    mbytes = manifest_bytes(art.manifest)
+    if sha256(mbytes) != art.manifest_sha256:  # pragma: no cover - canonical form is stable
+        raise IntegrityError(f"{art.source}: manifest is not in canonical form; re-package it")
+    data = zip_bytes({MANIFEST_FILE: mbytes, **art.files})
+    return Shipment(scorer.name, scorer.version, scorer.ref, scorer.runtime.name,
+                    art.manifest_sha256, data)
+
+
+_loaded: dict[tuple[str, str, str, int | None], Scorer] = {}
+_lock = threading.Lock()
+
+
+def unpack(shipment: Shipment) -> Scorer:
+    """The shipment's Scorer, loaded once per Python process and reused by every task."""
+    key = (shipment.manifest_sha256, shipment.runtime, shipment.ref, shipment.version)
+    with _lock:
+        scorer = _loaded.get(key)
+        if scorer is None:
+            art = read_bytes(shipment.data, f"{shipment.ref} (shipped from the driver)",
+                             expected_sha256=shipment.manifest_sha256, check_versions=False)
+            scorer = Scorer(art, version=shipment.version, runtime=shipment.runtime,
+                            ref=shipment.ref)
+            # Spark runs one task per core already; threads inside a task would fight them.
+            scorer.runtime.use_one_thread()
+            _loaded[key] = scorer
+        return scorer
