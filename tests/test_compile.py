@@ -240,15 +240,16 @@ def test_single_row_path_builds_no_dataframe_and_no_column_arrays(forest_artifac
 def test_batch_path_feeds_whole_columns_in_one_session_run(forest_artifact, data):
     path, _ = forest_artifact
     scorer = scorehouse.load(path, trust=True)
+    scorer.predict(data[1].head(20))  # a first batch opens the graph's prefix (tree kernel)
     calls = []
-    real = scorer.runtime.session.run
+    real = scorer.runtime._prefix[0].run
 
     class Spy:
         def run(self, names, feed):
             calls.append({k: v.shape for k, v in feed.items()})
             return real(names, feed)
 
-    scorer.runtime.session = Spy()
+    scorer.runtime._prefix[0] = Spy()
     result = scorer.predict(pa.Table.from_pandas(data[1]))
     assert result.n_scored == 2000 and len(calls) == 1
     assert calls[0] == {c: (2000, 1) for c in data[1].columns}
@@ -305,18 +306,21 @@ def test_large_batches_split_into_parallel_chunks_score_exactly_like_one_run(
     monkeypatch.setattr(onnx_mod, "PARALLEL_MIN_ROWS", 1000)
     scorer.runtime.workers = 2
     runs = []
-    chunk_session = scorer.runtime._single_threaded_session()
-    real = chunk_session.run
+    scorer.runtime._single_threaded_session()
+    first = {k: v[:20] for k, v in columns.items()}
+    scorer.runtime._run_batch(scorer.runtime._chunk_session, scorer.runtime._feed(first, 20), 20)
+    chunk_prefix = scorer.runtime._prefix[1]  # chunks run the prefix + the tree kernel
+    real = chunk_prefix.run
 
     class Spy:
         def run(self, names, feed):
             runs.append(len(next(iter(feed.values()))))
             return real(names, feed)
 
-    scorer.runtime._chunk_session = Spy()
+    scorer.runtime._prefix[1] = Spy()
     chunked = scorer.predict(table)
     assert sorted(runs) == [208] + [256] * 7
-    assert chunk_session.get_session_options().intra_op_num_threads == 1
+    assert chunk_prefix.get_session_options().intra_op_num_threads == 1
     assert np.array_equal(chunked.output.probabilities, one_run.output.probabilities)
     assert chunked.output.labels.tolist() == one_run.output.labels.tolist() \
         == graph_labels.tolist()
@@ -342,10 +346,106 @@ def test_an_error_in_a_chunk_reaches_the_scorer_which_isolates_as_for_one_run(
         def run(self, names, feed):
             raise RuntimeError("boom")
 
-    scorer.runtime._chunk_session = Failing()
+    scorer.runtime.prepare()
+    scorer.runtime._single_threaded_session()
+    scorer.runtime._prefix[1] = Failing()  # the chunks' prefix session
     with pytest.raises(RuntimeError, match="boom"):
         scorer.runtime.predict(validate_batch(scorer.schema, table).columns, 2000)
     # The scorer bisects: halves of 1,000 rows fail again, quarters of 500 run in one piece.
     result = scorer.predict(table)
     assert result.n_scored == 2000 and not result.rejects
     assert np.array_equal(result.output.probabilities, one_run.output.probabilities)
+
+
+# --- the tree kernel (runtime/trees.py) -----------------------------------------------------
+
+
+def _kernel_cases():
+    import lightgbm
+    import xgboost
+    from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+
+    return {
+        # name: (model factory, target kind, the kernel takes the graph's trees?)
+        "forest": (lambda X: Pipeline([("f", _pre(X)), ("m", RandomForestClassifier(
+            30, max_depth=8, random_state=0))]), "binary", True),
+        "multiclass_extra_trees": (lambda X: Pipeline([("f", _pre(X)), ("m", ExtraTreesClassifier(
+            20, max_depth=7, random_state=0))]), "multiclass", True),
+        "forest_regressor": (lambda X: Pipeline([("f", _pre(X)), ("m", RandomForestRegressor(
+            20, max_depth=7, random_state=0))]), "regression", True),
+        "extra_trees_regressor": (lambda X: Pipeline([("f", _pre(X)), ("m", ExtraTreesRegressor(
+            20, max_depth=7, random_state=0))]), "regression", True),
+        "lightgbm_regressor": (lambda X: Pipeline([("f", _pre(X)), ("m", lightgbm.LGBMRegressor(
+            n_estimators=40, verbose=-1))]), "regression", True),
+        "xgboost_regressor": (lambda X: Pipeline([("f", _pre(X, dense=True)), (
+            "m", xgboost.XGBRegressor(n_estimators=30, max_depth=4))]), "regression", True),
+        # A sigmoid after the trees: the kernel declines, ONNX Runtime scores alone.
+        "lightgbm_classifier": (lambda X: Pipeline([("f", _pre(X)), ("m", lightgbm.LGBMClassifier(
+            n_estimators=40, verbose=-1))]), "binary", False),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_kernel_cases()))
+def test_the_tree_kernel_scores_like_the_native_model_or_declines(tmp_path, data, kind):
+    df, X, y = data
+    factory, task, takes = _kernel_cases()[kind]
+    if task == "multiclass":
+        target = X["contract"]
+        X = X.drop(columns=["contract"])
+    elif task == "regression":  # values near 1: XGBoost adds its trees in float32
+        target = X["monthly_charges"] / 100
+        X = X.drop(columns=["monthly_charges"])
+    else:
+        target = y
+    model = factory(X).fit(X, target)
+    path, m = _package(tmp_path, model, X, name=kind)
+    assert m["compiled"]["status"] == "passed", m["compiled"]
+    scorer = scorehouse.load(path, trust=True)
+    out = scorer.predict(X).output
+    assert (scorer.runtime._split is not None) == takes, kind
+    if task == "regression":
+        np.testing.assert_allclose(out.values, model.predict(X), rtol=GATE, atol=GATE)
+    else:
+        native = model.predict_proba(X)
+        assert np.abs(out.probabilities - native).max() <= GATE
+        assert (out.labels == model.predict(X)).all()
+    if takes:  # same rows through ONNX Runtime alone: the kernel changes no answer
+        scorer.runtime._split = None
+        alone = scorer.predict(X).output
+        got, want = (out.values, alone.values) if task == "regression" else \
+            (out.probabilities, alone.probabilities)
+        np.testing.assert_allclose(got, want, rtol=GATE, atol=GATE)
+
+
+def test_the_tree_kernel_is_exact_where_onnx_runtime_rounds_to_float32(forest_artifact, data):
+    path, model = forest_artifact
+    scorer = scorehouse.load(path, trust=True)
+    batch = scorer.predict(data[1]).output.probabilities
+    assert scorer.runtime._split is not None
+    # ORT's tree ensemble returns float32; the kernel adds the same float64 leaf values.
+    assert np.abs(batch - model.predict_proba(data[1])).max() <= 1e-12
+
+
+def test_a_kernel_that_disagrees_with_onnx_runtime_is_not_used(forest_artifact, data):
+    from scorehouse.runtime.onnx import session
+    from scorehouse.runtime.trees import split
+
+    path, model = forest_artifact
+    scorer = scorehouse.load(path, trust=True)
+    cut = split(scorer.runtime._model_bytes)
+    cut.trees.leaf_values[:] *= 1.01  # a kernel bug, in effect
+    assert cut.check(session) is False
+    scorer.runtime._split = None if not cut.check(session) else cut
+    assert np.abs(scorer.predict(data[1]).output.probabilities
+                  - model.predict_proba(data[1])).max() <= GATE
+
+
+def test_batches_smaller_than_the_kernel_minimum_use_onnx_runtime(forest_artifact, data):
+    from scorehouse.runtime.trees import MIN_ROWS
+
+    path, model = forest_artifact
+    scorer = scorehouse.load(path, trust=True)
+    few = data[1].head(MIN_ROWS - 1)
+    out = scorer.predict(few).output.probabilities
+    assert scorer.runtime._split is False  # never looked for
+    assert np.abs(out - model.predict_proba(few)).max() <= GATE

@@ -54,6 +54,10 @@ class Runtime(ABC):
     def predict(self, columns: Mapping[str, np.ndarray], n: int) -> Output:
         """Predict n rows given as canonical columns (see `schema.validate`)."""
 
+    def prepare(self) -> None:
+        """Do now the one-time work of the first batch (compiling, caches): for servers."""
+        return None  # the native runtime has none
+
     def use_one_thread(self) -> None:
         """Score every call on one thread, for hosts that run a process per core (Spark).
 

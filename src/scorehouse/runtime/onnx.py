@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import ModelError
 from .base import Output, Runtime, binary_proba
+from .trees import MIN_ROWS, SplitGraph, split
 
 _NUMPY = {"tensor(float)": np.float32, "tensor(double)": np.float64,
           "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(string)": object,
@@ -82,6 +83,10 @@ class OnnxRuntime(Runtime):
                                   if o == "probabilities"), None)
         self._buffers = threading.local()  # one-row input arrays, reused per thread
         self._fetch = self._probabilities_only()
+        # The graph cut before its tree ensemble, for batches (see trees.py); found on the
+        # first batch, so loading a model for single rows pays nothing for it.
+        self._split: SplitGraph | None | bool = False  # False: not looked for yet
+        self._prefix: dict[int, Any] = {}  # threads -> session of the graph's prefix
 
     def _probabilities_only(self) -> list[str] | None:
         """["probabilities"] when that output alone decides the result, else None (fetch all).
@@ -113,8 +118,39 @@ class OnnxRuntime(Runtime):
     def predict(self, columns: Mapping[str, np.ndarray], n: int) -> Output:
         """Predict n rows: one session run, or parallel chunks for a large batch."""
         if n < PARALLEL_MIN_ROWS or self.workers < 2:
-            return self._run(self.session, self._feed(columns, n))
+            return self._run_batch(self.session, self._feed(columns, n), n)
         return self._predict_chunked(columns, n)
+
+    def _run_batch(self, sess: Any, feed: Mapping[str, np.ndarray], n: int) -> Output:
+        """Run a batch through `sess`, or its prefix + the tree kernel where that applies."""
+        cut = self._tree_kernel() if n >= MIN_ROWS else None
+        if cut is None:
+            return self._run(sess, feed)
+        threads = 1 if sess is self._chunk_session else 0
+        prefix = self._prefix.get(threads)
+        if prefix is None:
+            prefix = self._prefix[threads] = session(cut.prefix, threads=threads)
+        X = prefix.run(None, feed)[0]
+        return self._output({cut.output: cut.trees.predict(X)})
+
+    def prepare(self) -> None:
+        """Cut the graph and compile the tree kernel now rather than on the first batch."""
+        self._tree_kernel()
+
+    def _tree_kernel(self) -> SplitGraph | None:
+        with self._chunk_lock:
+            if self._split is False:
+                self._split = self._find_split()
+        return self._split or None
+
+    def _find_split(self) -> SplitGraph | None:
+        if self.task != "regression" and self._fetch is None:
+            return None  # outputs beyond the probabilities: the kernel makes only those
+        try:
+            cut = split(self._model_bytes)
+            return cut if cut is not None and cut.check(session) else None
+        except ImportError:  # numba missing: ONNX Runtime alone is correct, only slower
+            return None
 
     def _predict_chunked(self, columns: Mapping[str, np.ndarray], n: int) -> Output:
         # ORT parallelises only some operators (the tree ensemble) over its intra-op threads;
@@ -128,7 +164,7 @@ class OnnxRuntime(Runtime):
         def score(start: int) -> Output:
             stop = min(start + CHUNK_ROWS, n)
             part = {name: values[start:stop] for name, values in columns.items()}
-            return self._run(chunk_session, self._feed(part, stop - start))
+            return self._run_batch(chunk_session, self._feed(part, stop - start), stop - start)
 
         with ThreadPoolExecutor(min(self.workers, len(starts))) as pool:
             return Output.concat(list(pool.map(score, starts)))

@@ -62,8 +62,11 @@ class ModelSet:
 
     def _load(self, ref: str) -> Scorer:
         if is_path(ref):
-            return load(ref, runtime=self.runtime, trust=self.trust)
-        return self._registry().load(ref, runtime=self.runtime)
+            scorer = load(ref, runtime=self.runtime, trust=self.trust)
+        else:
+            scorer = self._registry().load(ref, runtime=self.runtime)
+        scorer.runtime.prepare()  # before it takes requests: no first-batch compile
+        return scorer
 
     def load_all(self) -> None:
         """Load every model; readiness turns true when all are loaded."""

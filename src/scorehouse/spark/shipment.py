@@ -56,5 +56,6 @@ def unpack(shipment: Shipment) -> Scorer:
                             ref=shipment.ref)
             # Spark runs one task per core already; threads inside a task would fight them.
             scorer.runtime.use_one_thread()
+            scorer.runtime.prepare()
             _loaded[key] = scorer
         return scorer
