@@ -67,6 +67,17 @@ def redis_url() -> str:
 
 
 @pytest.fixture
+def r(redis_url):
+    """A client of the test Redis database, flushed before and after the test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+@pytest.fixture
 def pg_url(pg_server) -> str:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
     name = f"sh_test_{uuid.uuid4().hex[:12]}"
@@ -103,6 +114,12 @@ def churn_artifact(tmp_path_factory, churn_data, churn_model) -> Path:
     """A packaged churn artifact (.shz)."""
     path = tmp_path_factory.mktemp("artifacts") / "churn.shz"
     return scorehouse.package(churn_model, churn_data, name="churn", target=TARGET, path=path)
+
+
+@pytest.fixture
+def scorer(churn_artifact):
+    """The churn artifact, loaded."""
+    return scorehouse.load(churn_artifact, trust=True)
 
 
 @pytest.fixture

@@ -4,63 +4,31 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sysconfig
 import threading
 import time
-from collections import Counter
 
 import numpy as np
 import pandas as pd
 import pytest
 
-import scorehouse
+from _stream import (
+    REDUCER,
+    TOL,
+    check_redis_profiles,
+    churn_table,
+    kill_9_then_rescue,
+    pg_counts,
+    random_events,
+    redis_events,
+    redis_profiles,
+    run_together,
+    stream_args,
+)
 from conftest import unreachable
 from scorehouse.demo.data import TARGET
 from scorehouse.stream import RedisEvents, RedisProfiles, StreamWorker, from_spec
-
-TOL = 1e-6
-SCRIPT = shutil.which("scorehouse", path=sysconfig.get_path("scripts")) or shutil.which("scorehouse")
-REDUCER = {"count": {"complaints": "type=complaint", "support_calls": "type=call"},
-           "last": {"plan": "plan"}}
-
-
-@pytest.fixture
-def r(redis_url):
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    yield client
-    client.flushdb()
-
-
-@pytest.fixture
-def scorer(churn_artifact):
-    return scorehouse.load(churn_artifact, trust=True)
-
-
-def _profiles(r, churn_data, n: int) -> None:
-    X = churn_data.drop(columns=[TARGET]).head(n)
-    for i, rec in enumerate(X.to_dict("records")):
-        r.hset(f"profile:{i}", mapping={k: str(v) for k, v in rec.items() if v == v})
-
-
-def _events(r, n: int, customers: int, seed: int = 0) -> list[dict]:
-    rng = np.random.default_rng(seed)
-    sent = []
-    pipe = r.pipeline()
-    for _ in range(n):
-        kind = rng.choice(["complaint", "call", "upgrade"])
-        ev = {"customer_id": int(rng.integers(customers)), "type": str(kind)}
-        if kind == "upgrade":
-            ev["plan"] = "gold"
-        sent.append(ev)
-        pipe.xadd("events", {"data": json.dumps(ev)})
-    pipe.execute()
-    return sent
 
 
 def _worker(redis_url, scorer, name="w1", **kw) -> StreamWorker:
@@ -70,27 +38,13 @@ def _worker(redis_url, scorer, name="w1", **kw) -> StreamWorker:
                         output_stream="scores", **kw)
 
 
-def _expected_counts(r, churn_data, sent, customers):
-    X = churn_data.drop(columns=[TARGET]).head(customers)
-    complaints = Counter(e["customer_id"] for e in sent if e["type"] == "complaint")
-    calls = Counter(e["customer_id"] for e in sent if e["type"] == "call")
-    return {i: (int(X["complaints"].iloc[i]) + complaints[i],
-                int(X["support_calls"].iloc[i]) + calls[i]) for i in range(customers)}
-
-
-def _check_profiles(r, churn_data, sent, customers):
-    for i, (complaints, calls) in _expected_counts(r, churn_data, sent, customers).items():
-        h = r.hgetall(f"profile:{i}")
-        assert (int(h[b"complaints"]), int(h[b"support_calls"])) == (complaints, calls), i
-
-
 def test_events_update_profiles_and_scores_match_the_native_model(
         r, redis_url, scorer, churn_data, churn_model):
-    _profiles(r, churn_data, 40)
-    sent = _events(r, 400, 40)
+    redis_profiles(r, churn_data, 40)
+    sent = redis_events(r, 400, 40)
     stats = _worker(redis_url, scorer).run(until_idle=True)
     assert (stats.events, stats.scored, stats.dead) == (400, 400, 0)
-    _check_profiles(r, churn_data, sent, 40)
+    check_redis_profiles(r, churn_data, sent, 40)
     # The score on each profile is the native model's score of the profile as it is now.
     X = churn_data.drop(columns=[TARGET])
     rows = [{k.decode(): v.decode() for k, v in r.hgetall(f"profile:{i}").items()}
@@ -110,8 +64,8 @@ def test_events_update_profiles_and_scores_match_the_native_model(
 
 
 def test_a_redelivered_event_does_not_count_twice(r, redis_url, scorer, churn_data):
-    _profiles(r, churn_data, 10)
-    sent = _events(r, 60, 10)
+    redis_profiles(r, churn_data, 10)
+    sent = redis_events(r, 60, 10)
     crashed = _worker(redis_url, scorer, "crashes-before-ack")
     crashed.events.ack = lambda ids: None  # the effect is written, the ack never happens
     crashed.run(until_idle=True)
@@ -119,12 +73,12 @@ def test_a_redelivered_event_does_not_count_twice(r, redis_url, scorer, churn_da
     second = _worker(redis_url, scorer, "w2", claim_idle_ms=0)
     stats = second.run(until_idle=True)
     assert stats.duplicates == 60 and stats.scored == 0
-    _check_profiles(r, churn_data, sent, 10)
+    check_redis_profiles(r, churn_data, sent, 10)
     assert r.xlen("scores") == 60 and r.xpending("events", "g")["pending"] == 0
 
 
 def test_poison_events_are_dead_lettered_after_n_attempts(r, redis_url, scorer, churn_data):
-    _profiles(r, churn_data, 5)
+    redis_profiles(r, churn_data, 5)
     r.hset("profile:3", "tenure", "not a number")
     r.xadd("events", {"data": "{not json"})
     r.xadd("events", {"data": json.dumps({"type": "complaint"})})
@@ -143,44 +97,24 @@ def test_poison_events_are_dead_lettered_after_n_attempts(r, redis_url, scorer, 
 
 
 def test_two_workers_share_a_group(r, redis_url, scorer, churn_data):
-    _profiles(r, churn_data, 30)
-    sent = _events(r, 600, 30)
+    redis_profiles(r, churn_data, 30)
+    sent = redis_events(r, 600, 30)
     workers = [_worker(redis_url, scorer, f"w{i}", batch=20) for i in range(2)]
-    threads = [threading.Thread(target=w.run, kwargs={"until_idle": True}) for w in workers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert all(w.stats.events > 0 for w in workers)
+    run_together(workers)
     assert sum(w.stats.scored for w in workers) == 600
-    _check_profiles(r, churn_data, sent, 30)
+    check_redis_profiles(r, churn_data, sent, 30)
 
 
 def test_kill_9_mid_run_then_another_worker_finishes_exactly_once(
         r, redis_url, churn_artifact, churn_data, tmp_path):
-    _profiles(r, churn_data, 100)
-    sent = _events(r, 6000, 100)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREHOUSE_")}
-    env["SCOREHOUSE_HOME"] = str(tmp_path)
-    args = [SCRIPT, "stream", str(churn_artifact), "--trust", "--source",
-            f"{redis_url}?stream=events", "--key", "customer_id", "--sink",
-            f"{redis_url}?stream=scores", "--group", "g", "--batch", "50",
-            "--reducer", json.dumps(REDUCER)]
-    first = subprocess.Popen([*args, "--consumer", "doomed"], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while r.xlen("scores") < 1500:
-        assert time.time() < deadline and first.poll() is None, first.stderr.read()
-        time.sleep(0.05)
-    first.send_signal(signal.SIGKILL)
-    first.wait()
-    assert r.xlen("scores") < 6000, "the run ended before it could be interrupted"
-    time.sleep(1.0)  # the dead consumer's pending events must be idle to be reclaimed
-    second = subprocess.run([*args, "--consumer", "rescuer", "--claim-idle-ms", "500",
-                             "--until-idle"], env=env, capture_output=True, text=True,
-                            timeout=300)
-    assert second.returncode == 0, second.stderr
-    _check_profiles(r, churn_data, sent, 100)
+    redis_profiles(r, churn_data, 100)
+    sent = redis_events(r, 6000, 100)
+    args = stream_args(churn_artifact, f"{redis_url}?stream=events", "--sink",
+                       f"{redis_url}?stream=scores")
+    # Reclaimed once idle for 0.5 s.
+    kill_9_then_rescue(r, args, tmp_path, kill_at=1500, total=6000, settle=1.0,
+                       rescue=("--claim-idle-ms", "500"))
+    check_redis_profiles(r, churn_data, sent, 100)
     ids = [e[1][b"event_id"] for e in r.xrange("scores")]
     assert len(ids) == len(set(ids)) == 6000  # every event in the output, once
     assert r.xpending("events", "g")["pending"] == 0
@@ -195,8 +129,8 @@ def test_the_worker_carries_on_across_a_redis_restart(scorer, churn_data, tmp_pa
     url = f"redis://127.0.0.1:{port}/0"
     try:
         r = _wait_redis(url)
-        _profiles(r, churn_data, 20)
-        sent = _events(r, 3000, 20)
+        redis_profiles(r, churn_data, 20)
+        sent = redis_events(r, 3000, 20)
         w = _worker(url, scorer, batch=25, claim_idle_ms=200)
         thread = threading.Thread(target=w.run, kwargs={"until_idle": True})
         thread.start()
@@ -213,7 +147,7 @@ def test_the_worker_carries_on_across_a_redis_restart(scorer, churn_data, tmp_pa
             time.sleep(0.3)
             w.run(until_idle=True)
         assert w.stats.reconnects > 0
-        _check_profiles(r, churn_data, sent, 20)
+        check_redis_profiles(r, churn_data, sent, 20)
         ids = [e[1][b"event_id"] for e in r.xrange("scores")]
         assert len(ids) == len(set(ids)) == 3000
     finally:
@@ -308,7 +242,7 @@ def _nats_worker(subject, redis_url, scorer, name, **kw):
 
 def test_nats_jetstream_source_scores_once_and_dead_letters(r, redis_url, scorer, churn_data,
                                                            nats_subject):
-    _profiles(r, churn_data, 20)
+    redis_profiles(r, churn_data, 20)
     rng = np.random.default_rng(3)
     sent = [{"customer_id": int(rng.integers(20)), "type": str(rng.choice(["complaint", "call"]))}
             for _ in range(300)]
@@ -328,10 +262,79 @@ def test_nats_jetstream_source_scores_once_and_dead_letters(r, redis_url, scorer
     while second.stats.duplicates < 300 or second.stats.dead < 1:
         assert time.time() < deadline, second.stats
         second.step()
-    _check_profiles(r, churn_data, sent, 20)
+    check_redis_profiles(r, churn_data, sent, 20)
     ids = [e[1][b"event_id"] for e in r.xrange("scores")]
     assert len(ids) == len(set(ids)) == 300
     second.events.close()
+
+
+def _nats_unsettled(subject: str, group: str) -> tuple[int, int]:
+    """(messages not yet delivered, delivered but not acknowledged) of a durable consumer."""
+    import asyncio
+
+    import nats
+
+    async def go() -> tuple[int, int]:
+        nc = await nats.connect(NATS_URL)
+        try:
+            info = await nc.jetstream().consumer_info(subject.upper(), group)
+            return info.num_pending, info.num_ack_pending
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
+def test_kill_9_of_a_nats_worker_then_another_finishes_exactly_once(
+        r, redis_url, churn_artifact, churn_data, nats_subject, tmp_path):
+    redis_profiles(r, churn_data, 100)
+    sent = random_events(4000, 100, seed=5)
+    _publish(nats_subject, [json.dumps(e).encode() for e in sent])
+    args = stream_args(churn_artifact, f"{NATS_URL}?subject={nats_subject}", "--profiles",
+                       redis_url, "--sink", f"{redis_url}?stream=scores", "--claim-idle-ms", "1000")
+    # Past the ack wait (1 s) the server delivers the dead worker's events again.
+    kill_9_then_rescue(r, args, tmp_path, kill_at=1000, total=4000, settle=1.2)
+    check_redis_profiles(r, churn_data, sent, 100)
+    ids = [e[1][b"event_id"] for e in r.xrange("scores")]
+    assert len(ids) == len(set(ids)) == 4000  # every event in the output, once
+    assert _nats_unsettled(nats_subject, "g") == (0, 0)
+
+
+def test_nats_source_with_postgresql_profiles_publishes_scores_on_nats(
+        pg_url, scorer, churn_data, nats_subject):
+    import asyncio
+
+    import nats
+
+    from scorehouse.stream.nats_events import NatsEvents
+    from scorehouse.stream.postgres_profiles import PostgresProfiles
+
+    table = churn_table(pg_url, churn_data, 20)
+    sent = random_events(100, 20, seed=9)
+    _publish(nats_subject, [json.dumps(e).encode() for e in sent])
+    events = NatsEvents(f"{NATS_URL}?subject={nats_subject}", "g", "w1")
+    w = StreamWorker(scorer, events, PostgresProfiles(table, "customer_id", events.publish),
+                     from_spec(REDUCER), key="customer_id", output_stream=f"{nats_subject}.scores")
+    deadline = time.time() + 60
+    while w.stats.scored < 100:
+        assert time.time() < deadline, w.stats
+        w.step()
+    events.close()
+    pg_counts(pg_url, churn_data, sent, 20)
+
+    async def scores() -> list[str]:
+        nc = await nats.connect(NATS_URL)
+        js, name = nc.jetstream(), f"{nats_subject.upper()}_SCORES"
+        try:
+            sub = await js.pull_subscribe(f"{nats_subject}.scores", stream=name)
+            msgs = await sub.fetch(200, timeout=2)
+            return [json.loads(m.data)["event_id"] for m in msgs]
+        finally:
+            await js.delete_stream(name)
+            await nc.close()
+
+    ids = asyncio.run(scores())
+    assert len(ids) == len(set(ids)) == 100
 
 
 def test_worker_metrics_for_prometheus(r, redis_url, scorer, churn_data):
@@ -340,8 +343,8 @@ def test_worker_metrics_for_prometheus(r, redis_url, scorer, churn_data):
 
     from scorehouse.stream.metrics import serve_metrics
 
-    _profiles(r, churn_data, 10)
-    _events(r, 50, 10)
+    redis_profiles(r, churn_data, 10)
+    redis_events(r, 50, 10)
     r.xadd("events", {"data": "{bad"})
     w = _worker(redis_url, scorer, claim_idle_ms=0, max_attempts=1)
     with socket.socket() as s:
@@ -362,13 +365,13 @@ def test_worker_metrics_for_prometheus(r, redis_url, scorer, churn_data):
 def test_enrich_only_then_a_separate_scoring_worker(r, redis_url, scorer, churn_data):
     from scorehouse.stream import load_reducer
 
-    _profiles(r, churn_data, 15)
-    sent = _events(r, 120, 15)
+    redis_profiles(r, churn_data, 15)
+    sent = redis_events(r, 120, 15)
     enricher = StreamWorker(None, RedisEvents(f"{redis_url}?stream=events", "enrich", "e1"),
                             RedisProfiles(redis_url), from_spec(REDUCER), key="customer_id",
                             output_stream="events:enriched")
     enricher.run(until_idle=True)
-    _check_profiles(r, churn_data, sent, 15)  # counted once, by the enricher
+    check_redis_profiles(r, churn_data, sent, 15)  # counted once, by the enricher
     assert r.xlen("events:enriched") == 120 and r.hget("profile:0", "churn_score") is None
     # The scoring worker reads the enriched stream; copying the enriched fields is idempotent.
     scoring = StreamWorker(scorer, RedisEvents(f"{redis_url}?stream=events:enriched", "score",
@@ -376,5 +379,5 @@ def test_enrich_only_then_a_separate_scoring_worker(r, redis_url, scorer, churn_
                            load_reducer(None), key="customer_id", output_stream="scores")
     scoring.run(until_idle=True)
     assert scoring.stats.scored == 120 and r.xlen("scores") == 120
-    _check_profiles(r, churn_data, sent, 15)  # and not counted again
+    check_redis_profiles(r, churn_data, sent, 15)  # and not counted again
     assert r.hget("profile:0", "churn_score") is not None

@@ -1,7 +1,9 @@
 """Streaming scoring: events in, profile lookup and update, score, write back, acknowledge."""
 
+from .events import Event
 from .redis_streams import RedisEvents, RedisProfiles
 from .reducers import from_spec, load_reducer
-from .worker import Stats, StreamWorker
+from .worker import Events, Profiles, Stats, StreamWorker
 
-__all__ = ["StreamWorker", "Stats", "RedisEvents", "RedisProfiles", "from_spec", "load_reducer"]
+__all__ = ["StreamWorker", "Stats", "Event", "Events", "Profiles", "RedisEvents", "RedisProfiles",
+           "from_spec", "load_reducer"]

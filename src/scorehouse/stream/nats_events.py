@@ -10,17 +10,20 @@ offers the synchronous calls the worker makes.
 from __future__ import annotations
 
 import asyncio
-import json
+import re
 import threading
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ScorehouseError
-from .redis_streams import Event
+from .events import Event, body_fields, dead_record, json_body
 
 
 class NatsEvents:
     """A worker on a durable JetStream pull consumer (`group`) of `subject`."""
+
+    transient: tuple[type[Exception], ...] = ()  # nats-py reconnects by itself
 
     def __init__(self, url: str, group: str, consumer: str, *, claim_idle_ms: int = 30_000):
         parts = urlsplit(url)
@@ -38,6 +41,7 @@ class NatsEvents:
                                         daemon=True)
         self._thread.start()
         self._pending: dict[str, Any] = {}  # event id -> message, until acked or dead
+        self._kept: set[str] = set()  # output subjects known to be kept by a stream
         self._run(self._connect(claim_idle_ms / 1000))
 
     def _run(self, coro: Any, timeout: float = 60) -> Any:
@@ -78,15 +82,8 @@ class NatsEvents:
         for m in msgs:
             meta = m.metadata
             eid = f"{int(meta.timestamp.timestamp() * 1000)}-{meta.sequence.stream}"
-            try:
-                fields = json.loads(m.data)
-                fields = fields if isinstance(fields, dict) else {"data": m.data.decode()}
-                if "data" not in fields and "payload" not in fields:
-                    fields = {"data": json.dumps(fields)}
-            except ValueError:
-                fields = {"data": m.data.decode("utf-8", "replace")}
             self._pending[eid] = m
-            events.append(Event(eid, fields, meta.num_delivered))
+            events.append(Event(eid, body_fields(m.data), meta.num_delivered))
         return events
 
     def deliveries(self, event_id: str) -> int:
@@ -106,14 +103,29 @@ class NatsEvents:
     def dead_letter(self, event: Event, reason: str) -> None:
         """Publish the event with its reason on `<subject>.dead`, then stop redelivering it."""
         m = self._pending.pop(event.id, None)
-        body = json.dumps({**event.fields, "_event_id": event.id, "_reason": reason,
-                           "_deliveries": event.deliveries}).encode()
+        body = json_body(dead_record(event, reason))
 
         async def move() -> None:
             await self.js.publish(f"{self.subject}.dead", body)
             if m is not None:
                 await m.term()
         self._run(move())
+
+    def publish(self, stream: str, entries: list[tuple[str, Mapping[str, Any]]]) -> None:
+        """Publish records as JSON on subject `stream`, kept by a JetStream stream of its own."""
+
+        async def send() -> None:
+            if stream not in self._kept:
+                try:
+                    await self.js.add_stream(name=re.sub(r"[^A-Za-z0-9_-]", "_", stream).upper(),
+                                             subjects=[stream])
+                except Exception:  # noqa: BLE001 - a stream already keeps this subject
+                    pass
+                self._kept.add(stream)
+            for _, record in entries:  # in order; each waits for the server's acknowledgement
+                await self.js.publish(stream, json_body(record))
+
+        self._run(send())
 
     def close(self) -> None:
         """Drain the connection and stop the loop thread."""

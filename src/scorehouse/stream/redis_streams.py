@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ScorehouseError
+from .events import Event, dead_record
 
 #: Seconds an entity remembers the ids of events already applied.
 SEEN_TTL = 7 * 24 * 3600
@@ -69,15 +70,6 @@ def connect(url: str) -> Any:
     except redis.RedisError as e:
         raise ScorehouseError(f"cannot reach Redis at {url}: {e}") from None
     return client
-
-
-@dataclass
-class Event:
-    """One stream entry: its id, its fields, and how often it was delivered."""
-
-    id: str
-    fields: dict[str, str]
-    deliveries: int = 1
 
 
 class RedisEvents:
@@ -134,19 +126,38 @@ class RedisEvents:
     def dead_letter(self, event: Event, reason: str) -> None:
         """Move a poison event to `<stream>:dead` with the reason, and acknowledge it."""
         pipe = self.r.pipeline()
-        pipe.xadd(f"{self.stream}:dead", {**event.fields, "_event_id": event.id,
-                                          "_reason": reason, "_deliveries": event.deliveries})
+        pipe.xadd(f"{self.stream}:dead", dead_record(event, reason))
         pipe.xack(self.stream, self.group, event.id)
         pipe.execute()
+
+    def publish(self, stream: str, entries: list[tuple[str, Mapping[str, Any]]]) -> None:
+        """Append records to a stream of this server (the output when profiles live elsewhere)."""
+        pipe = self.r.pipeline(transaction=False)
+        for _, record in entries:
+            pipe.xadd(stream, {k: text_value(v) for k, v in record.items()})
+        pipe.execute()
+
+    @property
+    def transient(self) -> tuple[type[Exception], ...]:
+        """Errors of a Redis restarting: the worker waits and carries on."""
+        import redis
+
+        return (redis.ConnectionError, redis.TimeoutError)
 
 
 class RedisProfiles:
     """Profiles as Redis hashes `<prefix><entity>`; writes are compare-and-set per event."""
 
+    transient = RedisEvents.transient
+
     def __init__(self, url: str, prefix: str = "profile:"):
         self.r = connect(StreamURL.parse(url).client)
         self.prefix = prefix
         self._apply = self.r.register_script(APPLY)
+
+    def entity_problem(self, entity: str) -> str | None:
+        """Why `entity` cannot name a profile: never, any text names a hash."""
+        return None
 
     def fetch(self, entities: list[str]) -> dict[str, tuple[str, dict[str, str]]]:
         """entity -> (version, fields) for each entity (empty profile when absent)."""

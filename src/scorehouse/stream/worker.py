@@ -14,12 +14,14 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from ..scorer import Scorer
-from .redis_streams import Event, RedisEvents, RedisProfiles, text_value
+from .events import Event
+from .redis_streams import text_value
 from .reducers import Reducer
 
 log = logging.getLogger("scorehouse.stream")
@@ -41,6 +43,36 @@ class Stats:
     reconnects: int = 0
     scoring_seconds: float = 0.0
     lag_ms: list[float] = field(default_factory=list)
+
+
+class Events(Protocol):
+    """What the worker needs of an event source (Redis Streams, NATS JetStream, Kafka)."""
+
+    stream: str
+    consumer: str
+    transient: tuple[type[Exception], ...]
+
+    def read(self, count: int, block_ms: int) -> list[Event]: ...
+    def deliveries(self, event_id: str) -> int: ...
+    def ack(self, ids: list[str]) -> None: ...
+    def dead_letter(self, event: Event, reason: str) -> None: ...
+    def publish(self, stream: str, entries: list[tuple[str, Mapping[str, Any]]]) -> None: ...
+
+
+#: 1 written, 0 already applied, -1 changed by another writer, or why the store refused it.
+Outcome = int | str
+
+
+class Profiles(Protocol):
+    """What the worker needs of a profile store (Redis hashes, a PostgreSQL table)."""
+
+    transient: tuple[type[Exception], ...]
+
+    def entity_problem(self, entity: str) -> str | None: ...
+    def fetch(self, entities: list[str]) -> dict[str, tuple[str, dict[str, Any]]]: ...
+    def apply(self, entity: str, version: str, event_id: str, profile: dict[str, Any],
+              output_stream: str | None, output: dict[str, Any]) -> Outcome: ...
+    def apply_many(self, calls: list[tuple]) -> list[Outcome]: ...
 
 
 @dataclass
@@ -66,7 +98,7 @@ def _as_table(profiles: list[dict[str, Any]]) -> Any:
 class StreamWorker:
     """Turns a stream of events into fresh scores on profiles."""
 
-    def __init__(self, scorer: Scorer | None, events: RedisEvents, profiles: RedisProfiles,
+    def __init__(self, scorer: Scorer | None, events: Events, profiles: Profiles,
                  reducer: Reducer, *, key: str, output_stream: str | None = None,
                  batch: int = 200, block_ms: int = 1000, max_attempts: int = 3):
         self.scorer, self.events, self.profiles, self.reducer = scorer, events, profiles, reducer
@@ -110,7 +142,8 @@ class StreamWorker:
             fields = data
         if fields.get(self.key) in (None, ""):
             return {}, f"event has no {self.key!r}"
-        return dict(fields), None
+        why = self.profiles.entity_problem(str(fields[self.key]))
+        return ({}, why) if why else (dict(fields), None)
 
     def _handle(self, chains: dict[str, list[_Step]]) -> None:
         stored = self.profiles.fetch(list(chains))
@@ -146,12 +179,16 @@ class StreamWorker:
             writes.append((s, self._effect(s, version, changes[i], answers[i], full)))
         outcomes = self.profiles.apply_many([call for _, call in writes])
         acks: list[str] = []
-        conflicted: set[str] = set()
+        stopped: set[str] = set()  # entities whose later events are settled elsewhere
         for (s, _), outcome in zip(writes, outcomes, strict=True):
-            if s.entity in conflicted:
+            if s.entity in stopped:
+                continue
+            if isinstance(outcome, str):  # the store refused the values: a poison event
+                stopped.add(s.entity)  # the rest stays pending, retried on a fresh read
+                self._poison(s.event, outcome)
                 continue
             if outcome == -1:  # another writer got there first: redo from this event
-                conflicted.add(s.entity)
+                stopped.add(s.entity)
                 chain = chains[s.entity]
                 self._resolve_conflict(chain[chain.index(s):])
                 continue
@@ -184,9 +221,12 @@ class StreamWorker:
             self.stats.duplicates += 1
 
     def _write(self, s: _Step, version: str, profile: dict[str, Any],
-               answer: dict[str, Any] | None) -> int:
+               answer: dict[str, Any] | None) -> Outcome:
         outcome = self.profiles.apply(*self._effect(s, version, profile, answer))
-        self._count(s, outcome)
+        if isinstance(outcome, str):
+            self._poison(s.event, outcome)
+        else:
+            self._count(s, outcome)
         return outcome
 
     def _resolve_conflict(self, chain: list[_Step]) -> None:
@@ -204,7 +244,10 @@ class StreamWorker:
                         self._poison(s.event, result.rejects[0].problem)
                         return
                     answer = result.to_records()[0]
-                if self._write(s, version, profile, answer) != -1:
+                outcome = self._write(s, version, profile, answer)
+                if isinstance(outcome, str):
+                    return  # poisoned: the rest of the chain waits for a later delivery
+                if outcome != -1:
                     self.events.ack([s.event.id])
                     break
             else:
@@ -233,18 +276,18 @@ class StreamWorker:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self._stop.set())
-        import redis
-
+        transient = (*self.events.transient, *self.profiles.transient)
         backoff = 0.1
         while not self._stop.is_set():
             try:
                 n = self.step()
                 backoff = 0.1
-            except (redis.ConnectionError, redis.TimeoutError) as e:
-                # Redis restarting: nothing unacknowledged is lost (it is delivered again,
+            except transient as e:
+                # A server restarting: nothing unacknowledged is lost (it is delivered again,
                 # and the idempotent write absorbs what was already applied); wait, retry.
                 self.stats.reconnects += 1
-                log.warning("Redis unavailable (%s); retrying in %.1f s", e, backoff)
+                log.warning("%s unavailable (%s); retrying in %.1f s", type(e).__module__, e,
+                            backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
