@@ -144,6 +144,8 @@ class OnnxRuntime(Runtime):
         return self._split or None
 
     def _find_split(self) -> SplitGraph | None:
+        if os.environ.get("SCOREHOUSE_TREE_KERNEL", "1") == "0":
+            return None
         if self.task != "regression" and self._fetch is None:
             return None  # outputs beyond the probabilities: the kernel makes only those
         try:
