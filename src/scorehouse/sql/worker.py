@@ -42,7 +42,9 @@ class Worker:
                                      .format(_ident(self.schema)), [self.model]).fetchone()[0]
             art = read_bytes(bytes(data), f"{self.schema}.models[{self.model}]",
                              expected_sha256=sha)
-            self._scorer = (sha, Scorer(art, version=version, ref=self.model))
+            scorer = Scorer(art, version=version, ref=self.model)
+            scorer.runtime.prepare()
+            self._scorer = (sha, scorer)
         return self._scorer[1]
 
     def drain_once(self) -> int:

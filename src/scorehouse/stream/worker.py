@@ -106,6 +106,8 @@ class StreamWorker:
         self.batch, self.block_ms, self.max_attempts = batch, block_ms, max_attempts
         self.stats = Stats()
         self._stop = threading.Event()
+        if scorer is not None:
+            scorer.runtime.prepare()  # compile now, not while the first events wait
         # Without a scorer the worker only enriches: the updated profile goes, with the
         # event, to the output stream, for a scoring worker that consumes that stream.
 
