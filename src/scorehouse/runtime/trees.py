@@ -42,6 +42,7 @@ class Trees:
     threshold: np.ndarray  # float64, per node
     children: np.ndarray  # int32, 2 per node (a leaf's are itself)
     missing_true: np.ndarray  # bool, per node: a NaN takes the true side
+    any_missing: bool  # some node sends NaN to its true side
     roots: np.ndarray  # int32, per tree
     depths: np.ndarray  # int32, per tree
     leaf_values: np.ndarray  # float64 (nodes, outputs)
@@ -53,16 +54,13 @@ class Trees:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Scores of rows X (shape (n, features)): probabilities or values, float64."""
-        from .tree_walk import walk, walk_missing
+        from .tree_walk import walk
 
         X = _narrowest(X)
         out = np.zeros((X.shape[0], self.leaf_values.shape[1]))
-        if self.missing_true.any():
-            walk_missing(X, self.feature, self.threshold, self.children, self.missing_true,
-                         self.roots, self.depths, self.leaf_values, self.strict, out, BLOCK)
-        else:
-            walk(X, self.feature, self.threshold, self.children, self.roots, self.depths,
-                 self.leaf_values, self.strict, out, BLOCK)
+        walk(X, self.feature, self.threshold, self.children, self.missing_true,
+             self.any_missing, self.roots, self.depths, self.leaf_values,
+             self.strict, out, BLOCK)
         if self.average:
             out /= len(self.roots)
         out += self.base
@@ -236,7 +234,7 @@ def _parse(op: str, attrs: dict[str, Any]) -> Trees | None:
     return Trees(
         feature=np.where(leaf, 0, np.asarray(attrs["nodes_featureids"], np.int64)).astype(np.int32),
         threshold=np.where(leaf, np.inf, threshold), children=children,
-        missing_true=missing & ~leaf, roots=roots,
+        missing_true=missing & ~leaf, any_missing=bool((missing & ~leaf).any()), roots=roots,
         depths=_depths(children, roots, leaf, np.searchsorted(trees, tree_ids)),
         leaf_values=leaf_values, strict=branches == {"BRANCH_LT"}, base=base,
         average=not classifier and _text(attrs.get("aggregate_function", b"SUM")) == "AVERAGE",
