@@ -157,12 +157,21 @@ def test_cli_engine_spark_writes_scores_rejects_and_a_manifest(spark, tmp_path, 
     assert len(pq.read_table(output)) == 2998
 
 
-def test_cli_engine_spark_refuses_what_it_cannot_do(churn_artifact, tmp_path, capsys):
+def test_cli_engine_spark_refuses_what_it_cannot_do(spark, churn_artifact, tmp_path, frame,
+                                                    capsys):
     with pytest.raises(SystemExit) as done:
         main(["score", str(churn_artifact), "-", str(tmp_path / "o.parquet"), "--engine", "spark",
               "--trust"])
     assert done.value.code == 2
     assert "--engine spark" in capsys.readouterr().err
+
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "in.parquet")
+    with pytest.raises(SystemExit) as done:
+        main(["score", str(churn_artifact), str(tmp_path / "in.parquet"),
+              str(tmp_path / "o.parquet"), "--engine", "spark", "--keep", "id,nope", "--trust"])
+    assert done.value.code == 1
+    assert "nope" in capsys.readouterr().err
+    assert not list(tmp_path.glob("o.parquet*"))
 
 
 def test_batches_are_cut_and_merged_to_the_setting():

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..batch.chunks import kept_columns
 from ..batch.run import Options, Totals, run_manifest, write_json
 from ..errors import ScorehouseError
 from ..scorer import Scorer, prediction_schema
@@ -56,7 +57,7 @@ def run_job(spark: Any, scorer: Scorer, source: str, paths: JobPaths, options: O
 
     started, clock = datetime.now(timezone.utc), time.perf_counter()
     df = spark.read.parquet(source)
-    keep = list(df.columns) if tuple(options.keep or ()) == ("*",) else list(options.keep or [])
+    keep = kept_columns(options.keep, df.columns, scorer)  # checked before any work starts
     totals = totals_accumulator(spark)
     # Every input column rides along so a refused row is kept whole beside its reason.
     scored = score(df, scorer, df.columns, with_model=options.with_model,
