@@ -51,7 +51,7 @@ def score(df: DataFrame, ref: str | Scorer, keep: Sequence[str] | None = None, *
                     if c.name in df.columns and c.name not in kept]
     out = output_schema(scorer, df.select(*taken).schema, kept, with_model)
     shipment = df.sparkSession.sparkContext.broadcast(pack(scorer))
-    run = functools.partial(_score_partition, shipment, kept, with_model, batch_rows, totals)
+    run = functools.partial(_score_partition, shipment, kept, out, batch_rows, totals)
     return df.select(*taken).mapInArrow(run, _spark_schema(out))
 
 
@@ -74,14 +74,14 @@ def _spark_schema(schema: pa.Schema) -> Any:
     return StructType([StructField(f.name, from_arrow_type(f.type), True) for f in schema])
 
 
-def _score_partition(shipment: Any, kept: list[str], with_model: bool, batch_rows: int,
+def _score_partition(shipment: Any, kept: list[str], schema: pa.Schema, batch_rows: int,
                      totals: Any, batches: Iterator[pa.RecordBatch]
                      ) -> Iterator[pa.RecordBatch]:
     # Runs on an executor: the broadcast is read and the model loaded once per process.
     scorer = unpack(shipment.value)
     tally = Totals()
     for batch in _rebatched(batches, batch_rows):
-        yield _scored(scorer, shipment.value, batch, kept, with_model, tally)
+        yield _scored(scorer, shipment.value, batch, kept, schema, tally)
     if totals is not None:
         totals.add(tally)
 
@@ -103,24 +103,23 @@ def _rebatched(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Reco
 
 
 def _scored(scorer: Scorer, shipment: Shipment, batch: pa.RecordBatch, kept: list[str],
-            with_model: bool, tally: Totals) -> pa.RecordBatch:
+            schema: pa.Schema, tally: Totals) -> pa.RecordBatch:
+    """One output batch of `schema` (see `output_schema`): every input row, in order."""
     n = batch.num_rows
     result = scorer.predict(batch)
     tally.add_result(result)
-    rows = result.rows
+    predictions = result.columns()
     arrays: list[pa.Array] = [batch.column(name) for name in kept]
-    for field in prediction_schema(scorer.task, scorer.classes):
-        arrays.append(_spread(result.columns()[field.name], rows, n, field.type))
-    if with_model:
+    arrays += [_spread(predictions[f.name], result.rows, n, f.type) for f in schema
+               if f.name in predictions]
+    if "model" in schema.names:
         arrays += [pa.array([shipment.name] * n, pa.string()),
                    pa.array([shipment.version] * n, pa.int64())]
     problems: list[Any] = [None] * n
     for r in result.rejects:
         problems[r.row] = r.problem if problems[r.row] is None else f"{problems[r.row]}; {r.problem}"
     arrays.append(pa.array(problems, pa.string()))
-    names = [*kept, *prediction_schema(scorer.task, scorer.classes).names,
-             *(["model", "model_version"] if with_model else []), ERROR]
-    return pa.RecordBatch.from_arrays(arrays, names=names)
+    return pa.RecordBatch.from_arrays(arrays, names=schema.names)
 
 
 def _spread(values: np.ndarray, rows: np.ndarray, n: int, kind: pa.DataType) -> pa.Array:
