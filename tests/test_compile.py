@@ -449,3 +449,40 @@ def test_batches_smaller_than_the_kernel_minimum_use_onnx_runtime(forest_artifac
     out = scorer.predict(few).output.probabilities
     assert scorer.runtime._split is False  # never looked for
     assert np.abs(out - model.predict_proba(few)).max() <= GATE
+
+
+def test_the_kernel_routes_nan_as_the_model_does(tmp_path, data):
+    import lightgbm
+
+    df, X, y = data
+    numeric = X.select_dtypes("number").copy()
+    numeric.iloc[::7, 0] = np.nan  # LightGBM learns a side for missing values per node
+    numeric.iloc[::5, 1] = np.nan
+    target = numeric.iloc[:, 2].fillna(0) / 100 + (y == y.iloc[0])
+    model = lightgbm.LGBMRegressor(n_estimators=40, verbose=-1).fit(numeric, target)
+    path, m = _package(tmp_path, model, numeric, name="nan_routing")
+    assert m["compiled"]["status"] == "passed", m["compiled"]
+    scorer = scorehouse.load(path, trust=True)
+    out = scorer.predict(numeric).output.values
+    assert scorer.runtime._split and scorer.runtime._split.trees.any_missing
+    np.testing.assert_allclose(out, model.predict(numeric), rtol=GATE, atol=GATE)
+    filled = numeric.fillna(0.5)  # no NaN: the plain walk
+    np.testing.assert_allclose(scorer.predict(filled).output.values, model.predict(filled),
+                               rtol=GATE, atol=GATE)
+
+
+def test_node_thresholds_decide_as_the_models_comparison_for_float32_rows():
+    from scorehouse.runtime.trees import _records
+
+    rng = np.random.default_rng(1)
+    t = np.concatenate([rng.normal(size=2000) * 10.0 ** rng.integers(-30, 30, 2000),
+                        [0.0, -0.0, 1e300, -1e300, 3.4028235e38, 1e-45, np.inf]])
+    with np.errstate(over="ignore"):  # beyond float32's range: the infinities
+        x32 = t.astype(np.float32)
+        x = np.concatenate([x32, np.nextafter(x32, np.float32(np.inf)),
+                            np.nextafter(x32, np.float32(-np.inf))]).astype(np.float64)
+    for strict in (False, True):
+        n64, n32 = _records(np.zeros(len(t), np.int64), t, np.zeros(2 * len(t), np.int32), strict)
+        want = x[:, None] < t if strict else x[:, None] <= t
+        assert ((x[:, None] <= n64["t"]) == want).all()
+        assert ((x.astype(np.float32)[:, None] <= n32["t"]) == want).all()
