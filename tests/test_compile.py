@@ -486,3 +486,70 @@ def test_node_thresholds_decide_as_the_models_comparison_for_float32_rows():
         want = x[:, None] < t if strict else x[:, None] <= t
         assert ((x[:, None] <= n64["t"]) == want).all()
         assert ((x.astype(np.float32)[:, None] <= n32["t"]) == want).all()
+
+
+def _cached_files():
+    from scorehouse.config import home
+
+    return sorted((home() / "cache" / "trees").glob("*.npz"))
+
+
+def test_the_checked_cut_is_kept_on_disk_and_used_by_the_next_process(forest_artifact, data,
+                                                                      monkeypatch):
+    import scorehouse.runtime.tree_cache as tree_cache
+
+    path, model = forest_artifact
+    first = scorehouse.load(path, trust=True)
+    want = first.predict(data[1]).output.probabilities
+    assert first.runtime._split is not None and len(_cached_files()) == 1
+
+    def no_cutting(model_bytes):
+        raise AssertionError("the graph was cut again")
+
+    monkeypatch.setattr(tree_cache, "split", no_cutting)
+    second = scorehouse.load(path, trust=True)
+    got = second.predict(data[1]).output.probabilities
+    assert second.runtime._split is not None and second.runtime._split.checked
+    assert np.array_equal(got, want)
+
+
+def test_a_damaged_cache_file_is_computed_again(forest_artifact, data):
+    path, model = forest_artifact
+    scorehouse.load(path, trust=True).runtime.prepare()
+    (cached,) = _cached_files()
+    cached.write_bytes(b"not a numpy file")
+    scorer = scorehouse.load(path, trust=True)
+    out = scorer.predict(data[1]).output.probabilities
+    assert scorer.runtime._split is not None
+    assert np.abs(out - model.predict_proba(data[1])).max() <= GATE
+    from scorehouse.runtime.tree_cache import _read
+
+    assert _read(cached).checked  # replaced by a good one
+
+
+def test_a_declined_graph_is_remembered(tmp_path, data, monkeypatch):
+    import lightgbm
+
+    import scorehouse.runtime.tree_cache as tree_cache
+
+    df, X, y = data
+    model = Pipeline([("f", _pre(X)), ("m", lightgbm.LGBMClassifier(
+        n_estimators=20, verbose=-1))]).fit(X, y)
+    path, _ = _package(tmp_path, model, X, name="boosted")
+    scorehouse.load(path, trust=True).runtime.prepare()
+    assert len(_cached_files()) == 1  # no cut (a sigmoid follows the trees), remembered
+
+    def no_cutting(model_bytes):
+        raise AssertionError("the graph was cut again")
+
+    monkeypatch.setattr(tree_cache, "split", no_cutting)
+    again = scorehouse.load(path, trust=True)
+    again.runtime.prepare()
+    assert again.runtime._split is None
+
+
+def test_the_cache_can_be_turned_off(forest_artifact, data, monkeypatch):
+    monkeypatch.setenv("SCOREHOUSE_TREE_CACHE", "0")
+    scorer = scorehouse.load(forest_artifact[0], trust=True)
+    scorer.runtime.prepare()
+    assert scorer.runtime._split is not None and _cached_files() == []

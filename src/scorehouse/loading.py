@@ -5,10 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from . import artifact as artifact_io
 from .errors import ScorehouseError
-from .registry import Registry, parse
+from .registry.refs import parse
 from .scorer import Scorer
+
+if TYPE_CHECKING:  # the registry's SQL stack only when a reference needs it
+    from .registry import Registry
 
 
 def is_path(ref: str | os.PathLike) -> bool:
@@ -35,5 +40,7 @@ def load(ref: str | os.PathLike, *, registry: Registry | None = None, runtime: s
     if is_path(ref):
         art = artifact_io.read(ref, trust=trust, key=key)
         return Scorer(art, runtime=runtime, ref=str(ref))
+    from .registry import Registry
+
     reg = registry or Registry()
     return reg.load(str(ref), runtime=runtime, key=key)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas only for fingerprints, at packaging: loading an artifact needs none
+    import pandas as pd
 
 
 def sha256(data: bytes) -> str:
@@ -14,6 +16,8 @@ def sha256(data: bytes) -> str:
 
 def fingerprint_frame(frame: pd.DataFrame) -> str:
     """A sha256 that changes when any value, column name, dtype or row order changes."""
+    import pandas as pd
+
     h = hashlib.sha256()
     h.update(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
     h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())

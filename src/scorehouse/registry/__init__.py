@@ -1,8 +1,28 @@
 """The registry: model metadata in SQL (SQLite or PostgreSQL), artifact files in a store."""
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from .refs import ACTIVE_ALIAS, LATEST, Ref, parse
-from .registry import Event, ModelVersion, Registry
-from .store import ArtifactStore
+
+if TYPE_CHECKING:
+    from .registry import Event, ModelVersion, Registry
+    from .store import ArtifactStore
 
 __all__ = ["Registry", "ModelVersion", "Event", "ArtifactStore", "Ref", "parse",
            "ACTIVE_ALIAS", "LATEST"]
+
+# SQLAlchemy and Alembic load on first use: reading a reference needs neither.
+_LAZY = {"Registry": ".registry", "ModelVersion": ".registry", "Event": ".registry",
+         "ArtifactStore": ".store"}
+
+
+def __getattr__(name: str):
+    """The registry's classes, imported on first use."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

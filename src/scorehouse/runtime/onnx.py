@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import ModelError
 from .base import Output, Runtime, binary_proba
-from .trees import MIN_ROWS, SplitGraph, split
+from .trees import MIN_ROWS, SplitGraph
 
 _NUMPY = {"tensor(float)": np.float32, "tensor(double)": np.float64,
           "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(string)": object,
@@ -135,7 +135,9 @@ class OnnxRuntime(Runtime):
 
     def prepare(self) -> None:
         """Cut the graph and compile the tree kernel now rather than on the first batch."""
-        self._tree_kernel()
+        cut = self._tree_kernel()
+        if cut is not None:
+            cut.trees.warm()
 
     def _tree_kernel(self) -> SplitGraph | None:
         with self._chunk_lock:
@@ -149,8 +151,9 @@ class OnnxRuntime(Runtime):
         if self.task != "regression" and self._fetch is None:
             return None  # outputs beyond the probabilities: the kernel makes only those
         try:
-            cut = split(self._model_bytes)
-            return cut if cut is not None and cut.check(session) else None
+            from .tree_cache import checked_split
+
+            return checked_split(self._model_bytes, session)
         except ImportError:  # numba missing: ONNX Runtime alone is correct, only slower
             return None
 

@@ -78,6 +78,11 @@ class Trees:
         s = out[:, 0]
         return np.column_stack([1.0 - s if self.positive else -s, s])
 
+    def warm(self) -> None:
+        """Load (or compile) the walk that float32 rows take, so no batch waits for it."""
+        width = int(self.nodes32["f"].max()) + 1 if len(self.nodes32) else 1
+        self.predict(np.zeros((1, width), np.float32))
+
 
 def _narrowest(X: np.ndarray) -> np.ndarray:
     """X as float32 when that loses nothing (half the memory traffic), else float64.
