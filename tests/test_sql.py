@@ -97,6 +97,56 @@ def test_bad_input_is_a_clear_sql_error_and_bad_rows_are_kept_in_the_set(db, reg
         assert len(out) == 200 and set(bad) == {3, 7} and "column 'region'" in bad[3]
 
 
+def test_the_typed_set_function_scores_every_row_in_batches_like_the_native_model(
+        db, registry, native):
+    install(db, ["churn@production"], registry=registry)
+    keys = ['plain', 'with "quotes"', "back\\slash", "comma, {brace}", "NULL", " padded ",
+            "ünïcode"]
+    with psycopg.connect(db, autocommit=True) as conn:
+        # Columns the model does not read (an array, JSON, a text key) ride along unread.
+        conn.execute("ALTER TABLE customers ADD COLUMN tags int[], ADD COLUMN meta jsonb, "
+                     "ADD COLUMN name text")
+        conn.execute("UPDATE customers SET tags = ARRAY[id, id], meta = '{\"a\": 1}', "
+                     "name = 'c' || id")
+        for i, k in enumerate(keys):
+            conn.execute("UPDATE customers SET name = %s WHERE id = %s", [k, i])
+        conn.execute("UPDATE customers SET name = NULL WHERE id = 150")
+        got = conn.execute("SELECT key, label, probability_no, probability_yes, model_version, "
+                           "error FROM scorehouse.score_churn_query("
+                           "'SELECT * FROM customers ORDER BY id;', 'name', 7)").fetchall()
+        ids = conn.execute("SELECT name, id FROM customers").fetchall()
+    assert len(got) == 200 and all(r[5] is None and r[4] == 1 for r in got)
+    by_name = dict(ids)
+    assert {r[0] for r in got} == set(by_name)  # every key back as it was, NULL included
+    for key, label, p_no, p_yes, _, _ in got:
+        assert p_yes == pytest.approx(native[by_name[key]], abs=TOL)
+        assert p_no + p_yes == pytest.approx(1.0) and label in ("yes", "no")
+    assert set(keys) <= {r[0] for r in got}
+
+
+def test_the_typed_set_function_keeps_refused_rows_and_names_its_errors(db, registry):
+    install(db, ["churn@production"], registry=registry)
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("UPDATE customers SET region = NULL WHERE id IN (3, 7)")
+        out = conn.execute("SELECT key::int, label, probability_yes, error FROM "
+                           "scorehouse.score_churn_query('SELECT * FROM customers', 'id', 50)"
+                           ).fetchall()
+        assert len(out) == 200
+        bad = {k: (label, p, e) for k, label, p, e in out if e is not None}
+        assert set(bad) == {3, 7} and bad[3][:2] == (None, None) and "column 'region'" in bad[3][2]
+        assert conn.execute("SELECT count(*) FROM scorehouse.score_churn_query("
+                            "'SELECT * FROM customers WHERE false', 'id')").fetchone()[0] == 0
+        with pytest.raises(psycopg.errors.UndefinedColumn, match="no column 'nope'"):
+            conn.execute("SELECT * FROM scorehouse.score_churn_query("
+                         "'SELECT * FROM customers', 'nope')")
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="batch_rows"):
+            conn.execute("SELECT * FROM scorehouse.score_churn_query("
+                         "'SELECT * FROM customers', 'id', 0)")
+        with pytest.raises(psycopg.errors.AmbiguousColumn, match="'region'"):
+            conn.execute("SELECT * FROM scorehouse.score_churn_query("
+                         "'SELECT c.*, c.region FROM customers c', 'id')")
+
+
 def test_sync_moves_the_next_call_to_the_new_version_without_reconnecting(db, registry):
     install(db, ["churn@production"], registry=registry)
     q = "SELECT scorehouse.score('churn', row_to_json(c)::jsonb) FROM customers c WHERE id = 0"
@@ -127,6 +177,9 @@ def test_install_needs_a_superuser_and_grants_only_execute(db, registry, pg_serv
             got = conn.execute("SELECT scorehouse.score('churn', row_to_json(c)::jsonb) FROM "
                                "customers c WHERE id = 1")
             assert got.fetchone()[0]["label"] in ("yes", "no")
+            many = conn.execute("SELECT count(*) FROM scorehouse.score_churn_query("
+                                "'SELECT * FROM customers', 'id')")
+            assert many.fetchone()[0] == 200
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute("CREATE FUNCTION scorehouse.x() RETURNS int LANGUAGE sql "
                              "AS 'SELECT 1'")

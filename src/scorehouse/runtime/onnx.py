@@ -164,10 +164,13 @@ class OnnxRuntime(Runtime):
         # thread-safe and releases the GIL), keeps every core busy all along. Rows are
         # computed independently, so the output is the same as one run's.
         chunk_session = self._single_threaded_session()
-        starts = range(0, n, CHUNK_ROWS)
+        # Equal chunks, as many per thread, of at most CHUNK_ROWS: no thread idles at the end.
+        per_round = self.workers * CHUNK_ROWS
+        size = -(-n // (self.workers * -(-n // per_round)))
+        starts = range(0, n, size)
 
         def score(start: int) -> Output:
-            stop = min(start + CHUNK_ROWS, n)
+            stop = min(start + size, n)
             part = {name: values[start:stop] for name, values in columns.items()}
             return self._run_batch(chunk_session, self._feed(part, stop - start), stop - start)
 

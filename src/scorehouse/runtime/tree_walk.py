@@ -14,8 +14,9 @@ def _walker(missing: bool):  # noqa: ANN202 - a numba dispatcher
         """Add each tree's leaf values for every row of X to `out`, `block` rows at a time.
 
         `nodes` holds one 16-byte record per node (threshold t, feature f, children l for
-        x <= t and r), so a step reads one cache line; `nan_left[k]`: NaN goes to l. Trees are walked two at a time:
-        twice the independent loads in flight per row, which is what a walk waits on.
+        x <= t and r), so a step reads one cache line; `nan_left[k]`: NaN goes to l. Trees
+        are walked two at a time: twice the independent loads in flight per row, which is
+        what a walk waits on.
         """
         n = X.shape[0]
         width = leaf_values.shape[1]

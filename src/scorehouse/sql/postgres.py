@@ -16,6 +16,7 @@ from ..errors import NotFoundError, ScorehouseError
 from ..registry import Registry, parse
 from ..scorer import Scorer, output_columns
 from .embedded import function_name
+from .plpython import TYPED_BATCH
 
 #: Schema column type -> SQL type of the typed function's arguments.
 ARG_TYPES = {"integer": "bigint", "number": "double precision", "boolean": "boolean",
@@ -127,15 +128,16 @@ def _generic_functions(conn: Any, schema: str) -> list[Any]:
             sql.SQL("{}.score_query(text, text, text)").format(s)]
 
 
-def _typed_function(conn: Any, schema: str, scorer: Scorer) -> Any:
+def _typed_functions(conn: Any, schema: str, scorer: Scorer) -> list[Any]:
+    """`score_<model>(col, ...)` for one row and `score_<model>_query(query, key)` for many."""
     from psycopg import sql
 
     s, name = _ident(schema), scorer.name
     fn = function_name(name)
     result_type = sql.SQL("{}.{}").format(s, _ident(f"{fn}_result"))
-    fields = [sql.SQL("{} {}").format(_ident(c), sql.SQL(
-        "text" if c == "label" else "double precision"))
-        for c in output_columns(scorer.task, scorer.classes)]
+    outputs = output_columns(scorer.task, scorer.classes)
+    sql_types = {c: "text" if c == "label" else "double precision" for c in outputs}
+    fields = [sql.SQL("{} {}").format(_ident(c), sql.SQL(t)) for c, t in sql_types.items()]
     fields.append(sql.SQL("model_version integer"))
     args = [sql.SQL("{} {}").format(_ident(c.name), sql.SQL(ARG_TYPES.get(c.type, "text")))
             for c in scorer.schema.columns]
@@ -152,7 +154,47 @@ def _typed_function(conn: Any, schema: str, scorer: Scorer) -> Any:
         f"return _sh.score_typed(plpy, GD, '\"{lit}\"', {name!r}, _args)\n")
     signature = sql.SQL("{}.{}({})").format(s, _ident(fn), sql.SQL(", ").join(args))
     _function(conn, signature, result_type.as_string(conn), body)
-    return sql.SQL("{}.{}({})").format(s, _ident(fn), arg_types)
+    return [sql.SQL("{}.{}({})").format(s, _ident(fn), arg_types),
+            *_query_functions(conn, schema, name, sql_types)]
+
+
+def _query_functions(conn: Any, schema: str, model: str, sql_types: dict[str, str]
+                     ) -> list[Any]:
+    """`score_<model>_query(query, key, batch_rows)`: typed rows out, set-based.
+
+    A PL/Python function yields each batch's columns as array literals and a SQL function
+    unnests them, so no value goes through PL/Python's per-value conversion on the way out.
+    Both run as the caller, whose query they run.
+    """
+    from psycopg import sql
+
+    s, fn = _ident(schema), function_name(model)
+    batches, query = _ident(f"_{fn}_batches"), _ident(f"{fn}_query")
+    lit = schema.replace('"', '""').replace("'", "''")
+    arrays = [sql.SQL("{} text").format(_ident(f"_{c}")) for c in ("key", *sql_types, "error")]
+    conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}.{}(text, text, integer)").format(s, query))
+    conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}.{}(text, text, integer)").format(s, batches))
+    _function(conn, sql.SQL("{}.{}(query text, key text, batch_rows integer)").format(s, batches),
+              sql.SQL("TABLE(_version integer, {})").format(sql.SQL(", ").join(arrays))
+              .as_string(conn),
+              _prelude(schema) + f"return _sh.score_batches(plpy, GD, '\"{lit}\"', {model!r}, "
+              "query, key, batch_rows)\n", definer=False)
+    typed = {"key": "text", **sql_types, "error": "text"}
+    unnest = sql.SQL(", ").join(sql.SQL("b.{}::{}[]").format(_ident(f"_{c}"), sql.SQL(t))
+                                for c, t in typed.items())
+    out = sql.SQL(", ").join(sql.SQL("u.{}").format(_ident(c)) for c in ("key", *sql_types))
+    columns = sql.SQL(", ").join(sql.SQL("{} {}").format(_ident(c), sql.SQL(t))
+                                 for c, t in typed.items() if c != "error")
+    body = sql.SQL("SELECT {out}, b._version, u.error FROM {s}.{batches}(query, key, "
+                   "batch_rows) b, unnest({unnest}) AS u({names})").format(
+        out=out, s=s, batches=batches, unnest=unnest,
+        names=sql.SQL(", ").join(_ident(c) for c in typed))
+    conn.execute(sql.SQL(
+        "CREATE FUNCTION {}.{}(query text, key text, batch_rows integer DEFAULT {}) "
+        "RETURNS TABLE({}, model_version integer, error text) LANGUAGE sql SECURITY INVOKER "
+        "AS {}").format(s, query, sql.Literal(TYPED_BATCH), columns,
+                        sql.Literal(body.as_string(conn))))
+    return [sql.SQL("{}.{}(text, text, integer)").format(s, f) for f in (batches, query)]
 
 
 def _store(conn: Any, schema: str, scorer: Scorer, ref: str, data: bytes) -> bool:
@@ -191,7 +233,7 @@ def install(url: str, refs: list[str], *, registry: Registry, schema: str = "sco
         for ref in refs:
             scorer, data = _resolve(registry, ref)
             changed = _store(conn, schema, scorer, ref, data)
-            functions.append(_typed_function(conn, schema, scorer))
+            functions.extend(_typed_functions(conn, schema, scorer))
             done.append(Installed(scorer.name, ref, scorer.version,
                                   scorer.artifact.manifest_sha256, changed))
         for f in functions:
