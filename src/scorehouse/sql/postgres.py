@@ -164,7 +164,9 @@ def _query_functions(conn: Any, schema: str, model: str, sql_types: dict[str, st
 
     A PL/Python function yields each batch's columns as array literals and a SQL function
     unnests them, so no value goes through PL/Python's per-value conversion on the way out.
-    Both run as the caller, whose query they run.
+    Both run as the caller, whose query they run. The SQL function is STABLE so that the
+    planner inlines it into the calling query (no second copy of every row); the PL/Python
+    one it calls stays VOLATILE.
     """
     from psycopg import sql
 
@@ -191,8 +193,8 @@ def _query_functions(conn: Any, schema: str, model: str, sql_types: dict[str, st
         names=sql.SQL(", ").join(_ident(c) for c in typed))
     conn.execute(sql.SQL(
         "CREATE FUNCTION {}.{}(query text, key text, batch_rows integer DEFAULT {}) "
-        "RETURNS TABLE({}, model_version integer, error text) LANGUAGE sql SECURITY INVOKER "
-        "AS {}").format(s, query, sql.Literal(TYPED_BATCH), columns,
+        "RETURNS TABLE({}, model_version integer, error text) LANGUAGE sql STABLE "
+        "SECURITY INVOKER AS {}").format(s, query, sql.Literal(TYPED_BATCH), columns,
                         sql.Literal(body.as_string(conn))))
     return [sql.SQL("{}.{}(text, text, integer)").format(s, f) for f in (batches, query)]
 
