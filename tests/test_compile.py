@@ -301,7 +301,8 @@ def test_large_batches_split_into_parallel_chunks_score_exactly_like_one_run(
     one_run = scorer.predict(table)
     columns = validate_batch(scorer.schema, table).columns
     graph_labels = scorer.runtime.session.run(["label"], scorer.runtime._feed(columns, 2000))[0]
-    # Shrink the chunks so 2,000 rows make 8 chunks (the last one short) on two threads.
+    # Shrink the chunks so 2,000 rows make 8 equal chunks (2 rounds of 2 threads x 256 rows
+    # at most) on two threads.
     monkeypatch.setattr(onnx_mod, "CHUNK_ROWS", 256)
     monkeypatch.setattr(onnx_mod, "PARALLEL_MIN_ROWS", 1000)
     scorer.runtime.workers = 2
@@ -319,7 +320,7 @@ def test_large_batches_split_into_parallel_chunks_score_exactly_like_one_run(
 
     scorer.runtime._prefix[1] = Spy()
     chunked = scorer.predict(table)
-    assert sorted(runs) == [208] + [256] * 7
+    assert sorted(runs) == [250] * 8
     assert chunk_prefix.get_session_options().intra_op_num_threads == 1
     assert np.array_equal(chunked.output.probabilities, one_run.output.probabilities)
     assert chunked.output.labels.tolist() == one_run.output.labels.tolist() \

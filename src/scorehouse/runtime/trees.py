@@ -24,7 +24,7 @@ log = logging.getLogger("scorehouse.runtime")
 
 #: Rows walked together through one tree: enough for many independent walks in flight,
 #: few enough that their feature rows stay in cache.
-BLOCK = 4096
+BLOCK = 1024
 #: Batches from this size up use the kernel; a single row is faster through ORT itself.
 MIN_ROWS = 16
 #: How far the kernel may drift from ONNX Runtime, whose outputs are float32 (relative for
