@@ -301,8 +301,8 @@ def test_large_batches_split_into_parallel_chunks_score_exactly_like_one_run(
     one_run = scorer.predict(table)
     columns = validate_batch(scorer.schema, table).columns
     graph_labels = scorer.runtime.session.run(["label"], scorer.runtime._feed(columns, 2000))[0]
-    # Shrink the chunks so 2,000 rows make 8 equal chunks (2 rounds of 2 threads x 256 rows
-    # at most) on two threads.
+    # Shrink the chunks so 2,000 rows make 8 equal chunks of at most 256 rows (4 rounds of
+    # two threads).
     monkeypatch.setattr(onnx_mod, "CHUNK_ROWS", 256)
     monkeypatch.setattr(onnx_mod, "PARALLEL_MIN_ROWS", 1000)
     scorer.runtime.workers = 2
