@@ -62,16 +62,20 @@ def free_port() -> int:
 
 
 def wait_ready(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
+    """Until 20 readiness probes in a row, each on a new connection, say ready: with several
+    workers, one answering ready says nothing of the others."""
     deadline = time.time() + seconds
+    in_a_row = 0
     while time.time() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
         try:
-            if httpx.get(url).status_code == 200:
-                return
+            in_a_row = in_a_row + 1 if httpx.get(url).status_code == 200 else 0
         except httpx.TransportError:
-            pass
-        time.sleep(0.1)
+            in_a_row = 0
+        if in_a_row >= 20:
+            return
+        time.sleep(0.05 if in_a_row else 0.1)
     raise SystemExit(f"{url} never became ready")
 
 
