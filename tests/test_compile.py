@@ -554,3 +554,18 @@ def test_the_cache_can_be_turned_off(forest_artifact, data, monkeypatch):
     scorer = scorehouse.load(forest_artifact[0], trust=True)
     scorer.runtime.prepare()
     assert scorer.runtime._split is not None and _cached_files() == []
+
+
+def test_the_compiled_walk_is_reused_from_disk_by_the_next_process():
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from scorehouse.runtime.tree_walk import walk; "
+            "from scorehouse.runtime.trees import NODE32; nodes = np.zeros(1, NODE32); "
+            "walk(np.zeros((2, 1), np.float32), nodes, np.zeros(1, bool), np.zeros(1, np.int32), "
+            "np.zeros(1, np.int32), np.ones((1, 1)), np.zeros((2, 1)), 1024); "
+            "print(sum(walk.stats.cache_hits.values()), sum(walk.stats.cache_misses.values()))")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    second = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                            text=True).stdout.split()
+    assert second == ["1", "0"], second  # loaded, not compiled again

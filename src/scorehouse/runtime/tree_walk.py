@@ -11,16 +11,22 @@ import numpy as np
 LANES = 4
 
 
-def _walker(missing: bool):  # noqa: ANN202 - a numba dispatcher
-    """The walk, compiled with or without NaN routing (`missing` is a constant to numba)."""
+@numba.njit(inline="always")
+def _step(X, row, nodes, nan_left, k, missing):  # pragma: no cover - compiled
+    """The node after node k for row `row` (`missing` is a constant where it is inlined)."""
+    nd = nodes[k]
+    x = X[row, nd.f]
+    if missing:  # a branch per step: its own compiled walk
+        return nd.l if x <= nd.t or (x != x and nan_left[k]) else nd.r
+    return nd.l if x <= nd.t else nd.r
 
-    @numba.njit(inline="always")
-    def step(X, row, nodes, nan_left, k):  # pragma: no cover - compiled
-        nd = nodes[k]
-        x = X[row, nd.f]
-        if missing:  # a branch per step: its own compiled walk
-            return nd.l if x <= nd.t or (x != x and nan_left[k]) else nd.r
-        return nd.l if x <= nd.t else nd.r
+
+def _walker(missing: bool):  # noqa: ANN202 - a numba dispatcher
+    """The walk, compiled with or without NaN routing (`missing` is a constant to numba).
+
+    The closure holds only that bool: numba keys its on-disk cache by the closure's
+    values, and a jitted function there would give every process a new key.
+    """
 
     @numba.njit(nogil=True, cache=True)
     def walk(X, nodes, nan_left, roots, depths, leaf_values, out, block):  # pragma: no cover
@@ -50,10 +56,10 @@ def _walker(missing: bool):  # noqa: ANN202 - a numba dispatcher
                 for _ in range(depth):
                     for j in range(m):
                         row = start + j
-                        a[j] = step(X, row, nodes, nan_left, a[j])
-                        b[j] = step(X, row, nodes, nan_left, b[j])
-                        c[j] = step(X, row, nodes, nan_left, c[j])
-                        d[j] = step(X, row, nodes, nan_left, d[j])
+                        a[j] = _step(X, row, nodes, nan_left, a[j], missing)
+                        b[j] = _step(X, row, nodes, nan_left, b[j], missing)
+                        c[j] = _step(X, row, nodes, nan_left, c[j], missing)
+                        d[j] = _step(X, row, nodes, nan_left, d[j], missing)
                 for j in range(m):
                     # In tree order: the same sum as walking the trees one by one.
                     for k in range(width):
