@@ -91,7 +91,8 @@ def _narrowest(X: np.ndarray) -> np.ndarray:
     same; inputs rounded to float32 (as scikit-learn trees compare them) always qualify.
     """
     X = np.ascontiguousarray(X, dtype=np.float64)
-    narrow = X.astype(np.float32)
+    with np.errstate(over="ignore"):  # beyond float32's range: not equal, so stays float64
+        narrow = X.astype(np.float32)
     return narrow if np.array_equal(narrow, X, equal_nan=True) else X
 
 
@@ -114,7 +115,9 @@ class SplitGraph:
             probes = [probe, np.nan_to_num(probe, nan=0.5)] if self.trees.any_missing else [probe]
             # Every compiled walk: float64 rows and rows float32 holds; with NaN routing
             # and without, where the model routes NaN.
-            for X in [x for p in probes for x in (p, p.astype(np.float32).astype(np.float64))]:
+            with np.errstate(over="ignore"):  # thresholds beyond float32's range
+                rounded = [p.astype(np.float32).astype(np.float64) for p in probes]
+            for X in [x for pair in zip(probes, rounded, strict=True) for x in pair]:
                 got = self.trees.predict(X)
                 want = suffix.run([self.output], {"X": X})[0]
                 want = np.asarray(want, np.float64).reshape(got.shape)
@@ -319,6 +322,7 @@ def _probe(trees: Trees, rows: int = 512) -> np.ndarray:
         cuts = threshold[inner & (feature == f)]
         if len(cuts):
             pick = rng.choice(cuts, rows)
-            X[:, f] = pick + rng.choice([-1e-9, 0.0, 1e-9], rows) * np.maximum(1.0, np.abs(pick))
+            with np.errstate(over="ignore"):  # thresholds near the float64 maximum
+                X[:, f] = pick + rng.choice([-1e-9, 0.0, 1e-9], rows) * np.maximum(1.0, np.abs(pick))
     X[rng.random(X.shape) < 0.05] = np.nan
     return X
