@@ -115,10 +115,8 @@ def _with_kept_types(schema: pa.Schema, batch: pa.RecordBatch, keep: list[str]) 
 def _prediction_arrays(result: Result, schema: pa.Schema) -> list[pa.Array]:
     arrays = []
     for name, values in result.columns().items():
-        kind = schema.field(name).type
-        if name == "label" and values.dtype == object:
-            values = [v.item() if isinstance(v, np.generic) else v for v in values]
-        arrays.append(pa.array(values, kind, from_pandas=True))
+        # pyarrow reads NumPy scalars inside object arrays (labels) as their Python values.
+        arrays.append(pa.array(values, schema.field(name).type, from_pandas=True))
     return arrays
 
 
