@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import ModelError
 from .base import Output, Runtime, binary_proba
+from .tree_cache import checked_split
 from .trees import MIN_ROWS, SplitGraph
 
 _NUMPY = {"tensor(float)": np.float32, "tensor(double)": np.float64,
@@ -151,8 +152,6 @@ class OnnxRuntime(Runtime):
         if self.task != "regression" and self._fetch is None:
             return None  # outputs beyond the probabilities: the kernel makes only those
         try:
-            from .tree_cache import checked_split
-
             return checked_split(self._model_bytes, session)
         except ImportError:  # numba missing: ONNX Runtime alone is correct, only slower
             return None
@@ -165,8 +164,8 @@ class OnnxRuntime(Runtime):
         # computed independently, so the output is the same as one run's.
         chunk_session = self._single_threaded_session()
         # Equal chunks, as many per thread, of at most CHUNK_ROWS: no thread idles at the end.
-        per_round = self.workers * CHUNK_ROWS
-        size = -(-n // (self.workers * -(-n // per_round)))
+        rounds = math.ceil(n / (self.workers * CHUNK_ROWS))
+        size = math.ceil(n / (self.workers * rounds))
         starts = range(0, n, size)
 
         def score(start: int) -> Output:
