@@ -147,6 +147,19 @@ def test_the_typed_set_function_keeps_refused_rows_and_names_its_errors(db, regi
                          "'SELECT c.*, c.region FROM customers c', 'id')")
 
 
+def test_a_schema_name_with_quotes_works_everywhere(db, registry, native):
+    schema = 'it\'s "odd"'
+    install(db, ["churn@production"], registry=registry, schema=schema)
+    s = '"' + schema.replace('"', '""') + '"'
+    with psycopg.connect(db, autocommit=True) as conn:
+        one = conn.execute(f"SELECT {s}.score('churn', row_to_json(c)::jsonb) FROM customers c "
+                           "WHERE id = 0").fetchone()[0]
+        assert one["probabilities"]["yes"] == pytest.approx(native[0], abs=TOL)
+        many = conn.execute(f"SELECT key::int, probability_yes FROM {s}.score_churn_query("
+                            "'SELECT * FROM customers', 'id') ORDER BY 1").fetchall()
+        np.testing.assert_allclose([p for _, p in many], native, atol=TOL)
+
+
 def test_sync_moves_the_next_call_to_the_new_version_without_reconnecting(db, registry):
     install(db, ["churn@production"], registry=registry)
     q = "SELECT scorehouse.score('churn', row_to_json(c)::jsonb) FROM customers c WHERE id = 0"

@@ -88,16 +88,21 @@ def _setup(conn: Any, schema: str, paths: list[str]) -> None:
 def _prelude(schema: str) -> str:
     # Every function body starts here: make scorehouse importable (once per connection),
     # then hand over to scorehouse.sql.plpython.
-    q = schema.replace('"', '""')
+    query = f"SELECT value FROM {_quoted(schema)}.config WHERE key = 'python_path'"
     return f'''
 if "scorehouse_ready" not in GD:
     import site
-    _q = 'SELECT value FROM "{q}".config WHERE key = \\'python_path\\''
+    _q = {query!r}
     for _p in plpy.execute(_q)[0]["value"].split("\\n"):
         site.addsitedir(_p)
     GD["scorehouse_ready"] = True
 from scorehouse.sql import plpython as _sh
 '''
+
+
+def _quoted(schema: str) -> str:
+    """The schema as a quoted SQL identifier, for the SQL that function bodies run."""
+    return '"' + schema.replace('"', '""') + '"'
 
 
 def _function(conn: Any, signature: Any, returns: str, body: str, definer: bool = True) -> None:
@@ -115,14 +120,14 @@ def _generic_functions(conn: Any, schema: str) -> list[Any]:
     from psycopg import sql
 
     s = _ident(schema)
-    lit = schema.replace('"', '""').replace("'", "''")
+    lit = repr(_quoted(schema))  # a Python literal in the function body
     score = sql.SQL("{}.score(model text, record jsonb)").format(s)
     _function(conn, score, "jsonb", _prelude(schema) +
-              f"return _sh.score_json(plpy, GD, '\"{lit}\"', model, record)\n")
+              f"return _sh.score_json(plpy, GD, {lit}, model, record)\n")
     conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}.score_query(text, text, text)").format(s))
     query = sql.SQL("{}.score_query(model text, query text, key text)").format(s)
     _function(conn, query, "TABLE(key text, prediction jsonb, error text)", _prelude(schema) +
-              f"return _sh.score_query(plpy, GD, '\"{lit}\"', model, query, key)\n",
+              f"return _sh.score_query(plpy, GD, {lit}, model, query, key)\n",
               definer=False)
     return [sql.SQL("{}.score(text, jsonb)").format(s),
             sql.SQL("{}.score_query(text, text, text)").format(s)]
@@ -148,10 +153,10 @@ def _typed_functions(conn: Any, schema: str, scorer: Scorer) -> list[Any]:
     conn.execute(sql.SQL("CREATE TYPE {} AS ({})").format(result_type,
                                                           sql.SQL(", ").join(fields)))
     names = ", ".join(repr(c.name) for c in scorer.schema.columns)
-    lit = schema.replace('"', '""').replace("'", "''")
+    lit = repr(_quoted(schema))  # a Python literal in the function body
     body = _prelude(schema) + (
         f"_args = dict(zip([{names}], args))\n"
-        f"return _sh.score_typed(plpy, GD, '\"{lit}\"', {name!r}, _args)\n")
+        f"return _sh.score_typed(plpy, GD, {lit}, {name!r}, _args)\n")
     signature = sql.SQL("{}.{}({})").format(s, _ident(fn), sql.SQL(", ").join(args))
     _function(conn, signature, result_type.as_string(conn), body)
     return [sql.SQL("{}.{}({})").format(s, _ident(fn), arg_types),
@@ -172,14 +177,14 @@ def _query_functions(conn: Any, schema: str, model: str, sql_types: dict[str, st
 
     s, fn = _ident(schema), function_name(model)
     batches, query = _ident(f"_{fn}_batches"), _ident(f"{fn}_query")
-    lit = schema.replace('"', '""').replace("'", "''")
+    lit = repr(_quoted(schema))  # a Python literal in the function body
     arrays = [sql.SQL("{} text").format(_ident(f"_{c}")) for c in ("key", *sql_types, "error")]
     conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}.{}(text, text, integer)").format(s, query))
     conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}.{}(text, text, integer)").format(s, batches))
     _function(conn, sql.SQL("{}.{}(query text, key text, batch_rows integer)").format(s, batches),
               sql.SQL("TABLE(_version integer, {})").format(sql.SQL(", ").join(arrays))
               .as_string(conn),
-              _prelude(schema) + f"return _sh.score_batches(plpy, GD, '\"{lit}\"', {model!r}, "
+              _prelude(schema) + f"return _sh.score_batches(plpy, GD, {lit}, {model!r}, "
               "query, key, batch_rows)\n", definer=False)
     typed = {"key": "text", **sql_types, "error": "text"}
     unnest = sql.SQL(", ").join(sql.SQL("b.{}::{}[]").format(_ident(f"_{c}"), sql.SQL(t))
