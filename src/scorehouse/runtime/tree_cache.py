@@ -29,7 +29,7 @@ log = logging.getLogger("scorehouse.runtime")
 CACHE_ENV = "SCOREHOUSE_TREE_CACHE"
 
 _ARRAYS = ("nodes64", "nodes32", "nan_left", "roots", "depths", "leaf_values", "base")
-_FLAGS = ("any_missing", "average", "binary", "positive")
+_FLAGS = ("average", "binary", "positive")
 
 
 def checked_split(model_bytes: bytes, session: Callable[[bytes], Any]) -> SplitGraph | None:

@@ -50,7 +50,6 @@ class Trees:
     nodes64: np.ndarray  # NODE64 records, for float64 rows
     nodes32: np.ndarray  # NODE32 records, for rows float32 holds exactly
     nan_left: np.ndarray  # bool, per node: NaN goes to l
-    any_missing: bool  # some node sends NaN to l
     roots: np.ndarray  # int32, per tree
     depths: np.ndarray  # int32, per tree
     leaf_values: np.ndarray  # float64 (nodes, outputs)
@@ -58,6 +57,11 @@ class Trees:
     average: bool  # regressor AVERAGE: divide the sum by the number of trees
     binary: bool = False  # a two-class model keeping one weight per leaf
     positive: bool = True  # binary weights all >= 0: P = [1 - s, s] (else [-s, s])
+
+    @property
+    def any_missing(self) -> bool:
+        """Some node sends NaN to l (else NaN takes r everywhere, as `x <= t` does)."""
+        return bool(self.nan_left.any())
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Scores of rows X (shape (n, features)): probabilities or values, float64."""
@@ -252,9 +256,8 @@ def _parse(op: str, attrs: dict[str, Any]) -> Trees | None:
     feature = np.where(leaf, 0, np.asarray(attrs["nodes_featureids"], np.int64))
     nodes64, nodes32 = _records(feature, threshold, children, strict=branches == {"BRANCH_LT"})
     return Trees(
-        nodes64=nodes64, nodes32=nodes32, nan_left=missing & ~leaf,
-        any_missing=bool((missing & ~leaf).any()),
-        roots=roots, depths=_depths(children, roots, leaf, np.searchsorted(trees, tree_ids)),
+        nodes64=nodes64, nodes32=nodes32, nan_left=missing & ~leaf, roots=roots,
+        depths=_depths(children, roots, leaf, np.searchsorted(trees, tree_ids)),
         leaf_values=leaf_values, base=base,
         average=not classifier and _text(attrs.get("aggregate_function", b"SUM")) == "AVERAGE",
         binary=binary, positive=bool(np.all(weights >= 0)))

@@ -124,16 +124,22 @@ def score_query(plpy: Any, gd: dict[str, Any], schema: str, model: str, query: s
         columns = {n: [r[n] for r in rows] for n in names}
         result = s.predict(pa.table({n: loose_array(v) for n, v in columns.items()}))
         answers = dict(zip(result.rows.tolist(), _json_rows(result), strict=True))
-        problems: dict[int, list[str]] = {}
-        for rej in result.rejects:
-            problems.setdefault(rej.row, []).append(rej.problem)
+        problems = _problems(result)
         for pos, k in enumerate(columns[key]):
             text = None if k is None else str(k)
             answer = answers.get(pos)
             if answer is not None:
                 yield text, answer, None
             else:
-                yield text, None, "; ".join(problems.get(pos, ["rejected"]))
+                yield text, None, problems.get(pos, "rejected")
+
+
+def _problems(result: Result) -> dict[int, str]:
+    """Each refused row's problems, joined: the `error` the set-based functions return."""
+    problems: dict[int, list[str]] = {}
+    for rej in result.rejects:
+        problems.setdefault(rej.row, []).append(rej.problem)
+    return {row: "; ".join(p) for row, p in problems.items()}
 
 
 def _json_rows(result: Result) -> list[str]:
@@ -192,10 +198,8 @@ def _scored_literals(s: Scorer, columns: Mapping[str, list[Any]], key: str) -> t
     if not result.rejects:  # unnest pads the shorter arrays with NULL
         out.append("{}")
         return (result.version, *out)
-    problems: dict[int, list[str]] = {}
-    for rej in result.rejects:
-        problems.setdefault(rej.row, []).append(rej.problem)
-    errors = pa.array([None if not m else "; ".join(problems.get(i, ["rejected"]))
+    problems = _problems(result)
+    errors = pa.array([problems.get(i, "rejected") if m else None
                        for i, m in enumerate(missing.tolist())], pa.string())
     out.append(_array_literal(errors))
     return (result.version, *out)
