@@ -147,6 +147,19 @@ def test_the_typed_set_function_keeps_refused_rows_and_names_its_errors(db, regi
                          "'SELECT c.*, c.region FROM customers c', 'id')")
 
 
+def test_the_typed_set_function_groups_batches_in_memory_without_touching_the_session(
+        db, registry):
+    install(db, ["churn@production"], registry=registry)
+    with psycopg.connect(db, autocommit=True) as conn:
+        before = conn.execute("SHOW work_mem").fetchone()[0]
+        # The query runs inside the function: its key shows the setting it was planned with.
+        keys = conn.execute("SELECT key FROM scorehouse.score_churn_query('SELECT *, "
+                            "current_setting(''work_mem'') || '':'' || id AS k FROM customers', "
+                            "'k', 64)").fetchall()
+        assert {k.split(":")[0] for (k,) in keys} == {"64MB"} and len(keys) == 200
+        assert conn.execute("SHOW work_mem").fetchone()[0] == before != "64MB"
+
+
 def test_a_schema_name_with_quotes_works_everywhere(db, registry, native):
     schema = 'it\'s "odd"'
     install(db, ["churn@production"], registry=registry, schema=schema)

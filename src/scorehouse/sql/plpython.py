@@ -190,7 +190,7 @@ def _scored_literals(s: Scorer, columns: Mapping[str, list[Any]], key: str) -> t
     result = s.predict(table)
     missing = np.ones(n, bool)  # rows without a prediction: rejected
     missing[result.rows] = False
-    out = [_array_literal(table.column(key))]
+    out = [_array_literal(table.column(key).combine_chunks())]
     for values in result.columns().values():
         full = np.empty(n, values.dtype)
         full[result.rows] = values
@@ -217,4 +217,7 @@ def _array_literal(values: pa.Array) -> str:
         text = pc.replace_substring(values, "\\", "\\\\")
         text = pc.replace_substring(text, '"', '\\"')
         text = pc.binary_join_element_wise('"', text, '"', "")
-    return "{" + ",".join(pc.fill_null(text, "NULL").to_pylist()) + "}"
+    text = pc.fill_null(text, "NULL")
+    # Joined by Arrow as one list of all the values: no Python string per value.
+    whole = pa.ListArray.from_arrays(pa.array([0, len(text)], pa.int32()), text)
+    return "{" + pc.binary_join(whole, ",")[0].as_py() + "}"

@@ -18,6 +18,11 @@ from ..scorer import Scorer, output_columns
 from .embedded import function_name
 from .plpython import TYPED_BATCH
 
+#: Set while `_score_<model>_batches` runs (restored after): the batches are grouped in
+#: memory (a hash of 50k-row arrays) instead of sorted on disk at the default 4MB, 0.03 s
+#: of 0.15 s fetching 100k rows. The caller's own session settings are left alone.
+BATCH_SETTINGS = "SET work_mem = '64MB'"
+
 #: Schema column type -> SQL type of the typed function's arguments.
 ARG_TYPES = {"integer": "bigint", "number": "double precision", "boolean": "boolean",
              "string": "text", "datetime": "timestamp"}
@@ -105,13 +110,16 @@ def _quoted(schema: str) -> str:
     return '"' + schema.replace('"', '""') + '"'
 
 
-def _function(conn: Any, signature: Any, returns: str, body: str, definer: bool = True) -> None:
+def _function(conn: Any, signature: Any, returns: str, body: str, definer: bool = True,
+              settings: str = "") -> None:
     from psycopg import sql
 
     # SECURITY DEFINER with a fixed search_path: callers need EXECUTE, not table rights.
     # A function that runs the caller's own SQL must run with the caller's rights instead.
     security = sql.SQL("SECURITY DEFINER SET search_path = pg_catalog, pg_temp" if definer
                        else "SECURITY INVOKER")
+    if settings:  # SET clauses: in force while the function runs, restored after each call
+        security = sql.SQL("{} {}").format(security, sql.SQL(settings))
     conn.execute(sql.SQL("CREATE OR REPLACE FUNCTION {} RETURNS {} LANGUAGE plpython3u {} AS {}")
                  .format(signature, sql.SQL(returns), security, sql.Literal(body)))
 
@@ -185,17 +193,17 @@ def _query_functions(conn: Any, schema: str, model: str, sql_types: dict[str, st
               sql.SQL("TABLE(_version integer, {})").format(sql.SQL(", ").join(arrays))
               .as_string(conn),
               _prelude(schema) + f"return _sh.score_batches(plpy, GD, {lit}, {model!r}, "
-              "query, key, batch_rows)\n", definer=False)
+              "query, key, batch_rows)\n", definer=False, settings=BATCH_SETTINGS)
     typed = {"key": "text", **sql_types, "error": "text"}
-    unnest = sql.SQL(", ").join(sql.SQL("b.{}::{}[]").format(_ident(f"_{c}"), sql.SQL(t))
-                                for c, t in typed.items())
-    out = sql.SQL(", ").join(sql.SQL("u.{}").format(_ident(c)) for c in ("key", *sql_types))
+    # unnest in the select list: the arrays are walked in step (the shorter padded with
+    # NULL, as the empty errors array is), and no per-array tuplestore is built.
+    out = [sql.SQL("unnest(b.{}::{}[]) AS {}").format(_ident(f"_{c}"), sql.SQL(t), _ident(c))
+           for c, t in typed.items()]
     columns = sql.SQL(", ").join(sql.SQL("{} {}").format(_ident(c), sql.SQL(t))
                                  for c, t in typed.items() if c != "error")
-    body = sql.SQL("SELECT {out}, b._version, u.error FROM {s}.{batches}(query, key, "
-                   "batch_rows) b, unnest({unnest}) AS u({names})").format(
-        out=out, s=s, batches=batches, unnest=unnest,
-        names=sql.SQL(", ").join(_ident(c) for c in typed))
+    body = sql.SQL("SELECT {out}, b._version AS model_version, {error} FROM {s}.{batches}("
+                   "query, key, batch_rows) b").format(
+        out=sql.SQL(", ").join(out[:-1]), error=out[-1], s=s, batches=batches)
     conn.execute(sql.SQL(
         "CREATE FUNCTION {}.{}(query text, key text, batch_rows integer DEFAULT {}) "
         "RETURNS TABLE({}, model_version integer, error text) LANGUAGE sql STABLE "
