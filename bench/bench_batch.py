@@ -18,6 +18,10 @@ once, not every night.
 2. memory: peak RSS of `scorehouse score` on 10M rows vs on 1M rows (CSV in, CSV out).
    Goal: ratio <= 1.2.
 3. formats: Parquet in/out vs CSV in/out through `scorehouse score`, 1M rows. Goal: >= 2x.
+   For information, the formats' own cost in one process (IO_SCRIPT): reading the 1M-row
+   input through scorehouse's reader, and writing the scored output (loaded beforehand from
+   the Parquet run's output) through its writer, with no model: what the choice of format
+   saves, against what scoring costs in both runs.
 
 Run: python bench/bench_batch.py [--quick]   (--quick: 200k/2M rows, prints only)
 """
@@ -59,6 +63,21 @@ for j, c in enumerate(model.classes_):
     out[f"probability_{c}"] = p[:, j]
 out.to_csv(sys.argv[3], index=False)
 print(t1 - t0, t2 - t1, time.perf_counter() - t2)
+"""
+
+IO_SCRIPT = """
+import sys, time, pyarrow as pa, pyarrow.parquet as pq
+from scorehouse.batch.endpoints import open_input, open_output
+scored = pq.read_table(sys.argv[3])
+t0 = time.perf_counter()
+rows = sum(b.num_rows for b in open_input(sys.argv[1]).batches)
+t1 = time.perf_counter()
+sink = open_output(sys.argv[2])
+for batch in scored.to_batches(max_chunksize=49152):
+    sink.write(pa.Table.from_batches([batch]))
+sink.commit(scored.schema)
+assert rows == scored.num_rows, (rows, scored.num_rows)
+print(t1 - t0, time.perf_counter() - t1)
 """
 
 
@@ -144,11 +163,21 @@ def main() -> None:
         for k, (s, rss, _) in results.items():
             print(f"{k:8s} {s:7.1f} s  {rss:7.0f} MB", flush=True)
 
-    report(results, small, large, runtime, args.quick, args.repeat)
+        def io_only(src: str, out: str) -> tuple[float, float]:
+            runs = [timed([sys.executable, "-c", IO_SCRIPT, str(d / src), str(d / out),
+                           str(d / "out.parquet")])[2].split() for _ in range(args.repeat)]
+            return min(((float(r), float(w)) for r, w in runs), key=sum)
+
+        io = {"csv": io_only("small.csv", "io.csv"),
+              "parquet": io_only("small.parquet", "io.parquet")}
+        for k, (r, w) in io.items():
+            print(f"{k} I/O alone: read {r:.2f} s, write {w:.2f} s", flush=True)
+
+    report(results, io, small, large, runtime, args.quick, args.repeat)
 
 
-def report(r: dict[str, tuple[float, float, str]], small: int, large: int, runtime: str,
-           quick: bool, repeat: int) -> None:
+def report(r: dict[str, tuple[float, float, str]], io: dict[str, tuple[float, float]],
+           small: int, large: int, runtime: str, quick: bool, repeat: int) -> None:
     read, predict, write = (float(x) for x in r["pandas"][2].split())
     rate = {k: small / r[k][0] for k in ("pandas", "csv", "parquet")}
     vs_pandas = rate["csv"] / rate["pandas"]
@@ -166,6 +195,8 @@ def report(r: dict[str, tuple[float, float, str]], small: int, large: int, runti
 | {small:,} rows Parquet -> Parquet, rows/s | {rate['parquet']:,.0f} ({r['parquet'][0]:.1f} s) | {rate['csv']:,.0f} (CSV -> CSV) | {fmt:.2f}x | >= {GOAL_PARQUET:.0f}x | {yes(fmt >= GOAL_PARQUET)} |
 
 The pandas script's peak RSS on {small:,} rows was {r['pandas'][1]:,.0f} MB. Inside it, read_csv took {read:.1f} s, the native pipeline's predict_proba (forest n_jobs=-1) {predict:.1f} s and to_csv {write:.1f} s: at {GOAL_PANDAS:.0f}x the whole scorehouse run would have to take {r['pandas'][0] / GOAL_PANDAS:.1f} s, imports included.
+
+The formats alone, for information (one process, no model; best of {repeat}): reading the {small:,}-row input through scorehouse's reader and writing the scored output through its writer takes {sum(io['csv']):.2f} s for CSV (read {io['csv'][0]:.2f} + write {io['csv'][1]:.2f}) and {sum(io['parquet']):.2f} s for Parquet (read {io['parquet'][0]:.2f} + write {io['parquet'][1]:.2f}): Parquet's I/O is {sum(io['csv']) / sum(io['parquet']):.1f}x faster. The runs above differ by {r['csv'][0] - r['parquet'][0]:.1f} s because the rest of each run, {r['parquet'][0] - sum(io['parquet']):.1f} s here (scoring the forest on every core, and start-up), is the same for both formats, and reading overlaps scoring.
 """
     print(body)
     if not quick:

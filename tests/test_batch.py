@@ -195,6 +195,13 @@ def test_parquet_folder_and_glob_in_parquet_out(tmp_path, frame, native, churn_a
         assert got["customer_id"].tolist() == frame["customer_id"].tolist()
         assert got["tenure"].dtype == frame["tenure"].dtype  # Parquet types pass through
         assert_parity(got, native)
+    # Dictionaries only where values repeat: the label and the plan, not ids or probabilities.
+    meta = pq.ParquetFile(out).metadata
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    encoded = {n for i, n in enumerate(names)
+               if "RLE_DICTIONARY" in meta.row_group(0).column(i).encodings}
+    assert {"label", "plan"} <= encoded
+    assert not encoded & {"customer_id", "probability_yes", "row"}
 
 
 def test_jsonl_in_with_malformed_lines(tmp_path, frame, native, churn_artifact):
