@@ -96,6 +96,9 @@ def _narrowest(X: np.ndarray) -> np.ndarray:
     """
     X = np.ascontiguousarray(X, dtype=np.float64)
     with np.errstate(over="ignore"):  # beyond float32's range: not equal, so stays float64
+        head = X[:1]
+        if not np.array_equal(head.astype(np.float32), head, equal_nan=True):
+            return X  # decided by the first row, as for scaled features: no pass over X
         narrow = X.astype(np.float32)
     return narrow if np.array_equal(narrow, X, equal_nan=True) else X
 

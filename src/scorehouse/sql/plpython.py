@@ -191,7 +191,11 @@ def _scored_literals(s: Scorer, columns: Mapping[str, list[Any]], key: str) -> t
     missing = np.ones(n, bool)  # rows without a prediction: rejected
     missing[result.rows] = False
     out = [_array_literal(table.column(key).combine_chunks())]
+    every = len(result.rows) == n  # no row refused: the columns are already full length
     for values in result.columns().values():
+        if every:
+            out.append(_array_literal(pa.array(values)))
+            continue
         full = np.empty(n, values.dtype)
         full[result.rows] = values
         out.append(_array_literal(pa.array(full, mask=missing)))
