@@ -36,6 +36,25 @@ def registry(tmp_path, churn_model, churn_data, churn_artifact):
 @pytest.fixture
 def db(pg_url, churn_data):
     """A database holding `customers` (200 rows of the churn features and an id)."""
+    return _with_customers(pg_url, churn_data)
+
+
+@pytest.fixture
+def encoded_db(request, pg_server, churn_data):
+    """The same in a database of encoding `request.param`: LATIN1 has the letters þ and ÿ
+    in bytes 0xFE and 0xFF; SQL_ASCII stores any byte unchecked."""
+    name = f"sh_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE \"{name}\" ENCODING '{request.param}' LC_COLLATE 'C' "
+                     "LC_CTYPE 'C' TEMPLATE template0")
+    try:
+        yield _with_customers(f"{pg_server.rsplit('/', 1)[0]}/{name}", churn_data)
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _with_customers(pg_url: str, churn_data) -> str:
     X = churn_data.drop(columns=[TARGET]).head(200)
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE customers (id integer PRIMARY KEY, tenure bigint, plan text, "
@@ -97,12 +116,17 @@ def test_bad_input_is_a_clear_sql_error_and_bad_rows_are_kept_in_the_set(db, reg
         assert len(out) == 200 and set(bad) == {3, 7} and "column 'region'" in bad[3]
 
 
+@pytest.mark.parametrize("encoded_db", ["UTF8", "LATIN1", "SQL_ASCII"], indirect=True)
 def test_the_typed_set_function_scores_every_row_in_batches_like_the_native_model(
-        db, registry, native):
+        encoded_db, registry, native):
+    # Text reaches Python as its UTF-8 bytes, split on 0xFF (0xFE for NULL), which UTF-8
+    # never uses; a SQL_ASCII database may hold any byte, so there it comes as arrays.
+    db = encoded_db
     install(db, ["churn@production"], registry=registry)
-    keys = ['plain', 'with "quotes"', "back\\slash", "comma, {brace}", "NULL", " padded ",
-            "ünïcode"]
+    keys = ['plain', 'with "quotes"', "back\\slash", "comma, {brace}", "NULL", " padded ", "",
+            "ünïcode", "ÿ þ", "þ"]
     with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("SET client_encoding = 'UTF8'")  # SQL_ASCII: stored as sent, UTF-8
         # Columns the model does not read (an array, JSON, a text key) ride along unread.
         conn.execute("ALTER TABLE customers ADD COLUMN tags int[], ADD COLUMN meta jsonb, "
                      "ADD COLUMN name text")
