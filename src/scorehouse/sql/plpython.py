@@ -8,7 +8,7 @@ a cached plan), so after `scorehouse db sync` the next call scores with the new 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -192,6 +192,15 @@ def score_batches(plpy: Any, gd: dict[str, Any], schema: str, model: str, query:
         yield _scored_literals(s, got[0], key)
 
 
+def complement(columns: Sequence[str]) -> tuple[str, str] | None:
+    """A two-class model's probability columns (first, second). Where every first value is
+    exactly 1 - the second, as the tree kernel computes them, the first goes back as an
+    empty array and `score_<model>_query` computes 1 - second, which PostgreSQL's float8
+    arithmetic gives bit for bit: one column of 17-digit numbers less to print and parse."""
+    probabilities = [c for c in columns if c.startswith("probability_")]
+    return (probabilities[0], probabilities[1]) if len(probabilities) == 2 else None
+
+
 def _aggregate(column: str, as_bytes: bool) -> str:
     """The aggregate that hands a batch of one column to Python (see `_text_column`)."""
     if as_bytes:
@@ -221,7 +230,14 @@ def _scored_literals(s: Scorer, columns: Mapping[str, Any], key: str) -> tuple[A
     missing[result.rows] = False
     out = [_array_literal(table.column(key).combine_chunks())]
     every = len(result.rows) == n  # no row refused: the columns are already full length
-    for values in result.columns().values():
+    columns = result.columns()
+    pair = complement(list(columns))
+    if pair and np.array_equal(columns[pair[0]], 1.0 - columns[pair[1]]):
+        columns[pair[0]] = None  # exactly 1 - the other: the SQL side computes it
+    for values in columns.values():
+        if values is None:
+            out.append("{}")
+            continue
         if every:
             out.append(_array_literal(pa.array(values)))
             continue

@@ -16,7 +16,7 @@ from ..errors import NotFoundError, ScorehouseError
 from ..registry import Registry, parse
 from ..scorer import Scorer, output_columns
 from .embedded import function_name
-from .plpython import TYPED_BATCH
+from .plpython import TYPED_BATCH, complement
 
 #: Set while `_score_<model>_batches` runs (restored after): the batches are grouped in
 #: memory (a hash of 50k-row arrays) instead of sorted on disk at the default 4MB, 0.03 s
@@ -204,6 +204,13 @@ def _query_functions(conn: Any, schema: str, model: str, sql_types: dict[str, st
     body = sql.SQL("SELECT {out}, b._version AS model_version, {error} FROM {s}.{batches}("
                    "query, key, batch_rows) b").format(
         out=sql.SQL(", ").join(out[:-1]), error=out[-1], s=s, batches=batches)
+    pair = complement(list(sql_types))
+    if pair:  # an empty first-probability array: the batch left it to us (see complement)
+        first, second = (_ident(c) for c in pair)
+        outer = [sql.SQL("coalesce({}, float8 '1' - {}) AS {}").format(first, second, first)
+                 if c == pair[0] else _ident(c) for c in typed if c != "error"]
+        body = sql.SQL("SELECT {}, model_version, error FROM ({}) u").format(
+            sql.SQL(", ").join(outer), body)
     conn.execute(sql.SQL(
         "CREATE FUNCTION {}.{}(query text, key text, batch_rows integer DEFAULT {}) "
         "RETURNS TABLE({}, model_version integer, error text) LANGUAGE sql STABLE "
