@@ -152,15 +152,18 @@ def test_the_typed_set_function_returns_the_python_scorers_floats_bit_for_bit(
         db, registry, scorer, churn_data):
     install(db, ["churn@production"], registry=registry)
     with psycopg.connect(db, autocommit=True) as conn:
-        got = conn.execute("SELECT key::int, probability_no, probability_yes FROM "
+        got = conn.execute("SELECT key::int, probability_no, probability_yes, label FROM "
                            "scorehouse.score_churn_query('SELECT * FROM customers', 'id', 50) "
                            "ORDER BY 1").fetchall()
     # Batches of 50 rows, like the 200 scored here at once, run the tree kernel (from 16 rows;
     # smaller ones run ONNX Runtime alone, equal within 1e-6), which makes probability_no =
-    # 1 - probability_yes: that column comes back computed in SQL, still the scorer's double.
+    # 1 - probability_yes: that column and the label come back computed in SQL, and must
+    # still be the scorer's own double and class.
     expected = scorer.predict(churn_data.drop(columns=[TARGET]).head(200)).columns()
     assert [r[1] for r in got] == expected["probability_no"].tolist()
     assert [r[2] for r in got] == expected["probability_yes"].tolist()
+    assert [r[3] for r in got] == expected["label"].tolist()
+    assert {r[3] for r in got} == {"yes", "no"}
 
 
 def test_the_typed_set_function_keeps_refused_rows_and_names_its_errors(db, registry):

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import sysconfig
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import NotFoundError, ScorehouseError
 from ..registry import Registry, parse
 from ..scorer import Scorer, output_columns
 from .embedded import function_name
-from .plpython import TYPED_BATCH, complement
+from .plpython import TYPED_BATCH, complement, label_text
 
 #: Set while `_score_<model>_batches` runs (restored after): the batches are grouped in
 #: memory (a hash of 50k-row arrays) instead of sorted on disk at the default 4MB, 0.03 s
@@ -168,11 +169,11 @@ def _typed_functions(conn: Any, schema: str, scorer: Scorer) -> list[Any]:
     signature = sql.SQL("{}.{}({})").format(s, _ident(fn), sql.SQL(", ").join(args))
     _function(conn, signature, result_type.as_string(conn), body)
     return [sql.SQL("{}.{}({})").format(s, _ident(fn), arg_types),
-            *_query_functions(conn, schema, name, sql_types)]
+            *_query_functions(conn, schema, name, sql_types, scorer.classes)]
 
 
-def _query_functions(conn: Any, schema: str, model: str, sql_types: dict[str, str]
-                     ) -> list[Any]:
+def _query_functions(conn: Any, schema: str, model: str, sql_types: dict[str, str],
+                     classes: Sequence[Any] | None) -> list[Any]:
     """`score_<model>_query(query, key, batch_rows)`: typed rows out, set-based.
 
     A PL/Python function yields each batch's columns as array literals and a SQL function
@@ -205,10 +206,16 @@ def _query_functions(conn: Any, schema: str, model: str, sql_types: dict[str, st
                    "query, key, batch_rows) b").format(
         out=sql.SQL(", ").join(out[:-1]), error=out[-1], s=s, batches=batches)
     pair = complement(list(sql_types))
-    if pair:  # an empty first-probability array: the batch left it to us (see complement)
+    if pair and classes:  # columns a batch may leave to SQL, as NULLs (see _left_to_sql)
         first, second = (_ident(c) for c in pair)
-        outer = [sql.SQL("coalesce({}, float8 '1' - {}) AS {}").format(first, second, first)
-                 if c == pair[0] else _ident(c) for c in typed if c != "error"]
+        p_first = sql.SQL("coalesce({}, float8 '1' - {})").format(first, second)
+        label = sql.SQL("coalesce(label, CASE WHEN {s} > {f} THEN {one} WHEN {s} <= {f} "
+                        "THEN {zero} END)").format(s=second, f=p_first,
+                                                  one=sql.Literal(label_text(classes[1])),
+                                                  zero=sql.Literal(label_text(classes[0])))
+        derived = {pair[0]: p_first, "label": label}
+        outer = [sql.SQL("{} AS {}").format(derived[c], _ident(c)) if c in derived
+                 else _ident(c) for c in typed if c != "error"]
         body = sql.SQL("SELECT {}, model_version, error FROM ({}) u").format(
             sql.SQL(", ").join(outer), body)
     conn.execute(sql.SQL(
