@@ -326,9 +326,11 @@ Method: {n:,} rows in `customers` (COPY, then VACUUM ANALYZE), each measure on a
 connection, timed from the client until the scores are committed in a table of the same \
 database; best of {repeat}. scorehouse: `INSERT INTO scores_typed SELECT key::int, label, \
 probability_no, probability_yes, model_version FROM scorehouse.score_churn_query('SELECT * \
-FROM customers', 'id')` (the query's rows arrive in 50k-row batches as one array per column, \
-each batch is scored in one call, and its results go back as array literals that \
-PostgreSQL unnests into typed rows), after a 100-row warm-up call that loads the model into \
+FROM customers', 'id')` (the query's rows arrive in 50k-row batches grouped in memory, \
+one array per number column and one UTF-8 string per text column; each batch is scored in \
+one call, and its results go back as array literals that PostgreSQL unnests into typed \
+rows, except probability_no and label, which SQL computes from probability_yes when the \
+batch's own values are exactly that), after a 100-row warm-up call that loads the model into \
 the connection (the load row). jsonb out: the same with `INSERT INTO scores SELECT key::int, \
 prediction FROM scorehouse.score_query('churn', 'SELECT * FROM customers', 'id')` (10k-row \
 batches from a cursor, one jsonb per row). Baseline: a Python script with the native pipeline \
