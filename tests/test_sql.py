@@ -116,17 +116,20 @@ def test_bad_input_is_a_clear_sql_error_and_bad_rows_are_kept_in_the_set(db, reg
         assert len(out) == 200 and set(bad) == {3, 7} and "column 'region'" in bad[3]
 
 
-@pytest.mark.parametrize("encoded_db", ["UTF8", "LATIN1", "SQL_ASCII"], indirect=True)
+@pytest.mark.parametrize(("encoded_db", "client"), [("UTF8", "UTF8"), ("UTF8", "LATIN1"),
+                                                     ("LATIN1", "UTF8"), ("SQL_ASCII", "UTF8")],
+                         indirect=["encoded_db"])
 def test_the_typed_set_function_scores_every_row_in_batches_like_the_native_model(
-        encoded_db, registry, native):
-    # Text reaches Python as its UTF-8 bytes, split on 0xFF (0xFE for NULL), which UTF-8
-    # never uses; a SQL_ASCII database may hold any byte, so there it comes as arrays.
+        encoded_db, client, registry, native):
+    # Text reaches Python as its UTF-8 bytes (textsend when server and client are UTF-8,
+    # else convert_to), split on 0xFF (0xFE for NULL), which UTF-8 never uses; a SQL_ASCII
+    # database may hold any byte, so there it comes as arrays.
     db = encoded_db
     install(db, ["churn@production"], registry=registry)
     keys = ['plain', 'with "quotes"', "back\\slash", "comma, {brace}", "NULL", " padded ", "",
             "ünïcode", "ÿ þ", "þ"]
     with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute("SET client_encoding = 'UTF8'")  # SQL_ASCII: stored as sent, UTF-8
+        conn.execute(f"SET client_encoding = '{client}'")  # SQL_ASCII: stored as sent
         # Columns the model does not read (an array, JSON, a text key) ride along unread.
         conn.execute("ALTER TABLE customers ADD COLUMN tags int[], ADD COLUMN meta jsonb, "
                      "ADD COLUMN name text")

@@ -178,9 +178,8 @@ def score_batches(plpy: Any, gd: dict[str, Any], schema: str, model: str, query:
                    sqlstate="42702")  # ambiguous_column
     q = [plpy.quote_ident(n) for n in wanted]
     types = dict(zip(names, shape.coltypes(), strict=True))
-    # convert_to gives UTF-8 from any encoding but SQL_ASCII, whose text is unchecked bytes.
-    encoded = plpy.execute("SHOW server_encoding")[0]["server_encoding"] != "SQL_ASCII"
-    aggregates = ", ".join(_aggregate(c, encoded and types[n] in TEXT_TYPES)
+    to_utf8 = _utf8_bytes(plpy)
+    aggregates = ", ".join(_aggregate(c, to_utf8 if types[n] in TEXT_TYPES else None)
                            for n, c in zip(wanted, q, strict=True))
     batched = (f"SELECT {aggregates} FROM (SELECT {', '.join(q)}, row_number() OVER () - 1 "
                f"AS scorehouse_n FROM ({query}) q) b GROUP BY scorehouse_n / {int(batch_rows)}")
@@ -227,10 +226,22 @@ def _left_to_sql(columns: dict[str, Any], classes: Sequence[Any] | None) -> dict
     return columns
 
 
-def _aggregate(column: str, as_bytes: bool) -> str:
+def _utf8_bytes(plpy: Any) -> str | None:
+    """The SQL function giving a text value's UTF-8 bytes here, or None (SQL_ASCII: text is
+    unchecked bytes, so it travels as arrays). textsend sends the client's encoding: where
+    both are UTF-8 it copies the bytes, without convert_to's lookup of the encoding by name
+    for every value (a twentieth of the time of a 100k-row run)."""
+    server, client = plpy.execute("SELECT current_setting('server_encoding') AS s, "
+                                  "current_setting('client_encoding') AS c")[0].values()
+    if server == "SQL_ASCII":
+        return None
+    return "textsend({})" if server == client == "UTF8" else "convert_to({}, 'UTF8')"
+
+
+def _aggregate(column: str, to_utf8: str | None) -> str:
     """The aggregate that hands a batch of one column to Python (see `_text_column`)."""
-    if as_bytes:
-        return (f"string_agg(coalesce(convert_to({column}, 'UTF8'), decode('{_NULL.hex()}', "
+    if to_utf8:
+        return (f"string_agg(coalesce({to_utf8.format(column)}, decode('{_NULL.hex()}', "
                 f"'hex')), decode('{_END.hex()}', 'hex')) AS {column}")
     return f"array_agg({column}) AS {column}"
 
