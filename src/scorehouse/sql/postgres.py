@@ -9,8 +9,8 @@ for the same Python minor version as the server's PL/Python).
 from __future__ import annotations
 
 import sysconfig
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import NotFoundError, ScorehouseError
