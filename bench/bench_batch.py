@@ -7,7 +7,8 @@ packaged with `scorehouse.package` (ONNX runtime after the parity gate).
 
 Every measured command runs as its own process (imports included on both sides), timed from
 start to exit, best of `--repeat` (the 10M-row run once); peak RSS is that process's own
-maximum resident set (os.wait4). Before any timing, scorehouse scores a 1,000-row file once:
+maximum resident set (os.wait4, from a small launcher process: see LAUNCHER). Before any
+timing, scorehouse scores a 1,000-row file once:
 the first run of a new model on a machine cuts its graph and checks the tree kernel (about
 half a second, kept on disk for later runs; runtime/tree_cache.py), which a nightly job pays
 once, not every night.
@@ -29,12 +30,10 @@ Run: python bench/bench_batch.py [--quick]   (--quick: 200k/2M rows, prints only
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -101,20 +100,34 @@ def write_data(folder: Path, rows: int, csv_name: str, parquet_name: str | None)
         pq_writer.close()
 
 
+#: Runs argv[2:] and writes "seconds peak-RSS-KB exit-code" to argv[1]. A child's ru_maxrss
+#: starts from the address space it was forked with: forked from this process (which holds
+#: the data and models), even `python -c 1` reports this process's RSS. From this small
+#: launcher it reports the command's own.
+LAUNCHER = """
+import os, subprocess, sys, time
+start = time.perf_counter()
+p = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(p.pid, 0)
+seconds = time.perf_counter() - start
+with open(sys.argv[1], "w") as fh:
+    fh.write(f"{seconds} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+"""
+
+
 def timed(cmd: list[str]) -> tuple[float, float, str]:
     """(seconds, peak RSS in MB, stdout) of one command run to completion; fails loudly."""
-    start = time.perf_counter()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as errf:
-        p = subprocess.Popen(cmd, stdout=out, stderr=errf)
-        _, status, usage = os.wait4(p.pid, 0)
-        seconds = time.perf_counter() - start
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as errf, \
+            tempfile.NamedTemporaryFile("r", suffix=".rusage") as report:
+        subprocess.run([sys.executable, "-c", LAUNCHER, report.name, *cmd], stdout=out,
+                       stderr=errf, check=True)
+        seconds, rss_kb, code = report.read().split()
         out.seek(0)
         errf.seek(0)
         text, err = out.read().decode(), errf.read().decode()
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
+    if int(code) != 0:
         raise SystemExit(f"{' '.join(cmd)} exited {code}:\n{err}")
-    return seconds, usage.ru_maxrss / 1024, text
+    return float(seconds), int(rss_kb) / 1024, text
 
 
 def main() -> None:
