@@ -204,6 +204,30 @@ def test_parquet_folder_and_glob_in_parquet_out(tmp_path, frame, native, churn_a
     assert not encoded & {"customer_id", "probability_yes", "row"}
 
 
+def test_parquet_is_read_in_bounded_memory_across_files_of_differing_schemas(tmp_path):
+    from scorehouse.batch.endpoints import open_input
+
+    # 60 row groups of 10k rows: Arrow's allocations while reading must stay near one row
+    # group, not grow with what was read (the dataset scanner and pre-buffering kept it).
+    table = pa.table({"id": np.arange(600_000), "x": np.random.default_rng(1).random(600_000),
+                      "s": np.array(["a", "bb", "ccc"])[np.arange(600_000) % 3]})
+    pq.write_table(table, tmp_path / "a.parquet", row_group_size=10_000)
+    one_group = table.slice(0, 10_000).nbytes
+    before, peak, rows = pa.total_allocated_bytes(), 0, 0
+    for batch in open_input(str(tmp_path / "a.parquet"), chunk_rows=10_000).batches:
+        rows += batch.num_rows
+        peak = max(peak, pa.total_allocated_bytes() - before)
+    assert rows == 600_000 and peak < 10 * one_group, (peak, one_group)
+    # A second file with its columns in another order, an int32 id and no `s`: read as the
+    # first file's schema, `s` null.
+    other = pa.table({"x": [0.5, 1.5], "id": pa.array([7, 8], pa.int32())})
+    pq.write_table(other, tmp_path / "b.parquet")
+    got = pa.Table.from_batches(list(open_input(str(tmp_path / "*.parquet")).batches))
+    assert got.schema == table.schema and got.num_rows == 600_002
+    assert got.slice(600_000).to_pylist() == [{"id": 7, "x": 0.5, "s": None},
+                                              {"id": 8, "x": 1.5, "s": None}]
+
+
 def test_jsonl_in_with_malformed_lines(tmp_path, frame, native, churn_artifact):
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     lines = [json.dumps({k: (None if pd.isna(v) else v) for k, v in rec.items()})
