@@ -26,6 +26,7 @@ import pytest
 
 from scorehouse.batch.chunks import positions
 from scorehouse.cli.app import main
+from scorehouse.errors import ScorehouseError
 
 SCRIPT = shutil.which("scorehouse", path=sysconfig.get_path("scripts")) or shutil.which("scorehouse")
 #: ONNX Runtime vs the native forest: the compiled runtime's parity tolerance.
@@ -226,6 +227,10 @@ def test_parquet_is_read_in_bounded_memory_across_files_of_differing_schemas(tmp
     assert got.schema == table.schema and got.num_rows == 600_002
     assert got.slice(600_000).to_pylist() == [{"id": 7, "x": 0.5, "s": None},
                                               {"id": 8, "x": 1.5, "s": None}]
+    # A file whose column cannot be read as the first file's type: named, with the column.
+    pq.write_table(pa.table({"id": [9], "x": ["nine"]}), tmp_path / "c.parquet")
+    with pytest.raises(ScorehouseError, match=r"column 'x' is string in .*c\.parquet"):
+        list(open_input(str(tmp_path / "*.parquet")).batches)
 
 
 def test_jsonl_in_with_malformed_lines(tmp_path, frame, native, churn_artifact):

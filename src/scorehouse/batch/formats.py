@@ -243,15 +243,21 @@ def _parquet_batches(files: list[str], schema: pa.Schema, chunk_rows: int
     for name in files:
         with pq.ParquetFile(name, pre_buffer=False) as pf:
             for batch in pf.iter_batches(batch_size=chunk_rows, use_threads=True):
-                yield _as_schema(batch, schema)
+                yield _as_schema(batch, schema, name)
 
 
-def _as_schema(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+def _as_schema(batch: pa.RecordBatch, schema: pa.Schema, name: str) -> pa.RecordBatch:
     if batch.schema.equals(schema):
         return batch
     names = batch.schema.names
-    arrays = [batch.column(names.index(f.name)).cast(f.type) if f.name in names
-              else pa.nulls(batch.num_rows, f.type) for f in schema]
+    arrays = []
+    for field in schema:
+        if field.name not in names:
+            arrays.append(pa.nulls(batch.num_rows, field.type))
+            continue
+        col = batch.column(names.index(field.name))
+        arrays.append(_cast(col, field, f"is {col.type} in {name}, which cannot be read as "
+                                        f"the first file's {field.type}"))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
@@ -386,10 +392,15 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     columns = []
     for field in schema:
         col = table.column(field.name)
-        try:
-            columns.append(col.cast(field.type))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-            raise ScorehouseError(
-                f"column {field.name!r} changed type from {field.type} to {col.type} part way "
-                f"through the input, and the output file needs one type: {e}") from None
+        columns.append(_cast(col, field, f"changed type from {field.type} to {col.type} part "
+                                         "way through the input, and the output file needs "
+                                         "one type"))
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _cast(column: Any, field: pa.Field, problem: str) -> Any:
+    """`column` as `field`'s type, or an error naming the column and `problem`."""
+    try:
+        return column.cast(field.type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        raise ScorehouseError(f"column {field.name!r} {problem}: {e}") from None
