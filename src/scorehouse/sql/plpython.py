@@ -267,8 +267,8 @@ def _scored_literals(s: Scorer, columns: Mapping[str, Any], key: str) -> tuple[A
     missing[result.rows] = False
     out = [_array_literal(table.column(key).combine_chunks())]
     every = len(result.rows) == n  # no row refused: the columns are already full length
-    columns = _left_to_sql(result.columns(), s.classes)
-    for values in columns.values():
+    predictions = _left_to_sql(result.columns(), s.classes)
+    for values in predictions.values():
         if values is None:
             out.append("{}")
             continue
