@@ -205,6 +205,44 @@ def test_parquet_folder_and_glob_in_parquet_out(tmp_path, frame, native, churn_a
     assert not encoded & {"customer_id", "probability_yes", "row"}
 
 
+def test_parquet_text_columns_of_the_model_are_read_as_dictionaries_and_written_as_text(
+        tmp_path, frame, churn_model, churn_artifact):
+    from scorehouse.batch.endpoints import open_input
+
+    # Missing and unseen plans; the two files store their text as string and large_string.
+    frame = frame.assign(plan=[None if i % 50 == 0 else "diamond" if i % 70 == 0 else p
+                               for i, p in enumerate(frame["plan"])])
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    text = table.schema.field("plan").type
+    other = pa.string() if text == pa.large_string() else pa.large_string()
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    pq.write_table(table.slice(0, 1000), folder / "a.parquet")
+    pq.write_table(table.slice(1000).cast(pa.schema(
+        [f.with_type(other) if f.type == text else f for f in table.schema])),
+        folder / "b.parquet")
+    batches = list(open_input(str(folder), categorical=["plan", "region", "absent"]).batches)
+    assert {b.schema.field("plan").type for b in batches} == {pa.dictionary(pa.int32(), text)}
+    assert {b.schema.field("customer_id").type for b in batches} == {text}
+
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    pq_out, csv_out = tmp_path / "out.parquet", tmp_path / "out.csv"
+    for src, out in ((folder, pq_out), (tmp_path / "in.csv", csv_out)):
+        assert score(str(churn_artifact), str(src), str(out), "--keep", "all",
+                     "--chunk-rows", "700", "--max-reject-rate", "0.1")[0] == 0
+    got = pq.read_table(pq_out)
+    assert got.schema.field("plan").type == text  # the first file's type, not a dictionary
+    assert got["plan"].to_pylist() == frame["plan"].dropna().tolist()
+    assert rejects(pq_out) == rejects(csv_out) and len(rejects(pq_out)) == 60
+    got = got.to_pandas()
+    assert_parity(got, churn_model.predict_proba(frame.drop(columns=["customer_id"]))[:, 1])
+    from_csv = pd.read_csv(csv_out)
+    np.testing.assert_array_equal(got["probability_yes"], from_csv["probability_yes"])
+    assert got["label"].tolist() == from_csv["label"].tolist()
+    assert manifest(pq_out)["flags"] == manifest(csv_out)["flags"]
+    assert manifest(pq_out)["flags"]["unseen_category"]["plan"] == (frame["plan"] == "diamond").sum()
+
+
 def test_parquet_is_read_in_bounded_memory_across_files_of_differing_schemas(tmp_path):
     from scorehouse.batch.endpoints import open_input
 

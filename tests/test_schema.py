@@ -194,7 +194,7 @@ def test_single_row_path_and_batch_path_agree(row):
 
 TEXTS = st.one_of(st.none(), st.sampled_from(
     ["", " ", "NA", "null", "42", "3.5", "-1", "1e3", "true", "no", "gold", "abc", " 7 ", "inf",
-     "-inf", "nan", "1_000", "+5", ".5", "0x10", "9223372036854775808", "1E400"]),
+     "-inf", "nan", "NaN", "-nan", "5.", "1_000", "+5", ".5", "0x10", "9223372036854775808", "1E400"]),
     st.text(max_size=5))
 
 
@@ -231,6 +231,16 @@ STRINGS = st.one_of(st.none(), st.sampled_from(
      "Gold", " gold", "\tnull\n", "\u00a0"]), st.text(max_size=3))
 
 
+def _padded_dictionary(values: list) -> pa.DictionaryArray:
+    """A dictionary array as a reader may hand it over: with a null entry that missing values
+    point at, and entries no row uses or that repeat another's value."""
+    entries = sorted({v for v in values if v is not None})
+    dictionary = pa.array([None, *entries, *entries[:1], "unused"], pa.string())
+    index = {v: i + 1 for i, v in enumerate(entries)}
+    return pa.DictionaryArray.from_arrays(
+        pa.array([0 if v is None else index[v] for v in values], pa.int32()), dictionary)
+
+
 def _string_shapes(values: list) -> dict:
     """One string column in every typed shape that takes the distinct-values path."""
     half = len(values) // 2
@@ -241,6 +251,10 @@ def _string_shapes(values: list) -> dict:
         "large": pa.array(values, pa.large_string()),
         "view": pa.array(values, pa.string_view()),
         "dictionary": pa.array(values, pa.string()).dictionary_encode(),
+        "parquet dictionary": _padded_dictionary(values),
+        "chunked dictionaries": pa.chunked_array([
+            pa.array(values[:half], pa.large_string()).dictionary_encode(),
+            _padded_dictionary(values[half:]).cast(pa.dictionary(pa.int32(), pa.large_string()))]),
         "pandas": pd.Series(values, dtype="string"),
         "category": pd.Series(values, dtype="category"),
     }

@@ -106,9 +106,12 @@ def score_chunk(scorer: Scorer, batch: pa.RecordBatch, where: np.ndarray, keep: 
 
 
 def _with_kept_types(schema: pa.Schema, batch: pa.RecordBatch, keep: list[str]) -> pa.Schema:
-    # Kept columns carry the chunk's own types; the sink makes later chunks match the first.
+    # Kept columns carry the chunk's own types (a dictionary's text: from_arrays decodes it);
+    # the sink makes later chunks match the first.
     for n in keep:
-        schema = schema.set(schema.get_field_index(n), pa.field(n, batch.schema.field(n).type))
+        t = batch.schema.field(n).type
+        t = t.value_type if pa.types.is_dictionary(t) else t
+        schema = schema.set(schema.get_field_index(n), pa.field(n, t))
     return schema
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,14 +22,15 @@ def is_database(uri: str) -> bool:
 
 
 def open_input(uri: str, *, fmt: str | None = None, query: str | None = None,
-               chunk_rows: int = 49152) -> Source:
-    """A Source for a file, a folder/glob of Parquet, '-' (stdin) or a database table/query."""
+               chunk_rows: int = 49152, categorical: Sequence[str] = ()) -> Source:
+    """A Source for a file, a folder/glob of Parquet, '-' (stdin) or a database table/query;
+    `categorical`: the model's text columns (see `formats.open_file`)."""
     if is_database(uri):
         from .database import open_table
         return open_table(uri, query, chunk_rows)
     if query:
         raise ScorehouseError("--query needs a database input (postgresql://, sqlite:///, duckdb:///)")
-    return open_file(uri, format_of(uri, fmt), chunk_rows)
+    return open_file(uri, format_of(uri, fmt), chunk_rows, categorical)
 
 
 def open_output(uri: str, *, fmt: str | None = None, key: str | None = None) -> Sink:

@@ -13,7 +13,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -102,10 +102,11 @@ def _text_stream(path: str) -> tuple[io.BufferedReader, _Hashing, int | None]:
     return io.BufferedReader(stream, 1 << 20), hashing, size  # type: ignore[arg-type]
 
 
-def open_file(path: str, fmt: str, chunk_rows: int) -> Source:
-    """Open `path` (or '-' for stdin) as a stream of record batches of about `chunk_rows`."""
+def open_file(path: str, fmt: str, chunk_rows: int, categorical: Sequence[str] = ()) -> Source:
+    """Open `path` (or '-' for stdin) as a stream of record batches of about `chunk_rows`;
+    Parquet text columns named in `categorical` arrive dictionary-encoded, as stored."""
     if fmt == "parquet":
-        return _parquet_source(path, chunk_rows)
+        return _parquet_source(path, chunk_rows, categorical)
     stream, hashing, size = _text_stream(path)
     source = Source(uri=path, fmt=fmt, batches=iter(()), total=size, unit="bytes")
     source.done = lambda: hashing.bytes
@@ -203,7 +204,7 @@ def records_batch(records: list[dict[str, Any]]) -> pa.RecordBatch:
     return pa.RecordBatch.from_pydict(columns)
 
 
-def _parquet_source(path: str, chunk_rows: int) -> Source:
+def _parquet_source(path: str, chunk_rows: int, categorical: Sequence[str]) -> Source:
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
@@ -211,8 +212,10 @@ def _parquet_source(path: str, chunk_rows: int) -> Source:
         data = pa.BufferReader(sys.stdin.buffer.read())
         digest = hashlib.sha256(data.read_buffer()).hexdigest()
         data.seek(0)
-        pf = pq.ParquetFile(data)
-        source = Source(uri=path, fmt="parquet", batches=pf.iter_batches(batch_size=chunk_rows),
+        schema = _with_dictionaries(pq.read_schema(data), categorical)
+        pf = pq.ParquetFile(data, read_dictionary=_dictionary_names(schema))
+        batches = (_as_schema(b, schema, "stdin") for b in pf.iter_batches(batch_size=chunk_rows))
+        source = Source(uri=path, fmt="parquet", batches=batches,
                         total=pf.metadata.num_rows, unit="rows")
         source.checksum = lambda: digest
         return source
@@ -227,7 +230,8 @@ def _parquet_source(path: str, chunk_rows: int) -> Source:
     dataset = ds.dataset(files, format="parquet")  # one schema for all files, and the count
     source = Source(uri=path, fmt="parquet", batches=iter(()), total=dataset.count_rows(),
                     unit="rows", columns=dataset.schema.names)
-    source.batches = _parquet_batches(files, dataset.schema, chunk_rows)
+    source.batches = _parquet_batches(files, _with_dictionaries(dataset.schema, categorical),
+                                      chunk_rows)
     source.checksum = lambda: _files_digest(files)
     return source
 
@@ -240,10 +244,29 @@ def _parquet_batches(files: list[str], schema: pa.Schema, chunk_rows: int
     """
     import pyarrow.parquet as pq
 
+    dictionaries = _dictionary_names(schema)
     for name in files:
-        with pq.ParquetFile(name, pre_buffer=False) as pf:
+        with pq.ParquetFile(name, pre_buffer=False, read_dictionary=dictionaries) as pf:
             for batch in pf.iter_batches(batch_size=chunk_rows, use_threads=True):
                 yield _as_schema(batch, schema, name)
+
+
+def _with_dictionaries(schema: pa.Schema, categorical: Sequence[str]) -> pa.Schema:
+    """`schema` with the text columns named in `categorical` as dictionaries of that text.
+
+    Parquet stores such columns with a dictionary per row group; read as one, a column of
+    labels costs no string per row here, nor a second encoding when the schema checks it.
+    """
+    for name in categorical:
+        i = schema.get_field_index(name)
+        t = schema.field(i).type if i >= 0 else None
+        if t is not None and (pa.types.is_string(t) or pa.types.is_large_string(t)):
+            schema = schema.set(i, schema.field(i).with_type(pa.dictionary(pa.int32(), t)))
+    return schema
+
+
+def _dictionary_names(schema: pa.Schema) -> list[str]:
+    return [f.name for f in schema if pa.types.is_dictionary(f.type)]
 
 
 def _as_schema(batch: pa.RecordBatch, schema: pa.Schema, name: str) -> pa.RecordBatch:

@@ -477,7 +477,8 @@ def _score_here(scorer: Any, input: str, output: str | None, options: Any, fmt: 
                 ) -> tuple[dict[str, Any], Path]:
     from ..batch import Progress, RejectsFile, open_cache, open_input, open_output, run, side_files
 
-    source = open_input(input, fmt=fmt, query=query, chunk_rows=options.chunk_rows)
+    source = open_input(input, fmt=fmt, query=query, chunk_rows=options.chunk_rows,
+                        categorical=scorer.schema.text_names)
     kept = options.keep
     if key and not (kept and (kept == ("*",) or key in kept)):
         kept = [*(kept or []), key]  # the key column is what an upsert or a lookup needs

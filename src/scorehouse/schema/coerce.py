@@ -256,12 +256,17 @@ def _parsed_numbers(raw: Any) -> np.ndarray | None:
     if not isinstance(raw, (pa.Array, pa.ChunkedArray)) or not (
             pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type)):
         return None
-    trimmed = pc.utf8_trim_whitespace(raw)
-    token = pc.is_in(pc.utf8_lower(trimmed), value_set=_NULL_TOKEN_SET)
     try:
-        x = pc.cast(pc.if_else(token, None, trimmed), pa.float64())
+        # Most columns hold plain numbers and empty fields: one cast. Whatever it parses, the
+        # path below parses the same (a null token it takes is a NaN spelling: null either way).
+        x = pc.cast(pc.if_else(pc.equal(raw, ""), None, raw), pa.float64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
+        trimmed = pc.utf8_trim_whitespace(raw)
+        token = pc.is_in(pc.utf8_lower(trimmed), value_set=_NULL_TOKEN_SET)
+        try:
+            x = pc.cast(pc.if_else(token, None, trimmed), pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
     out = x.to_numpy(zero_copy_only=False)
     return None if np.isinf(out).any() else out
 
@@ -272,15 +277,23 @@ def _arrow_codes(raw: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarra
     codes: list[np.ndarray] = []
     offset = 0
     for chunk in raw.chunks if isinstance(raw, pa.ChunkedArray) else [raw]:
-        encoded = pc.dictionary_encode(chunk)
+        # A dictionary column (Parquet read with its dictionaries) is already encoded.
+        encoded = chunk if pa.types.is_dictionary(chunk.type) else pc.dictionary_encode(chunk)
         d = encoded.dictionary.to_numpy(zero_copy_only=False)
         c = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        if encoded.dictionary.null_count:  # rows pointing at a null entry are missing
+            valid = encoded.dictionary.is_valid().to_numpy(zero_copy_only=False)
+            c = np.where(np.append(valid, False)[c], c, -1)  # code -1 reads the False
         codes.append(np.where(c >= 0, c + offset, -1))
         distinct.append(d)
         offset += len(d)
     if not codes:
         return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
     return np.concatenate(distinct).astype(object, copy=False), np.concatenate(codes)
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
 
 
 def _string_codes(raw: Any) -> tuple[np.ndarray, np.ndarray] | None:
@@ -291,10 +304,10 @@ def _string_codes(raw: Any) -> tuple[np.ndarray, np.ndarray] | None:
     """
     if isinstance(raw, (pa.Array, pa.ChunkedArray)):
         t = raw.type
-        if pa.types.is_dictionary(t):
+        if pa.types.is_dictionary(t) and not _is_text(t.value_type):
             raw = pc.cast(raw, pa.large_string())
             t = raw.type
-        if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        if _is_text(t.value_type if pa.types.is_dictionary(t) else t):
             return _arrow_codes(raw)
         return None
     if isinstance(raw, pd.Series) and isinstance(raw.dtype, pd.CategoricalDtype):

@@ -81,6 +81,11 @@ class Schema:
         """Column names in model order."""
         return [c.name for c in self.columns]
 
+    @property
+    def text_names(self) -> list[str]:
+        """Names of the string columns (which a reader may hand over dictionary-encoded)."""
+        return [c.name for c in self.columns if c.type == "string"]
+
     def __getitem__(self, name: str) -> Column:
         try:
             return self.columns[self._index[name]]
