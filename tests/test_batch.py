@@ -339,6 +339,23 @@ def test_stdin_to_stdout(tmp_path, frame, native, churn_artifact):
     assert len(runs) == 1 and json.loads(runs[0].read_text())["counts"]["read"] == 200
 
 
+def test_parquet_from_stdin_to_stdout(tmp_path, frame, native, churn_artifact):
+    buffer = io.BytesIO()
+    frame.head(300).to_parquet(buffer, index=False)
+    p = subprocess.run([SCRIPT, "score", str(churn_artifact), "-", "-", "--format", "parquet",
+                        "--output-format", "parquet", "--trust", "--keep", "customer_id,plan",
+                        "--chunk-rows", "128"],
+                       input=buffer.getvalue(), capture_output=True, env=_cli_env(tmp_path),
+                       timeout=120)
+    assert p.returncode == 0, p.stderr.decode()
+    got = pq.read_table(io.BytesIO(p.stdout))
+    assert got.schema.field("plan").type == pa.Table.from_pandas(frame).schema.field("plan").type
+    got = got.to_pandas()
+    assert got["row"].tolist() == list(range(300))
+    assert got["plan"].tolist() == frame["plan"][:300].tolist()
+    assert_parity(got, native)
+
+
 def test_an_interrupted_run_leaves_no_output(tmp_path, frame, churn_artifact):
     out = tmp_path / "out.csv"
     p = subprocess.Popen([SCRIPT, "score", str(churn_artifact), "-", str(out), "--format", "csv",
