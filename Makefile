@@ -21,7 +21,9 @@ test: $(BIN)/python
 	$(BIN)/ruff check src tests bench
 	$(BIN)/pytest
 
+# Lint on its own (after `make demo` too): installs ruff, the one tool it needs.
 lint: $(BIN)/python
+	$(BIN)/pip install -q "ruff>=0.5"
 	$(BIN)/ruff check src tests bench
 
 clean:

@@ -40,7 +40,7 @@ def main() -> int:
     try:
         if spec["mode"] == "register":
             for _ in range(spec["count"]):
-                out.append(reg.register(spec["artifact"], user=spec["user"]).version)
+                out.append(reg.register(spec["artifact"], user=spec["user"], allow_duplicate=True).version)
         elif spec["mode"] == "promote":
             for v in spec["versions"]:
                 time.sleep(spec.get("pause", 0))  # let the others in between our writes

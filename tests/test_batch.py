@@ -497,9 +497,9 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise():
 
     log = io.StringIO()
     p = Progress(1000, "bytes", stream=log, log_every=0)
-    p.update(500, 250)
+    p.update(100, 200, 250)  # a quarter of the bytes read gave 200 rows: about 800 in all
     p.close()
-    assert "500 rows read (25% of the input)" in log.getvalue() and "rows/s" in log.getvalue()
+    assert "100 rows scored (12% of about 800 rows)" in log.getvalue() and "rows/s" in log.getvalue()
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
@@ -507,9 +507,38 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise():
 
     tty = Terminal()
     bar = Progress(1000, "rows", stream=tty)
-    bar.update(400, None)
+    bar.update(400, 400, None)
     bar.close()
     assert "rows/s" in tty.getvalue() and "ETA" in tty.getvalue()
     quiet = io.StringIO()
     Progress(10, "rows", stream=quiet, enabled=False, log_every=0).update(5, 5)
     assert quiet.getvalue() == ""
+
+
+@pytest.mark.parametrize(("unit", "total", "scored", "parsed", "done", "percent"), [
+    # The whole file read ahead of scoring: the bar follows rows scored, not bytes read.
+    ("bytes", 10_000, 200, 1000, 10_000, 20),
+    ("bytes", 10_000, 500, 500, 5_000, 50),
+    ("rows", 1000, 800, 1000, 1000, 80),
+])
+def test_progress_follows_rows_scored_not_input_read(unit, total, scored, parsed, done, percent):
+    from scorehouse.batch import Progress
+
+    log = io.StringIO()
+    p = Progress(total, unit, stream=log, log_every=0)
+    p.update(scored, parsed, done)
+    assert f"{scored:,} rows scored ({percent}% of about" in log.getvalue()
+
+
+def test_progress_of_a_real_run_ends_at_every_row(tmp_path, scorer, features):
+    from scorehouse.batch import Options, Progress, RejectsFile, open_input, open_output, run
+
+    src = tmp_path / "in.csv"
+    features.head(1500).to_csv(src, index=False)
+    log = io.StringIO()
+    source = open_input(str(src), chunk_rows=256)
+    progress = Progress(source.total, source.unit, stream=log, log_every=0)
+    out = tmp_path / "out.csv"
+    run(scorer, source, [open_output(str(out))], RejectsFile(tmp_path / "rejects.csv"), None,
+        Options(), progress)
+    assert "1,500 rows scored (100% of about 1,500 rows)" in log.getvalue().splitlines()[-1]

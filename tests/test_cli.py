@@ -249,6 +249,7 @@ def batch(workdir, flow, records) -> dict[str, Run]:
         "version": ["--version"],
         "verify_corrupt": ["verify", "corrupt.shz"],
         "predict_v2": ["predict", "churn/2", "--json", good],
+        "register_again": ["register", "churn.shz"],
     }
     stdin = {"predict_stdin": "".join(json.dumps(r) + "\n" for r in records[:2])}
     return CLI(workdir / "home", workdir).many(calls, stdin)
@@ -275,6 +276,7 @@ def test_package_register_promote_rollback(flow, workdir):
                                    "version": 1, "action": "promote", "changed": True}
     text = ok(flow["register2"]).strip()
     assert text.startswith("registered churn/2 (manifest ") and text.endswith(")")
+    assert flow["register2"].err == ""  # the same input schema as churn/1: nothing to say
     assert ok(flow["promote2"]).strip() == "churn@production: version 1 -> 2 (promote)"
     assert ok(flow["rollback"]) == {"model": "churn", "alias": "production", "from_version": 2,
                                     "version": 1, "action": "rollback", "changed": True}
@@ -287,6 +289,11 @@ def test_package_json(flow, workdir):
     assert out["inputs"] == len(FEATURES) and len(out["manifest_sha256"]) == 64
     assert out["metrics"]["holdout_auc"] == 0.91
     assert 0.5 < out["metrics"]["training_roc_auc"] <= 1.0
+
+
+def test_registering_the_same_artifact_again_names_its_version(batch):
+    assert_error_line(batch["register_again"], 6, "churn.shz is already registered as churn/1",
+                      "--allow-duplicate")
 
 
 def test_models_list(batch):

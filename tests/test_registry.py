@@ -64,7 +64,7 @@ def reg(open_registry) -> Registry:
 
 
 def _register(reg: Registry, artifact: Path, n: int, **kw) -> list[int]:
-    return [reg.register(artifact, **kw).version for _ in range(n)]
+    return [reg.register(artifact, allow_duplicate=True, **kw).version for _ in range(n)]
 
 
 def _raw_engine(url: str) -> sa.Engine:
@@ -262,7 +262,8 @@ def test_user_defaults_to_scorehouse_user_env(reg, churn_artifact, monkeypatch):
     monkeypatch.setenv("SCOREHOUSE_USER", "ci-bot")
     assert reg.register(churn_artifact).created_by == "ci-bot"
     reg.promote("churn/1", "production")
-    assert reg.register(churn_artifact, user="explicit").created_by == "explicit"
+    assert reg.register(churn_artifact, user="explicit",
+                        allow_duplicate=True).created_by == "explicit"
     assert [e.user for e in reg.history("churn")] == ["ci-bot", "ci-bot", "explicit"]
 
 
@@ -543,7 +544,7 @@ def test_missing_stored_artifact_is_not_found(reg, churn_artifact):
     with pytest.raises(NotFoundError, match="missing from the store"):
         scorehouse.load("churn@production", registry=reg)
     # Registering the artifact again puts the file back.
-    assert reg.register(churn_artifact).artifact_uri == str(stored)
+    assert reg.register(churn_artifact, allow_duplicate=True).artifact_uri == str(stored)
     assert reg.load("churn/1").version == 1
 
 
@@ -570,7 +571,7 @@ def test_fresh_database_is_migrated_to_head(registry_url, open_registry, churn_a
         again = open_registry()  # opening an up-to-date registry again changes nothing
         third = open_registry()
         assert again.resolve("churn").version == 1
-        assert third.register(churn_artifact).version == 2
+        assert third.register(churn_artifact, allow_duplicate=True).version == 2
         with raw.connect() as conn:
             assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() \
                 == ["0001"]
@@ -686,3 +687,71 @@ def test_processes_promoting_at_once_keep_alias_and_history_consistent(
             assert reg.rollback("churn", "production")["version"] == promotes[-2].version
     finally:
         reg.close()
+
+
+# --- registering the same or a different model again ----------------------------------------
+
+
+def test_the_same_artifact_twice_is_refused_naming_its_version(reg, churn_artifact):
+    reg.register(churn_artifact)
+    with pytest.raises(ConflictError, match=r"already registered as churn/1 .*--allow-duplicate"):
+        reg.register(churn_artifact)
+    assert [v.version for v in reg.versions("churn")] == [1]  # nothing was written
+    assert reg.register(churn_artifact, allow_duplicate=True).version == 2
+    assert [e.action for e in reg.history("churn")] == ["register", "register"]
+
+
+def test_a_version_keeps_the_artifacts_description(reg, tmp_path, churn_model, churn_data):
+    from scorehouse.demo.data import TARGET
+
+    path = scorehouse.package(churn_model, churn_data, name="churn", target=TARGET,
+                              path=tmp_path / "described.shz", description="monthly churn")
+    assert reg.register(path).description == "monthly churn"
+    assert reg.versions("churn")[0].description == "monthly churn"
+    again = reg.register(path, description="re-checked", allow_duplicate=True)
+    assert again.description == "re-checked"  # a note given at registration wins
+
+
+def _small_model(tmp_path: Path, frame: pd.DataFrame, target: str) -> Path:
+    from sklearn.compose import make_column_transformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    inputs = frame.drop(columns=[target])
+    numbers = [c for c in inputs.columns if pd.api.types.is_numeric_dtype(inputs[c])]
+    text = [c for c in inputs.columns if c not in numbers]
+    pipe = make_pipeline(make_column_transformer(
+        (make_pipeline(SimpleImputer(strategy="constant", fill_value="?"),
+                       OneHotEncoder(handle_unknown="ignore")), text),
+        (SimpleImputer(), numbers)), LogisticRegression(max_iter=500))
+    pipe.fit(inputs, frame[target])
+    return scorehouse.package(pipe, frame, name="churn", target=target, compile=False,
+                              path=tmp_path / f"small-{len(frame.columns)}.shz")
+
+
+@pytest.mark.parametrize(("columns", "disjoint", "expected"), [
+    # A different model under the same name: nothing in common.
+    (lambda df: pd.DataFrame({"x": df["tenure"] * 1.0, "kind": df["plan"]}), True,
+     ["+ x", "+ kind"]),
+    # A column dropped, one added, one changed type, one with a narrower category set.
+    (lambda df: df.drop(columns=["age"]).assign(score=df["age"] * 0.5,
+                                                tenure=df["tenure"].astype(str),
+                                                region=df["region"].where(df["region"] != "north",
+                                                                          "south")),
+     False, ["+ score", "- age", "~ tenure: type integer -> string", "~ region: categories"]),
+])
+def test_a_new_versions_schema_is_compared_with_the_previous_one(
+        reg, tmp_path, churn_artifact, churn_data, columns, disjoint, expected):
+    from scorehouse.demo.data import TARGET
+
+    reg.register(churn_artifact)
+    assert not reg.schema_diff("churn/1", "churn/1")
+    frame = columns(churn_data.drop(columns=[TARGET])).assign(**{TARGET: churn_data[TARGET]})
+    v2 = reg.register(_small_model(tmp_path, frame.head(400), TARGET))
+    diff = reg.schema_diff("churn/1", v2.ref)
+    assert diff and diff.disjoint == disjoint
+    lines = diff.lines()
+    for fragment in expected:
+        assert any(line.startswith(fragment) for line in lines), (fragment, lines)

@@ -58,7 +58,7 @@ def registry_home(tmp_path_factory, churn_artifact):
     home = tmp_path_factory.mktemp("serve-home")
     reg = scorehouse.Registry(f"sqlite:///{home / 'registry.db'}", str(home / "artifacts"))
     reg.register(churn_artifact)
-    reg.register(churn_artifact)
+    reg.register(churn_artifact, allow_duplicate=True)
     reg.promote("churn/1", "production")
     return reg
 

@@ -1,4 +1,10 @@
-"""Progress of a batch run: a rich bar with rows/s and ETA on a terminal, log lines otherwise."""
+"""Progress of a batch run: a rich bar with rows/s and ETA on a terminal, log lines otherwise.
+
+Progress counts rows *scored* (written out or rejected), never input consumed: the reader
+runs ahead of scoring by a few chunks, and a file's bytes can all be read while most of its
+rows are still to score. When the input's size is known only in bytes, the total number of
+rows is estimated from the rows parsed per byte so far, and refined as the run goes on.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,10 @@ LOG_EVERY = 30.0
 
 
 class Progress:
-    """Reports rows scored; `total` is in `unit` ('bytes' of input read, or 'rows')."""
+    """Reports rows scored against the input's (estimated) number of rows.
+
+    `total` is the input's size in `unit`: 'rows' (exact) or 'bytes' (rows then estimated).
+    """
 
     def __init__(self, total: int | None, unit: str, *, enabled: bool = True,
                  stream: TextIO | None = None, log_every: float = LOG_EVERY):
@@ -36,23 +45,36 @@ class Progress:
                         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                         console=Console(file=self.stream), transient=True)
         self._bar.start()
-        self._task = self._bar.add_task("score", total=self.total, rows=0, rate=0.0)
+        self._task = self._bar.add_task("score", total=self.rows_expected(0, None),
+                                        rows=0, rate=0.0)
 
-    def update(self, rows: int, done: int | None) -> None:
-        """`rows` read so far; `done` units of the input consumed (bytes or rows)."""
+    def rows_expected(self, parsed: int, done: int | None) -> int | None:
+        """The input's number of rows: exact for a 'rows' total; for 'bytes', rows parsed so
+        far scaled by the share of the input consumed (None until something was read)."""
+        if self.total is None:
+            return None
+        if self.unit == "rows":
+            return self.total
+        if not done or not parsed:
+            return None
+        return max(parsed, round(parsed * self.total / done))
+
+    def update(self, scored: int, parsed: int | None = None, done: int | None = None) -> None:
+        """`scored` rows accounted so far (scored or rejected); `parsed` rows the reader has
+        produced; `done` units of the input the reader consumed (bytes or rows)."""
         if not self.enabled:
             return
         now = time.perf_counter()
-        rate = rows / (now - self.start) if now > self.start else 0.0
+        rate = scored / (now - self.start) if now > self.start else 0.0
+        expected = self.rows_expected(parsed if parsed is not None else scored, done)
         if self._bar is not None:
-            completed = done if done is not None else rows
-            self._bar.update(self._task, completed=completed, rows=rows, rate=rate)
+            self._bar.update(self._task, completed=scored, total=expected, rows=scored, rate=rate)
         elif now - self._last_log >= self.log_every:
             self._last_log = now
             share = ""
-            if self.total and done is not None:
-                share = f" ({100 * min(done / self.total, 1):.0f}% of the input)"
-            print(f"scorehouse: {rows:,} rows read{share}, {rate:,.0f} rows/s",
+            if expected:
+                share = f" ({100 * min(scored / expected, 1):.0f}% of about {expected:,} rows)"
+            print(f"scorehouse: {scored:,} rows scored{share}, {rate:,.0f} rows/s",
                   file=self.stream, flush=True)
 
     def close(self) -> None:

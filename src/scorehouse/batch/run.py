@@ -142,7 +142,8 @@ def _stream(scorer: Scorer, source: Source, sinks: Sequence[Sink], rejects: Reje
                 totals.count_reject(r.column)
             totals.add(scored)
             written_malformed = _flush_malformed(source, written_malformed, rejects, totals)
-            progress.update(totals.read, source.done() if source.done else None)
+            progress.update(totals.read, parsed + len(source.malformed),
+                            source.done() if source.done else None)
 
     batches = _batches(source)
     first = next(batches, None)  # opens the input: a CSV's header is known from here on
@@ -167,7 +168,7 @@ def _stream(scorer: Scorer, source: Source, sinks: Sequence[Sink], rejects: Reje
                 f.cancel()
             raise
     _flush_malformed(source, written_malformed, rejects, totals)
-    progress.update(totals.read, source.done() if source.done else None)
+    progress.update(totals.read, totals.read, source.done() if source.done else None)
 
 
 def default_workers(scorer: Scorer) -> int:

@@ -255,13 +255,39 @@ def sign(
 @app.command()
 def register(
     path: Annotated[Path, typer.Argument(help="Artifact file or folder to register.")],
-    description: Annotated[str, typer.Option(help="Note for this version.")] = "",
+    description: Annotated[str, typer.Option(help="Note for this version (default: the artifact's description).")] = "",
+    allow_duplicate: Annotated[bool, typer.Option("--allow-duplicate", help="Register an artifact that is already a version of its model again, as a new version.")] = False,
     user: User = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Register an artifact as the next version of its model."""
-    mv = _registry().register(path, description=description, user=user)
-    emit(mv.to_dict(), as_json, f"registered {mv.ref} (manifest {mv.manifest_sha256[:12]})")
+    """Register an artifact as the next version of its model.
+
+    Says how the input schema differs from the previous version's, if it does.
+
+    Example: scorehouse register churn.shz
+    """
+    reg = _registry()
+    mv = reg.register(path, description=description, user=user, allow_duplicate=allow_duplicate)
+    older = [v for v in reg.versions(mv.name) if v.version < mv.version]
+    diff = reg.schema_diff(older[-1].ref, mv.ref) if older else None
+    if as_json:
+        emit_json({**mv.to_dict(), "schema_diff": _diff_json(diff)})
+        return
+    console.print(f"registered {mv.ref} (manifest {mv.manifest_sha256[:12]})")
+    if diff:
+        head = (f"warning: {mv.ref} shares no input column with {older[-1].ref}: is it the same "
+                "model? (its input schema, against the previous version's:)" if diff.disjoint
+                else f"note: {mv.ref}'s input schema differs from {older[-1].ref}'s:")
+        err_console.print(head, markup=False, highlight=False)
+        for line in diff.lines():
+            err_console.print(f"  {line}", markup=False, highlight=False)
+
+
+def _diff_json(diff: Any) -> dict[str, Any] | None:
+    if diff is None:
+        return None
+    return {"added": list(diff.added), "removed": list(diff.removed),
+            "changed": [vars(c) for c in diff.changed], "disjoint": diff.disjoint}
 
 
 @app.command()
@@ -342,9 +368,10 @@ def models_show(name: Annotated[str, typer.Argument(help="Model name.")],
     """Every version of a model with status, aliases and metrics."""
     vs = _registry().versions(name)
     emit([v.to_dict(lineage=True) for v in vs], as_json, lambda: table(
-        ["version", "status", "aliases", "task", "flavor", "created", "by", "metrics"],
+        ["version", "status", "aliases", "task", "flavor", "created", "by", "metrics",
+         "description"],
         [(v.version, v.status, " ".join(v.aliases), v.task, v.flavor, v.created_at, v.created_by,
-          _metrics_text(v.lineage.get("metrics", {}))) for v in vs], title=name))
+          _metrics_text(v.lineage.get("metrics", {})), v.description) for v in vs], title=name))
 
 
 def _metrics_text(metrics: dict[str, float]) -> str:

@@ -18,6 +18,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from .. import artifact as artifact_io
 from ..config import artifacts_url, registry_url
 from ..errors import ConflictError, NotFoundError, RegistryError
+from ..schema import Schema
+from ..schema.diff import SchemaDiff, diff_schemas
 from . import migrate
 from .refs import LATEST, Ref, parse, valid_name
 from .store import ArtifactStore
@@ -176,10 +178,18 @@ class Registry:
     # --- writing --------------------------------------------------------------------------
 
     def register(self, path: str | os.PathLike, *, description: str = "",
-                 user: str | None = None) -> ModelVersion:
-        """Verify the artifact at `path`, copy it to the store, record it as the next version."""
+                 user: str | None = None, allow_duplicate: bool = False) -> ModelVersion:
+        """Verify the artifact at `path`, copy it to the store, record it as the next version.
+
+        Raises:
+            ConflictError: the same artifact (same manifest hash) is already a version of the
+                model, unless `allow_duplicate`.
+        """
         art = artifact_io.read(path, trust=True, check_versions=False)
         name = valid_name(art.name)
+        if not allow_duplicate:
+            self._refuse_duplicate(name, art.manifest_sha256, path)
+        description = description or art.manifest.get("description", "")
         data = artifact_io.pack(path)
         uri = self.store.put(name, art.manifest_sha256, data)
         lineage = art.manifest.get("lineage", {})
@@ -188,7 +198,7 @@ class Registry:
         def work(conn: sa.Connection) -> int:
             now = _now()
             conn.execute(_insert_ignore(conn, models).values(
-                name=name, description=description or art.manifest.get("description", ""),
+                name=name, description=description,
                 last_version=0, created_at=now, updated_at=now))
             conn.execute(models.update().where(models.c.name == name)
                          .values(last_version=models.c.last_version + 1, updated_at=now))
@@ -204,6 +214,24 @@ class Registry:
 
         number = self._write(work)
         return self.version(f"{name}/{number}")
+
+    def _refuse_duplicate(self, name: str, sha: str, path: str | os.PathLike) -> None:
+        with self._read() as conn:
+            same = conn.execute(
+                sa.select(versions.c.version).join(models, models.c.id == versions.c.model_id)
+                .where(models.c.name == name, versions.c.manifest_sha256 == sha)
+                .order_by(versions.c.version)).scalars().all()
+        if same:
+            raise ConflictError(
+                f"{os.fspath(path)} is already registered as {name}/{same[0]} (same manifest "
+                f"sha256 {sha[:12]}); promote {name}/{same[0]} instead, or pass "
+                "--allow-duplicate (allow_duplicate=True) to register it again as a new version")
+
+    def schema_diff(self, old_ref: str, new_ref: str) -> SchemaDiff:
+        """How the input schema changed from `old_ref` to `new_ref` (both registered)."""
+        old, new = (Schema.from_dict(self.load_artifact(r)[0].manifest["input_schema"])
+                    for r in (old_ref, new_ref))
+        return diff_schemas(old, new)
 
     def promote(self, ref: str, alias: str, *, reason: str = "", user: str | None = None
                 ) -> dict[str, Any]:
