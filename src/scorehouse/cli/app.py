@@ -105,7 +105,7 @@ def demo(
                   "\"complaints\": 1, \"age\": 41, \"data_usage_gb\": 3.2, "
                   "\"days_since_login\": 12, \"payment_method\": \"invoice\", "
                   "\"region\": \"north\"}'\n"
-                  f"  scorehouse register {out['artifact']} && scorehouse promote churn/2 "
+                  f"  scorehouse register {out['artifact']} --allow-duplicate && scorehouse promote churn/2 "
                   "production\n"
                   "  scorehouse rollback churn production\n"
                   "  scorehouse models history churn")
