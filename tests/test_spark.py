@@ -191,3 +191,46 @@ def test_a_shipment_is_loaded_once_per_process(churn_artifact):
     first = unpack(shipment)
     assert unpack(shipment) is first
     assert first.runtime.name == "onnx" and not first.runtime.parallel_batches
+
+
+def _without_venv_on_path() -> dict[str, str]:
+    """The environment of a cron job: no activated virtualenv, no PYSPARK_PYTHON, a PATH whose
+    `python3` (if any) is not the one scorehouse is installed in."""
+    venv_bin = str(Path(sys.executable).parent)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "VIRTUAL_ENV")}
+    env["PATH"] = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                                  if p and Path(p).resolve() != Path(venv_bin).resolve())
+    return env
+
+
+def test_cli_by_absolute_path_outside_the_venv_runs_workers_on_its_own_python(
+        spark, tmp_path, churn_artifact, features):
+    import subprocess
+
+    source = tmp_path / "in.parquet"
+    features.head(200).to_parquet(source, index=False)
+    output = tmp_path / "out.parquet"
+    script = Path(sys.executable).with_name("scorehouse")
+    done = subprocess.run([str(script), "score", str(churn_artifact), str(source), str(output),
+                           "--engine", "spark", "--master", "local[1]", "--trust", "-q"],
+                          env=_without_venv_on_path(), capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(pq.read_table(output)) == 200
+
+
+def test_workers_keep_the_interpreter_the_user_chose(spark):
+    sc = spark.sparkContext
+    before = sc.pythonExec
+    try:
+        from scorehouse.spark.score import use_this_interpreter
+
+        use_this_interpreter(sc)
+        assert sc.pythonExec == os.environ.get("PYSPARK_PYTHON", sys.executable)
+        os.environ["PYSPARK_PYTHON"] = "/opt/their/python"
+        use_this_interpreter(sc)
+        assert sc.pythonExec == "/opt/their/python"
+    finally:
+        os.environ["PYSPARK_PYTHON"] = before
+        sc.pythonExec = before

@@ -8,8 +8,6 @@ nothing under a final name. Counts come from what was written: read = scored + r
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -41,9 +39,6 @@ def session(master: str | None = None, batch_rows: int | None = None) -> Any:
     builder = SparkSession.builder.appName("scorehouse")
     if master:
         builder = builder.master(master)
-    if "PYSPARK_PYTHON" not in os.environ:
-        # Local workers must run this interpreter, which has scorehouse installed.
-        builder = builder.config("spark.pyspark.python", sys.executable)
     if batch_rows:
         builder = builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_rows))
     return builder.getOrCreate()

@@ -9,6 +9,8 @@ version, and `error` (null when scored; else each problem, naming its column and
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -50,9 +52,24 @@ def score(df: DataFrame, ref: str | Scorer, keep: Sequence[str] | None = None, *
     taken = kept + [c.name for c in scorer.schema.columns
                     if c.name in df.columns and c.name not in kept]
     out = output_schema(scorer, df.select(*taken).schema, kept, with_model)
+    use_this_interpreter(df.sparkSession.sparkContext)
     shipment = df.sparkSession.sparkContext.broadcast(pack(scorer))
     run = functools.partial(_score_partition, shipment, kept, out, batch_rows, totals)
     return df.select(*taken).mapInArrow(run, _spark_schema(out))
+
+
+def use_this_interpreter(sc: Any) -> None:
+    """Make Python workers run the interpreter scorehouse runs in, unless the user chose one
+    (PYSPARK_PYTHON, or the session's `spark.pyspark.python`).
+
+    Why: PySpark's driver fixes the workers' interpreter when the SparkContext starts, from
+    PYSPARK_PYTHON alone (default `python3`, whatever PATH finds) and, in a local session,
+    ignores `spark.pyspark.python`. A cron line calling `<venv>/bin/scorehouse` by full path
+    would start workers on a `python3` that has no scorehouse. A UDF built after this takes
+    the interpreter from the context (`sc.pythonExec`), so setting it here is enough.
+    """
+    chosen = os.environ.get("PYSPARK_PYTHON") or sc.getConf().get("spark.pyspark.python")
+    sc.pythonExec = chosen or sys.executable
 
 
 def output_schema(scorer: Scorer, inputs: Any, kept: Sequence[str], with_model: bool
