@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the services the tests talk to are reachable, starting (or installing, from
 # Debian's packages) what is missing. Under CI=true a service that stays unreachable fails.
+# Also Debian's chromium, for the tests that drive pages in a real browser.
 # Services: PostgreSQL (the registry's team database; plpython3u for in-database scoring) and
 # Redis (the batch cache of scores, streams), NATS JetStream (streams), and a Java runtime
 # for Spark's local mode (pyspark itself comes from PyPI).
@@ -114,6 +115,16 @@ ensure_java() {
   java_ready
 }
 
+chromium_ready() { command -v chromium >/dev/null 2>&1 && chromium --version >/dev/null 2>&1; }
+
+# Pages are tested in Debian's chromium, driven by Playwright (Playwright's own browser
+# download is not used).
+ensure_chromium() {
+  if chromium_ready; then say "chromium ok ($(chromium --version 2>/dev/null))"; return 0; fi
+  say "installing chromium from Debian's packages"
+  apt_install chromium && chromium_ready
+}
+
 require() {  # name, ensure-function
   "$2" && return 0
   if [ "${CI:-}" = "true" ]; then
@@ -128,5 +139,6 @@ status=0
 require Redis ensure_redis
 require "NATS (JetStream)" ensure_nats
 require "Java (for Spark)" ensure_java
+require "chromium (browser tests)" ensure_chromium
 require PostgreSQL ensure_postgres && require "PL/Python (plpython3u)" ensure_plpython
 exit $status

@@ -21,7 +21,8 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from .. import __version__
 from ..errors import InvalidInputError, NotFoundError, ScorehouseError
@@ -31,7 +32,7 @@ from .batching import MicroBatcher, worth_it
 from .codecs import mlflow, v2
 from .metrics import Metrics
 from .models import ModelSet
-from .openapi import DOCS_HTML, document, example_record
+from .openapi import DOCS_ASSETS, DOCS_HTML, document, example_record, swagger_ui_files
 
 log = logging.getLogger("scorehouse.serve")
 
@@ -325,6 +326,7 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
               methods=post),
         Route("/metrics", metrics_endpoint),
         Route("/openapi.json", openapi), Route("/docs", docs),
+        Mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_files())),
     ]
     pages = Starlette(routes=r, lifespan=lifespan,
                       exception_handlers={404: not_found, 405: not_found})

@@ -113,11 +113,23 @@ def document(models: dict[str, Scorer], secured: bool) -> dict[str, Any]:
     return doc
 
 
-DOCS_HTML = """<!doctype html>
-<html><head><title>scorehouse API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+#: Where /docs takes Swagger UI's script and style from: this server, never a CDN, so the page
+#: works on a network with no way out. The files come from the `swagger-ui-py` package.
+DOCS_ASSETS = "/docs/assets"
+
+DOCS_HTML = f"""<!doctype html>
+<html><head><title>scorehouse API</title><meta charset="utf-8">
+<link rel="stylesheet" href="{DOCS_ASSETS}/swagger-ui.css">
 </head><body><div id="ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
+<script src="{DOCS_ASSETS}/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({{url: "/openapi.json", dom_id: "#ui"}});</script>
 </body></html>
 """
+
+
+def swagger_ui_files() -> str:
+    """The folder of Swagger UI's built files (`swagger-ui-bundle.js`, `swagger-ui.css`), as
+    shipped inside the `swagger-ui-py` wheel."""
+    from importlib.resources import files
+
+    return str(files("swagger_ui") / "static")
