@@ -466,7 +466,7 @@ def test_verify_refuses_a_tampered_artifact(batch):
 
 
 def test_unknown_model_exits_3(batch):
-    assert_error_line(batch["not_found"], 3, "no model named 'nope'")
+    assert_error_line(batch["not_found"], 3, "no model named 'nope'", "(known: churn)")
 
 
 def test_rollback_with_nothing_to_roll_back_exits_6(batch):
@@ -510,3 +510,29 @@ def test_demo(demo_run):
     # Registered in the demo's own home: the registry database and the stored artifact.
     assert (home / "registry.db").is_file()
     assert len(list((home / "artifacts" / "churn").glob("*.shz"))) == 1
+
+
+def _command_paths() -> list[tuple[str, ...]]:
+    import typer
+
+    from scorehouse.cli.app import app
+
+    def walk(cmd, path):
+        yield path
+        for name, sub in getattr(cmd, "commands", {}).items():
+            yield from walk(sub, (*path, name))
+
+    return list(walk(typer.main.get_command(app), ()))
+
+
+@pytest.mark.parametrize("path", _command_paths(), ids=lambda p: " ".join(p) or "scorehouse")
+def test_help_shows_flags_without_a_value_placeholder(path, capsys, monkeypatch):
+    from scorehouse.cli.app import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    try:
+        main([*path, "--help"])
+    except SystemExit as e:
+        assert e.code in (0, None)
+    text = capsys.readouterr().out
+    assert "--help" in text and "<bool>" not in text, text

@@ -125,13 +125,15 @@ def test_models_lists_versions_and_aliases(reg, churn_artifact):
 
 
 def test_unknown_model_version_and_alias_are_not_found(reg, churn_artifact):
-    with pytest.raises(NotFoundError, match="no model named 'nope'"):
+    with pytest.raises(NotFoundError, match=r"no model named 'nope'.*empty: register a model"):
         reg.resolve("nope/1")
     with pytest.raises(NotFoundError, match="no model named 'nope'"):
         reg.versions("nope")
     with pytest.raises(NotFoundError, match="no model named 'nope'"):
         reg.history("nope")
     reg.register(churn_artifact)
+    with pytest.raises(NotFoundError, match=r"no model named 'chrun' in the registry \(known: churn\)"):
+        reg.resolve("chrun@production")
     with pytest.raises(NotFoundError, match="churn has no version 7"):
         reg.resolve("churn/7")
     # No alias at all yet: the message says how to make one.

@@ -787,6 +787,21 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     err_console.print(f"[yellow]warning:[/] {message}", markup=True)
 
 
+def _show_flags_as_flags(command: Any) -> Any:
+    """`command` with every on/off flag (and --help) shown in --help without a type: typer
+    prints each option's type, so a flag read `--json <bool>`, as if it took a value."""
+    try:  # recent typer vendors its own click
+        from typer._click import Context
+    except ImportError:  # pragma: no cover - older typer runs on click
+        from click import Context
+    for param in [*command.params, command.get_help_option(Context(command))]:
+        if param is not None and getattr(param, "is_flag", False):
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _show_flags_as_flags(sub)
+    return command
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; errors become one line and a documented exit code, never a traceback."""
     args = sys.argv[1:] if argv is None else argv
@@ -795,7 +810,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     debug = bool(os.environ.get("SCOREHOUSE_DEBUG"))
     try:
-        rv = app(args=args, prog_name="scorehouse", standalone_mode=False)
+        command = _show_flags_as_flags(typer.main.get_command(app))
+        rv = command.main(args=args, prog_name="scorehouse", standalone_mode=False)
     except _EXIT as e:
         sys.exit(e.exit_code)
     except _ABORT:

@@ -172,7 +172,8 @@ class Registry:
             conn.execute(models.update().where(models.c.name == name).values(updated_at=_now()))
         mid = conn.execute(sa.select(models.c.id).where(models.c.name == name)).scalar()
         if mid is None:
-            raise NotFoundError(f"no model named {name!r} in the registry")
+            known = conn.execute(sa.select(models.c.name).order_by(models.c.name)).scalars().all()
+            raise NotFoundError(f"no model named {name!r} in the registry ({_known(known)})")
         return mid
 
     # --- writing --------------------------------------------------------------------------
@@ -418,6 +419,14 @@ class Registry:
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+def _known(names: list[str], most: int = 20) -> str:
+    """'known: a, b, c' (the first `most` names), or 'it is empty'."""
+    if not names:
+        return "it is empty: register a model first"
+    more = f", ... ({len(names) - most} more)" if len(names) > most else ""
+    return "known: " + ", ".join(names[:most]) + more
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
