@@ -757,3 +757,26 @@ def test_a_new_versions_schema_is_compared_with_the_previous_one(
     lines = diff.lines()
     for fragment in expected:
         assert any(line.startswith(fragment) for line in lines), (fragment, lines)
+
+
+def test_lineage_keeps_a_pipelines_parameters_as_a_tree(reg, churn_artifact):
+    reg.register(churn_artifact)
+    params = reg.lineage("churn/1")["params"]
+    (prep_name, prep), (model_name, model) = params["steps"]
+    assert prep["estimator"] == "sklearn.compose._column_transformer.ColumnTransformer"
+    [num, *_] = prep["params"]["transformers"]
+    assert num[1]["estimator"] == "sklearn.pipeline.Pipeline"
+    assert num[1]["params"]["steps"][0][1]["params"]["strategy"] == "median"
+    assert isinstance(model["params"], dict) and model["estimator"].startswith("sklearn.")
+
+    def texts(v):
+        if isinstance(v, str):
+            yield v
+        elif isinstance(v, dict):
+            for x in v.values():
+                yield from texts(x)
+        elif isinstance(v, list):
+            for x in v:
+                yield from texts(x)
+
+    assert not [t for t in texts(params) if "\n" in t]  # no multi-line reprs

@@ -16,6 +16,7 @@ from typing import Any
 import cloudpickle
 
 from ..errors import ArtifactError, UnsupportedModelError
+from .params import param_tree
 
 PICKLE_FILE = "model/model.pkl"
 
@@ -29,13 +30,6 @@ class ModelInfo:
     feature_names: list[str] | None = None
     params: dict[str, Any] = field(default_factory=dict)
     modules: list[str] = field(default_factory=list)
-
-
-def _json_safe(params: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in params.items():
-        out[str(k)] = v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)
-    return out
 
 
 def _task_from_classes(classes: Any) -> tuple[str, list[Any]]:
@@ -85,7 +79,7 @@ class SklearnFlavor(Flavor):
         names = getattr(model, "feature_names_in_", None)
         info = ModelInfo(
             task=None, feature_names=[str(n) for n in names] if names is not None else None,
-            params=_json_safe(model.get_params(deep=False)), modules=["sklearn"],
+            params=param_tree(model)["params"], modules=["sklearn"],
         )
         if is_classifier(model) and hasattr(model, "classes_"):
             info.task, info.classes = _task_from_classes(model.classes_)
@@ -139,7 +133,7 @@ class LightGBMFlavor(Flavor):
                          params={"objective": objective, "num_trees": booster.num_trees()},
                          modules=["lightgbm"])
         if hasattr(model, "get_params"):
-            info.params.update(_json_safe(model.get_params(deep=False)))
+            info.params.update(param_tree(model)["params"])
         if hasattr(model, "classes_"):
             info.task, info.classes = _task_from_classes(model.classes_)
         elif objective.startswith(("binary", "cross_entropy")):
@@ -177,7 +171,7 @@ class XGBoostFlavor(Flavor):
         info = ModelInfo(task="regression", feature_names=booster.feature_names,
                          params={"objective": objective}, modules=["xgboost"])
         if hasattr(model, "get_params"):
-            info.params.update(_json_safe(model.get_params(deep=False)))
+            info.params.update(param_tree(model)["params"])
         if hasattr(model, "classes_"):
             info.task, info.classes = _task_from_classes(model.classes_)
         elif objective.startswith("binary:"):
