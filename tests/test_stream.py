@@ -203,9 +203,13 @@ def nats_subject():
     yield subject
 
     async def drop() -> None:
+        import nats.js.errors
+
         nc = await nats.connect(NATS_URL)
         try:
             await nc.jetstream().delete_stream(subject.upper())
+        except nats.js.errors.NotFoundError:  # the test kept its events in a stream of its own
+            pass
         finally:
             await nc.close()
 
@@ -381,3 +385,83 @@ def test_enrich_only_then_a_separate_scoring_worker(r, redis_url, scorer, churn_
     assert scoring.stats.scored == 120 and r.xlen("scores") == 120
     check_redis_profiles(r, churn_data, sent, 15)  # and not counted again
     assert r.hget("profile:0", "churn_score") is not None
+
+
+def _nats(coro_fn):
+    import asyncio
+
+    import nats
+
+    async def go():
+        nc = await nats.connect(NATS_URL)
+        try:
+            return await coro_fn(nc.jetstream())
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("kept_as", ["exact", "wildcard", "named-in-url"])
+def test_nats_finds_the_existing_stream_that_keeps_the_subject(
+        r, redis_url, scorer, churn_data, nats_subject, kept_as):
+    """A stream made by someone else, under a name scorehouse could not guess: the worker
+    finds it (or uses the one named with js_stream), reads its events, dead-letters once."""
+    from scorehouse.stream.nats_events import NatsEvents
+
+    theirs = f"ORDERS_{nats_subject.upper()}"
+    subjects = {"exact": [nats_subject], "wildcard": [f"{nats_subject}.>", nats_subject],
+                "named-in-url": [nats_subject]}[kept_as]
+    _nats(lambda js: js.add_stream(name=theirs, subjects=subjects))
+    try:
+        redis_profiles(r, churn_data, 5)
+        sent = [{"customer_id": i % 5, "type": "call"} for i in range(20)]
+
+        async def publish(js):
+            for e in sent:
+                await js.publish(nats_subject, json.dumps(e).encode())
+            await js.publish(nats_subject, b"{broken")
+        _nats(publish)
+        extra = f"&js_stream={theirs}" if kept_as == "named-in-url" else ""
+        events = NatsEvents(f"{NATS_URL}?subject={nats_subject}{extra}", "g", "w1")
+        assert events.stream_name == theirs
+        worker = StreamWorker(scorer, events, RedisProfiles(redis_url), from_spec(REDUCER),
+                              key="customer_id", output_stream="scores", max_attempts=1)
+        deadline = time.time() + 60
+        while worker.stats.scored < 20 or worker.stats.dead < 1:
+            assert time.time() < deadline, worker.stats
+            worker.step()
+        events.close()
+        check_redis_profiles(r, churn_data, sent, 5)
+        dead = _nats(lambda js: js.find_stream_name_by_subject(f"{nats_subject}.dead"))
+        assert dead  # the dead letter went to a stream that keeps it
+    finally:
+        for name in {theirs, f"{nats_subject}_DEAD".upper()}:
+            try:
+                _nats(lambda js, n=name: js.delete_stream(n))
+            except Exception:  # noqa: BLE001 - the wildcard stream kept .dead itself
+                pass
+
+
+def test_nats_names_the_stream_to_pass_when_js_stream_is_wrong(nats_subject):
+    from scorehouse.errors import ScorehouseError
+    from scorehouse.stream.nats_events import NatsEvents
+
+    other = f"OTHER_{nats_subject.upper()}"
+    _nats(lambda js: js.add_stream(name=other, subjects=[f"{nats_subject}_elsewhere"]))
+    try:
+        with pytest.raises(ScorehouseError, match=rf"stream '{other}' does not keep subject "
+                                                  rf"'{nats_subject}'.*js_stream=NAME"):
+            NatsEvents(f"{NATS_URL}?subject={nats_subject}&js_stream={other}", "g", "w1")
+    finally:
+        _nats(lambda js: js.delete_stream(other))
+
+
+@pytest.mark.parametrize(("pattern", "subject", "matches"), [
+    ("a.b", "a.b", True), ("a.*", "a.b", True), ("a.*", "a.b.c", False), ("a.>", "a.b.c", True),
+    ("a.>", "a", False), (">", "a", True), ("a.b", "a.c", False), ("*.b", "a.b", True),
+])
+def test_nats_subject_patterns(pattern, subject, matches):
+    from scorehouse.stream.nats_events import _subject_matches
+
+    assert _subject_matches(pattern, subject) is matches

@@ -20,6 +20,17 @@ from ..errors import ScorehouseError
 from .events import Event, body_fields, dead_record, json_body
 
 
+def _subject_matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: `*` is one token, a final `>` is one or more."""
+    p, t = pattern.split("."), subject.split(".")
+    for i, token in enumerate(p):
+        if token == ">":
+            return len(t) > i
+        if i >= len(t) or (token != "*" and token != t[i]):
+            return False
+    return len(p) == len(t)
+
+
 class NatsEvents:
     """A worker on a durable JetStream pull consumer (`group`) of `subject`."""
 
@@ -32,7 +43,9 @@ class NatsEvents:
         if not self.subject:
             raise ScorehouseError("a NATS source needs ?subject=NAME, e.g. "
                                   "nats://host:4222?subject=events")
-        self.stream_name = params.get("js_stream") or self.subject.replace(".", "_").upper()
+        # The JetStream stream that keeps the subject: named in the URL, else found on the
+        # server (a stream someone else made, perhaps with wildcards), else made by us.
+        self.stream_name: str | None = params.get("js_stream")
         self.server = f"nats://{parts.netloc}"
         self.group, self.consumer = group, consumer
         self.stream = self.subject  # dead letters go to <subject>.dead
@@ -57,15 +70,59 @@ class NatsEvents:
         except Exception as e:  # nats-py raises several kinds; the message says which
             raise ScorehouseError(f"cannot reach NATS at {self.server}: {e}") from None
         self.js = self.nc.jetstream()
-        try:
-            await self.js.add_stream(name=self.stream_name,
-                                     subjects=[self.subject, f"{self.subject}.dead"])
-        except Exception:  # noqa: BLE001 - it exists already (possibly with more subjects)
-            await self.js.stream_info(self.stream_name)
+        self.stream_name = await self._stream_of_subject()
+        await self._keep(f"{self.subject}.dead")
         self.sub = await self.js.pull_subscribe(
             self.subject, durable=self.group, stream=self.stream_name,
             config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=max(ack_wait, 0.5),
                                   max_deliver=-1))
+
+    async def _stream_of_subject(self) -> str:
+        """The stream that keeps `subject`: `js_stream` if given (it must exist or be made
+        here), else the one the server says keeps it, else a new one named after it."""
+        import nats.js.errors
+
+        if self.stream_name is None:
+            try:
+                return await self.js.find_stream_name_by_subject(self.subject)
+            except nats.js.errors.NotFoundError:
+                self.stream_name = self.subject.replace(".", "_").upper()
+        try:
+            info = await self.js.stream_info(self.stream_name)
+        except nats.js.errors.NotFoundError:
+            try:
+                await self.js.add_stream(name=self.stream_name,
+                                         subjects=[self.subject, f"{self.subject}.dead"])
+            except nats.js.errors.Error as e:
+                raise ScorehouseError(
+                    f"cannot create JetStream stream {self.stream_name!r} for subject "
+                    f"{self.subject!r}: {e}; name the stream that keeps it with "
+                    "&js_stream=NAME (see `nats stream ls`)") from None
+            return self.stream_name
+        if not any(_subject_matches(p, self.subject) for p in info.config.subjects or []):
+            raise ScorehouseError(
+                f"JetStream stream {self.stream_name!r} does not keep subject {self.subject!r} "
+                f"(it keeps {', '.join(info.config.subjects or []) or 'nothing'}); name the "
+                "stream that does with &js_stream=NAME, or leave js_stream out to let "
+                "scorehouse find it")
+        return self.stream_name
+
+    async def _keep(self, subject: str) -> None:
+        """Make sure a stream keeps `subject` (dead letters, outputs): a stream of its own,
+        unless one already does."""
+        import nats.js.errors
+
+        if subject in self._kept:
+            return
+        try:
+            await self.js.find_stream_name_by_subject(subject)
+        except nats.js.errors.NotFoundError:
+            try:
+                await self.js.add_stream(name=re.sub(r"[^A-Za-z0-9_-]", "_", subject).upper(),
+                                         subjects=[subject])
+            except nats.js.errors.Error:  # made meanwhile by another worker
+                await self.js.find_stream_name_by_subject(subject)
+        self._kept.add(subject)
 
     def read(self, count: int, block_ms: int) -> list[Event]:
         """Up to `count` events, waiting at most `block_ms` for the first."""
@@ -115,13 +172,7 @@ class NatsEvents:
         """Publish records as JSON on subject `stream`, kept by a JetStream stream of its own."""
 
         async def send() -> None:
-            if stream not in self._kept:
-                try:
-                    await self.js.add_stream(name=re.sub(r"[^A-Za-z0-9_-]", "_", stream).upper(),
-                                             subjects=[stream])
-                except Exception:  # noqa: BLE001 - a stream already keeps this subject
-                    pass
-                self._kept.add(stream)
+            await self._keep(stream)
             for _, record in entries:  # in order; each waits for the server's acknowledgement
                 await self.js.publish(stream, json_body(record))
 
