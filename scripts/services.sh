@@ -125,6 +125,15 @@ ensure_chromium() {
   apt_install chromium && chromium_ready
 }
 
+tools_ready() { command -v jq >/dev/null && command -v curl >/dev/null && command -v redis-cli >/dev/null; }
+
+# The README's examples, which the tests run as written, use jq, curl and redis-cli.
+ensure_tools() {
+  if tools_ready; then say "jq, curl, redis-cli ok"; return 0; fi
+  say "installing jq, curl, redis-tools from Debian's packages"
+  apt_install jq curl redis-tools && tools_ready
+}
+
 require() {  # name, ensure-function
   "$2" && return 0
   if [ "${CI:-}" = "true" ]; then
@@ -140,5 +149,6 @@ require Redis ensure_redis
 require "NATS (JetStream)" ensure_nats
 require "Java (for Spark)" ensure_java
 require "chromium (browser tests)" ensure_chromium
+require "jq, curl, redis-cli (README examples)" ensure_tools
 require PostgreSQL ensure_postgres && require "PL/Python (plpython3u)" ensure_plpython
 exit $status
