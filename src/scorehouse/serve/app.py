@@ -28,7 +28,7 @@ from ..errors import InvalidInputError, NotFoundError, ScorehouseError
 from ..scorer import Result, Scorer
 from .auth import ApiKeys, Unauthorized
 from .batching import MicroBatcher, worth_it
-from .codecs import mlflow, v2
+from .codecs import jsonbody, mlflow, v2
 from .metrics import Metrics
 from .models import ModelSet
 from .openapi import DOCS_HTML, document, example_record
@@ -217,10 +217,7 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
     # --- native -------------------------------------------------------------------------
     async def predict(call: Call) -> Reply:
         scorer = model_of(call)
-        try:
-            data = orjson.loads(await call.read())
-        except orjson.JSONDecodeError as e:
-            raise InvalidInputError(f"the body is not valid JSON: {e}") from None
+        data = jsonbody.loads(await call.read())
         if isinstance(data, dict) and "records" in data:
             data = data["records"]
         if not isinstance(data, (dict, list)) or (isinstance(data, list) and not all(
