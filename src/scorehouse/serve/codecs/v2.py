@@ -163,9 +163,12 @@ def encode(result: Result, scorer: Scorer, doc: dict[str, Any]) -> tuple[bytes, 
         else:
             spec["data"] = array.reshape(-1).tolist()
         outputs.append(spec)
-    header = orjson.dumps({"model_name": scorer.name, "model_version": str(scorer.version or 1),
-                           "id": doc.get("id", ""), "outputs": outputs},
-                          option=orjson.OPT_SERIALIZE_NUMPY)
+    answer = {"model_name": scorer.name, "model_version": str(scorer.version or 1),
+              "id": doc.get("id", ""), "outputs": outputs}
+    if not result.column_check.clean:
+        # Absent optional / unknown inputs (schema.policy); V2 parameters hold plain values.
+        answer["parameters"] = {"columns": result.column_check.describe()}
+    header = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
     if not blobs:
         return header, None
     return header + b"".join(blobs), len(header)
