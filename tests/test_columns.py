@@ -171,6 +171,21 @@ def test_batch_counts_absent_column_and_reports_the_typo(tmp_path, churn_artifac
         assert f"unknown column {TYPO!r} ignored (did you mean {OPTIONAL!r}?)" in err
 
 
+def test_batch_jsonl_flags_the_lines_lacking_the_key(tmp_path, churn_artifact, frame, scorer):
+    rows = _plain(frame)
+    del rows[1][OPTIONAL]
+    rows[3] = {**{k: v for k, v in rows[3].items() if k != OPTIONAL}, TYPO: 190.0}
+    rows[4][OPTIONAL] = None  # a deliberate missing value: silent
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert _score(str(churn_artifact), str(src), str(out)) == 0
+    run = json.loads((tmp_path / "out.jsonl.run.json").read_text())
+    assert run["flags"].get(ABSENT_COLUMN) == {OPTIONAL: 2}
+    assert run["columns"]["unknown"] == [{"column": TYPO, "did_you_mean": OPTIONAL}]
+    scored = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["probability_yes"] for r in scored] == _p_yes(scorer.predict(rows))
+
+
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_batch_strict_refuses_up_front_with_exit_4(tmp_path, churn_artifact, frame, fmt, capsys):
     src, out = tmp_path / f"in.{fmt}", tmp_path / f"out.{fmt}"

@@ -17,6 +17,7 @@ that an input sends on purpose is a missing value, not an absent column, and is 
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -32,6 +33,9 @@ from .columns import Schema
 ABSENT_COLUMN = "absent_column"
 #: How close an unknown name must be to a schema column to be suggested (difflib ratio).
 SUGGEST_CUTOFF = 0.7
+#: Arrow schema metadata of a table made from JSON records: per column, the rows whose record
+#: lacked the key (JSON `{"column": [row, ...]}`), so they count as absent, not as null.
+ABSENT_ROWS = b"scorehouse.absent_rows"
 
 
 class ColumnPolicy(str, Enum):
@@ -147,7 +151,7 @@ def check_input(schema: Schema, data: Any) -> ColumnCheck:
             return CLEAN
         return check_names(schema, data.keys())
     if isinstance(data, (pa.Table, pa.RecordBatch)):
-        return check_names(schema, data.schema.names)
+        return check_names(schema, data.schema.names, absent_rows(data))
     if isinstance(data, pd.DataFrame):
         return check_names(schema, data.columns)
     if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
@@ -158,6 +162,26 @@ def check_input(schema: Schema, data: Any) -> ColumnCheck:
         partly = [n for n in schema.names if n in union and any(n not in r for r in records)]
         return check_names(schema, union, partly)
     return CLEAN  # not an input shape: validation says so
+
+
+def records_table(records: Sequence[Mapping[str, Any]], batch: pa.RecordBatch) -> pa.RecordBatch:
+    """`batch` (made from `records`) marked with the rows whose record lacked each column."""
+    lacking = {}
+    for name in batch.schema.names:
+        rows = [i for i, r in enumerate(records) if name not in r]
+        if rows:
+            lacking[name] = rows
+    if not lacking:
+        return batch
+    return batch.replace_schema_metadata({**(batch.schema.metadata or {}),
+                                          ABSENT_ROWS: json.dumps(lacking)})
+
+
+def absent_rows(data: pa.Table | pa.RecordBatch) -> dict[str, list[int]]:
+    """Per column, the rows a table made by `records_table` had no key for ({} otherwise)."""
+    meta = data.schema.metadata
+    found = meta.get(ABSENT_ROWS) if meta else None
+    return json.loads(found) if found else {}
 
 
 def suggest(schema: Schema, name: str, absent: Sequence[str] = ()) -> str | None:

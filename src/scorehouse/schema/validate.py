@@ -13,7 +13,7 @@ import pyarrow as pa
 from ..errors import SchemaError
 from .coerce import Coerced, CoercionError, RowRule, coerce_column, flag_mask, row_rule
 from .columns import Column, Schema
-from .policy import ABSENT_COLUMN
+from .policy import ABSENT_COLUMN, absent_rows
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,19 @@ def _input_columns(data: Any) -> tuple[int, Any]:
     if isinstance(data, pa.RecordBatch):
         data = pa.Table.from_batches([data])
     if isinstance(data, pa.Table):
-        names = set(data.column_names)
-        return data.num_rows, lambda n: (data.column(n), None) if n in names else (None, None)
+        names, n_rows = set(data.column_names), data.num_rows
+        partly = absent_rows(data)  # a table made from records that lacked some keys
+
+        def arrow_getter(n: str) -> Any:
+            if n not in names:
+                return None, None
+            if n not in partly:
+                return data.column(n), None
+            lacking = np.zeros(n_rows, bool)
+            lacking[partly[n]] = True
+            return data.column(n), lacking
+
+        return n_rows, arrow_getter
     if isinstance(data, pd.DataFrame):
         return len(data), lambda n: (data[n], None) if n in data.columns else (None, None)
     if isinstance(data, Mapping):
