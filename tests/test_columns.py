@@ -69,6 +69,9 @@ def test_check_names_sorts_absent_and_unknown_and_suggests(scorer):
     assert check_names(scorer.schema, scorer.schema.names).clean
     assert check_names(scorer.schema, [*scorer.schema.names, "Tenure "]).unknown[0].did_you_mean \
         == "tenure"
+    many = check_names(scorer.schema, [*scorer.schema.names, *(f"x{i}" for i in range(5000))])
+    assert len(many.unknown) == 20 and many.more_unknown == 4980
+    assert many.describe().endswith("and 4980 more")
     with pytest.raises(SchemaError, match="lenient or strict"):
         ColumnPolicy.parse("loose")
 

@@ -33,6 +33,9 @@ from .columns import Schema
 ABSENT_COLUMN = "absent_column"
 #: How close an unknown name must be to a schema column to be suggested (difflib ratio).
 SUGGEST_CUTOFF = 0.7
+#: Unknown columns named (with a suggestion each) in a check; the rest are only counted, so
+#: a request with thousands of stray keys costs no more than one with a few.
+MAX_NAMED = 20
 #: Arrow schema metadata of a table made from JSON records: per column, the rows whose record
 #: lacked the key (JSON `{"column": [row, ...]}`), so they count as absent, not as null.
 ABSENT_ROWS = b"scorehouse.absent_rows"
@@ -81,6 +84,8 @@ class ColumnCheck:
     absent_required: tuple[str, ...] = ()
     absent_optional: tuple[str, ...] = ()
     unknown: tuple[UnknownColumn, ...] = ()
+    #: Unknown columns beyond the first MAX_NAMED (in name order), counted only.
+    more_unknown: int = 0
 
     @property
     def clean(self) -> bool:
@@ -96,14 +101,16 @@ class ColumnCheck:
             parts.append(f"optional column(s) {_names(self.absent_optional)} absent from the "
                          f"input (scored as missing, flagged {ABSENT_COLUMN})")
         if self.unknown:
-            parts.append("unknown column(s) " + ", ".join(str(u) for u in self.unknown))
+            more = f" and {self.more_unknown} more" if self.more_unknown else ""
+            parts.append("unknown column(s) " + ", ".join(str(u) for u in self.unknown) + more)
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
-        """{"absent_required": [...], "absent_optional": [...], "unknown": [{column, did_you_mean}]}."""
+        """{"absent_required": [...], "absent_optional": [...],
+        "unknown": [{"column", "did_you_mean"}, ...], "more_unknown": int}."""
         return {"absent_required": list(self.absent_required),
                 "absent_optional": list(self.absent_optional),
-                "unknown": [u.to_dict() for u in self.unknown]}
+                "unknown": [u.to_dict() for u in self.unknown], "more_unknown": self.more_unknown}
 
     def enforce(self, policy: ColumnPolicy) -> ColumnCheck:
         """This check, or ColumnsError when `policy` is strict and the columns differ."""
@@ -141,7 +148,9 @@ def check_names(schema: Schema, names: Iterable[Any],
     missing = [c.name for c in absent]
     return ColumnCheck(tuple(c.name for c in absent if not c.nullable),
                        tuple(c.name for c in absent if c.nullable),
-                       tuple(UnknownColumn(n, suggest(schema, n, missing)) for n in unknown))
+                       tuple(UnknownColumn(n, suggest(schema, n, missing))
+                             for n in unknown[:MAX_NAMED]),
+                       max(0, len(unknown) - MAX_NAMED))
 
 
 def check_input(schema: Schema, data: Any) -> ColumnCheck:

@@ -76,7 +76,8 @@ class Result:
         return len(np.unique(np.concatenate(list(self.flags.values()))))
 
     def flag_counts(self) -> dict[str, dict[str, int]]:
-        """{'unseen_category': {'plan': 3}, 'out_of_range': {...}} for scored rows."""
+        """{'unseen_category': {'plan': 3}, 'out_of_range': {...}, 'absent_column': {...}}
+        for scored rows."""
         out: dict[str, dict[str, int]] = {}
         for (kind, column), rows in sorted(self.flags.items()):
             out.setdefault(kind, {})[column] = int(len(rows))
