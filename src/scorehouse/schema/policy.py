@@ -36,6 +36,8 @@ SUGGEST_CUTOFF = 0.7
 #: Unknown columns named (with a suggestion each) in a check; the rest are only counted, so
 #: a request with thousands of stray keys costs no more than one with a few.
 MAX_NAMED = 20
+#: Sets of at most this many names have their check remembered (up to 1,024 sets a schema).
+MEMO_COLUMNS = 256
 #: Arrow schema metadata of a table made from JSON records: per column, the rows whose record
 #: lacked the key (JSON `{"column": [row, ...]}`), so they count as absent, not as null.
 ABSENT_ROWS = b"scorehouse.absent_rows"
@@ -139,8 +141,22 @@ def check_names(schema: Schema, names: Iterable[Any],
     `absent_somewhere`: schema columns present in `names` but missing from some rows
     (records without the key); they count as absent too.
     """
-    given = {str(n) for n in names}
+    given = frozenset(str(n) for n in names)
     partly = set(absent_somewhere)
+    if partly or len(given) > MEMO_COLUMNS:
+        return _compare(schema, given, partly)
+    # The same clients send the same columns request after request (an id column, say):
+    # decide once per set of names, not with difflib on every request.
+    memo = schema._derived.setdefault("column_checks", {})
+    found = memo.get(given)
+    if found is None:
+        if len(memo) >= 1024:
+            memo.clear()
+        found = memo[given] = _compare(schema, given, partly)
+    return found
+
+
+def _compare(schema: Schema, given: frozenset[str], partly: set[str]) -> ColumnCheck:
     absent = [c for c in schema.columns if c.name not in given or c.name in partly]
     unknown = sorted(given - set(schema.names))
     if not absent and not unknown:
