@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import SchemaError, ScorehouseError
+from ..schema import ColumnCheck, ColumnPolicy, check_names
 from ..scorer import Result, Scorer, output_columns, prediction_schema
 
 #: Pass through every input column (`--keep all`).
@@ -77,13 +78,20 @@ def kept_columns(keep: Sequence[str] | None, available: Sequence[str], scorer: S
     return names
 
 
-def check_columns(scorer: Scorer, available: Sequence[str]) -> None:
-    """Fail the run up front when a column the model requires is not in the input at all."""
-    missing = [c.name for c in scorer.schema.columns if not c.nullable and c.name not in available]
+def check_columns(scorer: Scorer, available: Sequence[str],
+                  policy: ColumnPolicy = ColumnPolicy.LENIENT) -> ColumnCheck:
+    """The input's columns against the model's, before anything is scored (schema.policy).
+
+    Raises SchemaError when a required column is not in the input at all, and ColumnsError
+    when `policy` is strict and the columns differ; nothing is scored then.
+    """
+    check = check_names(scorer.schema, available).enforce(policy)
+    missing = check.absent_required
     if missing:
         raise SchemaError(f"the input has no column(s) {', '.join(missing)}, which model "
                           f"{scorer.name!r} requires (the input has: {', '.join(available)}); "
                           "nothing was scored")
+    return check
 
 
 def score_chunk(scorer: Scorer, batch: pa.RecordBatch, where: np.ndarray, keep: list[str],

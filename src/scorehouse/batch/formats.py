@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from ..errors import InvalidInputError, NotFoundError, ScorehouseError
 from ..schema.arrays import loose_array
+from ..schema.policy import records_table
 from .streams import Malformed, Sink, Source
 
 FORMATS = ("csv", "parquet", "jsonl")
@@ -201,7 +202,8 @@ def records_batch(records: list[dict[str, Any]]) -> pa.RecordBatch:
         arr = loose_array([r.get(n) for r in records], text=json.dumps)
         # An all-null column has no type; a later chunk may have values, and text takes any.
         columns[n] = arr.cast(pa.string()) if pa.types.is_null(arr.type) else arr
-    return pa.RecordBatch.from_pydict(columns)
+    # A key some records lack is absent there, not null (the column policy flags it).
+    return records_table(records, pa.RecordBatch.from_pydict(columns))
 
 
 def _parquet_source(path: str, chunk_rows: int, categorical: Sequence[str]) -> Source:

@@ -24,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import ScorehouseError
+from ..schema import ColumnCheck, ColumnPolicy
 from ..scorer import Result, Scorer
 from .chunks import Scored, check_columns, kept_columns, output_schema, positions, score_chunk
 from .progress import Progress
@@ -49,6 +50,8 @@ class Options:
     workers: int = 0
     chunk_rows: int = 49152
     max_reject_rate: float = 0.0
+    #: Absent optional / unknown columns: flagged and reported (lenient) or refused (strict).
+    columns: ColumnPolicy = ColumnPolicy.LENIENT
 
 
 @dataclass
@@ -61,6 +64,8 @@ class Totals:
     flagged: int = 0
     flags: dict[str, dict[str, int]] = field(default_factory=dict)
     rejects_by_column: dict[str, int] = field(default_factory=dict)
+    #: How the input's columns compared with the schema (checked once, before scoring).
+    columns: ColumnCheck = field(default_factory=ColumnCheck)
 
     def add(self, s: Scored | Totals) -> None:
         """Fold one chunk's counts (or another run part's totals) in."""
@@ -148,12 +153,12 @@ def _stream(scorer: Scorer, source: Source, sinks: Sequence[Sink], rejects: Reje
     batches = _batches(source)
     first = next(batches, None)  # opens the input: a CSV's header is known from here on
     if source.columns is not None:
-        check_columns(scorer, source.columns)
+        totals.columns = check_columns(scorer, source.columns, options.columns)
     with ThreadPoolExecutor(workers, thread_name_prefix="scorehouse-batch") as pool:
         try:
             for batch in itertools.chain([first] if first is not None else [], batches):
                 if keep is None:
-                    check_columns(scorer, batch.schema.names)
+                    totals.columns = check_columns(scorer, batch.schema.names, options.columns)
                     keep = kept_columns(options.keep, batch.schema.names, scorer)
                     kept = pa.schema([batch.schema.field(n) for n in keep])
                     schema = output_schema(scorer, kept, options.with_model)
@@ -218,7 +223,9 @@ def run_manifest(scorer: Scorer, totals: Totals, source: dict[str, Any], options
         "max_reject_rate": options.max_reject_rate,
         "flags": totals.flags,
         "rejects_by_column": dict(sorted(totals.rejects_by_column.items())),
+        "columns": totals.columns.to_dict(),
         "options": {"keep": list(options.keep or []), "with_model": options.with_model,
+                    "columns": options.columns.value,
                     "workers": options.workers or default_workers(scorer),
                     "chunk_rows": options.chunk_rows},
     }

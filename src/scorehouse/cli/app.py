@@ -43,6 +43,9 @@ db_app = typer.Typer(help="Score inside PostgreSQL: PL/Python functions over reg
 app.add_typer(db_app, name="db")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts and CI/CD.")]
+ColumnsOpt = Annotated[str, typer.Option(
+    help="lenient: score inputs lacking an optional column (rows flagged absent_column) or "
+         "carrying unknown ones (reported); strict: refuse them (exit 4).")]
 Reason = Annotated[str, typer.Option("--reason", "-m", help="Why (kept in the history).")]
 User = Annotated[str | None, typer.Option("--user", help="Who (default: $SCOREHOUSE_USER or login).")]
 _state: dict[str, str | None] = {"registry": None, "artifacts": None}
@@ -410,6 +413,7 @@ def predict(
         "--input", "-i", help="JSON Lines file of records ('-' for stdin).")] = None,
     runtime: Annotated[str | None, typer.Option(help="native or onnx.")] = None,
     trust: Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")] = False,
+    columns: ColumnsOpt = "lenient",
 ) -> None:
     """Score records given as JSON; prints predictions and rejects as JSON (exit 4 on rejects)."""
     from ..loading import is_path, load
@@ -419,10 +423,13 @@ def predict(
     records = _records(json_input, input_file)
     scorer = load(ref, registry=None if is_path(ref) else _registry(), runtime=runtime,
                   trust=trust)
-    result = scorer.predict(records)
+    result = scorer.predict(records, columns=_policy(columns))
+    if not result.column_check.clean:
+        err_console.print(f"[yellow]warning:[/] {result.column_check.describe()}", markup=True)
     emit_json({"model": scorer.name, "version": scorer.version, "runtime": result.runtime,
                "predictions": result.to_records(),
-               "rejects": [r.to_dict() for r in result.rejects]})
+               "rejects": [r.to_dict() for r in result.rejects],
+               "columns": result.column_check.to_dict()})
     if result.rejects:
         raise typer.Exit(InvalidInputError.exit_code)
 
@@ -451,6 +458,7 @@ def score(
     as_json: Annotated[bool, typer.Option("--json", help="Print the run manifest as JSON on stdout.")] = False,
     engine: Annotated[str, typer.Option(help="batch (this machine) or spark (Parquet in and out, on a Spark cluster).")] = "batch",
     master: Annotated[str | None, typer.Option(help="Spark master for --engine spark: local[*], spark://host:7077, … (default: spark-submit's, else local[*]).")] = None,
+    columns: ColumnsOpt = "lenient",
 ) -> None:
     """Score a file, folder or table in bounded memory; exit 0 all scored, 4 too many rejects, 1 failure."""
     from ..batch import Options
@@ -465,7 +473,7 @@ def score(
     scorer = load(ref, registry=None if is_path(ref) else _registry(), runtime=runtime, trust=trust)
     kept = None if keep is None else ("*",) if keep == "all" else [k.strip() for k in keep.split(",") if k.strip()]
     options = Options(keep=kept, with_model=with_model, workers=workers, chunk_rows=chunk_rows,
-                      max_reject_rate=max_reject_rate)
+                      max_reject_rate=max_reject_rate, columns=_policy(columns))
     if engine == "spark":
         if output is None or to or query or output == "-" or input == "-":
             raise click_exc.UsageError("--engine spark reads Parquet from INPUT and writes Parquet to OUTPUT "
@@ -563,6 +571,7 @@ def serve(
     batching: Annotated[str, typer.Option(help="Micro-batch single records: auto (where it measurably helps), on, off.")] = "auto",
     api_key: Annotated[list[str] | None, typer.Option("--api-key", envvar="SCOREHOUSE_API_KEY", help="Require this bearer token (repeatable).")] = None,
     api_key_file: Annotated[Path | None, typer.Option(help="File of bearer tokens, one per line; edits apply without a restart.")] = None,
+    columns: ColumnsOpt = "lenient",
 ) -> None:
     """Serve models over HTTP: MLflow /invocations, V2 /v2/models/…/infer, /models/{name}/predict, /metrics."""
     import uvicorn
@@ -574,6 +583,7 @@ def serve(
     settings = {"refs": list(refs), "runtime": runtime, "trust": trust, "max_body": max_body,
                 "timeout": timeout, "batching": batching, "api_keys": list(api_key or []),
                 "api_key_file": str(api_key_file) if api_key_file else None,
+                "columns": _policy(columns).value,
                 "registry": _state["registry"], "artifacts": _state["artifacts"]}
     app = app_from_settings(settings, preload=True)  # a bad model or key file: one line, here
     err_console.print(f"serving {', '.join(refs)} on http://{host}:{port} ({workers} worker(s)); "
@@ -754,6 +764,13 @@ def _run_summary(m: dict[str, Any], manifest: Path) -> None:
         f"with {m['model']['name']}/{m['model']['version'] or '-'} ({m['model']['runtime']}) -> {where}")
     for kind, cols in m["flags"].items():
         err_console.print(f"  {kind}: " + ", ".join(f"{k} {v:,}" for k, v in cols.items()))
+    columns = m.get("columns") or {}
+    if columns.get("absent_optional"):
+        err_console.print(f"  warning: column(s) {', '.join(columns['absent_optional'])} absent "
+                          "from the input, scored as missing (flagged absent_column)")
+    for u in columns.get("unknown") or []:
+        hint = f" (did you mean {u['did_you_mean']!r}?)" if u["did_you_mean"] else ""
+        err_console.print(f"  unknown column {u['column']!r} ignored{hint}")
     if c["rejected"]:
         by = ", ".join(f"{k} {v:,}" for k, v in m["rejects_by_column"].items())
         err_console.print(f"  rejects ({by}): {m['rejects']['uri']}")
@@ -761,6 +778,15 @@ def _run_summary(m: dict[str, Any], manifest: Path) -> None:
         err_console.print(f"  reject rate {m['reject_rate']:.4%} is above --max-reject-rate "
                           f"{m['max_reject_rate']:.4%}: exit {m['exit_code']}")
     err_console.print(f"  run manifest: {manifest}")
+
+
+def _policy(columns: str) -> Any:
+    from ..schema import ColumnPolicy
+
+    try:
+        return ColumnPolicy.parse(columns)
+    except ScorehouseError as e:
+        raise click_exc.BadParameter(str(e)) from None
 
 
 def _records(json_input: str | None, input_file: Path | None) -> Any:

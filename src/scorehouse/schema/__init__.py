@@ -3,9 +3,20 @@
 from .coerce import CoercionError, coerce_value
 from .columns import Column, Schema
 from .infer import infer_schema
+from .policy import (
+    ABSENT_COLUMN,
+    ColumnCheck,
+    ColumnPolicy,
+    ColumnsError,
+    UnknownColumn,
+    check_input,
+    check_names,
+)
 from .validate import Reject, Validated, validate_batch, validate_row
 
 __all__ = [
     "Column", "Schema", "Reject", "Validated", "CoercionError",
     "coerce_value", "infer_schema", "validate_batch", "validate_row",
+    "ABSENT_COLUMN", "ColumnCheck", "ColumnPolicy", "ColumnsError", "UnknownColumn",
+    "check_input", "check_names",
 ]

@@ -13,6 +13,7 @@ import pyarrow as pa
 from ..errors import SchemaError
 from .coerce import Coerced, CoercionError, RowRule, coerce_column, flag_mask, row_rule
 from .columns import Column, Schema
+from .policy import ABSENT_COLUMN, absent_rows
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ class Validated:
     rows: np.ndarray
     columns: dict[str, np.ndarray]
     rejects: list[Reject] = field(default_factory=list)
-    #: (kind, column) -> input positions of flagged rows, kind 'unseen_category'/'out_of_range'.
+    #: (kind, column) -> input positions of flagged rows; kind 'unseen_category', 'out_of_range'
+    #: or 'absent_column'.
     flags: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
 
@@ -61,14 +63,29 @@ MISSING_COLUMN = "required column is missing from the input"
 
 
 def _input_columns(data: Any) -> tuple[int, Any]:
-    """(row count, getter name -> raw column or None) for any supported input shape."""
+    """(row count, getter) for any supported input shape.
+
+    The getter maps a column name to (raw column or None when the input lacks it, mask of
+    the rows that lack it although others have it, or None): records may differ in keys.
+    """
     if isinstance(data, pa.RecordBatch):
         data = pa.Table.from_batches([data])
     if isinstance(data, pa.Table):
-        names = set(data.column_names)
-        return data.num_rows, lambda n: data.column(n) if n in names else None
+        names, n_rows = set(data.column_names), data.num_rows
+        partly = absent_rows(data)  # a table made from records that lacked some keys
+
+        def arrow_getter(n: str) -> Any:
+            if n not in names:
+                return None, None
+            if n not in partly:
+                return data.column(n), None
+            lacking = np.zeros(n_rows, bool)
+            lacking[partly[n]] = True
+            return data.column(n), lacking
+
+        return n_rows, arrow_getter
     if isinstance(data, pd.DataFrame):
-        return len(data), lambda n: data[n] if n in data.columns else None
+        return len(data), lambda n: (data[n], None) if n in data.columns else (None, None)
     if isinstance(data, Mapping):
         data = [data]
     if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
@@ -81,8 +98,10 @@ def _input_columns(data: Any) -> tuple[int, Any]:
 
         def getter(n: str) -> Any:
             if n not in keys:
-                return None
-            return np.array([r.get(n) for r in records], dtype=object)
+                return None, None
+            lacking = np.fromiter((n not in r for r in records), bool, len(records))
+            return (np.array([r.get(n) for r in records], dtype=object),
+                    lacking if lacking.any() else None)
 
         return len(records), getter
     raise SchemaError(
@@ -110,13 +129,19 @@ def validate_batch(schema: Schema, data: Any) -> Validated:
     bad = np.zeros(n, dtype=bool)
     flags: dict[tuple[str, str], np.ndarray] = {}
     for col in schema.columns:
-        raw = get(col.name)
+        raw, lacking = get(col.name)
         absent = raw is None
         if absent:
-            if not col.nullable:
-                errors += [Reject(i, col.name, MISSING_COLUMN) for i in range(n)]
-                bad[:] = True
+            lacking = np.ones(n, bool)
             raw = np.full(n, None, dtype=object)
+        if lacking is not None:
+            # The column policy (policy.py): absent and required rejects the row, absent and
+            # optional scores it as missing, flagged so the lost value leaves a trace.
+            if col.nullable:
+                flags[(ABSENT_COLUMN, col.name)] = np.flatnonzero(lacking)
+            else:
+                errors += [Reject(int(i), col.name, MISSING_COLUMN) for i in np.flatnonzero(lacking)]
+                bad |= lacking
         c = coerce_column(col, raw)
         for i, reason, value in c.errors:
             errors.append(Reject(i, col.name, reason, value))
@@ -125,7 +150,7 @@ def validate_batch(schema: Schema, data: Any) -> Validated:
         if c.errors:
             failed[[i for i, _, _ in c.errors]] = True
         if not col.nullable and not absent:
-            missing = c.null & ~failed
+            missing = c.null & ~failed if lacking is None else c.null & ~failed & ~lacking
             if missing.any():
                 errors += [Reject(int(i), col.name, MISSING_VALUE) for i in np.flatnonzero(missing)]
                 bad |= missing
@@ -162,7 +187,9 @@ def validate_row(
     for name, nullable, rule in _row_rules(schema):
         if name not in row:
             values[name] = None
-            if not nullable:
+            if nullable:
+                flags.append((ABSENT_COLUMN, name))
+            else:
                 rejects.append(Reject(0, name, MISSING_COLUMN))
             continue
         raw = row[name]

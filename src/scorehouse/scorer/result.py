@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from ..errors import InvalidInputError
 from ..runtime import Output
-from ..schema import Reject
+from ..schema import ColumnCheck, Reject
 
 
 def output_columns(task: str, classes: list[Any] | None, has_proba: bool = True) -> list[str]:
@@ -55,6 +55,8 @@ class Result:
     flags: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     runtime: str = "native"
     seconds: float = 0.0
+    #: The input's absent and unknown columns (see `schema.policy`).
+    column_check: ColumnCheck = field(default_factory=ColumnCheck)
 
     @property
     def n_scored(self) -> int:
@@ -68,13 +70,14 @@ class Result:
 
     @property
     def n_flagged(self) -> int:
-        """Scored rows with at least one unseen category or out-of-range value."""
+        """Scored rows with at least one flag (unseen category, out of range, absent column)."""
         if not self.flags:
             return 0
         return len(np.unique(np.concatenate(list(self.flags.values()))))
 
     def flag_counts(self) -> dict[str, dict[str, int]]:
-        """{'unseen_category': {'plan': 3}, 'out_of_range': {...}} for scored rows."""
+        """{'unseen_category': {'plan': 3}, 'out_of_range': {...}, 'absent_column': {...}}
+        for scored rows."""
         out: dict[str, dict[str, int]] = {}
         for (kind, column), rows in sorted(self.flags.items()):
             out.setdefault(kind, {})[column] = int(len(rows))
@@ -157,6 +160,7 @@ class Result:
             "read": self.n_read, "scored": self.n_scored, "rejected": self.n_rejected,
             "flagged": self.n_flagged, "flags": self.flag_counts(),
             "rejects_by_column": self.reject_counts(), "seconds": round(self.seconds, 6),
+            "columns": self.column_check.to_dict(),
         }
 
 

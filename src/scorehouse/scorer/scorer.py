@@ -13,7 +13,7 @@ import numpy as np
 from ..artifact import Artifact
 from ..errors import ModelError
 from ..runtime import Output, Runtime, runtime_for
-from ..schema import Reject, Schema, Validated, validate_batch, validate_row
+from ..schema import ColumnPolicy, Reject, Schema, Validated, check_input, validate_batch, validate_row
 from .result import Result
 
 log = logging.getLogger("scorehouse.scorer")
@@ -39,7 +39,8 @@ class Scorer:
     """Scores rows with one artifact: `predict` takes a table, DataFrame, records or one dict."""
 
     def __init__(self, artifact: Artifact, *, version: int | None = None,
-                 runtime: str | None = None, ref: str | None = None):
+                 runtime: str | None = None, ref: str | None = None,
+                 columns: ColumnPolicy | str | None = None):
         self.artifact = artifact
         self.name = artifact.name
         self.version = version
@@ -50,6 +51,8 @@ class Scorer:
         self.schema = Schema.from_dict(m["input_schema"])
         self.runtime: Runtime = runtime_for(artifact, self.schema, runtime)
         self.hooks: list[Hook] = []
+        #: What `predict` does with an absent optional or an unknown column (policy.py).
+        self.columns = ColumnPolicy.parse(columns)
 
     def __repr__(self) -> str:
         v = f"/{self.version}" if self.version is not None else ""
@@ -72,14 +75,22 @@ class Scorer:
         """Call `hook(event)` after every scoring call (prediction logs, metrics)."""
         self.hooks.append(hook)
 
-    def predict(self, data: Any) -> Result:
-        """Score an Arrow table, DataFrame, list of records or one dict; never raises on bad rows."""
+    def predict(self, data: Any, *, columns: ColumnPolicy | None = None) -> Result:
+        """Score an Arrow table, DataFrame, list of records or one dict; never raises on bad rows.
+
+        `columns` (default: this scorer's policy): under strict, an input whose columns differ
+        from the schema raises ColumnsError naming them; under lenient it is scored, its rows
+        flagged `absent_column` for an absent optional column, and `Result.column_check` says which
+        columns were absent or unknown.
+        """
         start = time.perf_counter()
+        check = check_input(self.schema, data).enforce(columns or self.columns)
         if isinstance(data, Mapping):
             result, columns = self._predict_one(data)
         else:
             checked = validate_batch(self.schema, data)
             result, columns = self._predict_validated(checked), checked.columns
+        result.column_check = check
         result.seconds = time.perf_counter() - start
         self._fire(columns, result)
         return result

@@ -26,10 +26,11 @@ from starlette.staticfiles import StaticFiles
 
 from .. import __version__
 from ..errors import InvalidInputError, NotFoundError, ScorehouseError
+from ..schema import ColumnPolicy, ColumnsError, check_input
 from ..scorer import Result, Scorer
 from .auth import ApiKeys, Unauthorized
 from .batching import MicroBatcher, worth_it
-from .codecs import mlflow, v2
+from .codecs import jsonbody, mlflow, v2
 from .metrics import Metrics
 from .models import ModelSet
 from .openapi import DOCS_ASSETS, DOCS_HTML, document, example_record, swagger_ui_files
@@ -100,11 +101,12 @@ def _status(e: Exception) -> int:
 
 def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True,
                api_keys: ApiKeys | None = None, timeout: float | None = None,
-               batching: str = "auto") -> Any:
+               batching: str = "auto", columns: ColumnPolicy = ColumnPolicy.LENIENT) -> Any:
     """The ASGI app serving `models` (loaded at startup; readiness follows).
 
     `batching`: "auto" (micro-batch single records where start-up measurement shows it
-    pays), "on" or "off"; `timeout`: seconds per request (504 beyond it).
+    pays), "on" or "off"; `timeout`: seconds per request (504 beyond it); `columns`: the
+    column policy of every request (strict: 400 naming absent and unknown columns).
     """
     metrics = Metrics()
     keys = api_keys or ApiKeys()
@@ -130,11 +132,14 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
             rows = rows[0]
         n = rows.num_rows if hasattr(rows, "num_rows") else len(rows) if isinstance(rows, list) else 1
         if isinstance(rows, dict) and scorer.name in batched:
+            # Each request's columns are its own, whatever it is batched with.
+            check = check_input(scorer.schema, rows).enforce(columns)
             result = await batcher.score(scorer, rows)
+            result.column_check = check
         elif n <= INLINE_ROWS:
-            result = scorer.predict(rows)
+            result = scorer.predict(rows, columns=columns)
         else:
-            work = run_in_threadpool(scorer.predict, rows)
+            work = run_in_threadpool(scorer.predict, rows, columns=columns)
             try:
                 result = await (asyncio.wait_for(work, timeout) if timeout else work)
             except asyncio.TimeoutError:
@@ -203,10 +208,6 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
     async def infer(call: Call) -> Reply:
         scorer = model_of(call)
         table, doc = v2.decode(await call.read(), call.headers.get(v2.HEADER.lower()))
-        unknown = [n for n in table.column_names if n not in scorer.schema.names]
-        if unknown:
-            raise InvalidInputError(f"unknown input(s) {', '.join(unknown)}; model "
-                                    f"{scorer.name!r} takes {', '.join(scorer.schema.names)}")
         result = await score(scorer, table)
         if result.rejects:
             raise rejected(result)
@@ -218,10 +219,7 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
     # --- native -------------------------------------------------------------------------
     async def predict(call: Call) -> Reply:
         scorer = model_of(call)
-        try:
-            data = orjson.loads(await call.read())
-        except orjson.JSONDecodeError as e:
-            raise InvalidInputError(f"the body is not valid JSON: {e}") from None
+        data = jsonbody.loads(await call.read())
         if isinstance(data, dict) and "records" in data:
             data = data["records"]
         if not isinstance(data, (dict, list)) or (isinstance(data, list) and not all(
@@ -232,6 +230,8 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
         answer = {"model": scorer.name, "version": scorer.version, "runtime": result.runtime,
                   "predictions": result.to_records(),
                   "rejects": [r.to_dict() for r in result.rejects]}
+        if not result.column_check.clean:
+            answer["columns"] = result.column_check.to_dict()
         return _json(answer, 422 if result.rejects and not result.n_scored else 200)
 
     handlers = {"mlflow": endpoint("mlflow", invocations), "predict": endpoint("predict", predict),
@@ -340,12 +340,17 @@ def _error(e: Exception, mlflow_style: bool) -> Reply:
     if mlflow_style:
         code = "BAD_REQUEST" if status < 500 else "TIMEOUT" if status == 504 else \
             "UNAVAILABLE" if status == 503 else "INTERNAL_ERROR"
-        reply = _json({"message": message, "error_code": code}, status)
+        reply = _json({"message": message, "error_code": code, **_columns(e)}, status)
     else:
-        reply = _json({"error": message}, status)
+        reply = _json({"error": message, **_columns(e)}, status)
     if status == 401:
         reply.headers = {"WWW-Authenticate": "Bearer"}
     return reply
+
+
+def _columns(e: Exception) -> dict[str, Any]:
+    # A strict column refusal names the columns in fields a client can read, not only prose.
+    return {"columns": e.check.to_dict()} if isinstance(e, ColumnsError) else {}
 
 
 def _response(reply: Reply) -> Response:

@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 
 from ..loading import is_path
 from ..registry import Registry
+from ..schema import ColumnPolicy
 from .app import create_app
 from .auth import ApiKeys
 from .models import ModelSet
@@ -25,7 +26,7 @@ def app_from_settings(s: dict[str, Any], preload: bool = False) -> Starlette:
         models.load_all()
     return create_app(models,
                       max_body=s["max_body"], timeout=s["timeout"], batching=s["batching"],
-                      api_keys=keys)
+                      api_keys=keys, columns=ColumnPolicy.parse(s.get("columns")))
 
 
 def app_from_env() -> Starlette:

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..batch.chunks import kept_columns
+from ..batch.chunks import check_columns, kept_columns
 from ..batch.run import Options, Totals, run_manifest, write_json
 from ..errors import ScorehouseError
 from ..scorer import Scorer, prediction_schema
@@ -53,10 +53,11 @@ def run_job(spark: Any, scorer: Scorer, source: str, paths: JobPaths, options: O
     started, clock = datetime.now(timezone.utc), time.perf_counter()
     df = spark.read.parquet(source)
     keep = kept_columns(options.keep, df.columns, scorer)  # checked before any work starts
+    check = check_columns(scorer, df.columns, options.columns)
     totals = totals_accumulator(spark)
     # Every input column rides along so a refused row is kept whole beside its reason.
     scored = score(df, scorer, df.columns, with_model=options.with_model,
-                   batch_rows=options.chunk_rows, totals=totals)
+                   batch_rows=options.chunk_rows, totals=totals, columns=options.columns)
     scored = scored.persist(StorageLevel.DISK_ONLY)
     predictions = [*prediction_schema(scorer.task, scorer.classes).names,
                    *(["model", "model_version"] if options.with_model else [])]
@@ -83,6 +84,7 @@ def run_job(spark: Any, scorer: Scorer, source: str, paths: JobPaths, options: O
     counted: Totals = totals.value
     # Exact counts from the outputs; flags and problems per column from the accumulator.
     counted.read, counted.scored, counted.rejected = n_read, n_scored, n_rejected
+    counted.columns = check
     manifest = run_manifest(scorer, counted, {"uri": source, "format": "parquet"}, options,
                             started, time.perf_counter() - clock)
     manifest["options"].update(engine="spark", master=spark.sparkContext.master)

@@ -21,6 +21,7 @@ from ..batch.chunks import ALL, check_columns, kept_columns
 from ..batch.run import Totals
 from ..loading import is_path, load
 from ..registry import Registry
+from ..schema import ColumnPolicy
 from ..scorer import Scorer, prediction_schema
 from .shipment import Shipment, pack, unpack
 
@@ -36,18 +37,21 @@ ERROR = "error"
 def score(df: DataFrame, ref: str | Scorer, keep: Sequence[str] | None = None, *,
           registry: Registry | None = None, runtime: str | None = None, trust: bool = False,
           with_model: bool = False, batch_rows: int = BATCH_ROWS,
-          totals: Any = None) -> DataFrame:
+          totals: Any = None, columns: ColumnPolicy | str | None = None) -> DataFrame:
     """Score a Spark DataFrame with `ref` (resolved now, on the driver) or a loaded Scorer;
     lazy, like any query.
 
     `totals`, an accumulator from `totals_accumulator(spark)`, gathers the counts and flags.
+    `columns`: the column policy ("lenient" or "strict", see `schema.policy`), applied to
+    `df`'s columns here, on the driver: a required column absent is a SchemaError, and under
+    strict an absent optional or an unknown column is a ColumnsError.
     """
     if batch_rows < 1:
         raise ValueError("batch_rows must be at least 1")
     scorer = ref if isinstance(ref, Scorer) else load(
         ref, registry=None if is_path(ref) else registry or Registry(), runtime=runtime,
         trust=trust)
-    check_columns(scorer, df.columns)
+    check_columns(scorer, df.columns, ColumnPolicy.parse(columns))
     kept = kept_columns(ALL if keep == ALL else keep, df.columns, scorer)
     taken = kept + [c.name for c in scorer.schema.columns
                     if c.name in df.columns and c.name not in kept]

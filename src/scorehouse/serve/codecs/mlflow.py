@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from ...errors import InvalidInputError
 from ...scorer import Result
+from . import jsonbody
 
 KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
@@ -23,10 +24,7 @@ def decode(body: bytes, content_type: str) -> Any:
     if kind not in ("application/json", ""):
         raise InvalidInputError(f"unsupported content type {content_type!r}: send "
                                 "application/json or text/csv")
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as e:
-        raise InvalidInputError(f"the body is not valid JSON: {e}") from None
+    doc = jsonbody.loads(body)
     if not isinstance(doc, dict) or sum(k in doc for k in KEYS) != 1:
         raise InvalidInputError("the body must be a JSON object with exactly one of "
                                 f"{', '.join(KEYS)}")

@@ -18,6 +18,7 @@ import pyarrow as pa
 from ...errors import InvalidInputError
 from ...schema.arrays import loose_array
 from ...scorer import Result, Scorer
+from . import jsonbody
 
 HEADER = "Inference-Header-Content-Length"
 DTYPES = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32,
@@ -56,10 +57,7 @@ def decode(body: bytes, header_length: str | None) -> tuple[pa.Table, dict[str, 
         if not 0 <= n <= len(body):
             raise InvalidInputError(f"{HEADER} {n} is outside the body of {len(body)} bytes")
         json_part, binary = body[:n], body[n:]
-    try:
-        doc = orjson.loads(json_part)
-    except orjson.JSONDecodeError as e:
-        raise InvalidInputError(f"the inference request is not valid JSON: {e}") from None
+    doc = jsonbody.loads(json_part, "the inference request")
     if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list) or not doc["inputs"]:
         raise InvalidInputError('an inference request needs "inputs": a non-empty list of tensors')
     columns: dict[str, Any] = {}
@@ -165,9 +163,12 @@ def encode(result: Result, scorer: Scorer, doc: dict[str, Any]) -> tuple[bytes, 
         else:
             spec["data"] = array.reshape(-1).tolist()
         outputs.append(spec)
-    header = orjson.dumps({"model_name": scorer.name, "model_version": str(scorer.version or 1),
-                           "id": doc.get("id", ""), "outputs": outputs},
-                          option=orjson.OPT_SERIALIZE_NUMPY)
+    answer = {"model_name": scorer.name, "model_version": str(scorer.version or 1),
+              "id": doc.get("id", ""), "outputs": outputs}
+    if not result.column_check.clean:
+        # Absent optional / unknown inputs (schema.policy); V2 parameters hold plain values.
+        answer["parameters"] = {"columns": result.column_check.describe()}
+    header = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
     if not blobs:
         return header, None
     return header + b"".join(blobs), len(header)
