@@ -600,8 +600,11 @@ def db_trigger(
     mode: Annotated[str, typer.Option(help="transaction: score in the writer's transaction; outbox: queue for `db worker`.")] = "transaction",
     strict: Annotated[bool, typer.Option(help="Let a scoring failure abort the insert (transaction mode).")] = False,
     schema: Annotated[str, typer.Option(help="Schema the model was installed in.")] = "scorehouse",
+    missing_profile: Annotated[str, typer.Option(help="An event whose key has no profile row: dead-letter (record it in <schema>.dead_events) or create (insert the profile row).")] = "dead-letter",
 ) -> None:
-    """Events update a profile's counters, and the profile gets a fresh score."""
+    """Events update a profile's counters, and the profile gets a fresh score.
+
+    Every option is checked against the database before the old trigger is replaced."""
     from ..sql.triggers import Recipe, install_trigger
 
     pairs = {}
@@ -610,10 +613,12 @@ def db_trigger(
         if not sep or not target or not source:
             raise click_exc.BadParameter(f"--copy expects PROFILE_COL=EVENT_COL, got {item!r}")
         pairs[target] = source
-    fn = install_trigger(url, Recipe(model, events, profiles, key, list(increment or []), pairs,
-                                     mode, strict, schema))
-    console.print(f"trigger on {events} -> {fn}: {mode} mode"
+    done = install_trigger(url, Recipe(model, events, profiles, key, list(increment or []),
+                                       pairs, mode, strict, schema, missing_profile))
+    console.print(f"trigger on {events} -> {done.function}: {mode} mode"
                   + ("; run `scorehouse db worker` to score the queue" if mode == "outbox" else ""))
+    console.print(f"profile columns: {', '.join(done.columns)}; events without a profile row: "
+                  f"{missing_profile} ({done.dead_events:,} in {schema}.dead_events so far)")
 
 
 @db_app.command("worker")
@@ -641,7 +646,8 @@ def _db_report(done: list[Any], schema: str, as_json: bool) -> None:
     emit([asdict(d) for d in done], as_json, lambda: table(
         ["model", "ref", "version", "changed", "functions"],
         [(d.name, d.ref, d.version, "yes" if d.changed else "no",
-          f"{schema}.score, {schema}.score_query, {schema}.score_{d.name}") for d in done]))
+          f"{schema}.score, {schema}.score_query, {schema}.{d.function}, "
+          f"{schema}.{d.query_function}") for d in done]))
 
 
 @app.command()

@@ -14,6 +14,7 @@ import time
 
 from ..artifact import read_bytes
 from ..scorer import Scorer
+from .names import names_for
 from .postgres import _connect, _ident
 from .triggers import _qualified
 
@@ -78,8 +79,8 @@ class Worker:
             rows = cur.execute(sql.SQL("SELECT * FROM {} WHERE {}::text = ANY(%s)").format(
                 table, key), [keys]).fetchall()
         result = scorer.predict(rows)
-        m = self.model
-        cols = [f"{m}_prediction", f"{m}_label", f"{m}_score", f"{m}_version", f"{m}_error"]
+        names = names_for(self.model)
+        cols = [names.column(c) for c in ("prediction", "label", "score", "version", "error")]
         updates = []
         answers = result.to_records()
         for i, pos in enumerate(result.rows):
@@ -88,14 +89,17 @@ class Worker:
             rec["model"], rec["version"] = scorer.name, scorer.version
             updates.append((json.dumps(rec), str(rec.get("label")), scorer.headline(rec),
                             scorer.version, None, rows[int(pos)][key_column]))
-        for rej in result.rejects:
-            updates.append((None, None, None, None, rej.problem, rows[rej.row][key_column]))
+        # A refused profile keeps its last good score and that score's scored_at: the
+        # error says the score is stale, and no fresh timestamp suggests otherwise.
+        refused = [(rej.problem, rows[rej.row][key_column]) for rej in result.rejects]
         self.scored += result.n_scored
         self.failed += result.n_rejected
         assignments = sql.SQL(", ").join(sql.SQL("{} = %s").format(_ident(c)) for c in cols)
         with self.conn.cursor() as cur:
             cur.executemany(sql.SQL("UPDATE {} SET {}, {} = now() WHERE {} = %s").format(
-                table, assignments, _ident(f"{m}_scored_at"), key), updates)
+                table, assignments, _ident(names.column("scored_at")), key), updates)
+            cur.executemany(sql.SQL("UPDATE {} SET {} = %s WHERE {} = %s").format(
+                table, _ident(names.column("error")), key), refused)
 
     def run(self, *, once: bool = False, idle: float = 1.0) -> None:
         """Drain the queue; then wait for notifications (or return, with `once`)."""

@@ -1,0 +1,120 @@
+"""The catalog checks `db trigger` runs before it replaces a trigger.
+
+A trigger whose options name a column that does not exist (or of a type that does not fit)
+would make every later INSERT into the events table fail. So each option is looked up in
+the catalog first, with an error naming the option, table and column; then every statement
+the trigger will run is PREPAREd with the event's columns as typed parameters, which makes
+PostgreSQL resolve each column, operator and assignment as it will at insert time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import NotFoundError, ScorehouseError
+
+_COLUMNS = """
+SELECT a.attname, format_type(a.atttypid, a.atttypmod),
+       a.attnotnull AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = ''
+FROM pg_attribute a WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column as the checks need it."""
+
+    name: str
+    type: str  # format_type(): "integer", "text", "character varying(20)", …
+    required: bool  # NOT NULL, with no default, identity or generation: an INSERT must set it
+
+
+def _table(conn: Any, name: str, option: str) -> int:
+    """The oid of table `name` (schema-qualified or on the search_path); NotFoundError if
+    there is none, ScorehouseError if it is not a table."""
+    from psycopg import errors, sql
+
+    qualified = sql.SQL(".").join(sql.Identifier(p) for p in name.split("."))
+    try:
+        with conn.transaction():  # a savepoint: a malformed name must not abort the rest
+            row = conn.execute("SELECT c.oid, c.relkind FROM pg_class c WHERE c.oid = "
+                               "to_regclass(%s)", [qualified.as_string(conn)]).fetchone()
+    except errors.Error:
+        row = None
+    if row is None:
+        raise NotFoundError(f"{option} {name}: no such table")
+    if row[1] not in ("r", "p"):
+        raise ScorehouseError(f"{option} {name}: not a table (a view or other relation); "
+                              "the trigger needs a table")
+    return row[0]
+
+
+def table_columns(conn: Any, name: str, option: str = "--profiles") -> dict[str, Column]:
+    """The columns of table `name`, in order."""
+    rows = conn.execute(_COLUMNS, [_table(conn, name, option)]).fetchall()
+    return {n: Column(n, t, bool(req)) for n, t, req in rows}
+
+
+def _need(columns: dict[str, Column], column: str, option: str, table: str) -> None:
+    if column not in columns:
+        raise NotFoundError(f"{option} {column}: table {table} has no column {column!r} "
+                            f"(it has {', '.join(columns) or 'none'})")
+
+
+def check_recipe(conn: Any, r: Any, score_columns: dict[str, str]) -> dict[str, str]:
+    """Check recipe `r`'s tables and columns; the events table's columns -> their types.
+
+    Raises NotFoundError for a table or column that does not exist, ScorehouseError for one
+    that cannot be used (a profile column of the score's name with another type; with
+    missing="create", a NOT NULL profile column the trigger could not fill).
+    """
+    events = table_columns(conn, r.events, "--events")
+    profiles = table_columns(conn, r.profiles, "--profiles")
+    _need(events, r.key, "--key", r.events)
+    _need(profiles, r.key, "--key", r.profiles)
+    for c in r.increment:
+        _need(profiles, c, "--increment", r.profiles)
+    for target, source in r.copy.items():
+        _need(profiles, target, f"--copy {target}={source}:", r.profiles)
+        _need(events, source, f"--copy {target}={source}:", r.events)
+    for c, kind in score_columns.items():
+        canonical = conn.execute("SELECT %s::regtype::text", [kind]).fetchone()[0]
+        if c in profiles and profiles[c].type != canonical:
+            raise ScorehouseError(f"table {r.profiles} has a column {c!r} of type "
+                                  f"{profiles[c].type}; the trigger writes {kind} there")
+    if r.missing == "create":
+        unset = [c.name for c in profiles.values() if c.required
+                 and c.name not in (r.key, *r.increment, *r.copy)]
+        if unset:
+            raise ScorehouseError(
+                f"--missing-profile create: a new row of {r.profiles} needs "
+                f"{', '.join(unset)} (NOT NULL, no default), which the trigger cannot fill; "
+                "give them defaults or use --missing-profile dead-letter")
+    return {c.name: c.type for c in events.values()}
+
+
+def prepare_all(conn: Any, r: Any, st: Any, types: list[str]) -> None:
+    """PREPARE (then DEALLOCATE) each statement of `st` (triggers._Statements) that recipe
+    `r` runs, with parameters of `types`; ScorehouseError naming the option on failure."""
+    import psycopg
+    from psycopg import sql
+
+    checks = [(st.find, "--key/--increment/--copy"),
+              (st.dead(sql.Literal("check")), "the dead_events table")]
+    if r.missing == "create":
+        checks.append((st.create, "--missing-profile create"))
+    if r.mode == "outbox":
+        checks.append((st.queue, "the outbox table"))
+    else:
+        checks += [(st.score, "--model"), (st.write, "the score columns"),
+                   (st.stale, "the score columns")]
+    params = sql.SQL("({})").format(sql.SQL(", ").join(map(sql.SQL, types)))
+    for statement, option in checks:
+        try:
+            conn.execute(sql.SQL("PREPARE scorehouse_check {} AS {}").format(params, statement))
+        except psycopg.Error as e:
+            raise ScorehouseError(f"{option}: {e.diag.message_primary} (in the trigger's "
+                                  f"statement on {r.profiles}); nothing was changed") from None
+        conn.execute("DEALLOCATE scorehouse_check")
