@@ -13,6 +13,7 @@ import logging
 import time
 
 from ..artifact import read_bytes
+from ..errors import ModelError
 from ..scorer import Scorer
 from .names import names_for
 from .postgres import _connect, _ident
@@ -78,22 +79,29 @@ class Worker:
         with self.conn.cursor(row_factory=dict_row) as cur:
             rows = cur.execute(sql.SQL("SELECT * FROM {} WHERE {}::text = ANY(%s)").format(
                 table, key), [keys]).fetchall()
-        result = scorer.predict(rows)
         names = names_for(self.model)
         cols = [names.column(c) for c in ("prediction", "label", "score", "version", "error")]
-        updates = []
-        answers = result.to_records()
-        for i, pos in enumerate(result.rows):
-            rec = answers[i]
-            rec.pop("row", None)
-            rec["model"], rec["version"] = scorer.name, scorer.version
-            updates.append((json.dumps(rec), str(rec.get("label")), scorer.headline(rec),
-                            scorer.version, None, rows[int(pos)][key_column]))
+        updates: list[tuple] = []
         # A refused profile keeps its last good score and that score's scored_at: the
         # error says the score is stale, and no fresh timestamp suggests otherwise.
-        refused = [(rej.problem, rows[rej.row][key_column]) for rej in result.rejects]
-        self.scored += result.n_scored
-        self.failed += result.n_rejected
+        refused: list[tuple[str, object]] = []
+        try:
+            result = scorer.predict(rows)
+        except ModelError as e:  # failed on every row: each profile's score is stale, and
+            # the entries are dequeued (a poison batch must not block the queue forever)
+            refused = [(str(e), row[key_column]) for row in rows]
+            result = None
+        if result is not None:
+            answers = result.to_records()
+            for i, pos in enumerate(result.rows):
+                rec = answers[i]
+                rec.pop("row", None)
+                rec["model"], rec["version"] = scorer.name, scorer.version
+                updates.append((json.dumps(rec), str(rec.get("label")), scorer.headline(rec),
+                                scorer.version, None, rows[int(pos)][key_column]))
+            refused = [(rej.problem, rows[rej.row][key_column]) for rej in result.rejects]
+        self.scored += len(updates)
+        self.failed += len(refused)
         assignments = sql.SQL(", ").join(sql.SQL("{} = %s").format(_ident(c)) for c in cols)
         with self.conn.cursor() as cur:
             cur.executemany(sql.SQL("UPDATE {} SET {}, {} = now() WHERE {} = %s").format(
