@@ -4,6 +4,8 @@ dead-lettered or create the row."""
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 import pandas as pd
 import psycopg
@@ -120,9 +122,9 @@ BAD = {
     "schema-qualified, missing": ({"profiles": "nope.profiles"}, 3, "no such table"),
     "profiles is a view": ({"profiles": "profiles_view"}, 1, "not a table"),
     "no such counter": ({"increment": "nope"}, 3, "nope"),
-    "counter of text": ({"increment": "plan"}, 1, "--increment"),
-    "key of another type": ({"events": "events_text_key"}, 1, "operator does not exist"),
-    "copy into another type": ({"copy": "complaints=channel"}, 1, "type integer"),
+    "counter of text": ({"increment": "plan"}, 1, "--increment plan:"),
+    "key of another type": ({"events": "events_text_key"}, 1, "--key customer_id: operator"),
+    "copy into another type": ({"copy": "complaints=channel"}, 1, "--copy complaints=channel: col"),
     "copy from no column": ({"copy": "plan=nope"}, 3, "nope"),
     "score column of another type": ({"profiles": "profiles_bad"}, 1, "fragile_score"),
     "not installed model": ({"model": "nope"}, 3, "not installed"),
@@ -196,3 +198,45 @@ def test_missing_profile_create_makes_the_row_and_scores_it(db, mode):
         # a NULL key cannot make a row: dead-lettered
         assert conn.execute("SELECT key, reason FROM scorehouse.dead_events").fetchall() == [
             (None, "the event's customer_id is NULL")]
+
+
+@pytest.mark.parametrize("mode", ["transaction", "outbox"])
+def test_a_writer_with_only_insert_rights_gets_scores_and_dead_letters(db, mode):
+    """The trigger runs with its owner's rights: the application's role needs INSERT on
+    the events table and nothing in the scorehouse schema or on the profiles."""
+    import psycopg.rows  # noqa: F401 - dict_row
+
+    role = f"sh_writer_{uuid.uuid4().hex[:8]}"
+    assert _trigger(db, mode=mode) == 0
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}"')
+        try:
+            conn.execute(f'GRANT INSERT ON events TO "{role}"')
+            conn.execute(f'GRANT USAGE ON SEQUENCE events_id_seq TO "{role}"')
+            conn.execute(f'SET ROLE "{role}"')
+            conn.execute("INSERT INTO events (customer_id) VALUES (1), (99)")
+            conn.execute("RESET ROLE")
+            if mode == "outbox":
+                Worker(db, "fragile").run(once=True)
+            row = _row(conn, 1)
+            assert row["complaints"] == 2 and row["fragile_error"] is None
+            assert row["fragile_score"] == pytest.approx(0.8)
+            assert conn.execute("SELECT key FROM scorehouse.dead_events").fetchall() == [("99",)]
+        finally:
+            conn.execute("RESET ROLE")
+            conn.execute(f'DROP OWNED BY "{role}"')
+            conn.execute(f'DROP ROLE "{role}"')
+
+
+def test_the_trigger_finds_its_tables_whatever_the_writers_search_path(db):
+    import psycopg.rows  # noqa: F401 - dict_row
+
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA decoy")
+        conn.execute("CREATE TABLE decoy.profiles (LIKE profiles INCLUDING ALL)")
+    assert _trigger(db) == 0
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("SET search_path = decoy, public")
+        conn.execute("INSERT INTO public.events (customer_id) VALUES (1)")
+        conn.execute("RESET search_path")
+        assert _row(conn, 1)["fragile_score"] == pytest.approx(0.8)

@@ -51,6 +51,17 @@ def _table(conn: Any, name: str, option: str) -> int:
     return row[0]
 
 
+def qualified_table(conn: Any, name: str, option: str) -> Any:
+    """Table `name` as the catalog names it, schema-qualified (sql.Composable): the same
+    table whatever the search_path of whoever runs the trigger."""
+    from psycopg import sql
+
+    schema, table = conn.execute("SELECT n.nspname, c.relname FROM pg_class c JOIN "
+                                 "pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = %s",
+                                 [_table(conn, name, option)]).fetchone()
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+
+
 def table_columns(conn: Any, name: str, option: str = "--profiles") -> dict[str, Column]:
     """The columns of table `name`, in order."""
     rows = conn.execute(_COLUMNS, [_table(conn, name, option)]).fetchall()
@@ -59,7 +70,7 @@ def table_columns(conn: Any, name: str, option: str = "--profiles") -> dict[str,
 
 def _need(columns: dict[str, Column], column: str, option: str, table: str) -> None:
     if column not in columns:
-        raise NotFoundError(f"{option} {column}: table {table} has no column {column!r} "
+        raise NotFoundError(f"{option}: table {table} has no column {column!r} "
                             f"(it has {', '.join(columns) or 'none'})")
 
 
@@ -72,13 +83,13 @@ def check_recipe(conn: Any, r: Any, score_columns: dict[str, str]) -> dict[str, 
     """
     events = table_columns(conn, r.events, "--events")
     profiles = table_columns(conn, r.profiles, "--profiles")
-    _need(events, r.key, "--key", r.events)
-    _need(profiles, r.key, "--key", r.profiles)
+    _need(events, r.key, f"--key {r.key}", r.events)
+    _need(profiles, r.key, f"--key {r.key}", r.profiles)
     for c in r.increment:
-        _need(profiles, c, "--increment", r.profiles)
+        _need(profiles, c, f"--increment {c}", r.profiles)
     for target, source in r.copy.items():
-        _need(profiles, target, f"--copy {target}={source}:", r.profiles)
-        _need(events, source, f"--copy {target}={source}:", r.events)
+        _need(profiles, target, f"--copy {target}={source}", r.profiles)
+        _need(events, source, f"--copy {target}={source}", r.events)
     for c, kind in score_columns.items():
         canonical = conn.execute("SELECT %s::regtype::text", [kind]).fetchone()[0]
         if c in profiles and profiles[c].type != canonical:
@@ -95,14 +106,25 @@ def check_recipe(conn: Any, r: Any, score_columns: dict[str, str]) -> dict[str, 
     return {c.name: c.type for c in events.values()}
 
 
-def prepare_all(conn: Any, r: Any, st: Any, types: list[str]) -> None:
+def prepare_all(conn: Any, r: Any, st: Any, new: Any, types: list[str]) -> None:
     """PREPARE (then DEALLOCATE) each statement of `st` (triggers._Statements) that recipe
-    `r` runs, with parameters of `types`; ScorehouseError naming the option on failure."""
+    `r` runs, with parameters of `types` (`new` maps an event column to its parameter);
+    ScorehouseError naming the option on failure.
+
+    Each option is first checked alone, so that the error names it."""
     import psycopg
     from psycopg import sql
 
-    checks = [(st.find, "--key/--increment/--copy"),
-              (st.dead(sql.Literal("check")), "the dead_events table")]
+    profiles, key = st.profiles, sql.Identifier(r.key)
+    checks = [(sql.SQL("SELECT 1 FROM {} WHERE {} = {}").format(profiles, key, new(r.key)),
+               f"--key {r.key}")]
+    checks += [(sql.SQL("UPDATE {} SET {} = COALESCE({}, 0) + 1 WHERE false").format(
+        profiles, sql.Identifier(c), sql.Identifier(c)), f"--increment {c}") for c in r.increment]
+    checks += [(sql.SQL("UPDATE {} SET {} = {} WHERE false").format(
+        profiles, sql.Identifier(target), new(source)), f"--copy {target}={source}")
+        for target, source in r.copy.items()]
+    checks += [(st.find, "--key/--increment/--copy"),
+               (st.dead(sql.Literal("check")), "the dead_events table")]
     if r.missing == "create":
         checks.append((st.create, "--missing-profile create"))
     if r.mode == "outbox":
@@ -115,6 +137,6 @@ def prepare_all(conn: Any, r: Any, st: Any, types: list[str]) -> None:
         try:
             conn.execute(sql.SQL("PREPARE scorehouse_check {} AS {}").format(params, statement))
         except psycopg.Error as e:
-            raise ScorehouseError(f"{option}: {e.diag.message_primary} (in the trigger's "
-                                  f"statement on {r.profiles}); nothing was changed") from None
+            raise ScorehouseError(f"{option}: {e.diag.message_primary} (checked against "
+                                  f"{r.events} and {r.profiles}); nothing was changed") from None
         conn.execute("DEALLOCATE scorehouse_check")

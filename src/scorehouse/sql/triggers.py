@@ -93,7 +93,7 @@ def install_trigger(url: str, recipe: Recipe) -> Trigger:
     """
     from psycopg import sql
 
-    from .trigger_checks import check_recipe, prepare_all, table_columns
+    from .trigger_checks import check_recipe, prepare_all, qualified_table, table_columns
 
     r, names = recipe, names_for(recipe.model)
     if r.mode not in MODES:
@@ -102,10 +102,11 @@ def install_trigger(url: str, recipe: Recipe) -> Trigger:
         raise ScorehouseError(f"--missing-profile must be one of {', '.join(MISSING)}, "
                               f"not {r.missing!r}")
     s = _ident(r.schema)
-    events, profiles = _qualified(r.events), _qualified(r.profiles)
     with _connect(url) as conn:  # one transaction: committed only if every step succeeds
         score_path = _installed_score_path(conn, r.schema, r.model)
         event_types = check_recipe(conn, r, score_columns(r.model))
+        events = qualified_table(conn, r.events, "--events")
+        profiles = qualified_table(conn, r.profiles, "--profiles")
         columns = table_columns(conn, r.profiles)
         for column, kind in score_columns(r.model).items():
             if column not in columns:
@@ -123,11 +124,17 @@ def install_trigger(url: str, recipe: Recipe) -> Trigger:
         # Every statement the trigger runs, prepared with the event's columns as typed
         # parameters: a missing column or a type that does not fit fails here, not on
         # the application's next insert.
-        prepare_all(conn, r, _statements(r, names, score_path, _parameters(event_types)),
+        new = _parameters(event_types)
+        prepare_all(conn, r, _statements(r, names, score_path, profiles, new), new,
                     list(event_types.values()))
         fn = sql.SQL("{}.{}").format(s, _ident(names.trigger_function(r.events)))
+        # SECURITY DEFINER with a fixed search_path (every name in the body is qualified):
+        # the writer of an event needs no rights on the profiles, the scoring function or
+        # the outbox and dead_events tables, so a role lacking one cannot turn every insert
+        # into an error, or every score into a stale one.
         conn.execute(sql.SQL("CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql "
-                             "AS {}").format(fn, sql.Literal(_body(conn, r, names, score_path))))
+                             "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {}")
+                     .format(fn, sql.Literal(_body(conn, r, names, score_path, profiles))))
         trigger = _ident(names.trigger)
         conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(trigger, events))
         conn.execute(sql.SQL("CREATE TRIGGER {} AFTER INSERT ON {} FOR EACH ROW EXECUTE "
@@ -160,6 +167,7 @@ def _new(column: str) -> Any:
 class _Statements:
     """The SQL statements of one recipe; `new` maps an event column to its value."""
 
+    profiles: Any  # the profile table, schema-qualified
     find: Any  # updates the counters (or looks the row up): FOUND says if the profile exists
     create: Any  # inserts the missing profile row
     dead: Callable[[Any], Any]  # reason -> records the event in dead_events
@@ -169,8 +177,8 @@ class _Statements:
     queue: Any  # queues the key in the outbox
 
 
-def _statements(r: Recipe, names: SqlNames, score_path: str, new: Callable[[str], Any] = _new
-                ) -> _Statements:
+def _statements(r: Recipe, names: SqlNames, score_path: str, profiles: Any,
+                new: Callable[[str], Any] = _new) -> _Statements:
     """The recipe's statements as the trigger runs them, or (`new` other than `_new`) as
     plain SQL to PREPARE: parameters for NEW's columns, NULLs of the right type for the
     PL/pgSQL values (the prediction, the error, the event)."""
@@ -178,7 +186,7 @@ def _statements(r: Recipe, names: SqlNames, score_path: str, new: Callable[[str]
 
     check = new is not _new
 
-    s, profiles, key = _ident(r.schema), _qualified(r.profiles), _ident(r.key)
+    s, key = _ident(r.schema), _ident(r.key)
     where = sql.SQL("WHERE {} = {}").format(key, new(r.key))
     sets = [sql.SQL("{} = COALESCE({}, 0) + 1").format(_ident(c), _ident(c)) for c in r.increment]
     sets += [sql.SQL("{} = {}").format(_ident(p), new(e)) for p, e in r.copy.items()]
@@ -211,14 +219,14 @@ def _statements(r: Recipe, names: SqlNames, score_path: str, new: Callable[[str]
     queue = sql.SQL("INSERT INTO {}.outbox (model, profiles, key_column, key) VALUES ({}, {}, "
                     "{}, {}::text)").format(s, sql.Literal(r.model), sql.Literal(r.profiles),
                                             sql.Literal(r.key), new(r.key))
-    return _Statements(find, create, dead, score, write, stale, queue)
+    return _Statements(profiles, find, create, dead, score, write, stale, queue)
 
 
-def _body(conn: Any, r: Recipe, names: SqlNames, score_path: str) -> str:
+def _body(conn: Any, r: Recipe, names: SqlNames, score_path: str, profiles: Any) -> str:
     """The trigger function's PL/pgSQL body."""
     from psycopg import sql
 
-    st = _statements(r, names, score_path)
+    st = _statements(r, names, score_path, profiles)
     no_row = sql.Literal(f"no row in {r.profiles} has this {r.key}")
     missing = sql.SQL("{};").format(st.dead(no_row))
     if r.missing == "create":  # a concurrent insert may create it first: then update that one
