@@ -1,8 +1,8 @@
 """The `scorehouse` command: verbs for packaging, the registry and scoring.
 
 Exit codes: 0 ok; 1 error; 2 bad usage or unsupported model; 3 not found; 4 invalid input
-(rows rejected); 5 artifact refused (tampered, untrusted, bad signature); 6 registry
-conflict (e.g. nothing to roll back).
+(rows rejected); 5 artifact refused (tampered, untrusted, bad signature); 6 conflict
+(e.g. nothing to roll back; a SQL function name another model holds).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ _CLICK_ERRORS = (click_exc.ClickException,)
 app = typer.Typer(
     help="scorehouse: package a trained model, register every version, score it anywhere.\n\n"
     "Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 rows rejected, 5 artifact refused, "
-    "6 registry conflict.",
+    "6 conflict.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
 models_app = typer.Typer(help="List and inspect registered models.", no_args_is_help=True)
