@@ -240,3 +240,41 @@ def test_the_trigger_finds_its_tables_whatever_the_writers_search_path(db):
         conn.execute("INSERT INTO public.events (customer_id) VALUES (1)")
         conn.execute("RESET search_path")
         assert _row(conn, 1)["fragile_score"] == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize("owner", ["another model", "not scorehouse"])
+def test_a_trigger_name_held_by_another_trigger_is_refused(db, owner, capsys):
+    with psycopg.connect(db, autocommit=True) as conn:
+        if owner == "another model":  # as a hash collision would make it
+            assert _trigger(db) == 0
+            conn.execute("COMMENT ON TRIGGER scorehouse_fragile ON events IS "
+                         "'scorehouse model: other'")
+        else:  # the application's own trigger of that name
+            conn.execute("CREATE FUNCTION mine() RETURNS trigger LANGUAGE plpgsql AS "
+                         "'BEGIN RETURN NEW; END'")
+            conn.execute("CREATE TRIGGER scorehouse_fragile AFTER INSERT ON events FOR EACH "
+                         "ROW EXECUTE FUNCTION mine()")
+        before = conn.execute("SELECT tgfoid FROM pg_trigger WHERE tgname = "
+                              "'scorehouse_fragile'").fetchall()
+    capsys.readouterr()
+    assert _trigger(db) == 6
+    err = capsys.readouterr().err
+    assert "scorehouse_fragile" in err and ("'other'" in err) == (owner == "another model")
+    with psycopg.connect(db, autocommit=True) as conn:
+        assert conn.execute("SELECT tgfoid FROM pg_trigger WHERE tgname = "
+                            "'scorehouse_fragile'").fetchall() == before
+
+
+def test_the_same_models_trigger_under_an_older_name_is_replaced_not_doubled(db):
+    import psycopg.rows  # noqa: F401 - dict_row
+
+    assert _trigger(db) == 0
+    with psycopg.connect(db, autocommit=True) as conn:  # as an older naming rule left it
+        conn.execute("ALTER TRIGGER scorehouse_fragile ON events RENAME TO scorehouse_frag")
+        conn.execute("COMMENT ON TRIGGER scorehouse_frag ON events IS NULL")
+    assert _trigger(db) == 0
+    with psycopg.connect(db, autocommit=True) as conn:
+        assert conn.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = 'events'::regclass"
+                            ).fetchall() == [("scorehouse_fragile",)]
+        conn.execute("INSERT INTO events (customer_id) VALUES (1)")
+        assert _row(conn, 1)["complaints"] == 2  # counted once

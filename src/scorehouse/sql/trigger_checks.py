@@ -9,10 +9,12 @@ PostgreSQL resolve each column, operator and assignment as it will at insert tim
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import NotFoundError, ScorehouseError
+from ..errors import ConflictError, NotFoundError, ScorehouseError
+from .names import COMMENT_PREFIX, SqlNames
 
 _COLUMNS = """
 SELECT a.attname, format_type(a.atttypid, a.atttypmod),
@@ -20,6 +22,17 @@ SELECT a.attname, format_type(a.atttypid, a.atttypmod),
 FROM pg_attribute a WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
 """
+
+
+_TRIGGERS = """
+SELECT t.tgname, obj_description(t.oid, 'pg_trigger'), p.prosrc
+FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+WHERE t.tgrelid = %s AND NOT t.tgisinternal AND t.tgname LIKE 'scorehouse\\_%%'
+"""
+#: The model a trigger function without a comment (made before the comment existed) feeds:
+#: the literal it scores (transaction mode) or queues (outbox mode).
+_MODEL_IN_BODY = re.compile(r"\.score\('((?:[^']|'')*)'|outbox \(model, profiles, key_column, "
+                            r"key\) VALUES \('((?:[^']|'')*)'")
 
 
 @dataclass(frozen=True)
@@ -140,3 +153,27 @@ def prepare_all(conn: Any, r: Any, st: Any, new: Any, types: list[str]) -> None:
             raise ScorehouseError(f"{option}: {e.diag.message_primary} (checked against "
                                   f"{r.events} and {r.profiles}); nothing was changed") from None
         conn.execute("DEALLOCATE scorehouse_check")
+
+
+def claim_trigger(conn: Any, r: Any, names: SqlNames) -> list[str]:
+    """The triggers on `r.events` the new one replaces: this model's triggers under names
+    of an earlier naming rule (the one of `names.trigger` itself is replaced in place).
+
+    Raises ConflictError when a trigger of the new one's name feeds another model (or is
+    not scorehouse's): replacing it would silently stop that model's scoring.
+    """
+    replaced = []
+    for name, comment, source in conn.execute(_TRIGGERS, [_table(conn, r.events, "--events")]):
+        owner = None
+        if comment is not None and comment.startswith(COMMENT_PREFIX):
+            owner = comment[len(COMMENT_PREFIX):]
+        elif m := _MODEL_IN_BODY.search(source or ""):
+            owner = (m.group(1) or m.group(2)).replace("''", "'")
+        if name == names.trigger and owner != r.model:
+            whose = f"feeds model {owner!r}" if owner else "was not created by scorehouse"
+            raise ConflictError(f"cannot install the trigger of model {r.model!r}: its name is "
+                                f"{name}, and the trigger {name} on {r.events} {whose}; drop "
+                                "it first if it is no longer wanted")
+        if name != names.trigger and owner == r.model:
+            replaced.append(name)
+    return replaced

@@ -93,7 +93,7 @@ def install_trigger(url: str, recipe: Recipe) -> Trigger:
     """
     from psycopg import sql
 
-    from .trigger_checks import check_recipe, prepare_all, qualified_table, table_columns
+    from .trigger_checks import check_recipe, claim_trigger, prepare_all, qualified_table, table_columns
 
     r, names = recipe, names_for(recipe.model)
     if r.mode not in MODES:
@@ -107,6 +107,7 @@ def install_trigger(url: str, recipe: Recipe) -> Trigger:
         event_types = check_recipe(conn, r, score_columns(r.model))
         events = qualified_table(conn, r.events, "--events")
         profiles = qualified_table(conn, r.profiles, "--profiles")
+        replaced = claim_trigger(conn, r, names)
         columns = table_columns(conn, r.profiles)
         for column, kind in score_columns(r.model).items():
             if column not in columns:
@@ -139,6 +140,10 @@ def install_trigger(url: str, recipe: Recipe) -> Trigger:
         conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(trigger, events))
         conn.execute(sql.SQL("CREATE TRIGGER {} AFTER INSERT ON {} FOR EACH ROW EXECUTE "
                              "FUNCTION {}()").format(trigger, events, fn))
+        conn.execute(sql.SQL("COMMENT ON TRIGGER {} ON {} IS {}").format(
+            trigger, events, sql.Literal(names.comment)))
+        for old in replaced:  # this model's trigger under an earlier name: one is enough
+            conn.execute(sql.SQL("DROP TRIGGER {} ON {}").format(_ident(old), events))
         dead = conn.execute(sql.SQL("SELECT count(*) FROM {}.dead_events WHERE model = %s")
                             .format(s), [r.model]).fetchone()[0]
         return Trigger(fn.as_string(conn), list(score_columns(r.model)), dead)
