@@ -59,6 +59,7 @@ def db(pg_url, tmp_path):
         conn.execute("CREATE TABLE profiles_bad (customer_id int PRIMARY KEY, complaints int, "
                      "fragile_score text)")
         conn.execute("CREATE VIEW profiles_view AS SELECT * FROM profiles")
+        conn.execute("CREATE TABLE profiles_no_key (customer_id int, complaints int)")
     return pg_url
 
 
@@ -130,6 +131,8 @@ BAD = {
     "not installed model": ({"model": "nope"}, 3, "not installed"),
     "bad mode": ({"mode": "sometimes"}, 1, "--mode"),
     "create, NOT NULL column": ({"missing_profile": "create"}, 1, "segment"),
+    "create, key not unique": ({"profiles": "profiles_no_key", "missing_profile": "create"}, 1,
+                               "not a unique key"),
 }
 
 

@@ -109,6 +109,17 @@ def check_recipe(conn: Any, r: Any, score_columns: dict[str, str]) -> dict[str, 
             raise ScorehouseError(f"table {r.profiles} has a column {c!r} of type "
                                   f"{profiles[c].type}; the trigger writes {kind} there")
     if r.missing == "create":
+        # Without a unique key, two events creating the same profile at once make two rows.
+        unique = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = "
+            "i.indrelid AND a.attnum = i.indkey[0] WHERE i.indrelid = %s AND i.indisunique "
+            "AND i.indnkeyatts = 1 AND i.indpred IS NULL AND a.attname = %s)",
+            [_table(conn, r.profiles, "--profiles"), r.key]).fetchone()[0]
+        if not unique:
+            raise ScorehouseError(
+                f"--missing-profile create: {r.key} is not a unique key of {r.profiles} "
+                "(a primary key or unique index on it alone), so concurrent events could "
+                "create two rows; add one or use --missing-profile dead-letter")
         unset = [c.name for c in profiles.values() if c.required
                  and c.name not in (r.key, *r.increment, *r.copy)]
         if unset:
