@@ -190,7 +190,6 @@ def _statements(r: Recipe, names: SqlNames, score_path: str, profiles: Any,
     from psycopg import sql
 
     check = new is not _new
-
     s, key = _ident(r.schema), _ident(r.key)
     where = sql.SQL("WHERE {} = {}").format(key, new(r.key))
     sets = [sql.SQL("{} = COALESCE({}, 0) + 1").format(_ident(c), _ident(c)) for c in r.increment]
@@ -232,15 +231,14 @@ def _body(conn: Any, r: Recipe, names: SqlNames, score_path: str, profiles: Any)
     from psycopg import sql
 
     st = _statements(r, names, score_path, profiles)
-    no_row = sql.Literal(f"no row in {r.profiles} has this {r.key}")
-    missing = sql.SQL("{};").format(st.dead(no_row))
+    no_row = f"no row in {r.profiles} has this {r.key}"
     if r.missing == "create":  # a concurrent insert may create it first: then update that one
         missing = sql.SQL("{create}; IF NOT FOUND THEN {find}; END IF; IF NOT FOUND THEN "
                           "{dead}; RETURN NEW; END IF;").format(
-            create=st.create, find=st.find, dead=st.dead(sql.Literal(
-                f"no row in {r.profiles} has this {r.key}, and creating one conflicted")))
+            create=st.create, find=st.find,
+            dead=st.dead(sql.Literal(f"{no_row}, and creating one conflicted")))
     else:
-        missing = sql.SQL("{} RETURN NEW;").format(missing)
+        missing = sql.SQL("{}; RETURN NEW;").format(st.dead(sql.Literal(no_row)))
     null_key = st.dead(sql.Literal(f"the event's {r.key} is NULL"))
     if r.mode == "outbox":
         then = sql.SQL("{}; PERFORM pg_notify('scorehouse_outbox', {});").format(
