@@ -46,7 +46,8 @@ class SignatureError(ArtifactError):
 
 
 class ConflictError(ScorehouseError):
-    """A registry operation that contradicts the registry's state (e.g. nothing to roll back)."""
+    """A registry operation that contradicts the registry's state (e.g. nothing to roll back),
+    or a database object of a model's SQL name that belongs to something else."""
 
     exit_code = 6
 

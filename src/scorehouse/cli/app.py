@@ -1,8 +1,8 @@
 """The `scorehouse` command: verbs for packaging, the registry and scoring.
 
 Exit codes: 0 ok; 1 error; 2 bad usage or unsupported model; 3 not found; 4 invalid input
-(rows rejected); 5 artifact refused (tampered, untrusted, bad signature); 6 registry
-conflict (e.g. nothing to roll back).
+(rows rejected); 5 artifact refused (tampered, untrusted, bad signature); 6 conflict
+(e.g. nothing to roll back; a SQL function name another model holds).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ _CLICK_ERRORS = (click_exc.ClickException,)
 app = typer.Typer(
     help="scorehouse: package a trained model, register every version, score it anywhere.\n\n"
     "Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 rows rejected, 5 artifact refused, "
-    "6 registry conflict.",
+    "6 conflict.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
 models_app = typer.Typer(help="List and inspect registered models.", no_args_is_help=True)
@@ -637,8 +637,11 @@ def db_trigger(
     mode: Annotated[str, typer.Option(help="transaction: score in the writer's transaction; outbox: queue for `db worker`.")] = "transaction",
     strict: Annotated[bool, typer.Option(help="Let a scoring failure abort the insert (transaction mode).")] = False,
     schema: Annotated[str, typer.Option(help="Schema the model was installed in.")] = "scorehouse",
+    missing_profile: Annotated[str, typer.Option(help="An event whose key has no profile row: dead-letter (record it in <schema>.dead_events) or create (insert the profile row).")] = "dead-letter",
 ) -> None:
-    """Events update a profile's counters, and the profile gets a fresh score."""
+    """Events update a profile's counters, and the profile gets a fresh score.
+
+    Every option is checked against the database before the old trigger is replaced."""
     from ..sql.triggers import Recipe, install_trigger
 
     pairs = {}
@@ -647,10 +650,12 @@ def db_trigger(
         if not sep or not target or not source:
             raise click_exc.BadParameter(f"--copy expects PROFILE_COL=EVENT_COL, got {item!r}")
         pairs[target] = source
-    fn = install_trigger(url, Recipe(model, events, profiles, key, list(increment or []), pairs,
-                                     mode, strict, schema))
-    console.print(f"trigger on {events} -> {fn}: {mode} mode"
+    done = install_trigger(url, Recipe(model, events, profiles, key, list(increment or []),
+                                       pairs, mode, strict, schema, missing_profile))
+    console.print(f"trigger on {events} -> {done.function}: {mode} mode"
                   + ("; run `scorehouse db worker` to score the queue" if mode == "outbox" else ""))
+    console.print(f"profile columns: {', '.join(done.columns)}; events without a profile row: "
+                  f"{missing_profile} ({done.dead_events:,} in {schema}.dead_events so far)")
 
 
 @db_app.command("worker")
@@ -678,7 +683,8 @@ def _db_report(done: list[Any], schema: str, as_json: bool) -> None:
     emit([asdict(d) for d in done], as_json, lambda: table(
         ["model", "ref", "version", "changed", "functions"],
         [(d.name, d.ref, d.version, "yes" if d.changed else "no",
-          f"{schema}.score, {schema}.score_query, {schema}.score_{d.name}") for d in done]))
+          f"{schema}.score, {schema}.score_query, {schema}.{d.function}, "
+          f"{schema}.{d.query_function}") for d in done]))
 
 
 @app.command()

@@ -14,6 +14,7 @@ from ..errors import ScorehouseError
 from ..loading import is_path, load
 from ..registry import Registry
 from ..scorer import Result, Scorer, output_columns
+from .names import names_for
 
 DUCK_TYPES = {"integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN",
               "string": "VARCHAR", "datetime": "TIMESTAMP"}
@@ -28,14 +29,9 @@ class Registered:
     errors: list[str] = field(default_factory=list)
 
 
-def plain(name: str) -> str:
-    """`name` lower-cased with anything but letters and digits as '_' (for SQL names)."""
-    return "".join(ch if ch.isalnum() else "_" for ch in name.lower())
-
-
 def function_name(model: str) -> str:
-    """`score_<model>`, the scoring function's name in every database."""
-    return "score_" + plain(model)
+    """`score_<stem>`, the scoring function's name in every database (see names.py)."""
+    return names_for(model).function
 
 
 def register(con: Any, ref: str, *, registry: Registry | None = None, name: str | None = None,

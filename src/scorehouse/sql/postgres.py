@@ -16,7 +16,8 @@ from typing import Any
 from ..errors import NotFoundError, ScorehouseError
 from ..registry import Registry, parse
 from ..scorer import Scorer, output_columns
-from .embedded import function_name
+from .catalog import claim
+from .names import SqlNames, names_for
 from .plpython import TYPED_BATCH, complement, label_text
 
 #: Set while `_score_<model>_batches` runs (restored after): the batches are grouped in
@@ -38,6 +39,8 @@ class Installed:
     version: int | None
     manifest_sha256: str
     changed: bool
+    function: str  # the typed function, `score_<stem>` (see names.py)
+    query_function: str  # `score_<stem>_query`
 
 
 def _ident(name: str) -> Any:
@@ -142,13 +145,12 @@ def _generic_functions(conn: Any, schema: str) -> list[Any]:
             sql.SQL("{}.score_query(text, text, text)").format(s)]
 
 
-def _typed_functions(conn: Any, schema: str, scorer: Scorer) -> list[Any]:
+def _typed_functions(conn: Any, schema: str, scorer: Scorer, names: SqlNames) -> list[Any]:
     """`score_<model>(col, ...)` for one row and `score_<model>_query(query, key)` for many."""
     from psycopg import sql
 
-    s, name = _ident(schema), scorer.name
-    fn = function_name(name)
-    result_type = sql.SQL("{}.{}").format(s, _ident(f"{fn}_result"))
+    s, name, fn = _ident(schema), scorer.name, names.function
+    result_type = sql.SQL("{}.{}").format(s, _ident(names.result_type))
     outputs = output_columns(scorer.task, scorer.classes)
     sql_types = {c: "text" if c == "label" else "double precision" for c in outputs}
     fields = [sql.SQL("{} {}").format(_ident(c), sql.SQL(t)) for c, t in sql_types.items()]
@@ -161,18 +163,24 @@ def _typed_functions(conn: Any, schema: str, scorer: Scorer) -> list[Any]:
     conn.execute(sql.SQL("DROP TYPE IF EXISTS {} CASCADE").format(result_type))
     conn.execute(sql.SQL("CREATE TYPE {} AS ({})").format(result_type,
                                                           sql.SQL(", ").join(fields)))
-    names = ", ".join(repr(c.name) for c in scorer.schema.columns)
+    columns = ", ".join(repr(c.name) for c in scorer.schema.columns)
     lit = repr(_quoted(schema))  # a Python literal in the function body
     body = _prelude(schema) + (
-        f"_args = dict(zip([{names}], args))\n"
+        f"_args = dict(zip([{columns}], args))\n"
         f"return _sh.score_typed(plpy, GD, {lit}, {name!r}, _args)\n")
     signature = sql.SQL("{}.{}({})").format(s, _ident(fn), sql.SQL(", ").join(args))
     _function(conn, signature, result_type.as_string(conn), body)
-    return [sql.SQL("{}.{}({})").format(s, _ident(fn), arg_types),
-            *_query_functions(conn, schema, name, sql_types, scorer.classes)]
+    functions = [sql.SQL("{}.{}({})").format(s, _ident(fn), arg_types),
+                 *_query_functions(conn, schema, names, sql_types, scorer.classes)]
+    # The catalog's record of the model each object scores: the next install checks it.
+    for f in functions:
+        conn.execute(sql.SQL("COMMENT ON FUNCTION {} IS {}").format(f, sql.Literal(names.comment)))
+    conn.execute(sql.SQL("COMMENT ON TYPE {} IS {}").format(result_type,
+                                                           sql.Literal(names.comment)))
+    return functions
 
 
-def _query_functions(conn: Any, schema: str, model: str, sql_types: dict[str, str],
+def _query_functions(conn: Any, schema: str, names: SqlNames, sql_types: dict[str, str],
                      classes: Sequence[Any] | None) -> list[Any]:
     """`score_<model>_query(query, key, batch_rows)`: typed rows out, set-based.
 
@@ -184,8 +192,8 @@ def _query_functions(conn: Any, schema: str, model: str, sql_types: dict[str, st
     """
     from psycopg import sql
 
-    s, fn = _ident(schema), function_name(model)
-    batches, query = _ident(f"_{fn}_batches"), _ident(f"{fn}_query")
+    s, model = _ident(schema), names.model
+    batches, query = _ident(names.batches), _ident(names.query)
     lit = repr(_quoted(schema))  # a Python literal in the function body
     arrays = [sql.SQL("{} text").format(_ident(f"_{c}")) for c in ("key", *sql_types, "error")]
     conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}.{}(text, text, integer)").format(s, query))
@@ -261,10 +269,13 @@ def install(url: str, refs: list[str], *, registry: Registry, schema: str = "sco
         done = []
         for ref in refs:
             scorer, data = _resolve(registry, ref)
+            names = names_for(scorer.name)
+            claim(conn, schema, names)  # refuses a name another model's functions hold
             changed = _store(conn, schema, scorer, ref, data)
-            functions.extend(_typed_functions(conn, schema, scorer))
+            functions.extend(_typed_functions(conn, schema, scorer, names))
             done.append(Installed(scorer.name, ref, scorer.version,
-                                  scorer.artifact.manifest_sha256, changed))
+                                  scorer.artifact.manifest_sha256, changed, names.function,
+                                  names.query))
         for f in functions:
             conn.execute(sql.SQL("REVOKE ALL ON FUNCTION {} FROM PUBLIC").format(f))
         for role in grant or []:
@@ -294,8 +305,9 @@ def sync(url: str, *, registry: Registry, schema: str = "scorehouse") -> list[In
         for name, ref in rows:
             scorer, data = _resolve(registry, ref)
             changed = _store(conn, schema, scorer, ref, data)
+            names = names_for(name)
             done.append(Installed(name, ref, scorer.version, scorer.artifact.manifest_sha256,
-                                  changed))
+                                  changed, names.function, names.query))
         if any(d.changed for d in done):
             conn.execute(sql.SQL("NOTIFY scorehouse_models"))
     return done

@@ -13,7 +13,9 @@ import logging
 import time
 
 from ..artifact import read_bytes
+from ..errors import ModelError
 from ..scorer import Scorer
+from .names import names_for
 from .postgres import _connect, _ident
 from .triggers import _qualified
 
@@ -77,25 +79,35 @@ class Worker:
         with self.conn.cursor(row_factory=dict_row) as cur:
             rows = cur.execute(sql.SQL("SELECT * FROM {} WHERE {}::text = ANY(%s)").format(
                 table, key), [keys]).fetchall()
-        result = scorer.predict(rows)
-        m = self.model
-        cols = [f"{m}_prediction", f"{m}_label", f"{m}_score", f"{m}_version", f"{m}_error"]
-        updates = []
-        answers = result.to_records()
-        for i, pos in enumerate(result.rows):
-            rec = answers[i]
-            rec.pop("row", None)
-            rec["model"], rec["version"] = scorer.name, scorer.version
-            updates.append((json.dumps(rec), str(rec.get("label")), scorer.headline(rec),
-                            scorer.version, None, rows[int(pos)][key_column]))
-        for rej in result.rejects:
-            updates.append((None, None, None, None, rej.problem, rows[rej.row][key_column]))
-        self.scored += result.n_scored
-        self.failed += result.n_rejected
+        names = names_for(self.model)
+        cols = [names.column(c) for c in ("prediction", "label", "score", "version", "error")]
+        updates: list[tuple] = []
+        # A refused profile keeps its last good score and that score's scored_at: the
+        # error says the score is stale, and no fresh timestamp suggests otherwise.
+        refused: list[tuple[str, object]] = []
+        try:
+            result = scorer.predict(rows)
+        except ModelError as e:  # failed on every row: each profile's score is stale, and
+            # the entries are dequeued (a poison batch must not block the queue forever)
+            refused = [(str(e), row[key_column]) for row in rows]
+            result = None
+        if result is not None:
+            answers = result.to_records()
+            for i, pos in enumerate(result.rows):
+                rec = answers[i]
+                rec.pop("row", None)
+                rec["model"], rec["version"] = scorer.name, scorer.version
+                updates.append((json.dumps(rec), str(rec.get("label")), scorer.headline(rec),
+                                scorer.version, None, rows[int(pos)][key_column]))
+            refused = [(rej.problem, rows[rej.row][key_column]) for rej in result.rejects]
+        self.scored += len(updates)
+        self.failed += len(refused)
         assignments = sql.SQL(", ").join(sql.SQL("{} = %s").format(_ident(c)) for c in cols)
         with self.conn.cursor() as cur:
             cur.executemany(sql.SQL("UPDATE {} SET {}, {} = now() WHERE {} = %s").format(
-                table, assignments, _ident(f"{m}_scored_at"), key), updates)
+                table, assignments, _ident(names.column("scored_at")), key), updates)
+            cur.executemany(sql.SQL("UPDATE {} SET {} = %s WHERE {} = %s").format(
+                table, _ident(names.column("error")), key), refused)
 
     def run(self, *, once: bool = False, idle: float = 1.0) -> None:
         """Drain the queue; then wait for notifications (or return, with `once`)."""
