@@ -155,7 +155,7 @@ def package_cmd(
     from .. import artifact as artifact_io
     from ..packaging.parity import runtime_summary
 
-    art = artifact_io.read(path, trust=True, check_versions=False)
+    art = artifact_io.read(path, require_trust=False, check_versions=False)
     m = art.manifest
     out = {"artifact": str(path), "name": m["name"], "task": m["task"], "flavor": art.flavor,
            "manifest_sha256": art.manifest_sha256, "inputs": len(m["input_schema"]["columns"]),
@@ -175,11 +175,12 @@ def _label(s: str) -> Any:
 @app.command()
 def inspect(
     ref: Annotated[str, typer.Argument(help="Artifact path or registry reference.")],
-    trust: Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")] = False,
+    trust: Annotated[bool, typer.Option(
+        hidden=True, help="Ignored: inspect reads the manifest only and runs no code.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show an artifact's manifest: schema, lineage, environment, metrics."""
-    art = _artifact(ref, trust)
+    """Show an artifact's manifest: schema, lineage, environment, metrics (runs no code)."""
+    art = _artifact(ref)
     m = art.manifest
     if as_json:
         emit_json({**m, "manifest_sha256": art.manifest_sha256})
@@ -211,12 +212,12 @@ def _span(c: dict[str, Any]) -> str:
     return ""
 
 
-def _artifact(ref: str, trust: bool):
+def _artifact(ref: str):
     from .. import artifact as artifact_io
     from ..loading import is_path
 
-    if is_path(ref):
-        return artifact_io.read(ref, trust=trust, check_versions=False)
+    if is_path(ref):  # verified, but never loaded: reading metadata needs no trust
+        return artifact_io.read(ref, require_trust=False, check_versions=False)
     return _registry().load_artifact(ref)[0]
 
 
@@ -229,11 +230,13 @@ def verify(
     """Check every file hash (and the signature, given a key)."""
     from .. import artifact as artifact_io
 
-    art = artifact_io.read(path, trust=True, key=key, check_versions=False)
+    art = artifact_io.read(path, key=key, require_trust=False, check_versions=False)
     out = {"artifact": str(path), "ok": True, "manifest_sha256": art.manifest_sha256,
-           "files": len(art.files), "signature": "verified" if key else "not checked"}
+           "files": len(art.files), "signature": "verified" if key else "not checked",
+           "runs_code_when_loaded": art.pickled}
+    code = "; holds pickled code, which runs when loaded" if art.pickled else ""
     emit(out, as_json, f"ok: {path} ({len(art.files)} files verified, signature "
-         f"{out['signature']})")
+         f"{out['signature']}{code})")
 
 
 @app.command()

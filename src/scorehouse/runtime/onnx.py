@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..artifact.flavors import COMPILED_FILE
 from ..errors import ModelError
 from .base import Output, Runtime, binary_proba
 from .tree_cache import checked_split
@@ -20,8 +21,6 @@ _NUMPY = {"tensor(float)": np.float32, "tensor(double)": np.float64,
           "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(string)": object,
           "tensor(bool)": bool}
 
-#: Where packaging puts the compiled graph of a non-ONNX model.
-COMPILED_FILE = "compiled/model.onnx"
 
 #: Rows per session run when a large batch is split across threads: small enough for the
 #: working set to stay in cache, large enough that the ~40 µs cost of a run is noise.
