@@ -74,9 +74,14 @@ class Artifact:
             self._model = flavor.load(self.files, self.manifest)
         except Exception as e:  # noqa: BLE001 - every library's parse error means the same
             raise ArtifactError(f"{self.source}: {', '.join(flavor.files)} is not a readable "
-                                f"{flavor.name} model ({type(e).__name__}: {str(e)[:200]})"
-                                ) from None
+                                f"{flavor.name} model ({one_line(e)})") from None
         return self._model
+
+
+def one_line(error: BaseException) -> str:
+    """`Class: first line of the message` of a library's error (some span many lines)."""
+    lines = str(error).strip().splitlines() or [""]
+    return f"{type(error).__name__}: {lines[0][:200]}"
 
 
 def _untrusted_message(where: str, flavor: str) -> str:

@@ -105,7 +105,7 @@ def demo(
                   "\"complaints\": 1, \"age\": 41, \"data_usage_gb\": 3.2, "
                   "\"days_since_login\": 12, \"payment_method\": \"invoice\", "
                   "\"region\": \"north\"}'\n"
-                  f"  scorehouse register {out['artifact']} && scorehouse promote churn/2 "
+                  f"  scorehouse register {out['artifact']} --trust && scorehouse promote churn/2 "
                   "production\n"
                   "  scorehouse rollback churn production\n"
                   "  scorehouse models history churn")
@@ -259,11 +259,19 @@ def sign(
 def register(
     path: Annotated[Path, typer.Argument(help="Artifact file or folder to register.")],
     description: Annotated[str, typer.Option(help="Note for this version.")] = "",
+    trust: Annotated[bool, typer.Option(
+        help="Trust pickled code in the artifact: the registry will load it without asking.")
+    ] = False,
     user: User = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Register an artifact as the next version of its model."""
-    mv = _registry().register(path, description=description, user=user)
+    """Register an artifact as the next version of its model.
+
+    A pickled model (scikit-learn, plain Python) needs --trust or a valid signature under
+    $SCOREHOUSE_SIGNING_KEY: servers load registered versions without asking.
+    """
+    mv = _registry().register(path, description=description, user=user,
+                              require_trust=not trust)
     emit(mv.to_dict(), as_json, f"registered {mv.ref} (manifest {mv.manifest_sha256[:12]})")
 
 

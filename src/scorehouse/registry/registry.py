@@ -176,12 +176,18 @@ class Registry:
     # --- writing --------------------------------------------------------------------------
 
     def register(self, path: str | os.PathLike, *, description: str = "",
-                 user: str | None = None) -> ModelVersion:
-        """Verify the artifact at `path`, copy it to the store, record it as the next version."""
-        # The bytes stored are the bytes verified (read once). Registering never loads the
-        # model, so it runs no code; it is what makes the registry trust the version later.
+                 user: str | None = None, require_trust: bool = False) -> ModelVersion:
+        """Verify the artifact at `path`, copy it to the store, record it as the next version.
+
+        Registering never loads the model, so it runs no code; but every later load from the
+        registry trusts the version (by its manifest hash), so registering a pickled model is
+        trusting it. With `require_trust=True` (the CLI without --trust) a pickled artifact
+        must carry a valid signature under $SCOREHOUSE_SIGNING_KEY, else TrustError.
+        """
+        # The bytes stored are the bytes verified: the file is read once.
         data = artifact_io.pack(path)
-        art = artifact_io.read_bytes(data, str(path), require_trust=False, check_versions=False)
+        art = artifact_io.read_bytes(data, str(path), require_trust=require_trust,
+                                     check_versions=False)
         name = valid_name(art.name)
         uri = self.store.put(name, art.manifest_sha256, data)
         lineage = art.manifest.get("lineage", {})

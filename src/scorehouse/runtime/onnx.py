@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from ..artifact.files import one_line
 from ..artifact.flavors import COMPILED_FILE
-from ..errors import ModelError
+from ..errors import ArtifactError, ModelError
 from .base import Output, Runtime, binary_proba
 from .tree_cache import checked_split
 from .trees import MIN_ROWS, SplitGraph
@@ -64,7 +65,11 @@ class OnnxRuntime(Runtime):
                 why = artifact.manifest.get("compiled", {}).get("reason", "it was not compiled")
                 raise ModelError(f"{artifact.name!r} has no ONNX graph to run: {why}; "
                                  "use the native runtime")
-        self.session = session(model_bytes)
+        try:
+            self.session = session(model_bytes)
+        except Exception as e:  # noqa: BLE001 - ORT's own classes: the graph is unreadable
+            raise ArtifactError(f"{artifact.source}: ONNX Runtime cannot load the model's graph "
+                                f"({one_line(e)})") from None
         self._model_bytes = model_bytes
         self._chunk_session: Any = None  # opened on the first large batch
         self._chunk_lock = threading.Lock()
