@@ -69,18 +69,23 @@ class Container:
                 f"{self.source} would inflate to {human(total)}, more than the limit of "
                 f"{human(self.limits.max_bytes)} (${BYTES_ENV}); refused before inflating")
 
-    def read(self, name: str, limit: int | None = None) -> tuple[bytes, str]:
+    def read(self, name: str, limit: int | None = None, limit_env: str | None = None
+             ) -> tuple[bytes, str]:
         """The entry's bytes and their sha256, after checking its declared size.
 
-        `limit` caps this entry (default: the byte limit). Raises ArtifactError when the
-        declared size is over the limit, the entry inflates far more than it is stored (a
-        decompression bomb), or the entry is damaged or not the size it declares.
+        `limit` caps this entry (default: the byte limit), `limit_env` is the variable that
+        sets it (for the message). Raises ArtifactError when the declared size is over the
+        limit, the entry inflates far more than it is stored (a decompression bomb), or the
+        entry is damaged or not the size it declares.
         """
         entry = self.entries[name]
-        cap = self.limits.max_bytes if limit is None else min(limit, self.limits.max_bytes)
+        cap, env = self.limits.max_bytes, BYTES_ENV
+        if limit is not None and limit < cap:
+            cap, env = limit, limit_env
         if entry.size > cap:
             raise ArtifactError(f"{self.source}: {name} declares {human(entry.size)}, more than "
-                                f"the limit of {human(cap)}; refused before inflating")
+                                f"the limit of {human(cap)}{f' (${env})' if env else ''}; "
+                                "refused before inflating")
         ratio = entry.size / max(entry.compressed, 1)
         if entry.size > RATIO_EXEMPT_BYTES and ratio > self.limits.max_ratio:
             raise ArtifactError(

@@ -17,7 +17,7 @@ from .container import Container, check_name, open_container
 from .environment import warn_on_mismatch
 from .flavors import COMPILED_FILE, Flavor, flavor_named
 from .hashing import sha256
-from .limits import BYTES_ENV, Limits, human
+from .limits import BYTES_ENV, MANIFEST_ENV, Limits, human
 from .signing import SIGNATURE_FILE, sign, signing_key, verify
 
 MANIFEST_FILE = "MANIFEST.json"
@@ -198,7 +198,8 @@ def _read_manifest(container: Container, expected_sha256: str | None
     source = container.source
     if MANIFEST_FILE not in container.entries:
         raise ArtifactError(f"{source} has no {MANIFEST_FILE}; it is not a scorehouse artifact")
-    mbytes, msha = container.read(MANIFEST_FILE, container.limits.max_manifest_bytes)
+    mbytes, msha = container.read(MANIFEST_FILE, container.limits.max_manifest_bytes,
+                                  MANIFEST_ENV)
     if expected_sha256 is not None and msha != expected_sha256:
         raise IntegrityError(f"{source}: manifest sha256 {msha[:12]}… does not match the "
                              f"registry's record {expected_sha256[:12]}…; the artifact was changed")
