@@ -228,3 +228,18 @@ def test_other_compression_methods_and_encryption_are_refused(small, tmp_path):
     enc.write_bytes(bytes(raw))
     with pytest.raises(ArtifactError, match="encrypted"):
         artifact_io.read(enc)
+
+
+def test_the_registry_store_refuses_an_oversized_file_before_reading_it(small, tmp_path,
+                                                                        monkeypatch):
+    from scorehouse.registry import Registry
+
+    reg = Registry(f"sqlite:///{tmp_path / 'reg.db'}", str(tmp_path / "store"))
+    mv = reg.register(small)
+    assert scorehouse.load(mv.ref, registry=reg).predict({"x": 1.0, "y": 0.0}).n_scored == 1
+    # Whoever can write to the store (not the database) swaps in a large file.
+    with open(mv.artifact_uri, "ab") as fh:
+        fh.write(bytes(2 << 20))
+    monkeypatch.setenv("SCOREHOUSE_ARTIFACT_MAX_BYTES", "1M")
+    with pytest.raises(ArtifactError, match=r"is 2(\.\d+)? MiB, more than the limit of 1 MiB"):
+        scorehouse.load(mv.ref, registry=reg)

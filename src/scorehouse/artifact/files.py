@@ -167,6 +167,17 @@ def open_container_checked(
         signed = SIGNATURE_FILE in container.entries
         container.check_total([*listed, MANIFEST_FILE] + ([SIGNATURE_FILE] if signed else []))
         signature = container.read(SIGNATURE_FILE, MAX_SIGNATURE_BYTES)[0] if signed else None
+        # Trust is settled from the manifest (which holds every file's hash) before the
+        # model files are inflated: a refused artifact costs no more than its manifest.
+        trusted_by = "registry" if expected_sha256 is not None else None
+        k = signing_key(key)
+        if k:
+            verify(mbytes, signature, k, source)
+            trusted_by = trusted_by or "signature"
+        if trust and trusted_by is None:
+            trusted_by = "user"
+        if flavor.pickled and trusted_by is None and require_trust:
+            raise TrustError(_untrusted_message(source, flavor.name))
         files = {}
         for name, want in listed.items():
             data, got = container.read(name)
@@ -176,16 +187,7 @@ def open_container_checked(
             files[name] = data
     finally:
         container.close()
-    trusted_by = "registry" if expected_sha256 is not None else None
-    k = signing_key(key)
-    if k:
-        verify(mbytes, signature, k, source)
-        trusted_by = trusted_by or "signature"
-    if trust and trusted_by is None:
-        trusted_by = "user"
     art = Artifact(manifest, files, msha, source, trusted_by, signature)
-    if flavor.pickled and trusted_by is None and require_trust:
-        raise TrustError(_untrusted_message(source, art.flavor))
     if check_versions:
         env = manifest.get("environment", {})
         warn_on_mismatch(art.name, env.get("requirements", {}), env.get("python"), art.pickled)
