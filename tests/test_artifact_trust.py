@@ -300,3 +300,38 @@ def test_zip_duplicate_and_symlink_entries_are_refused(legit, tmp_path):
             zf.writestr(info, v)
     with pytest.raises(ArtifactError, match="symbolic link"):
         artifact_io.read(link)
+
+
+@pytest.mark.parametrize("location", ["/etc/hostname", "../../../../etc/hostname", "hostname"])
+def test_an_onnx_graph_never_reads_files_outside_the_artifact(legit, tmp_path, location,
+                                                              monkeypatch):
+    """ONNX tensors may point at "external data" files; from an artifact that is a file read
+    the artifact's author chooses, so a graph that asks for one is refused."""
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hostname").write_bytes(b"secret!!")
+    weights = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[2],
+                          data_location=TensorProto.EXTERNAL)
+    for key, value in {"location": location, "length": "8"}.items():
+        entry = weights.external_data.add()
+        entry.key, entry.value = key, value
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 2])
+    y = helper.make_tensor_value_info("value", TensorProto.FLOAT, [None, 2])
+    graph = helper.make_graph([helper.make_node("Add", ["X", "w"], ["value"])], "g", [x], [y],
+                              initializer=[weights])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    proto.ir_version = 8
+    evil = tmp_path / "evil.shz"
+    entries = _entries(legit["onnx"])
+    manifest = json.loads(entries.pop("MANIFEST.json"))
+    entries["model/model.onnx"] = proto.SerializeToString()
+    manifest["files"] = {k: hashlib.sha256(v).hexdigest() for k, v in sorted(entries.items())}
+    manifest["file_sizes"] = {k: len(v) for k, v in sorted(entries.items())}
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("MANIFEST.json", json.dumps(manifest, indent=1, sort_keys=True))
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    with pytest.raises(ArtifactError, match="ONNX Runtime cannot load"):
+        scorehouse.load(evil).predict(RECORD)

@@ -107,8 +107,9 @@ class Container:
                     chunks.append(chunk)
                     got += len(chunk)
         except _ZIP_ERRORS as e:
-            raise IntegrityError(f"{self.source}: {name} is damaged or larger than it declares "
-                                 f"({type(e).__name__}: {e}); refused") from None
+            raise IntegrityError(
+                f"{self.source} is not a readable scorehouse artifact ({name} is damaged, not a "
+                f"zip file entry, or larger than it declares: {type(e).__name__}: {e})") from None
         if got != entry.size:
             raise IntegrityError(f"{self.source}: {name} holds {'more' if got > entry.size else 'less'}"
                                  f" than the {entry.size} bytes it declares; refused")
