@@ -215,13 +215,12 @@ def _read_manifest(container: Container, expected_sha256: str | None
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ArtifactError(f"{source} uses artifact format {version!r}; "
                             "upgrade scorehouse to read it")
-    model, listed = manifest.get("model"), manifest.get("files", {})
+    model, listed = manifest.get("model"), manifest.get("files")
     if (not isinstance(manifest.get("name"), str) or not isinstance(model, dict)
             or not isinstance(model.get("flavor"), str) or not isinstance(listed, dict)
             or not all(isinstance(n, str) and isinstance(h, str) for n, h in listed.items())):
         raise IntegrityError(f"{source}: {MANIFEST_FILE} lacks a name, model.flavor or files "
                              "map; it was not written by scorehouse")
-    manifest.setdefault("files", listed)
     return mbytes, msha, manifest, flavor_named(model["flavor"])
 
 
