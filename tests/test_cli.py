@@ -174,11 +174,12 @@ def flow(workdir, demo_run) -> dict[str, Run]:
             cli, "package", "model.joblib", "--train-data", "train.parquet", "--name", "churn",
             "--target", TARGET, "-o", "churn-v2.shz", "--metric", "holdout_auc=0.91", "--json")
         sign = side.submit(cli, "sign", "signed.shz", "--key", KEY, "--json")
-        runs["register"] = cli("register", "churn.shz", "--json")
+        runs["register"] = cli("register", "churn.shz", "--trust", "--json")
         runs["promote"] = cli("promote", "churn/1", "production", "-m", "first release",
                               "--json")
         runs["package2"], runs["sign"] = package2.result(), sign.result()
-    runs["register2"] = cli("register", "churn-v2.shz", "--description", "holdout checked")
+    runs["register2"] = cli("register", "churn-v2.shz", "--trust", "--description",
+                            "holdout checked")
     runs["promote2"] = cli("promote", "churn/2", "production", "-m", "try v2")
     runs["rollback"] = cli("rollback", "churn", "production", "-m", "v2 misbehaves", "--json")
     return runs
@@ -243,13 +244,14 @@ def batch(workdir, flow, records) -> dict[str, Run]:
         "not_found": ["models", "show", "nope"],
         "nothing_to_roll_back": ["rollback", "churn", "production"],
         "untrusted_json": ["predict", "churn.shz", "--json", good],
-        "untrusted": ["inspect", "churn.shz"],
+        "untrusted": ["register", "churn.shz"],
+        "inspect_untrusted": ["inspect", "churn.shz"],
         "usage": ["predict", "churn@production"],
         "usage_json": ["models", "show", "--json"],
         "version": ["--version"],
         "verify_corrupt": ["verify", "corrupt.shz"],
         "predict_v2": ["predict", "churn/2", "--json", good],
-        "register_again": ["register", "churn.shz"],
+        "register_again": ["register", "churn.shz", "--trust"],
     }
     stdin = {"predict_stdin": "".join(json.dumps(r) + "\n" for r in records[:2])}
     return CLI(workdir / "home", workdir).many(calls, stdin)
@@ -426,6 +428,8 @@ def test_artifact_file_with_pickled_code_needs_trust(batch):
     assert_json_error(batch["untrusted_json"], 5, "TrustError",
                       "churn.shz holds pickled Python code", "--trust")
     assert_error_line(batch["untrusted"], 5, "churn.shz holds pickled Python code")
+    # Reading the manifest runs no code, so it needs no trust.
+    assert "churn binary (sklearn)" in ok(batch["inspect_untrusted"])
 
 
 # --- artifacts ----------------------------------------------------------------------------------
@@ -451,7 +455,7 @@ def test_sign_then_verify_with_the_key_and_refuse_the_wrong_key(batch, flow):
     out = ok(batch["verify_key"])
     assert out == {"artifact": "signed.shz", "ok": True,
                    "manifest_sha256": ok(flow["register"])["manifest_sha256"], "files": 2,
-                   "signature": "verified"}
+                   "signature": "verified", "runs_code_when_loaded": True}
     assert_error_line(batch["verify_wrong_key"], 5, "signature does not verify")
 
 

@@ -8,15 +8,16 @@ import json
 import os
 import tempfile
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ArtifactError, IntegrityError, NotFoundError, TrustError
+from .container import Container, check_name, open_container
 from .environment import warn_on_mismatch
-from .flavors import flavor_named
+from .flavors import COMPILED_FILE, Flavor, flavor_named
 from .hashing import sha256
+from .limits import BYTES_ENV, MANIFEST_ENV, Limits, human
 from .signing import SIGNATURE_FILE, sign, signing_key, verify
 
 MANIFEST_FILE = "MANIFEST.json"
@@ -33,6 +34,7 @@ class Artifact:
     manifest_sha256: str
     source: str
     trusted_by: str | None = None  # "registry", "signature", "user" or None
+    signature: bytes | None = field(default=None, repr=False)  # the SIGNATURE entry, if any
     _model: Any = field(default=None, repr=False)
 
     @property
@@ -47,16 +49,39 @@ class Artifact:
 
     @property
     def pickled(self) -> bool:
-        """True when loading runs pickled code, so trust is required."""
-        return bool(self.manifest["model"].get("pickled"))
+        """True when loading unpickles (runs code), so trust is required.
+
+        Decided by the flavor's loader, not by the manifest's own "pickled" field.
+        """
+        return flavor_named(self.flavor).pickled
 
     def model(self) -> Any:
-        """The native model object (unpickled or loaded on first use)."""
-        if self._model is None:
-            if self.pickled and self.trusted_by is None:
+        """The native model object (unpickled or loaded on first use).
+
+        Raises TrustError for a pickled model that nothing trusts, and ArtifactError when a
+        model file that is not pickled cannot be read by its library.
+        """
+        if self._model is not None:
+            return self._model
+        flavor = flavor_named(self.flavor)
+        if flavor.pickled:
+            if self.trusted_by is None:
                 raise TrustError(_untrusted_message(self.source, self.flavor))
-            self._model = flavor_named(self.flavor).load(self.files, self.manifest)
+            # Trusted: an error here is the model's own (e.g. a module it needs is missing).
+            self._model = flavor.load(self.files, self.manifest)
+            return self._model
+        try:
+            self._model = flavor.load(self.files, self.manifest)
+        except Exception as e:  # noqa: BLE001 - every library's parse error means the same
+            raise ArtifactError(f"{self.source}: {', '.join(flavor.files)} is not a readable "
+                                f"{flavor.name} model ({one_line(e)})") from None
         return self._model
+
+
+def one_line(error: BaseException) -> str:
+    """`Class: first line of the message` of a library's error (some span many lines)."""
+    lines = str(error).strip().splitlines() or [""]
+    return f"{type(error).__name__}: {lines[0][:200]}"
 
 
 def _untrusted_message(where: str, flavor: str) -> str:
@@ -76,10 +101,11 @@ def write(manifest: dict[str, Any], files: dict[str, bytes], path: str | os.Path
           key: str | bytes | None = None) -> str:
     """Write an artifact (zip if `path` ends in .shz, else a folder); returns the manifest sha256.
 
-    The manifest gets the sha256 of every file; with a key (or $SCOREHOUSE_SIGNING_KEY) a
+    The manifest gets the sha256 and size of every file; with a key (or $SCOREHOUSE_SIGNING_KEY) a
     SIGNATURE is added. The write goes to a temporary name first, then is renamed.
     """
-    manifest = dict(manifest, files={p: sha256(b) for p, b in sorted(files.items())})
+    manifest = dict(manifest, files={p: sha256(b) for p, b in sorted(files.items())},
+                    file_sizes={p: len(b) for p, b in sorted(files.items())})
     mbytes = manifest_bytes(manifest)
     k = signing_key(key)
     entries = {MANIFEST_FILE: mbytes, **files}
@@ -99,53 +125,83 @@ def write(manifest: dict[str, Any], files: dict[str, bytes], path: str | os.Path
     return sha256(mbytes)
 
 
-def _read_entries(path: Path) -> dict[str, bytes]:
-    if path.is_dir():
-        return {p.relative_to(path).as_posix(): p.read_bytes()
-                for p in sorted(path.rglob("*")) if p.is_file()}
-    return _unzip(path.read_bytes(), str(path))
-
-
-#: What a damaged zip raises while being read: a bad directory, a corrupt deflate stream, a cut.
-_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError)
-
-
-def _unzip(data: bytes, source: str) -> dict[str, bytes]:
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            return {i.filename: zf.read(i) for i in zf.infolist() if not i.is_dir()}
-    except _ZIP_ERRORS as e:
-        raise ArtifactError(f"{source} is not a readable scorehouse artifact (damaged or not a "
-                            f"zip file: {e})") from None
+#: Largest SIGNATURE entry accepted (what `sign` writes is about 150 bytes).
+MAX_SIGNATURE_BYTES = 4096
 
 
 def read_bytes(data: bytes, source: str, **kw: Any) -> Artifact:
-    """Verify and open an artifact held in memory (a .shz zip's bytes)."""
-    return open_entries(_unzip(data, source), source, **kw)
+    """Verify and open an artifact held in memory (a .shz zip's bytes); see `open_container`."""
+    return open_container_checked(open_container(data, source), **kw)
 
 
 def read(path: str | os.PathLike, **kw: Any) -> Artifact:
-    """Verify and open the artifact at `path` (see `open_entries` for the checks)."""
+    """Verify and open the artifact at `path` (see `open_container_checked` for the checks)."""
     path = Path(path)
     if not path.exists():
         raise NotFoundError(f"no artifact at {path}")
-    return open_entries(_read_entries(path), str(path), **kw)
+    return open_container_checked(open_container(path, str(path)), **kw)
 
 
-def open_entries(
-    entries: dict[str, bytes], source: str, *, trust: bool = False, key: str | bytes | None = None,
-    expected_sha256: str | None = None, check_versions: bool = True,
+def open_container_checked(
+    container: Container, *, trust: bool = False, key: str | bytes | None = None,
+    expected_sha256: str | None = None, check_versions: bool = True, require_trust: bool = True,
 ) -> Artifact:
-    """Check the manifest, every file hash, the signature and trust; return the Artifact.
+    """Check the manifest, every file's size and hash, the signature and trust; the Artifact.
 
-    Raises IntegrityError on any mismatch, SignatureError when a key is set and the
-    signature is missing or wrong, TrustError when pickled code is neither from the
-    registry (`expected_sha256`), signed, nor explicitly trusted.
+    Nothing is inflated before the manifest is read and every entry's declared size is
+    checked against the limits and the manifest. Whether loading runs code is decided by
+    the manifest's flavor (whose loader is fixed), never by the manifest's own words.
+
+    Raises IntegrityError on any mismatch (including a manifest that contradicts its flavor),
+    ArtifactError on an entry over the size limits, SignatureError when a key is set and the
+    signature is missing or wrong, and TrustError when the flavor unpickles a file and the
+    artifact is neither from the registry (`expected_sha256`), signed, nor explicitly trusted
+    (with `require_trust=False` such an artifact is returned for its metadata; its `model()`
+    still raises TrustError).
     """
-    mbytes = entries.get(MANIFEST_FILE)
-    if mbytes is None:
+    source = container.source
+    try:
+        mbytes, msha, manifest, flavor = _read_manifest(container, expected_sha256)
+        listed: dict[str, str] = manifest["files"]
+        _check_listing(container, manifest, flavor)
+        signed = SIGNATURE_FILE in container.entries
+        container.check_total([*listed, MANIFEST_FILE] + ([SIGNATURE_FILE] if signed else []))
+        signature = container.read(SIGNATURE_FILE, MAX_SIGNATURE_BYTES)[0] if signed else None
+        # Trust is settled from the manifest (which holds every file's hash) before the
+        # model files are inflated: a refused artifact costs no more than its manifest.
+        trusted_by = "registry" if expected_sha256 is not None else None
+        k = signing_key(key)
+        if k:
+            verify(mbytes, signature, k, source)
+            trusted_by = trusted_by or "signature"
+        if trust and trusted_by is None:
+            trusted_by = "user"
+        if flavor.pickled and trusted_by is None and require_trust:
+            raise TrustError(_untrusted_message(source, flavor.name))
+        files = {}
+        for name, want in listed.items():
+            data, got = container.read(name)
+            if got != want:
+                raise IntegrityError(f"{source}: file {name} does not match its sha256 in the "
+                                     "manifest; the artifact was tampered with or corrupted")
+            files[name] = data
+    finally:
+        container.close()
+    art = Artifact(manifest, files, msha, source, trusted_by, signature)
+    if check_versions:
+        env = manifest.get("environment", {})
+        warn_on_mismatch(art.name, env.get("requirements", {}), env.get("python"), art.pickled)
+    return art
+
+
+def _read_manifest(container: Container, expected_sha256: str | None
+                   ) -> tuple[bytes, str, dict[str, Any], Flavor]:
+    """MANIFEST.json's bytes, sha256, parsed form and flavor, each checked."""
+    source = container.source
+    if MANIFEST_FILE not in container.entries:
         raise ArtifactError(f"{source} has no {MANIFEST_FILE}; it is not a scorehouse artifact")
-    msha = sha256(mbytes)
+    mbytes, msha = container.read(MANIFEST_FILE, container.limits.max_manifest_bytes,
+                                  MANIFEST_ENV)
     if expected_sha256 is not None and msha != expected_sha256:
         raise IntegrityError(f"{source}: manifest sha256 {msha[:12]}… does not match the "
                              f"registry's record {expected_sha256[:12]}…; the artifact was changed")
@@ -153,42 +209,64 @@ def open_entries(
         manifest = json.loads(mbytes)
     except ValueError:
         raise IntegrityError(f"{source}: {MANIFEST_FILE} is not valid JSON") from None
-    if manifest.get("format_version", 0) > FORMAT_VERSION:
-        raise ArtifactError(f"{source} uses artifact format {manifest.get('format_version')}; "
+    if not isinstance(manifest, dict):
+        raise IntegrityError(f"{source}: {MANIFEST_FILE} is not a JSON object")
+    version = manifest.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ArtifactError(f"{source} uses artifact format {version!r}; "
                             "upgrade scorehouse to read it")
-    listed = manifest.get("files", {})
-    files = {}
-    for name, want in listed.items():
-        data = entries.get(name)
-        if data is None:
-            raise IntegrityError(f"{source}: file {name} listed in the manifest is missing")
-        if sha256(data) != want:
-            raise IntegrityError(f"{source}: file {name} does not match its sha256 in the "
-                                 "manifest; the artifact was tampered with or corrupted")
-        files[name] = data
-    extra = set(entries) - set(listed) - {MANIFEST_FILE, SIGNATURE_FILE}
+    model, listed = manifest.get("model"), manifest.get("files")
+    if (not isinstance(manifest.get("name"), str) or not isinstance(model, dict)
+            or not isinstance(model.get("flavor"), str) or not isinstance(listed, dict)
+            or not all(isinstance(n, str) and isinstance(h, str) for n, h in listed.items())):
+        raise IntegrityError(f"{source}: {MANIFEST_FILE} lacks a name, model.flavor or files "
+                             "map; it was not written by scorehouse")
+    return mbytes, msha, manifest, flavor_named(model["flavor"])
+
+
+def _check_listing(container: Container, manifest: dict[str, Any], flavor: Flavor) -> None:
+    """The files the manifest lists are the flavor's, present, and of their recorded sizes.
+
+    The flavor decides which files its loader reads and which it unpickles, so a manifest
+    that calls itself unpickled, lists files its flavor never reads, or lacks the file its
+    loader needs is refused rather than believed. Raises IntegrityError.
+    """
+    source, listed = container.source, manifest["files"]
+    claimed = manifest["model"].get("pickled", flavor.pickled)
+    if claimed is not flavor.pickled:
+        does = (f"unpickles {', '.join(flavor.unpickles)}, which runs code," if flavor.pickled
+                else "unpickles nothing")
+        raise IntegrityError(f"{source}: the manifest says pickled={claimed!r}, but a "
+                             f"{flavor.name} artifact's loader {does}; the manifest was "
+                             "edited, so the artifact is refused")
+    for name in listed:
+        check_name(name, source)
+    unused = sorted(set(listed) - set(flavor.files) - {COMPILED_FILE})
+    if unused:
+        raise IntegrityError(f"{source}: the manifest lists files a {flavor.name} artifact does "
+                             f"not use: {unused}; refused")
+    for name in (*flavor.files, *listed):
+        if name not in container.entries:
+            what = "listed in the manifest" if name in listed else f"that a {flavor.name} model needs"
+            raise IntegrityError(f"{source}: file {name} {what} is missing")
+        if name not in listed:
+            raise IntegrityError(f"{source}: file {name} is not listed in the manifest")
+    extra = set(container.entries) - set(listed) - {MANIFEST_FILE, SIGNATURE_FILE}
     if extra:
         raise IntegrityError(f"{source}: holds files the manifest does not list: {sorted(extra)}")
-    trusted_by = "registry" if expected_sha256 is not None else None
-    k = signing_key(key)
-    if k:
-        verify(mbytes, entries.get(SIGNATURE_FILE), k, source)
-        trusted_by = trusted_by or "signature"
-    if trust and trusted_by is None:
-        trusted_by = "user"
-    art = Artifact(manifest, files, msha, source, trusted_by)
-    if art.pickled and trusted_by is None:
-        raise TrustError(_untrusted_message(source, art.flavor))
-    if check_versions:
-        env = manifest.get("environment", {})
-        warn_on_mismatch(art.name, env.get("requirements", {}), env.get("python"), art.pickled)
-    return art
+    sizes = manifest.get("file_sizes")
+    for name in listed if isinstance(sizes, dict) else ():
+        if sizes.get(name) != container.entries[name].size:
+            raise IntegrityError(
+                f"{source}: file {name} does not match its size in the manifest (declares "
+                f"{container.entries[name].size} bytes, the manifest records "
+                f"{sizes.get(name)!r}); the artifact was tampered with or corrupted")
 
 
 def resign(path: str | os.PathLike, key: str | bytes) -> None:
     """Add (or replace) the HMAC signature of an existing artifact after verifying its hashes."""
     path = Path(path)
-    art = read(path, trust=True, check_versions=False)
+    art = read(path, require_trust=False, check_versions=False)
     mbytes = manifest_bytes(art.manifest)
     if sha256(mbytes) != art.manifest_sha256:  # pragma: no cover - canonical form is stable
         raise IntegrityError(f"{path}: manifest is not in canonical form")
@@ -199,9 +277,7 @@ def resign(path: str | os.PathLike, key: str | bytes) -> None:
     if path.is_dir():
         (path / SIGNATURE_FILE).write_bytes(signature)
         return
-    entries = _read_entries(path)
-    entries[SIGNATURE_FILE] = signature
-    _write_zip(path, entries)
+    _write_zip(path, {MANIFEST_FILE: mbytes, **art.files, SIGNATURE_FILE: signature})
 
 
 def zip_bytes(entries: dict[str, bytes]) -> bytes:
@@ -215,9 +291,25 @@ def zip_bytes(entries: dict[str, bytes]) -> bytes:
 
 
 def pack(path: str | os.PathLike) -> bytes:
-    """The artifact at `path` (zip or folder) as .shz zip bytes."""
+    """The artifact at `path` (zip or folder) as .shz zip bytes, not yet verified.
+
+    A zip file larger than the inflated-size limit is refused before it is read; a folder's
+    files are read within the limits. Raises ArtifactError.
+    """
     path = Path(path)
-    return path.read_bytes() if path.is_file() else zip_bytes(_read_entries(path))
+    limits = Limits.from_env()
+    if path.is_file():
+        size = path.stat().st_size
+        if size > limits.max_bytes:
+            raise ArtifactError(f"{path} is {human(size)}, more than the artifact size limit of "
+                                f"{human(limits.max_bytes)} (${BYTES_ENV}); refused")
+        return path.read_bytes()
+    container = open_container(path, str(path), limits)
+    try:
+        container.check_total(list(container.entries))
+        return zip_bytes({name: container.read(name)[0] for name in container.entries})
+    finally:
+        container.close()
 
 
 def _write_zip(path: Path, entries: dict[str, bytes]) -> None:

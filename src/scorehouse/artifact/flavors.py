@@ -19,6 +19,8 @@ from ..errors import ArtifactError, UnsupportedModelError
 from .params import param_tree
 
 PICKLE_FILE = "model/model.pkl"
+#: The ONNX graph packaging compiles a non-ONNX model to; ONNX Runtime reads it (no pickle).
+COMPILED_FILE = "compiled/model.onnx"
 
 
 @dataclass
@@ -38,10 +40,20 @@ def _task_from_classes(classes: Any) -> tuple[str, list[Any]]:
 
 
 class Flavor:
-    """Base of all flavors; subclasses fill in the four hooks."""
+    """Base of all flavors; subclasses fill in the four hooks.
+
+    `files` are the artifact files `load` reads, `unpickles` those it unpickles (running
+    code): trust is decided from these, never from what a manifest says about itself.
+    """
 
     name = ""
-    pickled = False
+    files: tuple[str, ...] = ()
+    unpickles: tuple[str, ...] = ()
+
+    @property
+    def pickled(self) -> bool:
+        """True when `load` unpickles a file, which runs code the artifact's author chose."""
+        return bool(self.unpickles)
 
     def matches(self, model: Any) -> bool:  # pragma: no cover - interface
         raise NotImplementedError
@@ -64,7 +76,8 @@ class SklearnFlavor(Flavor):
     """scikit-learn estimators and Pipelines (custom FunctionTransformers included)."""
 
     name = "sklearn"
-    pickled = True
+    files = (PICKLE_FILE,)
+    unpickles = (PICKLE_FILE,)
 
     def matches(self, model: Any) -> bool:
         try:
@@ -117,6 +130,7 @@ class LightGBMFlavor(Flavor):
 
     name = "lightgbm"
     file = "model/model.lgb.txt"
+    files = (file,)
 
     def matches(self, model: Any) -> bool:
         return _module_of(model) == "lightgbm"
@@ -157,6 +171,7 @@ class XGBoostFlavor(Flavor):
 
     name = "xgboost"
     file = "model/model.ubj"
+    files = (file,)
 
     def matches(self, model: Any) -> bool:
         return _module_of(model) == "xgboost"
@@ -197,6 +212,7 @@ class OnnxFlavor(Flavor):
 
     name = "onnx"
     file = "model/model.onnx"
+    files = (file,)
 
     def matches(self, model: Any) -> bool:
         if isinstance(model, (str, Path)):

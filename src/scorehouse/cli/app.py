@@ -108,7 +108,7 @@ def demo(
                   "\"complaints\": 1, \"age\": 41, \"data_usage_gb\": 3.2, "
                   "\"days_since_login\": 12, \"payment_method\": \"invoice\", "
                   "\"region\": \"north\"}'\n"
-                  f"  scorehouse register {out['artifact']} --allow-duplicate && scorehouse promote churn/2 "
+                  f"  scorehouse register {out['artifact']} --trust --allow-duplicate && scorehouse promote churn/2 "
                   "production\n"
                   "  scorehouse rollback churn production\n"
                   "  scorehouse models history churn")
@@ -158,7 +158,7 @@ def package_cmd(
     from .. import artifact as artifact_io
     from ..packaging.parity import runtime_summary
 
-    art = artifact_io.read(path, trust=True, check_versions=False)
+    art = artifact_io.read(path, require_trust=False, check_versions=False)
     m = art.manifest
     out = {"artifact": str(path), "name": m["name"], "task": m["task"], "flavor": art.flavor,
            "manifest_sha256": art.manifest_sha256, "inputs": len(m["input_schema"]["columns"]),
@@ -178,11 +178,12 @@ def _label(s: str) -> Any:
 @app.command()
 def inspect(
     ref: Annotated[str, typer.Argument(help="Artifact path or registry reference.")],
-    trust: Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")] = False,
+    trust: Annotated[bool, typer.Option(
+        hidden=True, help="Ignored: inspect reads the manifest only and runs no code.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show an artifact's manifest: schema, lineage, environment, metrics."""
-    art = _artifact(ref, trust)
+    """Show an artifact's manifest: schema, lineage, environment, metrics (runs no code)."""
+    art = _artifact(ref)
     m = art.manifest
     if as_json:
         emit_json({**m, "manifest_sha256": art.manifest_sha256})
@@ -214,12 +215,12 @@ def _span(c: dict[str, Any]) -> str:
     return ""
 
 
-def _artifact(ref: str, trust: bool):
+def _artifact(ref: str):
     from .. import artifact as artifact_io
     from ..loading import is_path
 
-    if is_path(ref):
-        return artifact_io.read(ref, trust=trust, check_versions=False)
+    if is_path(ref):  # verified, but never loaded: reading metadata needs no trust
+        return artifact_io.read(ref, require_trust=False, check_versions=False)
     return _registry().load_artifact(ref)[0]
 
 
@@ -232,11 +233,13 @@ def verify(
     """Check every file hash (and the signature, given a key)."""
     from .. import artifact as artifact_io
 
-    art = artifact_io.read(path, trust=True, key=key, check_versions=False)
+    art = artifact_io.read(path, key=key, require_trust=False, check_versions=False)
     out = {"artifact": str(path), "ok": True, "manifest_sha256": art.manifest_sha256,
-           "files": len(art.files), "signature": "verified" if key else "not checked"}
+           "files": len(art.files), "signature": "verified" if key else "not checked",
+           "runs_code_when_loaded": art.pickled}
+    code = "; holds pickled code, which runs when loaded" if art.pickled else ""
     emit(out, as_json, f"ok: {path} ({len(art.files)} files verified, signature "
-         f"{out['signature']})")
+         f"{out['signature']}{code})")
 
 
 @app.command()
@@ -260,17 +263,23 @@ def register(
     path: Annotated[Path, typer.Argument(help="Artifact file or folder to register.")],
     description: Annotated[str, typer.Option(help="Note for this version (default: the artifact's description).")] = "",
     allow_duplicate: Annotated[bool, typer.Option("--allow-duplicate", help="Register an artifact that is already a version of its model again, as a new version.")] = False,
+    trust: Annotated[bool, typer.Option(
+        help="Trust pickled code in the artifact: the registry will load it without asking.")
+    ] = False,
     user: User = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Register an artifact as the next version of its model.
 
-    Says how the input schema differs from the previous version's, if it does.
+    A pickled model (scikit-learn, plain Python) needs --trust or a valid signature under
+    $SCOREHOUSE_SIGNING_KEY: servers load registered versions without asking. Says how the
+    input schema differs from the previous version's, if it does.
 
-    Example: scorehouse register churn.shz
+    Example: scorehouse register churn.shz --trust
     """
     reg = _registry()
-    mv = reg.register(path, description=description, user=user, allow_duplicate=allow_duplicate)
+    mv = reg.register(path, description=description, user=user, require_trust=not trust,
+                      allow_duplicate=allow_duplicate)
     older = [v for v in reg.versions(mv.name) if v.version < mv.version]
     diff = reg.schema_diff(older[-1].ref, mv.ref) if older else None
     if as_json:

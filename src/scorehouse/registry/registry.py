@@ -179,19 +179,28 @@ class Registry:
     # --- writing --------------------------------------------------------------------------
 
     def register(self, path: str | os.PathLike, *, description: str = "",
-                 user: str | None = None, allow_duplicate: bool = False) -> ModelVersion:
+                 user: str | None = None, require_trust: bool = False,
+                 allow_duplicate: bool = False) -> ModelVersion:
         """Verify the artifact at `path`, copy it to the store, record it as the next version.
 
+        Registering never loads the model, so it runs no code; but every later load from the
+        registry trusts the version (by its manifest hash), so registering a pickled model is
+        trusting it. With `require_trust=True` (the CLI without --trust) a pickled artifact
+        must carry a valid signature under $SCOREHOUSE_SIGNING_KEY, else TrustError.
+
         Raises:
+            TrustError: a pickled artifact, unsigned, with `require_trust`.
             ConflictError: the same artifact (same manifest hash) is already a version of the
                 model, unless `allow_duplicate`.
         """
-        art = artifact_io.read(path, trust=True, check_versions=False)
+        # The bytes stored are the bytes verified: the file is read once.
+        data = artifact_io.pack(path)
+        art = artifact_io.read_bytes(data, str(path), require_trust=require_trust,
+                                     check_versions=False)
         name = valid_name(art.name)
         if not allow_duplicate:
             self._refuse_duplicate(name, art.manifest_sha256, path)
         description = description or art.manifest.get("description", "")
-        data = artifact_io.pack(path)
         uri = self.store.put(name, art.manifest_sha256, data)
         lineage = art.manifest.get("lineage", {})
         who = _user(user)

@@ -6,7 +6,8 @@ import uuid
 
 import fsspec
 
-from ..errors import NotFoundError, RegistryError
+from ..artifact.limits import BYTES_ENV, Limits, human
+from ..errors import ArtifactError, NotFoundError, RegistryError
 
 
 class ArtifactStore:
@@ -38,8 +39,14 @@ class ArtifactStore:
         return path
 
     def get(self, path: str) -> bytes:
-        """The bytes of a stored artifact."""
+        """The bytes of a stored artifact; ArtifactError when larger than the size limit."""
         try:
+            # Checked before reading: whoever can write to the store must not be able to
+            # make every server that loads a model read an arbitrarily large file.
+            size, limit = self.fs.size(path), Limits.from_env().max_bytes
+            if size is not None and size > limit:
+                raise ArtifactError(f"artifact file {path} is {human(size)}, more than the limit "
+                                    f"of {human(limit)} (${BYTES_ENV}); refused")
             return self.fs.cat_file(path)
         except FileNotFoundError:
             raise NotFoundError(f"artifact file {path} is missing from the store "

@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelError
+from ..artifact.files import one_line
+from ..artifact.flavors import COMPILED_FILE
+from ..errors import ArtifactError, ModelError
 from .base import Output, Runtime, binary_proba
 from .tree_cache import checked_split
 from .trees import MIN_ROWS, SplitGraph
@@ -20,8 +22,6 @@ _NUMPY = {"tensor(float)": np.float32, "tensor(double)": np.float64,
           "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(string)": object,
           "tensor(bool)": bool}
 
-#: Where packaging puts the compiled graph of a non-ONNX model.
-COMPILED_FILE = "compiled/model.onnx"
 
 #: Rows per session run when a large batch is split across threads: small enough for the
 #: working set to stay in cache, large enough that the ~40 µs cost of a run is noise.
@@ -65,7 +65,11 @@ class OnnxRuntime(Runtime):
                 why = artifact.manifest.get("compiled", {}).get("reason", "it was not compiled")
                 raise ModelError(f"{artifact.name!r} has no ONNX graph to run: {why}; "
                                  "use the native runtime")
-        self.session = session(model_bytes)
+        try:
+            self.session = session(model_bytes)
+        except Exception as e:  # noqa: BLE001 - ORT's own classes: the graph is unreadable
+            raise ArtifactError(f"{artifact.source}: ONNX Runtime cannot load the model's graph "
+                                f"({one_line(e)})") from None
         self._model_bytes = model_bytes
         self._chunk_session: Any = None  # opened on the first large batch
         self._chunk_lock = threading.Lock()
