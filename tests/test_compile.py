@@ -441,15 +441,18 @@ def test_a_kernel_that_disagrees_with_onnx_runtime_is_not_used(forest_artifact, 
                   - model.predict_proba(data[1])).max() <= GATE
 
 
-def test_batches_smaller_than_the_kernel_minimum_use_onnx_runtime(forest_artifact, data):
-    from scorehouse.runtime.trees import MIN_ROWS
-
+def test_every_batch_size_takes_the_kernel_and_gets_the_same_digits(forest_artifact, data):
     path, model = forest_artifact
     scorer = scorehouse.load(path, trust=True)
-    few = data[1].head(MIN_ROWS - 1)
-    out = scorer.predict(few).output.probabilities
-    assert scorer.runtime._split is False  # never looked for
-    assert np.abs(out - model.predict_proba(few)).max() <= GATE
+    X = data[1].head(40)
+    whole = scorer.predict(X).output.probabilities
+    assert scorer.runtime._split  # the kernel applies to this forest
+    for size in (1, 2, 15, 16, 17):
+        part = scorer.predict(X.head(size)).output.probabilities
+        np.testing.assert_array_equal(part, whole[:size])
+    one = scorer.predict(X.iloc[5].to_dict()).output.probabilities
+    np.testing.assert_array_equal(one, whole[5:6])
+    assert np.abs(whole - model.predict_proba(X)).max() <= 1e-12
 
 
 def test_the_kernel_routes_nan_as_the_model_does(tmp_path, data):

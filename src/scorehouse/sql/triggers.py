@@ -44,8 +44,10 @@ def score_columns(model: str) -> dict[str, str]:
             f"{model}_scored_at": "timestamptz", f"{model}_error": "text"}
 
 
-def _installed_score_path(conn: Any, schema: str, model: str) -> str:
-    """The JSON path of the profile's score: P(last class), or the regression value."""
+def _installed_score(conn: Any, schema: str, model: str) -> Any:
+    """The SQL expression of the profile's score in the prediction `pred`, as
+    `Scorer.headline` defines it: the regression value; for two classes P(the second); for
+    more, P(the predicted label)."""
     from psycopg import errors, sql
 
     from ..artifact import read_bytes
@@ -60,9 +62,13 @@ def _installed_score_path(conn: Any, schema: str, model: str) -> str:
         raise NotFoundError(f"model {model!r} is not installed in schema {schema}; run "
                             "scorehouse db install first")
     manifest = read_bytes(bytes(row[0]), model, expected_sha256=row[1]).manifest
+    classes = manifest.get("classes") or []
     if manifest["task"] == "regression":
-        return "{value}"
-    return "{probabilities," + str(manifest["classes"][-1]) + "}"
+        return sql.SQL("(pred->>'value')::float8")
+    if len(classes) == 2:
+        return sql.SQL("(pred->'probabilities'->>{})::float8").format(
+            sql.Literal(str(classes[-1])))
+    return sql.SQL("(pred->'probabilities'->>(pred->>'label'))::float8")
 
 
 def install_trigger(url: str, recipe: Recipe) -> str:
@@ -74,7 +80,7 @@ def install_trigger(url: str, recipe: Recipe) -> str:
     r, s = recipe, _ident(recipe.schema)
     events, profiles = _qualified(r.events), _qualified(r.profiles)
     with _connect(url) as conn:
-        score_path = _installed_score_path(conn, r.schema, r.model)
+        score = _installed_score(conn, r.schema, r.model)
         for column, kind in score_columns(r.model).items():
             conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
                 profiles, _ident(column), sql.SQL(kind)))
@@ -84,7 +90,7 @@ def install_trigger(url: str, recipe: Recipe) -> str:
             "queued_at timestamptz NOT NULL DEFAULT now())").format(s))
         fn = sql.SQL("{}.{}").format(s, _ident(f"on_{plain(r.events)}_{plain(r.model)}"))
         conn.execute(sql.SQL("CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql "
-                             "AS {}").format(fn, sql.Literal(_body(conn, r, score_path))))
+                             "AS {}").format(fn, sql.Literal(_body(conn, r, score))))
         trigger = _ident(f"scorehouse_{plain(r.model)}")
         conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(trigger, events))
         conn.execute(sql.SQL("CREATE TRIGGER {} AFTER INSERT ON {} FOR EACH ROW EXECUTE "
@@ -97,7 +103,7 @@ def _qualified(name: str) -> Any:
     return sql.SQL(".").join(_ident(p) for p in name.split("."))
 
 
-def _body(conn: Any, r: Recipe, score_path: str) -> str:
+def _body(conn: Any, r: Recipe, score: Any) -> str:
     from psycopg import sql
 
     profiles, key = _qualified(r.profiles), _ident(r.key)
@@ -116,11 +122,11 @@ def _body(conn: Any, r: Recipe, score_path: str) -> str:
     else:
         write = sql.SQL(
             "SELECT {}.score({}, to_jsonb(p)) INTO pred FROM {} p WHERE p.{} = NEW.{}; "
-            "UPDATE {} SET {} = pred, {} = pred->>'label', {} = (pred#>>{})::float8, "
+            "UPDATE {} SET {} = pred, {} = pred->>'label', {} = {}, "
             "{} = (pred->>'version')::int, {} = now(), {} = NULL WHERE {} = NEW.{};").format(
             _ident(r.schema), sql.Literal(m), profiles, key, key, profiles,
             cols[f"{m}_prediction"], cols[f"{m}_label"], cols[f"{m}_score"],
-            sql.Literal(score_path), cols[f"{m}_version"], cols[f"{m}_scored_at"],
+            score, cols[f"{m}_version"], cols[f"{m}_scored_at"],
             cols[f"{m}_error"], key, key)
         if r.strict:
             then = write
