@@ -1,8 +1,8 @@
 """The `scorehouse` command: verbs for packaging, the registry and scoring.
 
-Exit codes: 0 ok; 1 error; 2 bad usage, unsupported model, or a runtime the parity gate rejected; 3 not found; 4 invalid input
-(rows rejected); 5 artifact refused (tampered, untrusted, bad signature); 6 registry
-conflict (e.g. nothing to roll back).
+Exit codes: 0 ok; 1 error; 2 bad usage, unsupported model, or a compiled runtime the parity
+gate rejected; 3 not found; 4 invalid input (rows rejected); 5 artifact refused (tampered,
+untrusted, bad signature); 6 registry conflict (e.g. nothing to roll back).
 """
 
 from __future__ import annotations
