@@ -28,6 +28,7 @@ import scorehouse
 from scorehouse import artifact as artifact_io
 from scorehouse.demo.data import TARGET, churn_frame
 from scorehouse.demo.run import preprocessor as _pre
+from scorehouse.errors import ParityError
 from scorehouse.schema import validate_batch
 
 GATE = 1e-6  # the parity gate's default tolerance, on probabilities
@@ -187,7 +188,7 @@ def test_datetime_input_is_named_as_the_step_that_cannot_convert(tmp_path, data)
     assert m["model"]["runtime"] == "native"
 
 
-def test_gate_failure_keeps_native_and_records_why_but_onnx_can_be_forced(tmp_path, data):
+def test_gate_failure_keeps_native_and_records_why_and_onnx_needs_acceptance(tmp_path, data):
     df, X, y = data
     model = _pipelines()["forest"](X).fit(X, y)
     path, m = _package(tmp_path, model, df, target=TARGET, tolerance=0.0)
@@ -196,8 +197,10 @@ def test_gate_failure_keeps_native_and_records_why_but_onnx_can_be_forced(tmp_pa
     assert "exceeds the tolerance 0" in c["reason"]
     assert c["parity"]["passed"] is False and c["parity"]["tolerance"] == 0.0
     assert scorehouse.load(path, trust=True).runtime.name == "native"
-    forced = scorehouse.load(path, trust=True, runtime="onnx")
-    assert forced.runtime.name == "onnx"
+    with pytest.raises(ParityError, match="exceeds the tolerance 0"):
+        scorehouse.load(path, trust=True, runtime="onnx")
+    forced = scorehouse.load(path, trust=True, runtime="onnx", accept_parity_difference=True)
+    assert forced.runtime.name == "onnx" and forced.runtime.parity_accepted
     assert np.abs(forced.predict(X).output.probabilities - model.predict_proba(X)).max() <= GATE
 
 

@@ -38,8 +38,8 @@ def runtime_for(artifact: Artifact, schema: Schema, prefer: str | None = None, *
     if failed is not None and not accept_parity_difference:
         raise ParityError(f"{artifact.name!r}: the compiled graph failed the parity gate at "
                           f"packaging ({failed}); use --runtime native, re-package, or pass "
-                          f"{ACCEPT_OPTION} (Python: accept_parity_difference=True) to score with it "
-                          "anyway")
+                          f"{ACCEPT_OPTION} (Python: accept_parity_difference=True) to score "
+                          "with it anyway")
     runtime = cls(artifact, schema)
     if failed is not None:
         log.warning("%r: scoring with a compiled graph that failed the parity gate (%s), "
