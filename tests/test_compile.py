@@ -28,6 +28,7 @@ import scorehouse
 from scorehouse import artifact as artifact_io
 from scorehouse.demo.data import TARGET, churn_frame
 from scorehouse.demo.run import preprocessor as _pre
+from scorehouse.errors import ParityError
 from scorehouse.schema import validate_batch
 
 GATE = 1e-6  # the parity gate's default tolerance, on probabilities
@@ -187,7 +188,7 @@ def test_datetime_input_is_named_as_the_step_that_cannot_convert(tmp_path, data)
     assert m["model"]["runtime"] == "native"
 
 
-def test_gate_failure_keeps_native_and_records_why_but_onnx_can_be_forced(tmp_path, data):
+def test_gate_failure_keeps_native_and_records_why_and_onnx_needs_acceptance(tmp_path, data):
     df, X, y = data
     model = _pipelines()["forest"](X).fit(X, y)
     path, m = _package(tmp_path, model, df, target=TARGET, tolerance=0.0)
@@ -196,8 +197,10 @@ def test_gate_failure_keeps_native_and_records_why_but_onnx_can_be_forced(tmp_pa
     assert "exceeds the tolerance 0" in c["reason"]
     assert c["parity"]["passed"] is False and c["parity"]["tolerance"] == 0.0
     assert scorehouse.load(path, trust=True).runtime.name == "native"
-    forced = scorehouse.load(path, trust=True, runtime="onnx")
-    assert forced.runtime.name == "onnx"
+    with pytest.raises(ParityError, match="exceeds the tolerance 0"):
+        scorehouse.load(path, trust=True, runtime="onnx")
+    forced = scorehouse.load(path, trust=True, runtime="onnx", accept_parity_difference=True)
+    assert forced.runtime.name == "onnx" and forced.runtime.parity_accepted
     assert np.abs(forced.predict(X).output.probabilities - model.predict_proba(X)).max() <= GATE
 
 
@@ -441,15 +444,18 @@ def test_a_kernel_that_disagrees_with_onnx_runtime_is_not_used(forest_artifact, 
                   - model.predict_proba(data[1])).max() <= GATE
 
 
-def test_batches_smaller_than_the_kernel_minimum_use_onnx_runtime(forest_artifact, data):
-    from scorehouse.runtime.trees import MIN_ROWS
-
+def test_every_batch_size_takes_the_kernel_and_gets_the_same_digits(forest_artifact, data):
     path, model = forest_artifact
     scorer = scorehouse.load(path, trust=True)
-    few = data[1].head(MIN_ROWS - 1)
-    out = scorer.predict(few).output.probabilities
-    assert scorer.runtime._split is False  # never looked for
-    assert np.abs(out - model.predict_proba(few)).max() <= GATE
+    X = data[1].head(40)
+    whole = scorer.predict(X).output.probabilities
+    assert scorer.runtime._split  # the kernel applies to this forest
+    for size in (1, 2, 15, 16, 17):
+        part = scorer.predict(X.head(size)).output.probabilities
+        np.testing.assert_array_equal(part, whole[:size])
+    one = scorer.predict(X.iloc[5].to_dict()).output.probabilities
+    np.testing.assert_array_equal(one, whole[5:6])
+    assert np.abs(whole - model.predict_proba(X)).max() <= 1e-12
 
 
 def test_the_kernel_routes_nan_as_the_model_does(tmp_path, data):

@@ -60,6 +60,12 @@ class ModelError(ScorehouseError):
     """The model itself failed while predicting or packaging."""
 
 
+class ParityError(ScorehouseError):
+    """The compiled runtime asked for on an artifact whose graph failed the parity gate."""
+
+    exit_code = 2
+
+
 class UnsupportedModelError(ScorehouseError):
     """An object scorehouse does not know how to package."""
 

@@ -30,16 +30,21 @@ def is_path(ref: str | os.PathLike) -> bool:
 
 
 def load(ref: str | os.PathLike, *, registry: Registry | None = None, runtime: str | None = None,
-         trust: bool = False, key: str | bytes | None = None) -> Scorer:
+         trust: bool = False, key: str | bytes | None = None,
+         accept_parity_difference: bool = False) -> Scorer:
     """A Scorer for `churn@production`, `churn/3`, or a path to an artifact.
 
     A path holding pickled code needs `trust=True` or a valid signature (`key` or
     $SCOREHOUSE_SIGNING_KEY); a registry version is trusted through its recorded hash.
+    `runtime="onnx"` on a model whose compiled graph failed the parity gate raises
+    ParityError unless `accept_parity_difference=True` (see `runtime.runtime_for`).
     """
     if is_path(ref):
         art = artifact_io.read(ref, trust=trust, key=key)
-        return Scorer(art, runtime=runtime, ref=str(ref))
+        return Scorer(art, runtime=runtime, ref=str(ref),
+                      accept_parity_difference=accept_parity_difference)
     from .registry import Registry
 
     reg = registry or Registry()
-    return reg.load(str(ref), runtime=runtime, key=key)
+    return reg.load(str(ref), runtime=runtime, key=key,
+                    accept_parity_difference=accept_parity_difference)

@@ -215,6 +215,8 @@ def run_manifest(scorer: Scorer, totals: Totals, source: dict[str, Any], options
         "rows_per_second": round(totals.read / seconds) if seconds > 0 else None,
         "model": {"name": scorer.name, "version": scorer.version, "ref": scorer.ref,
                   "runtime": scorer.runtime.name,
+                  **({"parity_accepted": scorer.runtime.parity_accepted}
+                     if scorer.runtime.parity_accepted else {}),
                   "manifest_sha256": scorer.artifact.manifest_sha256},
         "input": source,
         "counts": {"read": totals.read, "scored": totals.scored, "rejected": totals.rejected,

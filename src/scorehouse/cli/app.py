@@ -1,8 +1,9 @@
 """The `scorehouse` command: verbs for packaging, the registry and scoring.
 
-Exit codes: 0 ok; 1 error; 2 bad usage or unsupported model; 3 not found; 4 invalid input
-(rows rejected); 5 artifact refused (tampered, untrusted, bad signature); 6 conflict
-(e.g. nothing to roll back; a SQL function name another model holds).
+Exit codes: 0 ok; 1 error; 2 bad usage, unsupported model, or a compiled runtime the parity
+gate rejected; 3 not found; 4 invalid input (rows rejected); 5 artifact refused (tampered,
+untrusted, bad signature); 6 conflict (e.g. nothing to roll back; a SQL function name another
+model holds).
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts an
 ColumnsOpt = Annotated[str, typer.Option(
     help="lenient: score inputs lacking an optional column (rows flagged absent_column) or "
          "carrying unknown ones (reported); strict: refuse them (exit 4).")]
+#: --accept-parity-difference: the one way to run a compiled graph the parity gate rejected.
+ACCEPT_HELP = ("With --runtime onnx: score with the compiled graph even though it failed the "
+               "parity gate at packaging (refused otherwise); results then say so.")
 Reason = Annotated[str, typer.Option("--reason", "-m", help="Why (kept in the history).")]
 User = Annotated[str | None, typer.Option("--user", help="Who (default: $SCOREHOUSE_USER or login).")]
 _state: dict[str, str | None] = {"registry": None, "artifacts": None}
@@ -421,6 +425,7 @@ def predict(
     input_file: Annotated[Path | None, typer.Option(
         "--input", "-i", help="JSON Lines file of records ('-' for stdin).")] = None,
     runtime: Annotated[str | None, typer.Option(help="native or onnx.")] = None,
+    accept_parity_difference: Annotated[bool, typer.Option(help=ACCEPT_HELP)] = False,
     trust: Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")] = False,
     columns: ColumnsOpt = "lenient",
 ) -> None:
@@ -431,11 +436,12 @@ def predict(
         raise click_exc.UsageError("give exactly one of --json '{...}' or --input FILE.jsonl")
     records = _records(json_input, input_file)
     scorer = load(ref, registry=None if is_path(ref) else _registry(), runtime=runtime,
-                  trust=trust)
+                  trust=trust, accept_parity_difference=accept_parity_difference)
     result = scorer.predict(records, columns=_policy(columns))
     if not result.column_check.clean:
         err_console.print(f"[yellow]warning:[/] {result.column_check.describe()}", markup=True)
     emit_json({"model": scorer.name, "version": scorer.version, "runtime": result.runtime,
+               **({"parity_accepted": result.parity_accepted} if result.parity_accepted else {}),
                "predictions": result.to_records(),
                "rejects": [r.to_dict() for r in result.rejects],
                "columns": result.column_check.to_dict()})
@@ -462,6 +468,7 @@ def score(
     rejects: Annotated[Path | None, typer.Option(help="Rejects CSV (default: OUTPUT.rejects.csv, or $SCOREHOUSE_HOME/runs/…).")] = None,
     manifest: Annotated[Path | None, typer.Option(help="Run manifest JSON (default: OUTPUT.run.json, or $SCOREHOUSE_HOME/runs/…).")] = None,
     runtime: Annotated[str | None, typer.Option(help="native or onnx.")] = None,
+    accept_parity_difference: Annotated[bool, typer.Option(help=ACCEPT_HELP)] = False,
     trust: Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run manifest as JSON on stdout.")] = False,
@@ -479,7 +486,8 @@ def score(
         raise click_exc.UsageError("--json prints on stdout, which the output '-' already uses")
     if engine not in ("batch", "spark"):
         raise click_exc.UsageError(f"--engine must be batch or spark, not {engine!r}")
-    scorer = load(ref, registry=None if is_path(ref) else _registry(), runtime=runtime, trust=trust)
+    scorer = load(ref, registry=None if is_path(ref) else _registry(), runtime=runtime, trust=trust,
+                  accept_parity_difference=accept_parity_difference)
     kept = None if keep is None else ("*",) if keep == "all" else [k.strip() for k in keep.split(",") if k.strip()]
     options = Options(keep=kept, with_model=with_model, workers=workers, chunk_rows=chunk_rows,
                       max_reject_rate=max_reject_rate, columns=_policy(columns))
@@ -574,6 +582,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port.")] = 8080,
     workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
     runtime: Annotated[str | None, typer.Option(help="native or onnx.")] = None,
+    accept_parity_difference: Annotated[bool, typer.Option(help=ACCEPT_HELP)] = False,
     trust: Annotated[bool, typer.Option(help="Trust pickled code in artifact files.")] = False,
     max_body: Annotated[int, typer.Option(help="Largest request body in bytes (413 beyond).")] = 16 * 1024 * 1024,
     timeout: Annotated[float | None, typer.Option(help="Seconds a request may take (504 beyond).")] = 30.0,
@@ -589,7 +598,8 @@ def serve(
 
     if batching not in ("auto", "on", "off"):
         raise click_exc.BadParameter("--batching must be auto, on or off")
-    settings = {"refs": list(refs), "runtime": runtime, "trust": trust, "max_body": max_body,
+    settings = {"refs": list(refs), "runtime": runtime, "trust": trust,
+                "accept_parity_difference": accept_parity_difference, "max_body": max_body,
                 "timeout": timeout, "batching": batching, "api_keys": list(api_key or []),
                 "api_key_file": str(api_key_file) if api_key_file else None,
                 "columns": _policy(columns).value,
@@ -711,6 +721,7 @@ def stream(
     max_attempts: Annotated[int, typer.Option(help="Deliveries before a poison event is dead-lettered.")] = 3,
     claim_idle_ms: Annotated[int, typer.Option(help="Reclaim events a consumer has held this long (NATS: the ack wait; Kafka: the retry delay of events left unsettled).")] = 30_000,
     runtime: Annotated[str | None, typer.Option(help="native or onnx.")] = None,
+    accept_parity_difference: Annotated[bool, typer.Option(help=ACCEPT_HELP)] = False,
     trust: Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")] = False,
     until_idle: Annotated[bool, typer.Option(help="Exit when the stream has nothing more.")] = False,
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port.")] = None,
@@ -718,7 +729,8 @@ def stream(
     """Consume events, update profiles, score them, write back and publish (Redis Streams, NATS, Kafka)."""
     from ..loading import is_path, load
 
-    scorer = load(ref, registry=None if is_path(ref) else _registry(), runtime=runtime, trust=trust)
+    scorer = load(ref, registry=None if is_path(ref) else _registry(), runtime=runtime, trust=trust,
+                  accept_parity_difference=accept_parity_difference)
     worker = _stream_worker(scorer, source, key, profiles, prefix, sink, "scores", reducer, group,
                             consumer, batch, max_attempts, claim_idle_ms)
     if metrics_port:

@@ -419,12 +419,15 @@ class Registry:
                                      expected_sha256=mv.manifest_sha256)
         return art, mv
 
-    def load(self, ref: str, *, runtime: str | None = None, key: str | bytes | None = None):
-        """A Scorer for `ref`, e.g. `registry.load("churn@production")`."""
+    def load(self, ref: str, *, runtime: str | None = None, key: str | bytes | None = None,
+             accept_parity_difference: bool = False):
+        """A Scorer for `ref`, e.g. `registry.load("churn@production")` (for `runtime` and
+        `accept_parity_difference` see `runtime.runtime_for`)."""
         from ..scorer import Scorer
 
         art, mv = self.load_artifact(ref, key)
-        return Scorer(art, version=mv.version, runtime=runtime, ref=ref)
+        return Scorer(art, version=mv.version, runtime=runtime, ref=ref,
+                      accept_parity_difference=accept_parity_difference)
 
 
 # --- helpers ------------------------------------------------------------------------------

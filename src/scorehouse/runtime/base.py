@@ -42,6 +42,9 @@ class Runtime(ABC):
     #: True when `predict` spreads a large batch over every core itself (callers then need
     #: no threads of their own).
     parallel_batches = False
+    #: The recorded parity failure of a compiled graph the user chose to run anyway (see
+    #: `runtime_for`), else None; results repeat it so no answer hides it.
+    parity_accepted: str | None = None
 
     def __init__(self, artifact: Artifact, schema: Schema):
         self.artifact = artifact
@@ -86,6 +89,38 @@ def _one(kind: str, v: Any) -> np.ndarray:
         return np.array([v], dtype=bool)
     out = np.empty(1, dtype=object)
     out[0] = v
+    return out
+
+
+#: How far a row of probabilities may sum from 1 and still be returned untouched.
+SUM_TOLERANCE = 1e-12
+
+
+def proper_probabilities(proba: np.ndarray) -> np.ndarray:
+    """(n, k) probabilities with every value in [0, 1] and every row summing to 1 (within
+    SUM_TOLERANCE): the invariant every runtime's output is held to (by `Scorer`).
+
+    Rows that already hold it are kept as they are, so native digits stay native. Others
+    (float rounding: a tree kernel's 1 - 1.0000000000000002, a float32 graph's sums) are
+    clipped to [0, 1] and divided by their sum, on a copy. Rows holding NaN, or nothing but
+    zeros, cannot be repaired and come back non-finite, for the caller to reject.
+    """
+    if proba.ndim != 2 or not proba.size:
+        return proba
+    # Column by column: numpy's reductions along a short row axis are ~50x slower.
+    columns = [proba[:, j] for j in range(proba.shape[1])]
+    with np.errstate(invalid="ignore"):
+        off = np.abs(sum(columns) - 1.0) > SUM_TOLERANCE  # NaN compares False: kept as is
+        if (proba < 0.0).any() or (proba > 1.0).any():
+            for c in columns:
+                off |= (c < 0.0) | (c > 1.0)
+    if not off.any():
+        return proba
+    out = np.array(proba, dtype=np.float64)
+    rows = np.clip(out[off], 0.0, 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rows /= rows.sum(axis=1, keepdims=True)
+    out[off] = rows
     return out
 
 

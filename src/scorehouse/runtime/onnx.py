@@ -16,7 +16,7 @@ from ..artifact.flavors import COMPILED_FILE
 from ..errors import ArtifactError, ModelError
 from .base import Output, Runtime, binary_proba
 from .tree_cache import checked_split
-from .trees import MIN_ROWS, SplitGraph
+from .trees import SplitGraph
 
 _NUMPY = {"tensor(float)": np.float32, "tensor(double)": np.float64,
           "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(string)": object,
@@ -88,8 +88,8 @@ class OnnxRuntime(Runtime):
                                   if o == "probabilities"), None)
         self._buffers = threading.local()  # one-row input arrays, reused per thread
         self._fetch = self._probabilities_only()
-        # The graph cut before its tree ensemble, for batches (see trees.py); found on the
-        # first batch, so loading a model for single rows pays nothing for it.
+        # The graph cut before its tree ensemble (see trees.py); found on the first
+        # prediction, or by `prepare`, so loading a model pays nothing for it.
         self._split: SplitGraph | None | bool = False  # False: not looked for yet
         self._prefix: dict[int, Any] = {}  # threads -> session of the graph's prefix
 
@@ -127,8 +127,12 @@ class OnnxRuntime(Runtime):
         return self._predict_chunked(columns, n)
 
     def _run_batch(self, sess: Any, feed: Mapping[str, np.ndarray], n: int) -> Output:
-        """Run a batch through `sess`, or its prefix + the tree kernel where that applies."""
-        cut = self._tree_kernel() if n >= MIN_ROWS else None
+        """Run a batch through `sess`, or its prefix + the tree kernel where that applies.
+
+        Where the kernel applies it takes every batch, down to one row: ORT's ensemble sums
+        in float32, the kernel in float64, and a row must get the same digits at any size.
+        """
+        cut = self._tree_kernel()
         if cut is None:
             return self._run(sess, feed)
         threads = 1 if sess is self._chunk_session else 0
@@ -145,9 +149,10 @@ class OnnxRuntime(Runtime):
             cut.trees.warm()
 
     def _tree_kernel(self) -> SplitGraph | None:
-        with self._chunk_lock:
-            if self._split is False:
-                self._split = self._find_split()
+        if self._split is False:  # looked for once; single rows then take no lock
+            with self._chunk_lock:
+                if self._split is False:
+                    self._split = self._find_split()
         return self._split or None
 
     def _find_split(self) -> SplitGraph | None:
@@ -215,6 +220,8 @@ class OnnxRuntime(Runtime):
         # One thread: a single row gains nothing from ORT's pool, and a busy server (or
         # several workers) would pay for its spinning threads on every core.
         sess = self._chunk_session or self._single_threaded_session()
+        if self._tree_kernel() is not None:  # the digits of every other batch size
+            return self._run_batch(sess, feed, 1)
         if self._proba_index is None or self.classes is None:
             return self._run(sess, feed)
         p = sess.run([self.outputs[self._proba_index]], feed)[0][0].tolist()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -25,8 +26,8 @@ log = logging.getLogger("scorehouse.runtime")
 #: Rows walked together through one tree: enough for many independent walks in flight,
 #: few enough that their feature rows stay in cache.
 BLOCK = 1024
-#: Batches from this size up use the kernel; a single row is faster through ORT itself.
-MIN_ROWS = 16
+#: Batches from this size up are walked as float32 where that loses nothing (`_narrowest`).
+NARROW_MIN_ROWS = 64
 #: How far the kernel may drift from ONNX Runtime, whose outputs are float32 (relative for
 #: values beyond 1).
 CHECK_TOLERANCE = 1e-6
@@ -58,7 +59,7 @@ class Trees:
     binary: bool = False  # a two-class model keeping one weight per leaf
     positive: bool = True  # binary weights all >= 0: P = [1 - s, s] (else [-s, s])
 
-    @property
+    @cached_property
     def any_missing(self) -> bool:
         """Some node sends NaN to l (else NaN takes r everywhere, as `x <= t` does)."""
         return bool(self.nan_left.any())
@@ -93,8 +94,11 @@ def _narrowest(X: np.ndarray) -> np.ndarray:
 
     Comparing a float32 with a float64 threshold promotes it exactly, so the result is the
     same; inputs rounded to float32 (as scikit-learn trees compare them) always qualify.
+    Small batches stay float64: the traffic saved is nothing next to the checks' cost.
     """
     X = np.ascontiguousarray(X, dtype=np.float64)
+    if X.shape[0] < NARROW_MIN_ROWS:
+        return X
     with np.errstate(over="ignore"):  # beyond float32's range: not equal, so stays float64
         head = X[:1]
         if not np.array_equal(head.astype(np.float32), head, equal_nan=True):

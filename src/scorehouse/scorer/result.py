@@ -57,6 +57,8 @@ class Result:
     seconds: float = 0.0
     #: The input's absent and unknown columns (see `schema.policy`).
     column_check: ColumnCheck = field(default_factory=ColumnCheck)
+    #: The parity failure of the compiled graph the user accepted to score with, else None.
+    parity_accepted: str | None = None
 
     @property
     def n_scored(self) -> int:
@@ -126,7 +128,7 @@ class Result:
         return Result(self.model, self.version, self.task, self.classes, 1, one,
                       self.output.take(at), [replace(r, row=0) for r in self.rejects if r.row == i],
                       {k: np.zeros(1, np.int64) for k, rows in self.flags.items() if i in rows},
-                      self.runtime, self.seconds)
+                      self.runtime, self.seconds, self.parity_accepted)
 
     def to_records(self) -> list[dict[str, Any]]:
         """One JSON-able dict per scored row, with its flags."""
@@ -157,6 +159,7 @@ class Result:
         """Counts for logs and run manifests: read = scored + rejected."""
         return {
             "model": self.model, "version": self.version, "runtime": self.runtime,
+            **({"parity_accepted": self.parity_accepted} if self.parity_accepted else {}),
             "read": self.n_read, "scored": self.n_scored, "rejected": self.n_rejected,
             "flagged": self.n_flagged, "flags": self.flag_counts(),
             "rejects_by_column": self.reject_counts(), "seconds": round(self.seconds, 6),

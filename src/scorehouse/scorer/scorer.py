@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from ..artifact import Artifact
 from ..errors import ModelError
-from ..runtime import Output, Runtime, runtime_for
+from ..runtime import Output, Runtime, proper_probabilities, runtime_for
 from ..schema import ColumnPolicy, Reject, Schema, Validated, check_input, validate_batch, validate_row
 from .result import Result
 
@@ -20,6 +20,8 @@ log = logging.getLogger("scorehouse.scorer")
 
 #: Predict calls allowed while isolating rows that make the model raise, before giving up.
 ISOLATION_BUDGET = 256
+#: The version a model loaded from an artifact file answers to (see `Scorer.public_version`).
+FILE_VERSION = 1
 
 
 @dataclass
@@ -40,7 +42,8 @@ class Scorer:
 
     def __init__(self, artifact: Artifact, *, version: int | None = None,
                  runtime: str | None = None, ref: str | None = None,
-                 columns: ColumnPolicy | str | None = None):
+                 columns: ColumnPolicy | str | None = None,
+                 accept_parity_difference: bool = False):
         self.artifact = artifact
         self.name = artifact.name
         self.version = version
@@ -49,7 +52,9 @@ class Scorer:
         self.task: str = m["task"]
         self.classes: list[Any] | None = m.get("classes")
         self.schema = Schema.from_dict(m["input_schema"])
-        self.runtime: Runtime = runtime_for(artifact, self.schema, runtime)
+        # Raises ParityError for a compiled graph the parity gate rejected, unless accepted.
+        self.runtime: Runtime = runtime_for(artifact, self.schema, runtime,
+                                            accept_parity_difference=accept_parity_difference)
         self.hooks: list[Hook] = []
         #: What `predict` does with an absent optional or an unknown column (policy.py).
         self.columns = ColumnPolicy.parse(columns)
@@ -63,13 +68,24 @@ class Scorer:
         """The artifact's manifest."""
         return self.artifact.manifest
 
+    @property
+    def public_version(self) -> int:
+        """The version servers report and accept for this model: its registry number, or
+        FILE_VERSION for a model loaded from an artifact file (which has no other)."""
+        return FILE_VERSION if self.version is None else self.version
+
     def headline(self, record: Mapping[str, Any]) -> float | None:
-        """The one number a record of `Result.to_records` comes down to: P(last class), or
-        the regression value (what profiles and tables keep as `<model>_score`)."""
+        """The one number a record of `Result.to_records` comes down to (what profiles and
+        tables keep as `<model>_score`): the regression value; for two classes P(the second,
+        positive class); for more, P(the predicted label). None without probabilities."""
         probabilities = record.get("probabilities")
         if probabilities is None:
             return record.get("value")
-        return probabilities.get(str(self.classes[-1])) if self.classes else None
+        if not self.classes:
+            return None
+        if len(self.classes) == 2:
+            return probabilities.get(str(self.classes[-1]))
+        return probabilities.get(str(record.get("label")))
 
     def add_hook(self, hook: Hook) -> None:
         """Call `hook(event)` after every scoring call (prediction logs, metrics)."""
@@ -97,8 +113,22 @@ class Scorer:
 
     def _result(self, n_read: int, rows: np.ndarray, output: Output, rejects: list[Reject],
                 flags: dict[tuple[str, str], np.ndarray]) -> Result:
+        # Every runtime's output passes here: hold it to what a prediction promises.
+        # Probabilities off by rounding are repaired; a row the model gave NaN (or nothing
+        # finite) is rejected with the reason rather than answered.
+        if output.probabilities is not None:
+            output = replace(output, probabilities=proper_probabilities(output.probabilities))
+        broken = _not_finite(output)
+        if broken is not None:
+            rejects = sorted([*rejects, *(Reject(int(r), None, "model error: the model gave "
+                                                 "no finite prediction (NaN or infinity)")
+                                          for r in rows[broken])], key=lambda r: r.row)
+            output, rows = output.take(np.flatnonzero(~broken)), rows[~broken]
+            flags = {k: r[np.isin(r, rows)] for k, r in flags.items()}
+            flags = {k: r for k, r in flags.items() if len(r)}
         return Result(self.name, self.version, self.task, self.classes, n_read, rows, output,
-                      rejects, flags, self.runtime.name)
+                      rejects, flags, self.runtime.name,
+                      parity_accepted=self.runtime.parity_accepted)
 
     def _predict_one(self, row: Mapping[str, Any]) -> tuple[Result, Mapping[str, Any]]:
         values, rejects, flags = validate_row(self.schema, row)
@@ -177,3 +207,14 @@ class Scorer:
                 hook(event)
             except Exception:  # a broken log sink must not fail predictions; say so loudly
                 log.exception("scoring hook %r failed", hook)
+
+
+def _not_finite(output: Output) -> np.ndarray | None:
+    """Rows whose probabilities or value are not all finite numbers, or None if none."""
+    if output.probabilities is not None and output.probabilities.size:
+        bad = ~np.isfinite(output.probabilities).all(axis=1)
+    elif output.values is not None and output.values.dtype.kind == "f":
+        bad = ~np.isfinite(output.values)
+    else:
+        return None
+    return bad if bad.any() else None

@@ -227,7 +227,10 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
             raise InvalidInputError('send one record {"column": value, ...}, a list of them, '
                                     'or {"records": [...]}')
         result = await score(scorer, data)
-        answer = {"model": scorer.name, "version": scorer.version, "runtime": result.runtime,
+        answer = {"model": scorer.name, "version": scorer.public_version,
+                  "runtime": result.runtime,
+                  **({"parity_accepted": result.parity_accepted} if result.parity_accepted
+                     else {}),
                   "predictions": result.to_records(),
                   "rejects": [r.to_dict() for r in result.rejects]}
         if not result.column_check.clean:

@@ -21,7 +21,8 @@ def app_from_settings(s: dict[str, Any], preload: bool = False) -> Starlette:
     refs = s["refs"]
     registry = None if all(is_path(r) for r in refs) else Registry(s["registry"], s["artifacts"])
     keys = ApiKeys(s["api_keys"], s["api_key_file"])
-    models = ModelSet(refs, registry, runtime=s["runtime"], trust=s["trust"])
+    models = ModelSet(refs, registry, runtime=s["runtime"], trust=s["trust"],
+                      accept_parity_difference=s.get("accept_parity_difference", False))
     if preload:
         models.load_all()
     return create_app(models,

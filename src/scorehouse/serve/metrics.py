@@ -6,7 +6,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from ..scorer import Result
+from ..scorer import FILE_VERSION, Result
 
 #: Latency buckets in seconds, from 100 µs: single-row scoring takes a fraction of a ms.
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -55,7 +55,8 @@ class Metrics:
 
     def observe(self, result: Result) -> None:
         """Count one scoring call's rows, rejects and flags."""
-        self.child(self.rows, result.model, str(result.version)).inc(result.n_scored)
+        version = FILE_VERSION if result.version is None else result.version  # as served
+        self.child(self.rows, result.model, str(version)).inc(result.n_scored)
         for r in result.rejects:
             self.rejected.labels(result.model, r.column or "<row>").inc()
         if result.flags:

@@ -34,9 +34,9 @@ class Served:
     pinned: dict[int, Scorer]
 
     @property
-    def version(self) -> int | None:
-        """The version in use."""
-        return self.scorer.version
+    def version(self) -> int:
+        """The version in use, as every route reports and accepts it (`Scorer.public_version`)."""
+        return self.scorer.public_version
 
 
 class ModelSet:
@@ -44,10 +44,12 @@ class ModelSet:
 
     def __init__(self, refs: list[str], registry: Registry | None = None, *,
                  runtime: str | None = None, trust: bool = False,
+                 accept_parity_difference: bool = False,
                  on_swap: Callable[[str, int | None, int | None], None] | None = None):
         self.refs = refs
         self.registry = registry
         self.runtime, self.trust = runtime, trust
+        self.accept_parity_difference = accept_parity_difference
         self.on_swap = on_swap
         self.models: dict[str, Served] = {}
         self.ready = threading.Event()
@@ -62,11 +64,16 @@ class ModelSet:
 
     def _load(self, ref: str) -> Scorer:
         if is_path(ref):
-            scorer = load(ref, runtime=self.runtime, trust=self.trust)
+            scorer = load(ref, runtime=self.runtime, trust=self.trust,
+                          accept_parity_difference=self.accept_parity_difference)
         else:
-            scorer = self._registry().load(ref, runtime=self.runtime)
+            scorer = self._registry().load(ref, **self._choice())
         scorer.runtime.prepare()  # before it takes requests: no first-batch compile
         return scorer
+
+    def _choice(self) -> dict[str, object]:
+        """The runtime options every registry load of this set takes."""
+        return {"runtime": self.runtime, "accept_parity_difference": self.accept_parity_difference}
 
     def load_all(self) -> None:
         """Load every model; readiness turns true when all are loaded."""
@@ -76,26 +83,31 @@ class ModelSet:
                 raise ScorehouseError(f"model {scorer.name!r} is given twice ({ref}); "
                                       "serve one reference per model name")
             self.models[scorer.name] = Served(scorer.name, ref, scorer, {})
-            log.info("loaded %s as %s/%s", ref, scorer.name, scorer.version)
+            log.info("loaded %s as %s/%s", ref, scorer.name, scorer.public_version)
         self.ready.set()
 
     def get(self, name: str, version: int | None = None) -> Scorer:
-        """The scorer for `name` (its current version, or the pinned `version`)."""
+        """The scorer for `name` (its current version, or the pinned `version`).
+
+        A model from a file has one version, `Scorer.public_version` (what V2 metadata
+        advertises); a registry model has its registry numbers. Others: NotFoundError.
+        """
         served = self.models.get(name)
         if served is None:
             raise NotFoundError(f"model {name!r} is not served here; served: "
                                 f"{', '.join(sorted(self.models)) or 'none'}")
         current = served.scorer
-        if version is None or version == current.version:
+        if version is None or version == current.public_version:
             return current
         pinned = served.pinned.get(version)
         if pinned is None:
             if is_path(served.ref):
-                raise NotFoundError(f"model {name!r} is served from a file; only its version "
-                                    f"{current.version} is available")
+                raise NotFoundError(f"model {name!r} is served from a file and has one "
+                                    f"version, {current.public_version}; version {version} "
+                                    "does not exist")
             with self._lock:
                 pinned = served.pinned.get(version) or self._registry().load(
-                    f"{name}/{version}", runtime=self.runtime)
+                    f"{name}/{version}", **self._choice())
                 served.pinned[version] = pinned
         return pinned
 
@@ -109,7 +121,7 @@ class ModelSet:
                 target = self._registry().resolve(served.ref)
                 if target.version == served.scorer.version:
                     continue
-                scorer = self._registry().load(served.ref, runtime=self.runtime)
+                scorer = self._registry().load(served.ref, **self._choice())
                 old = served.scorer.version
                 served.scorer = scorer  # the switch: one reference assignment
             swaps.append((served.name, old, scorer.version))

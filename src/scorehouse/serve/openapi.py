@@ -103,7 +103,7 @@ def document(models: dict[str, Scorer], secured: bool) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "scorehouse", "version": __version__,
-                 "description": "Models: " + ", ".join(f"{n}/{s.version}" for n, s in
+                 "description": "Models: " + ", ".join(f"{n}/{s.public_version}" for n, s in
                                                       models.items())},
         "paths": paths, "components": {"schemas": components},
     }

@@ -37,7 +37,8 @@ ERROR = "error"
 def score(df: DataFrame, ref: str | Scorer, keep: Sequence[str] | None = None, *,
           registry: Registry | None = None, runtime: str | None = None, trust: bool = False,
           with_model: bool = False, batch_rows: int = BATCH_ROWS,
-          totals: Any = None, columns: ColumnPolicy | str | None = None) -> DataFrame:
+          totals: Any = None, columns: ColumnPolicy | str | None = None,
+          accept_parity_difference: bool = False) -> DataFrame:
     """Score a Spark DataFrame with `ref` (resolved now, on the driver) or a loaded Scorer;
     lazy, like any query.
 
@@ -50,7 +51,7 @@ def score(df: DataFrame, ref: str | Scorer, keep: Sequence[str] | None = None, *
         raise ValueError("batch_rows must be at least 1")
     scorer = ref if isinstance(ref, Scorer) else load(
         ref, registry=None if is_path(ref) else registry or Registry(), runtime=runtime,
-        trust=trust)
+        trust=trust, accept_parity_difference=accept_parity_difference)
     check_columns(scorer, df.columns, ColumnPolicy.parse(columns))
     kept = kept_columns(ALL if keep == ALL else keep, df.columns, scorer)
     taken = kept + [c.name for c in scorer.schema.columns

@@ -27,6 +27,8 @@ class Shipment:
     runtime: str
     manifest_sha256: str
     data: bytes
+    #: The driver accepted a compiled graph that failed the parity gate (see runtime_for).
+    accept_parity_difference: bool = False
 
 
 def pack(scorer: Scorer) -> Shipment:
@@ -37,23 +39,25 @@ def pack(scorer: Scorer) -> Shipment:
         raise IntegrityError(f"{art.source}: manifest is not in canonical form; re-package it")
     data = zip_bytes({MANIFEST_FILE: mbytes, **art.files})
     return Shipment(scorer.name, scorer.version, scorer.ref, scorer.runtime.name,
-                    art.manifest_sha256, data)
+                    art.manifest_sha256, data, scorer.runtime.parity_accepted is not None)
 
 
-_loaded: dict[tuple[str, str, str, int | None], Scorer] = {}
+_loaded: dict[tuple[str, str, str, int | None, bool], Scorer] = {}
 _lock = threading.Lock()
 
 
 def unpack(shipment: Shipment) -> Scorer:
     """The shipment's Scorer, loaded once per Python process and reused by every task."""
-    key = (shipment.manifest_sha256, shipment.runtime, shipment.ref, shipment.version)
+    key = (shipment.manifest_sha256, shipment.runtime, shipment.ref, shipment.version,
+           shipment.accept_parity_difference)
     with _lock:
         scorer = _loaded.get(key)
         if scorer is None:
             art = read_bytes(shipment.data, f"{shipment.ref} (shipped from the driver)",
                              expected_sha256=shipment.manifest_sha256, check_versions=False)
             scorer = Scorer(art, version=shipment.version, runtime=shipment.runtime,
-                            ref=shipment.ref)
+                            ref=shipment.ref,
+                            accept_parity_difference=shipment.accept_parity_difference)
             # Spark runs one task per core already; threads inside a task would fight them.
             scorer.runtime.use_one_thread()
             scorer.runtime.prepare()

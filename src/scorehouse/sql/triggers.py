@@ -64,8 +64,10 @@ def score_columns(model: str) -> dict[str, str]:
     return {names.column(suffix): kind for suffix, kind in SCORE_COLUMNS.items()}
 
 
-def _installed_score_path(conn: Any, schema: str, model: str) -> str:
-    """The JSON path of the profile's score: P(last class), or the regression value."""
+def _installed_score(conn: Any, schema: str, model: str) -> Callable[[Any], Any]:
+    """prediction -> the SQL expression of the profile's score in it, as
+    `Scorer.headline` defines it: the regression value; for two classes P(the second); for
+    more, P(the predicted label)."""
     from psycopg import errors, sql
 
     from ..artifact import read_bytes
@@ -80,9 +82,13 @@ def _installed_score_path(conn: Any, schema: str, model: str) -> str:
         raise NotFoundError(f"model {model!r} is not installed in schema {schema}; run "
                             "scorehouse db install first")
     manifest = read_bytes(bytes(row[0]), model, expected_sha256=row[1]).manifest
+    classes = manifest.get("classes") or []
     if manifest["task"] == "regression":
-        return "{value}"
-    return "{probabilities," + str(manifest["classes"][-1]) + "}"
+        return lambda p: sql.SQL("({}->>'value')::float8").format(p)
+    if len(classes) == 2:
+        return lambda p: sql.SQL("({}->'probabilities'->>{})::float8").format(
+            p, sql.Literal(str(classes[-1])))
+    return lambda p: sql.SQL("({p}->'probabilities'->>({p}->>'label'))::float8").format(p=p)
 
 
 def install_trigger(url: str, recipe: Recipe) -> Trigger:
@@ -103,7 +109,7 @@ def install_trigger(url: str, recipe: Recipe) -> Trigger:
                               f"not {r.missing!r}")
     s = _ident(r.schema)
     with _connect(url) as conn:  # one transaction: committed only if every step succeeds
-        score_path = _installed_score_path(conn, r.schema, r.model)
+        score = _installed_score(conn, r.schema, r.model)
         event_types = check_recipe(conn, r, score_columns(r.model))
         events = qualified_table(conn, r.events, "--events")
         profiles = qualified_table(conn, r.profiles, "--profiles")
@@ -126,7 +132,7 @@ def install_trigger(url: str, recipe: Recipe) -> Trigger:
         # parameters: a missing column or a type that does not fit fails here, not on
         # the application's next insert.
         new = _parameters(event_types)
-        prepare_all(conn, r, _statements(r, names, score_path, profiles, new), new,
+        prepare_all(conn, r, _statements(r, names, score, profiles, new), new,
                     list(event_types.values()))
         fn = sql.SQL("{}.{}").format(s, _ident(names.trigger_function(r.events)))
         # SECURITY DEFINER with a fixed search_path (every name in the body is qualified):
@@ -135,7 +141,7 @@ def install_trigger(url: str, recipe: Recipe) -> Trigger:
         # into an error, or every score into a stale one.
         conn.execute(sql.SQL("CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql "
                              "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {}")
-                     .format(fn, sql.Literal(_body(conn, r, names, score_path, profiles))))
+                     .format(fn, sql.Literal(_body(conn, r, names, score, profiles))))
         trigger = _ident(names.trigger)
         conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(trigger, events))
         conn.execute(sql.SQL("CREATE TRIGGER {} AFTER INSERT ON {} FOR EACH ROW EXECUTE "
@@ -182,7 +188,7 @@ class _Statements:
     queue: Any  # queues the key in the outbox
 
 
-def _statements(r: Recipe, names: SqlNames, score_path: str, profiles: Any,
+def _statements(r: Recipe, names: SqlNames, score: Callable[[Any], Any], profiles: Any,
                 new: Callable[[str], Any] = _new) -> _Statements:
     """The recipe's statements as the trigger runs them, or (`new` other than `_new`) as
     plain SQL to PREPARE: parameters for NEW's columns, NULLs of the right type for the
@@ -211,26 +217,26 @@ def _statements(r: Recipe, names: SqlNames, score_path: str, profiles: Any,
 
     col = {suffix: _ident(names.column(suffix)) for suffix in SCORE_COLUMNS}
     pred = sql.SQL("NULL::jsonb" if check else "pred")
-    score = sql.SQL("SELECT {}.score({}, to_jsonb(p)) FROM {} p WHERE p.{} = {}").format(
+    predict = sql.SQL("SELECT {}.score({}, to_jsonb(p)) FROM {} p WHERE p.{} = {}").format(
         s, sql.Literal(r.model), profiles, key, new(r.key))
     write = sql.SQL(
-        "UPDATE {} SET {} = {p}, {} = {p}->>'label', {} = ({p}#>>{})::float8, "
+        "UPDATE {} SET {} = {p}, {} = {p}->>'label', {} = {}, "
         "{} = ({p}->>'version')::int, {} = now(), {} = NULL {}").format(
-        profiles, col["prediction"], col["label"], col["score"], sql.Literal(score_path),
+        profiles, col["prediction"], col["label"], col["score"], score(pred),
         col["version"], col["scored_at"], col["error"], where, p=pred)
     error = sql.SQL("NULL::text" if check else "SQLERRM")
     stale = sql.SQL("UPDATE {} SET {} = {} {}").format(profiles, col["error"], error, where)
     queue = sql.SQL("INSERT INTO {}.outbox (model, profiles, key_column, key) VALUES ({}, {}, "
                     "{}, {}::text)").format(s, sql.Literal(r.model), sql.Literal(r.profiles),
                                             sql.Literal(r.key), new(r.key))
-    return _Statements(profiles, find, create, dead, score, write, stale, queue)
+    return _Statements(profiles, find, create, dead, predict, write, stale, queue)
 
 
-def _body(conn: Any, r: Recipe, names: SqlNames, score_path: str, profiles: Any) -> str:
+def _body(conn: Any, r: Recipe, names: SqlNames, score: Any, profiles: Any) -> str:
     """The trigger function's PL/pgSQL body."""
     from psycopg import sql
 
-    st = _statements(r, names, score_path, profiles)
+    st = _statements(r, names, score, profiles)
     no_row = f"no row in {r.profiles} has this {r.key}"
     if r.missing == "create":  # a concurrent insert may create it first: then update that one
         missing = sql.SQL("{create}; IF NOT FOUND THEN {find}; END IF; IF NOT FOUND THEN "

@@ -211,7 +211,8 @@ class StreamWorker:
                    f"{m}_version": v, f"{m}_event_id": s.event.id}
         out = {"entity": s.entity, "event_id": s.event.id, "model": m,
                "version": "" if v is None else v, "label": answer.get("label", ""),
-               "score": score, "probabilities": probabilities or {},
+               # A regressor's entry has its value as the score, and no probabilities.
+               "score": score, **({"probabilities": probabilities} if probabilities else {}),
                "scored_at": datetime.now(timezone.utc).isoformat()}
         return (s.entity, version, s.event.id, written, self.output_stream, out)
 

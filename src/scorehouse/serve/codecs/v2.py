@@ -31,7 +31,7 @@ def model_metadata(scorer: Scorer) -> dict[str, Any]:
     """`GET /v2/models/{m}`: name, versions, platform and tensors from the model schema."""
     inputs = [{"name": c.name, "datatype": _SCHEMA_TYPES.get(c.type, "BYTES"), "shape": [-1, 1]}
               for c in scorer.schema.columns]
-    return {"name": scorer.name, "versions": [str(scorer.version or 1)],
+    return {"name": scorer.name, "versions": [str(scorer.public_version)],
             "platform": f"scorehouse-{scorer.artifact.flavor}-{scorer.runtime.name}",
             "inputs": inputs, "outputs": outputs_metadata(scorer)}
 
@@ -163,7 +163,7 @@ def encode(result: Result, scorer: Scorer, doc: dict[str, Any]) -> tuple[bytes, 
         else:
             spec["data"] = array.reshape(-1).tolist()
         outputs.append(spec)
-    answer = {"model_name": scorer.name, "model_version": str(scorer.version or 1),
+    answer = {"model_name": scorer.name, "model_version": str(scorer.public_version),
               "id": doc.get("id", ""), "outputs": outputs}
     if not result.column_check.clean:
         # Absent optional / unknown inputs (schema.policy); V2 parameters hold plain values.
