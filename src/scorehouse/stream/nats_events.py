@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ScorehouseError
 from .events import Event, body_fields, dead_record, json_body
+from .order import Position
 
 
 class NatsEvents:
@@ -83,7 +84,8 @@ class NatsEvents:
             meta = m.metadata
             eid = f"{int(meta.timestamp.timestamp() * 1000)}-{meta.sequence.stream}"
             self._pending[eid] = m
-            events.append(Event(eid, body_fields(m.data), meta.num_delivered))
+            events.append(Event(eid, body_fields(m.data), meta.num_delivered,
+                                Position(0, (meta.sequence.stream,))))
         return events
 
     def deliveries(self, event_id: str) -> int:
