@@ -401,6 +401,7 @@ def test_kill_9_of_a_worker_then_a_restart_ends_in_stream_order(
     ids = source.publish(sent)
     args = [SCRIPT, "stream", str(churn_artifact), "--trust", "--source", source.url,
             "--key", "customer_id", "--group", source.group, "--batch", "40",
+            "--claim-idle-ms", "1500",
             "--reducer", json.dumps(REDUCER), "--consumer", "doomed"]
     if store.kind == "postgresql" or source.kind != "redis":
         args += ["--profiles", store.url]

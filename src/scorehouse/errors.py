@@ -59,6 +59,12 @@ class ModelError(ScorehouseError):
     """The model itself failed while predicting or packaging."""
 
 
+class UsageError(ScorehouseError):
+    """Bad usage: e.g. a model, alias or reference name that breaks the naming rules."""
+
+    exit_code = 2
+
+
 class UnsupportedModelError(ScorehouseError):
     """An object scorehouse does not know how to package."""
 
