@@ -23,7 +23,7 @@ import pytest
 from _stream import SCRIPT, TOL, churn_table, cli_env, pg_connect, pg_rows, redis_profiles
 from conftest import unreachable
 from scorehouse.demo.data import TARGET
-from scorehouse.stream import RedisProfiles, StreamWorker, from_spec
+from scorehouse.stream import RedisEvents, RedisProfiles, StreamWorker, from_spec
 from scorehouse.stream.order import POSITIONS, Position, settle
 from scorehouse.stream.postgres_profiles import PostgresProfiles
 
@@ -424,3 +424,26 @@ def test_kill_9_of_a_worker_then_a_restart_ends_in_stream_order(
     if store.kind == "redis":
         out = [e[1][b"event_id"] for e in store.r.xrange("scores")]
         assert len(out) == len(set(out)) == n
+
+
+def test_an_event_the_reducer_cannot_apply_is_dead_lettered_and_the_worker_carries_on(
+        r, redis_url, scorer, churn_data):
+    # `sum` of a value that is not a number: the reducer raises; that event is poison (it
+    # crashed the worker before), and the entity's next event goes through after it.
+    redis_profiles(r, churn_data, 3)
+    bad = r.xadd("events", {"data": json.dumps({"customer_id": 1, "type": "call",
+                                                "usage": "lots"})})
+    r.xadd("events", {"data": json.dumps({"customer_id": 1, "type": "complaint", "usage": 2})})
+    events = RedisEvents(f"{redis_url}?stream=events", "g", "w1", claim_idle_ms=0)
+    w = StreamWorker(scorer, events, RedisProfiles(redis_url), from_spec(REDUCER),
+                     key="customer_id", output_stream="scores", max_attempts=2)
+    w.run(until_idle=True)
+    dead = r.xrange("events:dead")
+    assert [d[1][b"_event_id"] for d in dead] == [bad]
+    assert b"the reducer failed: ValueError" in dead[0][1][b"_reason"]
+    h = r.hgetall("profile:1")
+    seed = churn_data.drop(columns=[TARGET]).iloc[1]
+    assert int(h[b"complaints"]) == seed["complaints"] + 1
+    assert int(h[b"support_calls"]) == seed["support_calls"]  # the dead event: no effect
+    assert float(h[b"data_usage_gb"]) == pytest.approx(seed["data_usage_gb"] + 2)
+    assert w.stats.scored == 1 and r.xpending("events", "g")["pending"] == 0
