@@ -59,10 +59,14 @@ class NatsEvents:
             raise ScorehouseError(f"cannot reach NATS at {self.server}: {e}") from None
         self.js = self.nc.jetstream()
         try:
-            await self.js.add_stream(name=self.stream_name,
-                                     subjects=[self.subject, f"{self.subject}.dead"])
+            info = await self.js.add_stream(name=self.stream_name,
+                                            subjects=[self.subject, f"{self.subject}.dead"])
         except Exception:  # noqa: BLE001 - it exists already (possibly with more subjects)
-            await self.js.stream_info(self.stream_name)
+            info = await self.js.stream_info(self.stream_name)
+        # Sequences start again in a stream deleted and created again: its creation time
+        # names the "partition" its positions belong to, so they are never compared with
+        # the old stream's (see order.Position).
+        self._epoch = int(info.created.timestamp() * 1000) if info.created else 0
         self.sub = await self.js.pull_subscribe(
             self.subject, durable=self.group, stream=self.stream_name,
             config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=max(ack_wait, 0.5),
@@ -83,7 +87,7 @@ class NatsEvents:
             eid = f"{int(meta.timestamp.timestamp() * 1000)}-{meta.sequence.stream}"
             self._pending[eid] = m
             events.append(Event(eid, body_fields(m.data), meta.num_delivered,
-                                Position(0, (meta.sequence.stream,))))
+                                Position(self._epoch, (meta.sequence.stream,))))
         return events
 
     def deliveries(self, event_id: str) -> int:

@@ -9,9 +9,10 @@ was last set (and `*`: the newest event applied at all), and an older event's va
 field a newer event already set is dropped. The profile then equals the in-order fold of
 the events applied so far, in any arrival order.
 
-A `Position` is an event's place in its source: a Redis entry id, a NATS stream sequence,
-a Kafka (partition, offset). Kafka orders only within a partition: an entity's events are
-in order when they are produced with the entity as the message key (one partition each).
+A `Position` is an event's place in its source: a Redis entry id, a NATS stream sequence
+(its "partition" is the stream's creation time, as sequences start again in a stream made
+anew), a Kafka (partition, offset). Kafka orders only within a partition: an entity's events
+are in order when they are produced with the entity as the message key (one partition each).
 Two positions of different partitions have no order; the later arrival wins, as before.
 """
 
