@@ -376,6 +376,63 @@ def test_an_interrupted_run_leaves_no_output(tmp_path, frame, churn_artifact):
     assert sorted(x.name for x in tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_kill_9_leaves_partials_a_rerun_removes_but_never_a_running_jobs(
+        tmp_path, frame, churn_artifact, capsys, fmt):
+    bad = frame.astype({"tenure": object})
+    bad.loc[[5, 50], "tenure"] = "abc"  # two rejects, so there is a rejects file too
+    data = bad.to_csv(index=False).encode()
+    out = tmp_path / f"out.{fmt}"
+    names = [out.name, f"{out.name}.rejects.csv", f"{out.name}.run.json"]
+
+    def start() -> subprocess.Popen:
+        # Fed from a pipe left open: the run writes its first chunks, then waits for more.
+        p = subprocess.Popen([SCRIPT, "score", str(churn_artifact), "-", str(out), "--format",
+                              "csv", "--trust", "--chunk-rows", "100", "-q",
+                              "--max-reject-rate", "1"], stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             env=_cli_env(tmp_path))
+        assert p.stdin is not None
+        p.stdin.write(data[: len(data) // 2])
+        p.stdin.flush()
+        deadline = time.time() + 60
+        while len(partials(p.pid)) < 2:  # the output's and the rejects' partials
+            assert time.time() < deadline and p.poll() is None, "the run never started writing"
+            time.sleep(0.05)
+        return p
+
+    def partials(pid: int) -> list[str]:
+        return sorted(x.name for x in tmp_path.iterdir() if x.name.endswith(f"-{pid}"))
+
+    killed, running = start(), start()
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    left = partials(killed.pid)
+    assert len(left) == 2 and all(x.startswith(".") and ".partial-" in x for x in left)
+    assert not any((tmp_path / n).exists() for n in names)  # nothing under a final name
+    # Partials no sweep may touch: another host's (a shared folder), whatever its pid.
+    foreign = tmp_path / f".{out.name}.partial-otherhost-{killed.pid}"
+    foreign.write_text("x")
+    legacy = tmp_path / f".{out.name}.partial-{killed.pid}"  # before host names: this host's
+    legacy.write_text("x")
+
+    (tmp_path / "in.csv").write_bytes(data)
+    code, _ = score(str(churn_artifact), str(tmp_path / "in.csv"), str(out),
+                    "--max-reject-rate", "1", capsys=capsys)
+    assert code == 0
+    m = manifest(out)
+    assert m["counts"]["read"] == len(frame) == m["counts"]["scored"] + m["counts"]["rejected"]
+    assert [r["row"] for r in rejects(out)] == ["5", "50"]
+    assert partials(killed.pid) == [foreign.name]  # the dead run's and the legacy one: gone
+    assert len(partials(running.pid)) == 2  # the running job's: kept
+
+    running.communicate(data[len(data) // 2:], timeout=120)  # it finishes, in place
+    assert running.returncode == 0
+    assert sorted(x.name for x in tmp_path.iterdir() if x.name not in ("in.csv", "home")) == sorted(
+        [*names, foreign.name])
+    assert manifest(out)["counts"]["read"] == len(frame)
+
+
 # --- database tables -------------------------------------------------------------------------
 
 

@@ -66,6 +66,12 @@ class ParityError(ScorehouseError):
     exit_code = 2
 
 
+class UsageError(ScorehouseError):
+    """Bad usage: e.g. a model, alias or reference name that breaks the naming rules."""
+
+    exit_code = 2
+
+
 class UnsupportedModelError(ScorehouseError):
     """An object scorehouse does not know how to package."""
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 from ..errors import InvalidInputError, NotFoundError, ScorehouseError
 from ..schema.arrays import loose_array
 from ..schema.policy import records_table
-from .streams import Malformed, Sink, Source
+from .streams import Malformed, Sink, Source, partial_path
 
 FORMATS = ("csv", "parquet", "jsonl")
 
@@ -339,7 +339,7 @@ class FileSink(Sink):
                 raise ScorehouseError(f"output {path} is a folder; give a file name")
             target.parent.mkdir(parents=True, exist_ok=True)
             # Same folder, so the rename on commit is atomic; hidden, so nobody picks it up.
-            self._partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+            self._partial = partial_path(target)
             self._raw = open(self._partial, "wb")  # noqa: SIM115 - closed on commit/abort
         self._out = _HashingWriter(self._raw)
 

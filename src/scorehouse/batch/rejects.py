@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .streams import partial_path
+
 HEADER = ("row", "column", "reason", "value")
 
 
@@ -18,7 +20,7 @@ class RejectsFile:
         self.path = path
         self.rows = 0
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+        self._partial = partial_path(path)
         self._fh: io.TextIOWrapper = open(self._partial, "w", newline="", encoding="utf-8")  # noqa: SIM115
         self._csv = csv.writer(self._fh)
         self._csv.writerow(HEADER)

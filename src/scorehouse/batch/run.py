@@ -29,7 +29,7 @@ from ..scorer import Result, Scorer
 from .chunks import Scored, check_columns, kept_columns, output_schema, positions, score_chunk
 from .progress import Progress
 from .rejects import RejectsFile
-from .streams import Sink, Source
+from .streams import Sink, Source, partial_path
 
 #: Exit codes a scheduler can act on.
 EXIT_OK, EXIT_FAILED, EXIT_REJECTS, EXIT_INTERRUPTED = 0, 1, 4, 130
@@ -236,7 +236,7 @@ def run_manifest(scorer: Scorer, totals: Totals, source: dict[str, Any], options
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write `data` as JSON under a temporary name, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    partial = partial_path(path)
     partial.write_text(json.dumps(data, indent=2, default=str) + "\n")
     os.replace(partial, path)
 

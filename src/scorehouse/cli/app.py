@@ -17,10 +17,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from .. import __version__
 from ..errors import InvalidInputError, ScorehouseError
-from .output import console, emit, emit_json, err_console, error_line, table
+from .output import (
+    console,
+    emit,
+    emit_json,
+    err_console,
+    error_line,
+    printable,
+    table,
+    warning_line,
+)
 
 try:  # recent typer vendors its own click and does not install click itself
     from typer._click import exceptions as click_exc
@@ -192,8 +202,8 @@ def inspect(
     if as_json:
         emit_json({**m, "manifest_sha256": art.manifest_sha256})
         return
-    console.print(f"[bold]{m['name']}[/] {m['task']} ({art.flavor}); manifest sha256 "
-                  f"{art.manifest_sha256}")
+    console.print(f"[bold]{escape(printable(str(m['name'])))}[/] {m['task']} ({art.flavor}); "
+                  f"manifest sha256 {art.manifest_sha256}", markup=True)
     if m.get("classes"):
         console.print(f"classes: {m['classes']}")
     table(["input", "type", "nullable", "categories / range"],
@@ -411,7 +421,7 @@ def models_lineage(ref: Annotated[str, typer.Argument(help="e.g. churn/3 or chur
                    as_json: JsonOpt = False) -> None:
     """Training data fingerprint, parameters, metrics and library versions of a version."""
     lin = _registry().lineage(ref)
-    emit(lin, as_json, lambda: console.print_json(json.dumps(lin, default=str)))
+    emit(lin, as_json, lambda: console.print_json(json.dumps(lin, default=str), ensure_ascii=True))
 
 
 # --- scoring -----------------------------------------------------------------------------------
@@ -563,6 +573,9 @@ def lookup(
     from ..batch.cache import hash_name
     from ..batch.cache import lookup as read_scores
     from ..errors import NotFoundError
+    from ..registry.refs import valid_name
+
+    valid_name(model)
 
     scores = read_scores(redis_url, model, key)
     if scores is None:
@@ -837,7 +850,7 @@ def _records(json_input: str | None, input_file: Path | None) -> Any:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    err_console.print(f"[yellow]warning:[/] {message}", markup=True)
+    warning_line(str(message))
 
 
 def _show_flags_as_flags(command: Any) -> Any:

@@ -1,17 +1,55 @@
-"""How the CLI speaks: JSON for pipelines, short tables for people, one line per error."""
+"""How the CLI speaks: JSON for pipelines, short tables for people, one line per error.
+
+Much of what it prints was typed by someone else: promotion reasons, descriptions, user
+names, metric and column names, category values, error messages quoting input. None of it
+may drive the terminal: every string printed has its control characters escaped, and rich
+markup is only read where a call asks for it (`markup=True`, with the parts escaped).
+JSON output (`--json`) escapes them by itself and stays exact.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+#: Control characters (C0, DEL, C1), the invisible ones that reorder text (bidi marks,
+#: embeddings, overrides and isolates) and can make a line read as something it is not, and
+#: lone surrogates (undecodable bytes of an argument), which cannot be written at all.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069"
+                     "\ud800-\udfff]")
+
+
+def printable(text: str, *, newlines: bool = False) -> str:
+    """`text` with each control character written as a visible escape (`\\x1b`, `\\n`,
+    `\\u202e`), so it cannot recolour, retitle or clear the terminal, hide what follows, or
+    fake lines of output. `newlines=True` keeps line breaks (for text the CLI composed)."""
+    def visible(m: re.Match[str]) -> str:
+        c = m.group()
+        if newlines and c == "\n":
+            return c
+        return repr(c)[1:-1] if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+    return _UNSAFE.sub(visible, text)
+
+
+class SafeConsole(Console):
+    """A rich Console whose `print` escapes control characters in every string it is given
+    (line breaks kept); markup is off unless a call passes `markup=True`."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        super().print(*(printable(o, newlines=True) if isinstance(o, str) else o
+                        for o in objects), **kwargs)
+
+
+console = SafeConsole(highlight=False, soft_wrap=True, markup=False)
+err_console = SafeConsole(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def emit_json(data: Any) -> None:
@@ -31,9 +69,10 @@ def emit(data: Any, as_json: bool, human: Callable[[], None] | str) -> None:
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
     """Print a simple table."""
-    t = Table(*columns, title=title, show_edge=False, header_style="bold")
-    for r in rows:
-        t.add_row(*("" if v is None else str(v) for v in r))
+    t = Table(*columns, title=None if title is None else printable(title), show_edge=False,
+              header_style="bold")
+    for r in rows:  # one line per value: a line break in a reason shows as \n
+        t.add_row(*(Text("" if v is None else printable(str(v))) for v in r))
     console.print(t)
 
 
@@ -42,4 +81,9 @@ def error_line(message: str, as_json: bool, exit_code: int, kind: str) -> None:
     if as_json:
         emit_json({"error": message, "type": kind, "exit_code": exit_code})
     else:
-        err_console.print(f"[bold red]error:[/] {message}", markup=True)
+        err_console.print(f"[bold red]error:[/] {escape(printable(message))}", markup=True)
+
+
+def warning_line(message: str) -> None:
+    """Report a warning in one line on stderr."""
+    err_console.print(f"[yellow]warning:[/] {escape(printable(message))}", markup=True)

@@ -19,7 +19,7 @@ from ..artifact import write as write_artifact
 from ..artifact.environment import python_version, requirements_for
 from ..artifact.flavors import PICKLE_FILE
 from ..artifact.hashing import fingerprint_frame
-from ..errors import ModelError, SchemaError, ScorehouseError, UnsupportedModelError
+from ..errors import ModelError, SchemaError, ScorehouseError, UnsupportedModelError, UsageError
 from ..runtime.onnx import COMPILED_FILE
 from ..schema import Schema, infer_schema
 from ..scorer import Scorer, output_columns
@@ -112,7 +112,7 @@ def package(
     training sample within `tolerance` of the native model (see `parity.compare`).
     """
     if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise ScorehouseError(f"model name {name!r}: use letters, digits, '-', '_' or '.'")
+        raise UsageError(f"model name {name!r}: use letters, digits, '-', '_' or '.'")
     frame = read_frame(train_data)
     source = str(train_data) if isinstance(train_data, (str, os.PathLike)) else None
     flavor = flavor_of(model)

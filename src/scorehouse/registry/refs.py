@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..errors import ScorehouseError
+from ..errors import UsageError
 
 #: The alias a bare model name resolves to: the active version.
 ACTIVE_ALIAS = "production"
@@ -27,18 +27,18 @@ class Ref:
 
 
 def valid_name(name: str, what: str = "model name") -> str:
-    """`name` if it is a valid model or alias name, else a ScorehouseError saying why."""
-    if not re.fullmatch(NAME, name or "") or len(name) > 100:
-        raise ScorehouseError(f"invalid {what} {name!r}: use letters, digits, '.', '_' or '-', "
+    """`name` if it is a valid model or alias name, else a UsageError (exit 2) saying why."""
+    if not isinstance(name, str) or not re.fullmatch(NAME, name) or len(name) > 100:
+        raise UsageError(f"invalid {what} {name!r}: use letters, digits, '.', '_' or '-', "
                               "starting with a letter or digit")
     return name
 
 
 def parse(ref: str) -> Ref:
-    """Parse a reference; a bare name means `name@production`."""
+    """Parse a reference; a bare name means `name@production`. UsageError when malformed."""
     m = _REF.match(ref.strip())
     if not m:
-        raise ScorehouseError(f"invalid model reference {ref!r}: expected NAME, NAME/VERSION "
+        raise UsageError(f"invalid model reference {ref!r}: expected NAME, NAME/VERSION "
                               "or NAME@ALIAS (e.g. churn, churn/3, churn@production)")
     if m["version"]:
         return Ref(m["name"], version=int(m["version"]))

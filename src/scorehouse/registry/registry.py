@@ -166,6 +166,7 @@ class Registry:
                 delay = min(delay * 2, 0.5)
 
     def _model_id(self, conn: sa.Connection, name: str, lock: bool = False) -> int:
+        valid_name(name)  # an invalid name is bad usage (exit 2), not a model not found
         if lock:
             # The first statement of every write is a write, so SQLite takes its lock up front
             # and PostgreSQL serialises writers of the same model on this row.
@@ -255,6 +256,7 @@ class Registry:
     def rollback(self, name: str, alias: str, *, reason: str = "", user: str | None = None
                  ) -> dict[str, Any]:
         """Move `alias` back to the version it pointed to before its last promotion."""
+        valid_name(alias, "alias")
         with self._read() as conn:
             mid = self._model_id(conn, name)
             stack = _alias_stack(conn, mid, alias)
@@ -265,6 +267,7 @@ class Registry:
     def remove_alias(self, name: str, alias: str, *, reason: str = "",
                      user: str | None = None) -> dict[str, Any]:
         """Delete `alias` (its history stays)."""
+        valid_name(alias, "alias")
         return self._move(name, alias, None, "unalias", reason, user)
 
     def _move(self, name: str, alias: str, version: int | None, action: str, reason: str,
@@ -393,6 +396,8 @@ class Registry:
 
     def history(self, name: str, alias: str | None = None) -> list[Event]:
         """Every change to `name` (or to one alias of it), oldest first."""
+        if alias is not None:
+            valid_name(alias, "alias")
         with self._read() as conn:
             mid = self._model_id(conn, name)
             q = sa.select(events).where(events.c.model_id == mid)

@@ -7,17 +7,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .order import Position
+
 #: Sends `(entity, record)` pairs to a named output stream of the source's broker.
 Publish = Callable[[str, list[tuple[str, Mapping[str, Any]]]], None]
 
 
 @dataclass
 class Event:
-    """One stream entry: its id, its fields, and how often it was delivered."""
+    """One stream entry: its id, its fields, how often it was delivered, and its place in the
+    stream (the order its entity's events take effect in; see `order`)."""
 
     id: str
     fields: dict[str, str]
     deliveries: int = 1
+    position: Position | None = None
 
 
 def body_fields(data: bytes) -> dict[str, str]:

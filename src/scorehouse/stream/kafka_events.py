@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ScorehouseError
 from .events import Event, body_fields, dead_record, json_body
+from .order import Position
 
 log = logging.getLogger("scorehouse.stream")
 
@@ -92,7 +93,8 @@ class KafkaEvents:
                 log.warning("Kafka: %s", m.error())
                 continue
             p, o = m.partition(), m.offset()
-            e = Event(f"{max(m.timestamp()[1], 0)}-{p}-{o}", body_fields(m.value() or b""))
+            e = Event(f"{max(m.timestamp()[1], 0)}-{p}-{o}", body_fields(m.value() or b""),
+                      position=Position(p, (o,)))
             self._held.setdefault(p, {})[o] = e
             self._read_to[p] = max(self._read_to.get(p, 0), o + 1)
             self._where[e.id], self._handed[e.id] = (p, o), now

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ScorehouseError
 from .events import Event, body_fields, dead_record, json_body
+from .order import Position
 
 
 def _subject_matches(pattern: str, subject: str) -> bool:
@@ -72,6 +73,11 @@ class NatsEvents:
         self.js = self.nc.jetstream()
         self.stream_name = await self._stream_of_subject()
         await self._keep(f"{self.subject}.dead")
+        info = await self.js.stream_info(self.stream_name)
+        # Sequences start again in a stream deleted and created again: its creation time
+        # names the "partition" its positions belong to, so they are never compared with
+        # the old stream's (see order.Position).
+        self._epoch = int(info.created.timestamp() * 1000) if info.created else 0
         self.sub = await self.js.pull_subscribe(
             self.subject, durable=self.group, stream=self.stream_name,
             config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=max(ack_wait, 0.5),
@@ -129,18 +135,17 @@ class NatsEvents:
         return self._run(self._read(count, block_ms / 1000), timeout=block_ms / 1000 + 30)
 
     async def _read(self, count: int, timeout: float) -> list[Event]:
-        import nats.errors
-
         try:
             msgs = await self.sub.fetch(count, timeout=max(timeout, 0.05))
-        except nats.errors.TimeoutError:
+        except asyncio.TimeoutError:  # nats-py raises its own subclass, or this one itself
             return []
         events = []
         for m in msgs:
             meta = m.metadata
             eid = f"{int(meta.timestamp.timestamp() * 1000)}-{meta.sequence.stream}"
             self._pending[eid] = m
-            events.append(Event(eid, body_fields(m.data), meta.num_delivered))
+            events.append(Event(eid, body_fields(m.data), meta.num_delivered,
+                                Position(self._epoch, (meta.sequence.stream,))))
         return events
 
     def deliveries(self, event_id: str) -> int:
@@ -179,7 +184,9 @@ class NatsEvents:
         self._run(send())
 
     def close(self) -> None:
-        """Drain the connection and stop the loop thread."""
-        self._run(self.nc.drain())
+        """Close the connection and stop the loop thread."""
+        # Every ack and publish was awaited, so nothing is in flight. (A drain would wait
+        # its whole timeout, 30 s, after a fetch that found nothing.)
+        self._run(self.nc.close())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)

@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import ScorehouseError
 from .events import Publish
+from .order import POSITIONS
 from .redis_streams import SEEN_TTL, text_value
 
 VERSION = "_version"
@@ -365,5 +366,6 @@ class PostgresProfiles:
 
 
 def _writable(column: str, value: Any) -> bool:
-    # As in Redis: fields starting with "_" are the store's own, and None is "no value".
-    return not column.startswith("_") and value is not None
+    # As in Redis: fields starting with "_" are the store's own (but for the positions the
+    # worker keeps), and None is "no value".
+    return (column == POSITIONS or not column.startswith("_")) and value is not None

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ScorehouseError
 from .events import Event, dead_record
+from .order import POSITIONS, Position
 
 #: Seconds an entity remembers the ids of events already applied.
 SEEN_TTL = 7 * 24 * 3600
@@ -98,13 +99,13 @@ class RedisEvents:
             return claimed
         reply = self.r.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count,
                                   block=block_ms)
-        return [Event(i.decode(), _text(f)) for _, entries in reply or [] for i, f in entries]
+        return [_event(i, f) for _, entries in reply or [] for i, f in entries]
 
     def _reclaim(self, count: int) -> list[Event]:
         nxt, entries, *_ = self.r.xautoclaim(self.stream, self.group, self.consumer,
                                              self.claim_idle_ms, self._claim_from, count=count)
         self._claim_from = nxt.decode() if isinstance(nxt, bytes) else str(nxt)
-        events = [Event(i.decode(), _text(f or {})) for i, f in entries]
+        events = [_event(i, f or {}) for i, f in entries]
         if events:
             pending = self.r.xpending_range(self.stream, self.group, events[0].id,
                                             events[-1].id, len(events) * 2)
@@ -174,7 +175,8 @@ class RedisProfiles:
               output_stream: str | None, output: Mapping[str, Any]) -> tuple[list, list]:
         pairs: list[Any] = []
         for k, v in profile.items():
-            if not k.startswith("_") and v is not None:
+            # "_" fields are the store's own, but for the positions the worker keeps.
+            if (k == POSITIONS or not k.startswith("_")) and v is not None:
                 pairs += [k, text_value(v)]
         out: list[Any] = []
         if output_stream:
@@ -201,6 +203,13 @@ class RedisProfiles:
             keys, args = self._call(*call)
             self._apply(keys=keys, args=args, client=pipe)
         return [int(x) for x in pipe.execute()]
+
+
+def _event(entry_id: bytes, fields: Mapping[Any, Any]) -> Event:
+    """A stream entry as an Event; its id `<ms>-<seq>` is its position (one partition)."""
+    eid = entry_id.decode()
+    ms, _, seq = eid.partition("-")
+    return Event(eid, _text(fields), position=Position(0, (int(ms), int(seq or 0))))
 
 
 def _text(raw: Mapping[Any, Any]) -> dict[str, str]:

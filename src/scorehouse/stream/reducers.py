@@ -8,19 +8,44 @@ A spec is JSON like
 
 `count` may name an event type instead of "*": `{"complaints": "type=complaint"}` counts
 only events whose `type` is `complaint`.
+
+Counts and sums do not depend on the order events arrive in; a `last` field takes the value
+of the newest event in stream order (the worker keeps a late event from overwriting it, see
+`order`). A `module:function` reducer sees events in the order they arrive, which after a
+retry or a crash is not always stream order: it should be order-insensitive.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import ScorehouseError
 
-Reducer = Callable[[dict[str, Any], Mapping[str, Any]], dict[str, Any]]
+Reduce = Callable[[dict[str, Any], Mapping[str, Any]], dict[str, Any]]
 KINDS = ("count", "last", "sum")
+
+
+def _none(event: Mapping[str, Any]) -> Iterable[str]:
+    return ()
+
+
+@dataclass(frozen=True)
+class Reducer:
+    """How an event changes a profile: `reducer(profile, event)` -> the new profile.
+
+    `latest(event)` names the profile fields the event sets to a value of its own ("last"
+    rules), which take the newest event's value in stream order; none for a function.
+    """
+
+    reduce: Reduce
+    latest: Callable[[Mapping[str, Any]], Iterable[str]] = _none
+
+    def __call__(self, profile: dict[str, Any], event: Mapping[str, Any]) -> dict[str, Any]:
+        return self.reduce(profile, event)
 
 
 def _number(v: Any) -> float:
@@ -51,7 +76,7 @@ def from_spec(spec: Mapping[str, Any]) -> Reducer:
                 out[field] = _number(out.get(field)) + _number(event[source])
         return out
 
-    return reduce
+    return Reducer(reduce, lambda event: [f for f, source in last.items() if source in event])
 
 
 def _matches(event: Mapping[str, Any], condition: str) -> bool:
@@ -61,8 +86,8 @@ def _matches(event: Mapping[str, Any], condition: str) -> bool:
 
 def load_reducer(spec: str | None) -> Reducer:
     """A reducer from a JSON file, a JSON string, or `module:function`; None: copy fields."""
-    if not spec:
-        return lambda profile, event: {**profile, **event}
+    if not spec:  # every field of the event is a "last" field
+        return Reducer(lambda profile, event: {**profile, **event}, lambda event: event.keys())
     if spec.strip().startswith("{"):
         return from_spec(json.loads(spec))
     if Path(spec).is_file():
@@ -76,4 +101,4 @@ def load_reducer(spec: str | None) -> Reducer:
     fn = getattr(importlib.import_module(module), name, None)
     if not callable(fn):
         raise ScorehouseError(f"--reducer {spec!r}: {name} is not a function of {module}")
-    return fn
+    return Reducer(fn)

@@ -3,8 +3,10 @@
 Per batch: read events, fetch the profiles of their entities in one round trip, apply the
 events in order, score every updated profile in one call, then write each event's effect
 (profile + score + output-stream entry) with a compare-and-set that also rejects events
-already applied, and acknowledge. A poison event (bad payload, a profile the model refuses)
-is retried until `max_attempts` deliveries, then dead-lettered with its reason.
+already applied, and acknowledge. A poison event (bad payload, a reducer or a model that
+refuses it) is retried until `max_attempts` deliveries, then dead-lettered with its reason.
+An event that arrives after newer events of its entity (a retry, a dead worker's event
+reclaimed) still counts once, but its "last" fields do not overwrite newer ones (`order`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, Protocol
 
 from ..scorer import Scorer
 from .events import Event
+from .order import POSITIONS, settle
 from .redis_streams import text_value
 from .reducers import Reducer
 
@@ -81,6 +84,22 @@ class _Step:
     entity: str
     payload: dict[str, Any]
 
+    @property
+    def order(self) -> tuple[int, tuple[int, ...]]:
+        p = self.event.position
+        return (p.partition, p.offset) if p is not None else (0, ())
+
+
+@dataclass
+class _Plan:
+    """One event's effect as planned: the profile version it expects, the profile it leaves,
+    and whether it is the newest event applied to that profile (stream order)."""
+
+    step: _Step
+    version: str
+    profile: dict[str, Any]
+    newest: bool
+
 
 def _as_table(profiles: list[dict[str, Any]]) -> Any:
     """Profiles as an Arrow table of text columns: Redis keeps text, and the schema's
@@ -90,6 +109,7 @@ def _as_table(profiles: list[dict[str, Any]]) -> Any:
     names: dict[str, None] = {}
     for p in profiles:
         names.update(dict.fromkeys(p))
+    names.pop(POSITIONS, None)  # the worker's bookkeeping, not an input of the model
     return pa.table({n: pa.array([None if (v := p.get(n)) is None else
                                   v if isinstance(v, str) else text_value(v) for p in profiles],
                                  pa.string()) for n in names})
@@ -101,6 +121,8 @@ class StreamWorker:
     def __init__(self, scorer: Scorer | None, events: Events, profiles: Profiles,
                  reducer: Reducer, *, key: str, output_stream: str | None = None,
                  batch: int = 200, block_ms: int = 1000, max_attempts: int = 3):
+        if not isinstance(reducer, Reducer):  # a plain function(profile, event)
+            reducer = Reducer(reducer)
         self.scorer, self.events, self.profiles, self.reducer = scorer, events, profiles, reducer
         self.key, self.output_stream = key, output_stream
         self.batch, self.block_ms, self.max_attempts = batch, block_ms, max_attempts
@@ -128,6 +150,8 @@ class StreamWorker:
         chains: dict[str, list[_Step]] = {}
         for s in steps:
             chains.setdefault(s.entity, []).append(s)
+        for chain in chains.values():  # reclaimed and new events may come mixed: stream order
+            chain.sort(key=lambda s: s.order)
         if chains:
             self._handle(chains)
         return len(events)
@@ -147,38 +171,53 @@ class StreamWorker:
         why = self.profiles.entity_problem(str(fields[self.key]))
         return ({}, why) if why else (dict(fields), None)
 
+    def _reduce(self, profile: dict[str, Any], s: _Step) -> tuple[dict[str, Any], bool]:
+        """The profile after event `s`, in stream order (see `order.settle`), and whether `s`
+        is the newest event applied to it. Raises what the reducer raises."""
+        after = self.reducer(dict(profile), s.payload)
+        if s.event.position is None:  # a source without positions: arrival order
+            return after, True
+        return settle(profile, after, self.reducer.latest(s.payload), s.event.position)
+
     def _handle(self, chains: dict[str, list[_Step]]) -> None:
         stored = self.profiles.fetch(list(chains))
         # Apply each entity's events in order; each intermediate profile is scored. The
         # version each write expects is the id of the event before it.
-        plans: list[tuple[_Step, str, dict[str, Any]]] = []
+        plans: list[_Plan] = []
         changes: list[dict[str, Any]] = []  # only the fields an event changed are written
         for entity, chain in chains.items():
             version, profile = stored[entity]
             for s in chain:
-                before, profile = profile, self.reducer(dict(profile), s.payload)
-                plans.append((s, version, profile))
+                before = profile
+                try:
+                    profile, newest = self._reduce(profile, s)
+                except Exception as e:  # noqa: BLE001 - a reducer's failure is the event's
+                    self._poison(s.event, f"the reducer failed: {type(e).__name__}: {e}")
+                    break  # the rest of the chain stays pending, retried after this one
+                plans.append(_Plan(s, version, profile, newest))
                 changes.append({k: v for k, v in profile.items() if before.get(k) != v})
                 version = s.event.id
         answers: dict[int, Any] = {i: None for i in range(len(plans))}
         reasons: dict[int, str] = {}
-        if self.scorer is not None:
+        if self.scorer is not None and plans:
             started = time.perf_counter()
-            result = self.scorer.predict(_as_table([p for _, _, p in plans]))
+            result = self.scorer.predict(_as_table([p.profile for p in plans]))
             self.stats.scoring_seconds += time.perf_counter() - started
             answers = dict(zip(result.rows.tolist(), result.to_records(), strict=True))
             for rej in result.rejects:
                 reasons.setdefault(rej.row, rej.problem)
         broken: set[str] = set()  # entities whose chain stopped at a failed event
         writes: list[tuple[_Step, tuple]] = []
-        for i, (s, version, full) in enumerate(plans):
+        for i, plan in enumerate(plans):
+            s = plan.step
             if s.entity in broken:
                 continue  # left pending: retried after the failed event is settled
             if i in reasons:
                 self._poison(s.event, reasons[i])
                 broken.add(s.entity)
                 continue
-            writes.append((s, self._effect(s, version, changes[i], answers[i], full)))
+            writes.append((s, self._effect(s, plan.version, changes[i], answers[i],
+                                           plan.newest, plan.profile)))
         outcomes = self.profiles.apply_many([call for _, call in writes])
         acks: list[str] = []
         stopped: set[str] = set()  # entities whose later events are settled elsewhere
@@ -199,16 +238,22 @@ class StreamWorker:
         self.events.ack(acks)
 
     def _effect(self, s: _Step, version: str, profile: dict[str, Any],
-                answer: dict[str, Any] | None, full: dict[str, Any] | None = None) -> tuple:
+                answer: dict[str, Any] | None, newest: bool,
+                full: dict[str, Any] | None = None) -> tuple:
         if answer is None or self.scorer is None:  # enrich only: the event and the profile
             out = {**(full or profile), self.key: s.entity, "event_id": s.event.id,
                    "enriched_at": datetime.now(timezone.utc).isoformat()}
+            out.pop(POSITIONS, None)
             return (s.entity, version, s.event.id, profile, self.output_stream, out)
         m, v = self.scorer.name, self.scorer.version
         probabilities = answer.get("probabilities")
         score = self.scorer.headline(answer)
+        # The score is the profile's as it now is (every event applied so far); the event id
+        # beside it names the newest of them, which a late event is not.
         written = {**profile, f"{m}_label": answer.get("label", ""), f"{m}_score": score,
-                   f"{m}_version": v, f"{m}_event_id": s.event.id}
+                   f"{m}_version": v}
+        if newest:
+            written[f"{m}_event_id"] = s.event.id
         out = {"entity": s.entity, "event_id": s.event.id, "model": m,
                "version": "" if v is None else v, "label": answer.get("label", ""),
                # A regressor's entry has its value as the score, and no probabilities.
@@ -224,8 +269,8 @@ class StreamWorker:
             self.stats.duplicates += 1
 
     def _write(self, s: _Step, version: str, profile: dict[str, Any],
-               answer: dict[str, Any] | None) -> Outcome:
-        outcome = self.profiles.apply(*self._effect(s, version, profile, answer))
+               answer: dict[str, Any] | None, newest: bool) -> Outcome:
+        outcome = self.profiles.apply(*self._effect(s, version, profile, answer, newest))
         if isinstance(outcome, str):
             self._poison(s.event, outcome)
         else:
@@ -239,15 +284,19 @@ class StreamWorker:
         for s in chain:
             for _ in range(CONFLICT_RETRIES):
                 version, profile = self.profiles.fetch([s.entity])[s.entity]
-                profile = self.reducer(dict(profile), s.payload)
+                try:
+                    profile, newest = self._reduce(profile, s)
+                except Exception as e:  # noqa: BLE001 - a reducer's failure is the event's
+                    self._poison(s.event, f"the reducer failed: {type(e).__name__}: {e}")
+                    return
                 answer = None
                 if self.scorer is not None:
-                    result = self.scorer.predict(profile)
+                    result = self.scorer.predict(_as_table([profile]))
                     if result.rejects:
                         self._poison(s.event, result.rejects[0].problem)
                         return
                     answer = result.to_records()[0]
-                outcome = self._write(s, version, profile, answer)
+                outcome = self._write(s, version, profile, answer, newest)
                 if isinstance(outcome, str):
                     return  # poisoned: the rest of the chain waits for a later delivery
                 if outcome != -1:
