@@ -540,3 +540,5 @@ def test_help_shows_flags_without_a_value_placeholder(path, capsys, monkeypatch)
         assert e.code in (0, None)
     text = capsys.readouterr().out
     assert "--help" in text and "<bool>" not in text, text
+    if "Commands" not in text:  # a command, not a group: its help shows how to call it
+        assert "Example" in text and f"scorehouse {' '.join(path)}" in text, text

@@ -103,7 +103,12 @@ def demo(
     rows: Annotated[int, typer.Option(help="Training rows to generate.")] = 20_000,
     as_json: JsonOpt = False,
 ) -> None:
-    """Generate churn data, train, package, register, promote and score a file."""
+    """Generate churn data, train, package, register, promote and score a file.
+
+    Example:
+
+        scorehouse demo --rows 5000
+    """
     from ..demo import run_demo
 
     reg = _registry()
@@ -147,7 +152,14 @@ def package_cmd(
     tolerance: Annotated[float, typer.Option(help="Parity gate: largest allowed difference from the native model.")] = 1e-6,
     as_json: JsonOpt = False,
 ) -> None:
-    """Package a trained model with its schema, lineage and baseline."""
+    """Package a trained model with its schema, lineage and baseline.
+
+    Examples:
+
+        scorehouse package model.joblib --train-data train.parquet --name churn --target churned
+
+        scorehouse package model.onnx --train-data train.csv --name fraud --task binary --classes no,yes
+    """
     from ..packaging import package
     from .model_files import load_model_file
 
@@ -196,7 +208,14 @@ def inspect(
         hidden=True, help="Ignored: inspect reads the manifest only and runs no code.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show an artifact's manifest: schema, lineage, environment, metrics (runs no code)."""
+    """Show an artifact's manifest: schema, lineage, environment, metrics (runs no code).
+
+    Examples:
+
+        scorehouse inspect churn@production
+
+        scorehouse inspect churn.shz --json
+    """
     art = _artifact(ref)
     m = art.manifest
     if as_json:
@@ -244,7 +263,12 @@ def verify(
     key: Annotated[str | None, typer.Option(envvar="SCOREHOUSE_SIGNING_KEY", help="HMAC key.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check every file hash (and the signature, given a key)."""
+    """Check every file hash (and the signature, given a key).
+
+    Example:
+
+        scorehouse verify churn.shz --key "$SCOREHOUSE_SIGNING_KEY"
+    """
     from .. import artifact as artifact_io
 
     art = artifact_io.read(path, key=key, require_trust=False, check_versions=False)
@@ -262,7 +286,12 @@ def sign(
     key: Annotated[str, typer.Option(envvar="SCOREHOUSE_SIGNING_KEY", help="HMAC key.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Sign an artifact with an HMAC key, after verifying its hashes."""
+    """Sign an artifact with an HMAC key, after verifying its hashes.
+
+    Example:
+
+        scorehouse sign churn.shz --key "$SCOREHOUSE_SIGNING_KEY"
+    """
     from .. import artifact as artifact_io
 
     artifact_io.resign(path, key)
@@ -324,7 +353,12 @@ def promote(
     user: User = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Point an alias (production, staging, champion, ...) at a version."""
+    """Point an alias (production, staging, champion, ...) at a version.
+
+    Example:
+
+        scorehouse promote churn/3 production -m "holdout AUC 0.91"
+    """
     move = _registry().promote(ref, alias, reason=reason, user=user)
     emit(move, as_json, _move_text(move))
 
@@ -337,7 +371,12 @@ def rollback(
     user: User = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Move an alias back to the version it held before its last promotion."""
+    """Move an alias back to the version it held before its last promotion.
+
+    Example:
+
+        scorehouse rollback churn production -m "v3 misbehaves"
+    """
     move = _registry().rollback(name, alias, reason=reason, user=user)
     emit(move, as_json, _move_text(move))
 
@@ -350,7 +389,12 @@ def unalias(
     user: User = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Delete an alias (its history is kept)."""
+    """Delete an alias (its history is kept).
+
+    Example:
+
+        scorehouse unalias churn staging
+    """
     move = _registry().remove_alias(name, alias, reason=reason, user=user)
     emit(move, as_json, f"removed {name}@{alias} (was version {move['from_version']})")
 
@@ -365,7 +409,12 @@ def _move_text(move: dict[str, Any]) -> str:
 @app.command()
 def archive(ref: Annotated[str, typer.Argument(help="Version, e.g. churn/1.")],
             reason: Reason = "", user: User = None, as_json: JsonOpt = False) -> None:
-    """Archive a version: kept for audit, never promoted (it must hold no alias)."""
+    """Archive a version: kept for audit, never promoted (it must hold no alias).
+
+    Example:
+
+        scorehouse archive churn/1 -m "superseded"
+    """
     mv = _registry().archive(ref, reason=reason, user=user)
     emit(mv.to_dict(), as_json, f"archived {mv.ref}")
 
@@ -373,14 +422,24 @@ def archive(ref: Annotated[str, typer.Argument(help="Version, e.g. churn/1.")],
 @app.command()
 def restore(ref: Annotated[str, typer.Argument(help="Version, e.g. churn/1.")],
             reason: Reason = "", user: User = None, as_json: JsonOpt = False) -> None:
-    """Restore an archived version."""
+    """Restore an archived version.
+
+    Example:
+
+        scorehouse restore churn/1
+    """
     mv = _registry().restore(ref, reason=reason, user=user)
     emit(mv.to_dict(), as_json, f"restored {mv.ref}")
 
 
 @models_app.command("list")
 def models_list(as_json: JsonOpt = False) -> None:
-    """Every model with its latest version and aliases."""
+    """Every model with its latest version and aliases.
+
+    Example:
+
+        scorehouse models list --json
+    """
     rows = _registry().models()
     emit(rows, as_json, lambda: table(
         ["model", "versions", "aliases", "updated"],
@@ -391,7 +450,12 @@ def models_list(as_json: JsonOpt = False) -> None:
 @models_app.command("show")
 def models_show(name: Annotated[str, typer.Argument(help="Model name.")],
                 as_json: JsonOpt = False) -> None:
-    """Every version of a model with status, aliases and metrics."""
+    """Every version of a model with status, aliases and metrics.
+
+    Example:
+
+        scorehouse models show churn
+    """
     vs = _registry().versions(name)
     emit([v.to_dict(lineage=True) for v in vs], as_json, lambda: table(
         ["version", "status", "aliases", "task", "flavor", "created", "by", "metrics",
@@ -408,7 +472,12 @@ def _metrics_text(metrics: dict[str, float]) -> str:
 def models_history(name: Annotated[str, typer.Argument(help="Model name.")],
                    alias: Annotated[str | None, typer.Option(help="Only this alias.")] = None,
                    as_json: JsonOpt = False) -> None:
-    """Every registration, alias move, rollback and archive, with time, user and reason."""
+    """Every registration, alias move, rollback and archive, with time, user and reason.
+
+    Example:
+
+        scorehouse models history churn --alias production
+    """
     evs = _registry().history(name, alias)
     emit([e.to_dict() for e in evs], as_json, lambda: table(
         ["when", "user", "action", "alias", "from", "to", "reason"],
@@ -419,7 +488,12 @@ def models_history(name: Annotated[str, typer.Argument(help="Model name.")],
 @models_app.command("lineage")
 def models_lineage(ref: Annotated[str, typer.Argument(help="e.g. churn/3 or churn@production")],
                    as_json: JsonOpt = False) -> None:
-    """Training data fingerprint, parameters, metrics and library versions of a version."""
+    """Training data fingerprint, parameters, metrics and library versions of a version.
+
+    Example:
+
+        scorehouse models lineage churn@production --json
+    """
     lin = _registry().lineage(ref)
     emit(lin, as_json, lambda: console.print_json(json.dumps(lin, default=str), ensure_ascii=True))
 
@@ -439,7 +513,14 @@ def predict(
     trust: Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")] = False,
     columns: ColumnsOpt = "lenient",
 ) -> None:
-    """Score records given as JSON; prints predictions and rejects as JSON (exit 4 on rejects)."""
+    """Score records given as JSON; prints predictions and rejects as JSON (exit 4 on rejects).
+
+    Examples:
+
+        scorehouse predict churn@production --json '{"tenure": 3, "plan": "gold"}'
+
+        scorehouse predict churn/3 -i records.jsonl
+    """
     from ..loading import is_path, load
 
     if (json_input is None) == (input_file is None):
@@ -486,7 +567,14 @@ def score(
     master: Annotated[str | None, typer.Option(help="Spark master for --engine spark: local[*], spark://host:7077, … (default: spark-submit's, else local[*]).")] = None,
     columns: ColumnsOpt = "lenient",
 ) -> None:
-    """Score a file, folder or table in bounded memory; exit 0 all scored, 4 too many rejects, 1 failure."""
+    """Score a file, folder or table in bounded memory; exit 0 all scored, 4 too many rejects, 1 failure.
+
+    Examples:
+
+        scorehouse score churn@production customers.csv scores.csv --keep customer_id
+
+        scorehouse score churn@production 'data/*.parquet' scores.parquet --keep all --with-model
+    """
     from ..batch import Options
     from ..loading import is_path, load
 
@@ -569,7 +657,12 @@ def lookup(
     redis_url: Annotated[str, typer.Option("--redis", envvar="SCOREHOUSE_REDIS", help="Redis URL.")] = "redis://127.0.0.1:6379/0",
     as_json: JsonOpt = False,
 ) -> None:
-    """Read one precomputed score written by `score --to redis://…` (exit 3 when absent)."""
+    """Read one precomputed score written by `score --to redis://…` (exit 3 when absent).
+
+    Example:
+
+        scorehouse lookup churn C100042 --redis redis://localhost:6379/0
+    """
     from ..batch.cache import hash_name
     from ..batch.cache import lookup as read_scores
     from ..errors import NotFoundError
@@ -604,7 +697,12 @@ def serve(
     api_key_file: Annotated[Path | None, typer.Option(help="File of bearer tokens, one per line; edits apply without a restart.")] = None,
     columns: ColumnsOpt = "lenient",
 ) -> None:
-    """Serve models over HTTP: MLflow /invocations, V2 /v2/models/…/infer, /models/{name}/predict, /metrics."""
+    """Serve models over HTTP: MLflow /invocations, V2 /v2/models/…/infer, /models/{name}/predict, /metrics.
+
+    Example:
+
+        scorehouse serve churn@production fraud@production --port 8080 --workers 2
+    """
     import uvicorn
 
     from ..serve.entry import app_from_settings
@@ -637,7 +735,12 @@ def db_install(
     python_path: Annotated[list[str] | None, typer.Option(help="Where the server imports scorehouse from (default: this installation).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create (idempotently) the scoring functions and copy the models into the database."""
+    """Create (idempotently) the scoring functions and copy the models into the database.
+
+    Example:
+
+        scorehouse db install postgresql://postgres@localhost/crm churn@production --grant app_user
+    """
     from ..sql.postgres import install
 
     done = install(url, list(refs), registry=_registry(), schema=schema, grant=grant,
@@ -651,7 +754,12 @@ def db_sync(
     schema: Annotated[str, typer.Option(help="Schema the models were installed in.")] = "scorehouse",
     as_json: JsonOpt = False,
 ) -> None:
-    """Copy in the new version of every installed alias that moved; the next call uses it."""
+    """Copy in the new version of every installed alias that moved; the next call uses it.
+
+    Example:
+
+        scorehouse db sync postgresql://postgres@localhost/crm
+    """
     from ..sql.postgres import sync
 
     _db_report(sync(url, registry=_registry(), schema=schema), schema, as_json)
@@ -673,7 +781,12 @@ def db_trigger(
 ) -> None:
     """Events update a profile's counters, and the profile gets a fresh score.
 
-    Every option is checked against the database before the old trigger is replaced."""
+    Every option is checked against the database before the old trigger is replaced.
+
+    Example:
+
+        scorehouse db trigger postgresql://postgres@localhost/crm --model churn --events complaints --profiles customer_profile --key customer_id --increment complaints
+    """
     from ..sql.triggers import Recipe, install_trigger
 
     pairs = {}
@@ -698,7 +811,12 @@ def db_worker(
     batch: Annotated[int, typer.Option(help="Queued profiles scored per transaction.")] = 500,
     once: Annotated[bool, typer.Option(help="Drain the queue, then exit.")] = False,
 ) -> None:
-    """Score the profiles queued by an outbox trigger (LISTEN/NOTIFY, batches, SKIP LOCKED)."""
+    """Score the profiles queued by an outbox trigger (LISTEN/NOTIFY, batches, SKIP LOCKED).
+
+    Example:
+
+        scorehouse db worker postgresql://postgres@localhost/crm --model churn
+    """
     from ..sql.worker import Worker
 
     worker = Worker(url, model, schema=schema, batch=batch)
@@ -739,7 +857,12 @@ def stream(
     until_idle: Annotated[bool, typer.Option(help="Exit when the stream has nothing more.")] = False,
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port.")] = None,
 ) -> None:
-    """Consume events, update profiles, score them, write back and publish (Redis Streams, NATS, Kafka)."""
+    """Consume events, update profiles, score them, write back and publish (Redis Streams, NATS, Kafka).
+
+    Example:
+
+        scorehouse stream churn@production --source 'redis://localhost:6379/0?stream=events' --key customer_id --reducer '{"count": {"complaints": "type=complaint"}}'
+    """
     from ..loading import is_path, load
 
     scorer = load(ref, registry=None if is_path(ref) else _registry(), runtime=runtime, trust=trust,
@@ -769,7 +892,12 @@ def enrich(
     batch: Annotated[int, typer.Option(help="Events per round trip.")] = 200,
     until_idle: Annotated[bool, typer.Option(help="Exit when the stream has nothing more.")] = False,
 ) -> None:
-    """Update profiles from events and publish event + profile, for a separate `stream` worker to score."""
+    """Update profiles from events and publish event + profile, for a separate `stream` worker to score.
+
+    Example:
+
+        scorehouse enrich --source 'redis://localhost:6379/0?stream=events' --key customer_id --reducer '{"last": {"plan": "plan"}}' --sink 'redis://localhost:6379/0?stream=events:enriched'
+    """
     worker = _stream_worker(None, source, key, profiles, prefix, sink, "enriched", reducer, group,
                             consumer, batch, 3, 30_000)
     s = worker.run(until_idle=until_idle)
