@@ -88,9 +88,11 @@ def _convert_sklearn(model: Any, schema: Schema) -> Any:
     from sklearn.base import is_classifier
 
     from .boosters import register_boosters
+    from .encoders import register_encoders
     from .imputers import register_imputer
     from .trees import register_trees
 
+    register_encoders()
     register_imputer()
     register_trees()
     register_boosters()
