@@ -80,6 +80,7 @@ def _frame(n=400, seed=5):
     rng = np.random.default_rng(seed)
     df = pd.DataFrame({"city": rng.choice(["a", "b", "c", "d"], n),
                        "tier": rng.choice(np.array(["x", "y", None], dtype=object), n),
+                       "member": rng.choice(["no", "yes"], n),
                        "v": rng.normal(size=n).round(3),
                        "balance": np.where(rng.random(n) < 0.4, 0.0, rng.normal(50, 20, n))})
     score = (df.city == "a") + df.v + (df.balance > 50) - 0.5 * (df.tier == "y")
@@ -94,7 +95,8 @@ def _package(tmp_path, model, frame, name="m"):
 
 
 @pytest.mark.parametrize("target", ["y", "k"])
-@pytest.mark.parametrize("encoder", ["onehot", "onehot_drop_first", "ordinal", "both"])
+@pytest.mark.parametrize("encoder", ["onehot", "onehot_drop_first", "onehot_if_binary",
+                                     "ordinal", "both"])
 @pytest.mark.parametrize("estimator", ["logistic", "gradient_boosting", "lightgbm"])
 def test_encoders_ahead_of_numbers_compile_in_any_column_order(tmp_path, target, encoder,
                                                                estimator):
@@ -106,6 +108,7 @@ def test_encoders_ahead_of_numbers_compile_in_any_column_order(tmp_path, target,
     enc = {"onehot": [("oh", OneHotEncoder(handle_unknown="ignore"), ["city"])],
            "onehot_drop_first": [("oh", OneHotEncoder(drop="first", sparse_output=False),
                                   ["city"])],
+           "onehot_if_binary": [("oh", OneHotEncoder(drop="if_binary"), ["city", "member"])],
            "ordinal": [("ord", OrdinalEncoder(), ["city"])],
            "both": [("ord", OrdinalEncoder(), ["city"]),
                     ("oh", OneHotEncoder(handle_unknown="ignore"), ["city"])]}[encoder]
@@ -114,7 +117,7 @@ def test_encoders_ahead_of_numbers_compile_in_any_column_order(tmp_path, target,
            "lightgbm": lightgbm.LGBMClassifier(n_estimators=15, verbose=-1)}[estimator]
     for order in (enc + [("num", StandardScaler(), ["v", "balance"])],
                   [("num", StandardScaler(), ["v", "balance"])] + enc):
-        cols = ["city", "v", "balance"]
+        cols = ["city", "member", "v", "balance"]
         model = Pipeline([("pre", ColumnTransformer(order)), ("est", est)])
         model.fit(df[cols], df[target])
         path, c = _package(tmp_path, model, df[cols])
