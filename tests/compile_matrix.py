@@ -45,11 +45,12 @@ def frame(task: str, seed: int = 0) -> pd.DataFrame:
         "color": rng.choice(["red", "green", "blue", "grey"], n),
         "plan": rng.choice(np.array(["basic", "gold", "pro", None], dtype=object), n,
                            p=[0.35, 0.3, 0.25, 0.1]),
-        "size": rng.normal(10, 3, n).round(3),
-        "weight": rng.normal(50, 10, n).round(2),
-        "age": rng.integers(18, 80, n).astype(float),
+        # Numbers of unit scale, so unscaled logistic regressions converge in few iterations.
+        "size": rng.normal(1, 0.3, n).round(4),
+        "weight": rng.normal(5, 1, n).round(3),
+        "age": rng.integers(18, 80, n) / 10,
     })
-    score = (0.3 * (df["size"] - 10) + 0.05 * (df["weight"] - 50) + (df["color"] == "red")
+    score = (3 * (df["size"] - 1) + 0.5 * (df["weight"] - 5) + (df["color"] == "red")
              - 0.8 * (df["plan"] == "gold") + rng.normal(0, 0.5, n))
     if task == "binary":
         df[TARGET] = np.where(score > score.median(), "yes", "no")
