@@ -1,9 +1,11 @@
 """The compiled runtime's figures: single-row latency, 1M-row batch throughput, scorer overhead.
 
-Two models trained on 20k rows of the 13-column churn data (the demo's 12 features plus a
+Three models trained on 20k rows of the 13-column churn data (the demo's 12 features plus a
 `device` string column; numbers, strings and gaps): a scikit-learn pipeline (median/most
-frequent imputation, scaling, one-hot) ending in a 100-tree random forest (max_depth=10), and
-the same preprocessing ending in a 300-tree LightGBM classifier. Each is packaged with
+frequent imputation, scaling, one-hot) ending in a 100-tree random forest (max_depth=10), the
+same preprocessing ending in a 300-tree LightGBM classifier, and a 300-tree LightGBM after a
+ColumnTransformer whose imputed one-hot block comes before the numbers (the column order that
+kept such pipelines from compiling until issue 17). Each is packaged with
 `scorehouse.package` (which compiles it to ONNX; the artifact must default to the "onnx"
 runtime) and measured three ways, all in one process:
 
@@ -22,8 +24,9 @@ runtime) and measured three ways, all in one process:
    with the row's feed (numpy (1, 1) arrays) prebuilt, interleaved call by call over the same
    rows. Goal: p50 difference < 30 us.
 
-Run: python bench/bench_runtime.py [--quick]   (--quick: 100k batch rows, fewer calls, prints
-only and leaves BENCHMARKS.md alone)
+Run: python bench/bench_runtime.py [--quick] [--models forest,lightgbm,onehot_lightgbm]
+(--quick: 100k batch rows, fewer calls, prints only and leaves BENCHMARKS.md alone; with
+--models, only those models' subsections of the section are replaced, each naming its run)
 """
 
 from __future__ import annotations
@@ -48,7 +51,9 @@ from report import machine, write_section  # noqa: E402
 
 DEVICES = ["ios", "android", "web"]
 TRAIN_ROWS = 20_000
-GOAL_ROW = {"forest": 50.0, "lightgbm": 20.0}
+GOAL_ROW = {"forest": 50.0, "lightgbm": 20.0, "onehot_lightgbm": 20.0}
+NAMES = {"forest": "random forest (100 trees, depth 10)", "lightgbm": "LightGBM (300 trees)",
+         "onehot_lightgbm": "LightGBM (300 trees) after one-hot first"}
 GOAL_BATCH = 1.0
 GOAL_OVERHEAD_US = 30.0
 
@@ -71,7 +76,7 @@ def train(kind: str, data: pd.DataFrame) -> Any:
     from scorehouse.demo.run import preprocessor
 
     X = data.drop(columns=[TARGET])
-    pre = preprocessor(X)
+    pre = preprocessor(X) if kind != "onehot_lightgbm" else onehot_first(X)
     if kind == "forest":
         from sklearn.ensemble import RandomForestClassifier
         est = RandomForestClassifier(n_estimators=100, max_depth=10, random_state=0, n_jobs=1)
@@ -79,6 +84,21 @@ def train(kind: str, data: pd.DataFrame) -> Any:
         import lightgbm
         est = lightgbm.LGBMClassifier(n_estimators=300, verbose=-1)
     return Pipeline([("features", pre), ("model", est)]).fit(X, data[TARGET])
+
+
+def onehot_first(X: pd.DataFrame) -> Any:
+    """Impute + one-hot the text columns, then median-impute the numbers (text block first)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    numeric = [c for c in X.columns if X[c].dtype.kind in "if"]
+    text = [c for c in X.columns if c not in numeric]
+    return ColumnTransformer([
+        ("text", Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
+                           ("onehot", OneHotEncoder(handle_unknown="ignore"))]), text),
+        ("numbers", SimpleImputer(strategy="median"), numeric)])
 
 
 def records(X: pd.DataFrame) -> list[dict[str, Any]]:
@@ -283,7 +303,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 100k batch rows, fewer calls; print only")
-    ap.add_argument("--models", default="forest,lightgbm", help="comma-separated: forest,lightgbm")
+    ap.add_argument("--models", default=",".join(NAMES),
+                    help=f"comma-separated, of: {','.join(NAMES)}")
     args = ap.parse_args()
     args.batch = 100_000 if args.quick else 1_000_000
     args.rows = 200 if args.quick else 500
@@ -292,6 +313,8 @@ def main() -> None:
     args.repeat = 2 if args.quick else 3
     args.native_repeat = 1 if args.quick else 2
     kinds = [k.strip() for k in args.models.split(",") if k.strip()]
+    if set(kinds) - set(NAMES):
+        ap.error(f"unknown model(s) {sorted(set(kinds) - set(NAMES))}; choose from {list(NAMES)}")
 
     from scorehouse.demo.data import TARGET
 
@@ -312,21 +335,21 @@ def main() -> None:
         rev = f"{rev} (src/ changed during the run: now {revision()})"
 
     cmd = "python bench/bench_runtime.py" + (" --quick" if args.quick else "")
-    if args.models != "forest,lightgbm":
-        cmd += f" --models {args.models}"
-    names = {"forest": "random forest (100 trees, depth 10)", "lightgbm": "LightGBM (300 trees)"}
+    if kinds != list(NAMES):
+        cmd += f" --models {','.join(kinds)}"
+    run = f"`{cmd}` on {machine()}, {rev}."
+    measured = {r["model"]: f"### {NAMES[r['model']]}\n\n{run}\n\n{table_for(r)}"
+                for r in results}
     parts = [
         "## Compiled runtime: single row, 1M-row batch, scorer overhead (goals: single row "
         ">= 50x native for the forest and >= 20x for LightGBM; batch >= 1x native; overhead "
         "< 30 µs)",
-        f"`{cmd}` on {machine()}, {rev}. Models trained on {TRAIN_ROWS:,} rows of 13 mixed columns "
-        "(the demo's 12 plus a `device` string column), with the same imputation + scaling + "
-        "one-hot preprocessing, packaged with `scorehouse.package`; the artifacts default to the "
-        "ONNX runtime.",
-    ]
-    for r in results:
-        parts.append(f"### {names[r['model']]}\n\n{table_for(r)}")
-    parts.append(
+        f"Models trained on {TRAIN_ROWS:,} rows of 13 mixed columns (the demo's 12 plus a "
+        "`device` string column), packaged with `scorehouse.package`; the artifacts default "
+        "to the ONNX runtime. The forest and the first LightGBM share the demo's imputation + "
+        "scaling + one-hot preprocessing (numbers first); the second LightGBM has imputation + "
+        "one-hot on the text columns first, then imputed numbers. Each model's subsection "
+        "names the run that measured it.",
         f"Method: single-row figures are {args.calls:,} `scorer.predict(dict)` calls cycling "
         f"through {args.rows} held-out rows (plain dicts, None for missing) against "
         f"{args.native_calls} `predict_proba` calls on prebuilt one-row DataFrames, with the native "
@@ -337,13 +360,36 @@ def main() -> None:
         f"thread per core; LightGBM at its default, one OpenMP thread per core; {os.cpu_count()} "
         "cores here); overhead is `scorer.predict(dict)` against "
         "`session.run(None, feed)` with the feed prebuilt, interleaved call by call (the scorer "
-        "fetches only the probabilities output, `session.run(None, ...)` the labels too).")
+        "fetches only the probabilities output, `session.run(None, ...)` the labels too).",
+    ]
+    kept = previous_subsections()
+    for kind in NAMES:  # models not measured in this run keep their last figures
+        if kind in measured or kind in kept:
+            parts.append(measured.get(kind) or kept[kind])
     body = "\n\n".join(parts) + "\n"
     print()
     print(body)
     if not args.quick:
         write_section("runtime", body)
         print("wrote the 'runtime' section of BENCHMARKS.md")
+
+
+def previous_subsections() -> dict[str, str]:
+    """The runtime section's current per-model subsections (`### name` to the next one)."""
+    from report import BENCHMARKS
+
+    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else ""
+    start, end = "<!-- runtime:start -->", "<!-- runtime:end -->"
+    if start not in text:
+        return {}
+    section = text[text.index(start) + len(start): text.index(end)]
+    found = {}
+    for chunk in section.split("\n### ")[1:]:
+        title, _, rest = chunk.partition("\n")
+        kind = next((k for k, name in NAMES.items() if name == title.strip()), None)
+        if kind is not None:
+            found[kind] = f"### {title.strip()}\n{rest}".strip()
+    return found
 
 
 if __name__ == "__main__":

@@ -210,7 +210,9 @@ def test_lightgbm_sklearn_wrapper_and_booster_with_categoricals(tmp_path, small)
     clf = lgb.LGBMClassifier(n_estimators=30, verbose=-1).fit(Xc, y)
     scorer, m = _package_and_load(tmp_path, clf, Xc)
     assert m["model"]["flavor"] == "lightgbm" and not m["model"]["pickled"]
-    assert set(m["files"]) == {"model/model.lgb.txt"}
+    # LightGBM's own categories compile too (text inputs coded as LightGBM codes them).
+    assert set(m["files"]) == {"model/model.lgb.txt", "compiled/model.onnx"}
+    assert m["compiled"]["status"] == "passed" and scorer.runtime.name == "onnx"
     np.testing.assert_allclose(scorer.predict(Xc).output.probabilities, clf.predict_proba(Xc),
                                atol=TOL)
     # Plain records (strings, not pandas categories) score identically.

@@ -64,7 +64,7 @@ def _pipelines():
             "m", HistGradientBoostingClassifier(max_iter=30))]),
         "lightgbm": lambda X: Pipeline([("f", _pre(X)), ("m", lightgbm.LGBMClassifier(
             n_estimators=60, verbose=-1))]),
-        # XGBoost reads the zeros of a sparse matrix as missing; ONNX cannot, so dense.
+        # Dense one-hot here; XGBoost fed a sparse matrix is test_compile_matrix's (zeros = missing).
         "xgboost": lambda X: Pipeline([("f", _pre(X, dense=True)), ("m", xgboost.XGBClassifier(
             n_estimators=40, max_depth=4))]),
     }

@@ -38,11 +38,13 @@ class DoubleTrees:
     """A converter container whose tree ensemble nodes hold double-precision numbers."""
 
     def __init__(self, container: Any, scope: Any, rounding: str,
-                 exact: Callable[[dict[str, Any]], None] | None = None):
+                 exact: Callable[[dict[str, Any]], None] | None = None,
+                 zeros_missing: bool = False):
         self._container = container
         self._scope = scope
         self._rounding = rounding
         self._exact = exact
+        self._zeros_missing = zeros_missing
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._container, name)
@@ -63,7 +65,10 @@ class DoubleTrees:
             for key, value in attrs.items():  # e.g. nodes_missing_value_tracks_true
                 if isinstance(value, list) and any(isinstance(v, (bool, np.bool_)) for v in value):
                     attrs[key] = [int(v) for v in value]
-            inputs = [self._rounded(inputs if isinstance(inputs, str) else inputs[0])]
+            features = inputs if isinstance(inputs, str) else inputs[0]
+            if self._zeros_missing:
+                features = self._zeros_as_missing(features)
+            inputs = [self._rounded(features)]
             outputs, casts = self._float_outputs(
                 op_type, [outputs] if isinstance(outputs, str) else list(outputs))
             self._container.add_node(op_type, inputs, outputs, op_domain=op_domain,
@@ -96,6 +101,20 @@ class DoubleTrees:
         self._container.add_node("Cast", [src], [dst], to=TensorProto.DOUBLE,
                                  name=self._scope.get_unique_operator_name("Cast"))
 
+    def _zeros_as_missing(self, name: str) -> str:
+        # A sparse matrix stores no zeros, and a booster reads what is not stored as missing.
+        from onnx import TensorProto
+
+        zero, nan, is_zero, out = (self._scope.get_unique_variable_name(f"{name}_{what}")
+                                   for what in ("zero", "nan", "is_zero", "sparse"))
+        self._container.add_initializer(zero, TensorProto.DOUBLE, [], [0.0])
+        self._container.add_initializer(nan, TensorProto.DOUBLE, [], [float("nan")])
+        self._container.add_node("Equal", [name, zero], [is_zero],
+                                 name=self._scope.get_unique_operator_name("Equal"))
+        self._container.add_node("Where", [is_zero, nan, name], [out],
+                                 name=self._scope.get_unique_operator_name("Where"))
+        return out
+
     def _rounded(self, name: str) -> str:
         from onnx import TensorProto
 
@@ -110,17 +129,20 @@ class DoubleTrees:
 
 
 def double_precision(convert: Any, rounding: str,
-                     exact: Callable[[Any], Callable[[dict[str, Any]], None]] | None = None) -> Any:
+                     exact: Callable[[Any], Callable[[dict[str, Any]], None]] | None = None,
+                     zeros_missing: Callable[[Any], bool] | None = None) -> Any:
     """Wrap a skl2onnx-style converter so its tree ensembles are double precision.
 
     `exact(model)`, when given, returns a function that puts the model's exact thresholds
     into a tree node's attributes (for converters that read rounded ones).
+    `zeros_missing(model)`, when true, makes the trees read an input's zeros as missing.
     """
     takes_version = "op_version" in inspect.signature(convert).parameters
 
     def converter(scope, operator, container):
         fix = exact(operator.raw_operator) if exact is not None else None
-        proxy = DoubleTrees(container, scope, rounding, fix)
+        zeros = zeros_missing is not None and zeros_missing(operator.raw_operator)
+        proxy = DoubleTrees(container, scope, rounding, fix, zeros)
         if takes_version:
             return convert(scope, operator, proxy, op_version=3)
         return convert(scope, operator, proxy)
