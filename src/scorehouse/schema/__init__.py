@@ -3,9 +3,9 @@
 from .coerce import CoercionError, coerce_value
 from .columns import Column, Schema
 from .infer import infer_schema
-from .validate import Reject, Validated, validate_batch, validate_row
+from .validate import Reject, RejectTally, Validated, validate_batch, validate_row
 
 __all__ = [
-    "Column", "Schema", "Reject", "Validated", "CoercionError",
+    "Column", "Schema", "Reject", "RejectTally", "Validated", "CoercionError",
     "coerce_value", "infer_schema", "validate_batch", "validate_row",
 ]

@@ -33,6 +33,16 @@ class Reject:
         return f"row {self.row}, {self.problem}" if self.column else \
             f"row {self.row}: {self.reason}"
 
+    @property
+    def kind(self) -> str:
+        """The reason without the value: 'missing column', 'missing value', 'model error' or
+        'invalid value' (what rejects are counted by when there are too many to list)."""
+        if self.reason == MISSING_COLUMN:
+            return "missing column"
+        if self.reason == MISSING_VALUE:
+            return "missing value"
+        return "model error" if self.reason.startswith("model error") else "invalid value"
+
     def to_dict(self) -> dict[str, Any]:
         """This reject as JSON-able data."""
         v = self.value
@@ -44,8 +54,34 @@ class Reject:
 
 
 @dataclass
+class RejectTally:
+    """Every problem of a batch counted, when only the first ones are kept as `Reject`s.
+
+    `rows`: rows rejected; `counts`: (column, or None for the row as a whole, Reject.kind)
+    -> problems. Counting costs one addition per column, however many rows are bad.
+    """
+
+    rows: int
+    counts: dict[tuple[str | None, str], int] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> int:
+        """All problems, kept or not."""
+        return sum(self.counts.values())
+
+    def add(self, column: str | None, kind: str, n: int) -> None:
+        """Count `n` more problems of `kind` in `column`."""
+        if n:
+            self.counts[(column, kind)] = self.counts.get((column, kind), 0) + n
+
+
+@dataclass
 class Validated:
-    """Accepted rows in the model's canonical form, plus rejects and flags."""
+    """Accepted rows in the model's canonical form, plus rejects and flags.
+
+    `tally` is set when `max_rejects` cut the list: `rejects` then holds the first
+    `max_rejects` problems (by row) and `tally` counts them all.
+    """
 
     n_read: int
     rows: np.ndarray
@@ -53,6 +89,7 @@ class Validated:
     rejects: list[Reject] = field(default_factory=list)
     #: (kind, column) -> input positions of flagged rows, kind 'unseen_category'/'out_of_range'.
     flags: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    tally: RejectTally | None = None
 
 
 #: Why a row is rejected when a column that was never empty in training has no value.
@@ -102,11 +139,20 @@ def canonical(col: Column, c: Coerced, keep: np.ndarray | None) -> np.ndarray:
     return values
 
 
-def validate_batch(schema: Schema, data: Any) -> Validated:
-    """Coerce every column of `data`, reject bad rows with reasons, flag unusual ones."""
+def validate_batch(schema: Schema, data: Any, *, max_rejects: int | None = None) -> Validated:
+    """Coerce every column of `data`, reject bad rows with reasons, flag unusual ones.
+
+    `max_rejects`: keep at most this many `Reject`s (the first by row) and count the rest in
+    `Validated.tally`, so a batch of bad rows costs memory for its counts, not one object
+    per bad cell (a server answering untrusted requests sets it; files keep every reject).
+    """
     n, get = _input_columns(data)
     coerced: dict[str, Coerced] = {}
     errors: list[Reject] = []
+    tally = RejectTally(0)
+    # Without a cap every problem is kept; with one, each column keeps its first `cap`
+    # (by row), which always contains the batch's first `cap`.
+    cap = n * max(len(schema.columns), 1) if max_rejects is None else max_rejects
     bad = np.zeros(n, dtype=bool)
     flags: dict[tuple[str, str], np.ndarray] = {}
     for col in schema.columns:
@@ -114,20 +160,23 @@ def validate_batch(schema: Schema, data: Any) -> Validated:
         absent = raw is None
         if absent:
             if not col.nullable:
-                errors += [Reject(i, col.name, MISSING_COLUMN) for i in range(n)]
+                errors += [Reject(i, col.name, MISSING_COLUMN) for i in range(min(n, cap))]
+                tally.add(col.name, "missing column", n)
                 bad[:] = True
             raw = np.full(n, None, dtype=object)
         c = coerce_column(col, raw)
-        for i, reason, value in c.errors:
-            errors.append(Reject(i, col.name, reason, value))
-            bad[i] = True
+        errors += [Reject(i, col.name, reason, value) for i, reason, value in c.errors[:cap]]
+        tally.add(col.name, "invalid value", len(c.errors))
         failed = np.zeros(n, bool)
         if c.errors:
             failed[[i for i, _, _ in c.errors]] = True
+            bad |= failed
         if not col.nullable and not absent:
             missing = c.null & ~failed
             if missing.any():
-                errors += [Reject(int(i), col.name, MISSING_VALUE) for i in np.flatnonzero(missing)]
+                errors += [Reject(int(i), col.name, MISSING_VALUE)
+                           for i in np.flatnonzero(missing)[:cap]]
+                tally.add(col.name, "missing value", int(missing.sum()))
                 bad |= missing
         coerced[col.name] = c
         fm = flag_mask(col, c)
@@ -140,7 +189,9 @@ def validate_batch(schema: Schema, data: Any) -> Validated:
         flags = {k: v for k, v in flags.items() if len(v)}
     columns = {name: canonical(schema[name], c, keep) for name, c in coerced.items()}
     errors.sort(key=lambda r: r.row)
-    return Validated(n, rows, columns, errors, flags)
+    cut = tally.problems > len(errors[:cap])
+    tally.rows = int(bad.sum())
+    return Validated(n, rows, columns, errors[:cap], flags, tally if cut else None)
 
 
 def _row_rules(schema: Schema) -> list[tuple[str, bool, RowRule]]:

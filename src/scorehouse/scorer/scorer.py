@@ -13,7 +13,7 @@ import numpy as np
 from ..artifact import Artifact
 from ..errors import ModelError
 from ..runtime import Output, Runtime, runtime_for
-from ..schema import Reject, Schema, Validated, validate_batch, validate_row
+from ..schema import Reject, RejectTally, Schema, Validated, validate_batch, validate_row
 from .result import Result
 
 log = logging.getLogger("scorehouse.scorer")
@@ -72,22 +72,27 @@ class Scorer:
         """Call `hook(event)` after every scoring call (prediction logs, metrics)."""
         self.hooks.append(hook)
 
-    def predict(self, data: Any) -> Result:
-        """Score an Arrow table, DataFrame, list of records or one dict; never raises on bad rows."""
+    def predict(self, data: Any, *, max_rejects: int | None = None) -> Result:
+        """Score an Arrow table, DataFrame, list of records or one dict; never raises on bad rows.
+
+        `max_rejects`: keep only the first that many rejects and count the rest
+        (`Result.tally`), for callers that answer untrusted input (the HTTP server).
+        """
         start = time.perf_counter()
         if isinstance(data, Mapping):
             result, columns = self._predict_one(data)
         else:
-            checked = validate_batch(self.schema, data)
+            checked = validate_batch(self.schema, data, max_rejects=max_rejects)
             result, columns = self._predict_validated(checked), checked.columns
         result.seconds = time.perf_counter() - start
         self._fire(columns, result)
         return result
 
     def _result(self, n_read: int, rows: np.ndarray, output: Output, rejects: list[Reject],
-                flags: dict[tuple[str, str], np.ndarray]) -> Result:
+                flags: dict[tuple[str, str], np.ndarray], tally: RejectTally | None = None
+                ) -> Result:
         return Result(self.name, self.version, self.task, self.classes, n_read, rows, output,
-                      rejects, flags, self.runtime.name)
+                      rejects, flags, self.runtime.name, tally=tally)
 
     def _predict_one(self, row: Mapping[str, Any]) -> tuple[Result, Mapping[str, Any]]:
         values, rejects, flags = validate_row(self.schema, row)
@@ -104,10 +109,10 @@ class Scorer:
     def _predict_validated(self, v: Validated) -> Result:
         n = len(v.rows)
         if n == 0:
-            return self._result(v.n_read, v.rows, self._empty(), v.rejects, v.flags)
+            return self._result(v.n_read, v.rows, self._empty(), v.rejects, v.flags, v.tally)
         try:
             out = self.runtime.predict(v.columns, n)
-            return self._result(v.n_read, v.rows, out, v.rejects, v.flags)
+            return self._result(v.n_read, v.rows, out, v.rejects, v.flags, v.tally)
         except Exception as e:
             first = e
         ok_idx, ok_out, failed = self._isolate(v.columns, np.arange(n), first)
@@ -116,10 +121,15 @@ class Scorer:
             for i, err in failed
         ]
         rejects.sort(key=lambda r: r.row)
+        tally = v.tally
+        if tally is not None:  # keep the cut list cut, and count the model's rejects too
+            rejects = rejects[:len(v.rejects)]
+            tally = RejectTally(tally.rows + len(failed), dict(tally.counts))
+            tally.add(None, "model error", len(failed))
         kept_rows = v.rows[ok_idx]
         flags = {k: r[np.isin(r, kept_rows)] for k, r in v.flags.items()}
         return self._result(v.n_read, kept_rows, ok_out, rejects,
-                            {k: r for k, r in flags.items() if len(r)})
+                            {k: r for k, r in flags.items() if len(r)}, tally)
 
     def _isolate(self, columns: Mapping[str, np.ndarray], idx: np.ndarray, first: Exception
                  ) -> tuple[np.ndarray, Output, list[tuple[int, Exception]]]:

@@ -56,8 +56,9 @@ class Metrics:
     def observe(self, result: Result) -> None:
         """Count one scoring call's rows, rejects and flags."""
         self.child(self.rows, result.model, str(result.version)).inc(result.n_scored)
-        for r in result.rejects:
-            self.rejected.labels(result.model, r.column or "<row>").inc()
+        if result.rejects:  # one count per column, however many rows were bad
+            for column, n in result.reject_counts().items():
+                self.rejected.labels(result.model, "<row>" if column == "<model>" else column).inc(n)
         if result.flags:
             for kind, cols in result.flag_counts().items():
                 for col, n in cols.items():

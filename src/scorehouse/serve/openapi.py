@@ -28,6 +28,27 @@ def record_schema(scorer: Scorer) -> dict[str, Any]:
     return {"type": "object", "properties": props, "required": required}
 
 
+def label_schema(scorer: Scorer) -> dict[str, Any]:
+    """The JSON Schema of the label a classifier answers (typed like its classes)."""
+    classes = list(scorer.classes or [])
+    if classes and all(isinstance(c, bool) for c in classes):
+        kind = "boolean"
+    elif classes and all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        kind = "integer"
+    elif classes and all(isinstance(c, (int, float)) for c in classes):
+        kind = "number"
+    else:
+        kind = "string"
+    return {"type": kind, **({"enum": classes} if classes else {})}
+
+
+def prediction_schema(scorer: Scorer) -> dict[str, Any]:
+    """One prediction of the MLflow route: a typed label and number probabilities, or value."""
+    return {"type": "object", "properties": {
+        c: label_schema(scorer) if c == "label" else {"type": "number"}
+        for c in output_columns(scorer.task, scorer.classes)}}
+
+
 def example_record(scorer: Scorer) -> dict[str, Any]:
     """A valid record for the model: a known category, or the middle of the training range."""
     rec: dict[str, Any] = {}
@@ -49,9 +70,13 @@ def _responses(ok: dict[str, Any], mlflow: bool = False) -> dict[str, Any]:
     err = {"content": {"application/json": {"schema": _MLFLOW_ERROR if mlflow else _ERROR}}}
     return {"200": {"description": "Scored", "content": {"application/json": {"schema": ok}}},
             "400": {"description": "Bad request", **err},
+            "401": {"description": "Missing or invalid API key", **err},
             "404": {"description": "Unknown model or version", **err},
-            "413": {"description": "Body too large", **err},
-            "422": {"description": "Every row rejected", **err}}
+            "408": {"description": "Body not sent in time", **err},
+            "413": {"description": "Body or row count over the limit", **err},
+            "422": {"description": "Every row rejected", **err},
+            "503": {"description": "Models still loading", **err},
+            "504": {"description": "Over the request timeout", **err}}
 
 
 def document(models: dict[str, Scorer], secured: bool) -> dict[str, Any]:
@@ -62,8 +87,7 @@ def document(models: dict[str, Scorer], secured: bool) -> dict[str, Any]:
         rec = f"{name}_record"
         components[rec] = dict(record_schema(scorer), examples=[example_record(scorer)])
         ref = {"$ref": f"#/components/schemas/{rec}"}
-        prediction = {"type": "object", "properties": {
-            c: {"type": "number"} for c in output_columns(scorer.task, scorer.classes)}}
+        prediction = prediction_schema(scorer)
         paths[f"/models/{name}/predict"] = {"post": {
             "summary": f"Score {name}: one record or a list; labels, probabilities, flags",
             "operationId": f"predict_{name}",
