@@ -163,8 +163,9 @@ def validate_batch(schema: Schema, data: Any, *, max_rejects: int | None = None)
                 errors += [Reject(i, col.name, MISSING_COLUMN) for i in range(min(n, cap))]
                 tally.add(col.name, "missing column", n)
                 bad[:] = True
-            raw = np.full(n, None, dtype=object)
-        c = coerce_column(col, raw)
+        # An absent column is all missing: coerce one missing value and repeat it, instead
+        # of n of them one by one.
+        c = coerce_column(col, raw) if not absent else _all_missing(col, n)
         errors += [Reject(i, col.name, reason, value) for i, reason, value in c.errors[:cap]]
         tally.add(col.name, "invalid value", len(c.errors))
         failed = np.zeros(n, bool)
@@ -192,6 +193,12 @@ def validate_batch(schema: Schema, data: Any, *, max_rejects: int | None = None)
     cut = tally.problems > len(errors[:cap])
     tally.rows = int(bad.sum())
     return Validated(n, rows, columns, errors[:cap], flags, tally if cut else None)
+
+
+def _all_missing(col: Column, n: int) -> Coerced:
+    """What `coerce_column` makes of `n` missing values, in the same dtype."""
+    one = coerce_column(col, np.full(1, None, dtype=object))
+    return Coerced(np.repeat(one.values, n), np.ones(n, dtype=bool), [])
 
 
 def _row_rules(schema: Schema) -> list[tuple[str, bool, RowRule]]:

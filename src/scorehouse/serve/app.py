@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import reprlib
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -23,6 +25,7 @@ from starlette.routing import Route
 
 from .. import __version__
 from ..errors import InvalidInputError, NotFoundError, ScorehouseError
+from ..schema import Reject
 from ..scorer import Result, Scorer
 from .auth import ApiKeys, Unauthorized
 from .batching import MicroBatcher, worth_it
@@ -345,9 +348,32 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
     return _FastScoring(pages, handlers, lambda chunks, length: read_body(chunks, length, limits))
 
 
+#: Longest text of one reject's value or reason in an answer (a value can be megabytes).
+SHOWN_CHARS = 200
+_short_repr = reprlib.Repr()
+_short_repr.maxstring = _short_repr.maxother = SHOWN_CHARS
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}… ({len(text)} characters)"
+
+
+def _reject_dict(r: Reject) -> dict[str, Any]:
+    # Reject.to_dict, with long texts cut and containers shown in brief (a repr of a
+    # million-element list would cost what the request did, on the answer's side).
+    v = r.value
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, str):
+        v = _short(v)
+    elif not isinstance(v, (int, float, bool, type(None))):
+        v = _short_repr.repr(v)
+    return {"row": r.row, "column": r.column, "reason": _short(r.reason), "value": v}
+
+
 def rejected(result: Result) -> InvalidInputError:
     """The error of a request with rejected rows: counts and the first five problems."""
-    shown = "; ".join(str(r) for r in result.rejects[:5])
+    shown = "; ".join(_short(str(r)) for r in result.rejects[:5])
     more = result.n_problems - min(len(result.rejects), 5)
     return InvalidInputError(f"{result.n_rejected} of {result.n_read} row(s) rejected: "
                              f"{shown}{f' (and {more} more)' if more else ''}")
@@ -356,7 +382,7 @@ def rejected(result: Result) -> InvalidInputError:
 def reject_fields(result: Result) -> dict[str, Any]:
     """The rejects part of an answer: the first ones listed (up to the server's
     `max_rejects`), and every problem counted by column and reason."""
-    return {"rejects": [r.to_dict() for r in result.rejects],
+    return {"rejects": [_reject_dict(r) for r in result.rejects],
             "rejected_rows": result.n_rejected, "problems": result.n_problems,
             "problems_by_column": result.problem_counts()}
 
