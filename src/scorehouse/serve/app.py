@@ -68,6 +68,9 @@ class Call:
     read: Callable[[], Awaitable[bytes]]
 
 
+#: A version in a path: ASCII digits, at most 9 (str.isdigit also takes '²' and '٣').
+_VERSION = re.compile(r"[0-9]{1,9}")
+
 #: The scoring routes, answered by raw ASGI (no framework layers on the hot path).
 FAST_ROUTES = [
     (re.compile(r"^/invocations$"), "mlflow"),
@@ -173,7 +176,7 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
                 raise InvalidInputError("this server holds several models; POST to "
                                         "/models/{name}/invocations")
             name = next(iter(models.models))
-        if version is not None and not str(version).isdigit():
+        if version is not None and not _VERSION.fullmatch(version):
             raise NotFoundError(f"version {version!r} is not a number")
         return models.get(name, int(version) if version is not None else None)
 
