@@ -30,7 +30,7 @@ from ..scorer import Result, Scorer
 from .auth import ApiKeys, Unauthorized
 from .batching import MicroBatcher, worth_it
 from .codecs import mlflow, v2
-from .limits import INLINE_BYTES, MAX_BODY, Limits, Offload, SlowClient, TimedOut, TooLarge, read_body
+from .limits import INLINE_BYTES, MAX_BODY, BodyReader, Limits, Offload, SlowClient, TimedOut, TooLarge
 from .metrics import Metrics
 from .models import ModelSet
 from .openapi import DOCS_HTML, document, example_record
@@ -106,6 +106,7 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
     """
     limits = limits or Limits.from_env(max_body=max_body, timeout=timeout)
     offload = Offload(limits)
+    bodies = BodyReader(limits)
     metrics = Metrics()
     keys = api_keys or ApiKeys()
     batcher = MicroBatcher(observe=metrics.batch_size.observe)
@@ -257,8 +258,7 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
     def view(handler: Callable[[Call], Awaitable[Reply]]) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
             call = Call(dict(request.path_params), request.headers,
-                        lambda: read_body(request.stream(), request.headers.get("content-length"),
-                                          limits))
+                        lambda: bodies.read(request.stream(), request.headers.get("content-length")))
             return _response(await handler(call))
         return run
 
@@ -322,6 +322,7 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
         loader = threading.Thread(target=load_then_prepare, name="scorehouse-load", daemon=True)
         loader.start()
         yield
+        bodies.close()
         models.close()
 
     post = ["POST"]
@@ -348,7 +349,7 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
     ]
     pages = Starlette(routes=r, lifespan=lifespan,
                       exception_handlers={404: not_found, 405: not_found})
-    return _FastScoring(pages, handlers, lambda chunks, length: read_body(chunks, length, limits))
+    return _FastScoring(pages, handlers, bodies.read)
 
 
 #: Longest text of one reject's value or reason in an answer (a value can be megabytes).
@@ -382,9 +383,15 @@ def rejected(result: Result) -> InvalidInputError:
                              f"{shown}{f' (and {more} more)' if more else ''}")
 
 
+_NO_REJECTS: dict[str, Any] = {"rejects": [], "rejected_rows": 0, "problems": 0,
+                               "problems_by_column": {}}
+
+
 def reject_fields(result: Result) -> dict[str, Any]:
     """The rejects part of an answer: the first ones listed (up to the server's
     `max_rejects`), and every problem counted by column and reason."""
+    if not result.rejects:
+        return _NO_REJECTS
     return {"rejects": [_reject_dict(r) for r in result.rejects],
             "rejected_rows": result.n_rejected, "problems": result.n_problems,
             "problems_by_column": result.problem_counts()}

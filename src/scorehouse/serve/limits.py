@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import gc
 import os
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -88,69 +89,108 @@ class Limits:
                            "request; send them in several requests")
 
 
-async def read_body(chunks: AsyncIterator[bytes], length: str | None, limits: Limits) -> bytes:
-    """The whole body from `chunks`, within `limits.max_body` bytes and `read_timeout` s.
+class BodyReader:
+    """Reads request bodies within `max_body` bytes and `read_timeout` seconds.
 
-    Raises TooLarge (413) or SlowClient (408).
+    One watchdog task per server checks the reads in progress once a second and cancels
+    those past their deadline (a timer per request would cost the fast path more than the
+    rest of reading a small body).
     """
-    if length is not None and length.isdigit() and int(length) > limits.max_body:
-        raise TooLarge(f"request body of {length} bytes is over the limit of {limits.max_body}")
-    # One timer per request that cancels this task if the body is not in by then (lighter
-    # on the hot path than a timeout context per chunk).
-    task = asyncio.current_task()
-    fired = []
-    timer = asyncio.get_running_loop().call_later(
-        limits.read_timeout, lambda: (fired.append(True), task and task.cancel()))
-    parts, size = [], 0
-    try:
-        async for chunk in chunks:
-            size += len(chunk)
-            if size > limits.max_body:
-                raise TooLarge(f"request body is over the limit of {limits.max_body} bytes")
-            parts.append(chunk)
-    except asyncio.CancelledError:
-        if not fired:
-            raise
-        if task is not None and hasattr(task, "uncancel"):
-            task.uncancel()
-        raise SlowClient(f"the request body did not arrive within {limits.read_timeout:g} s "
-                         f"({size} bytes received)") from None
-    finally:
-        timer.cancel()
-    return b"".join(parts)
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self._reading: dict[asyncio.Task, float] = {}  # task -> deadline (loop time)
+        self._expired: set[asyncio.Task] = set()
+        self._watchdog: asyncio.Task | None = None
+
+    async def read(self, chunks: AsyncIterator[bytes], length: str | None) -> bytes:
+        """The whole body from `chunks`; raises TooLarge (413) or SlowClient (408)."""
+        limit = self.limits.max_body
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise TooLarge(f"request body of {length} bytes is over the limit of {limit}")
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = loop.create_task(self._watch())
+        self._reading[task] = loop.time() + self.limits.read_timeout
+        parts, size = [], 0
+        try:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(f"request body is over the limit of {limit} bytes")
+                parts.append(chunk)
+        except asyncio.CancelledError:
+            if task not in self._expired:
+                raise
+            if hasattr(task, "uncancel"):
+                task.uncancel()
+            raise SlowClient(f"the request body did not arrive within "
+                             f"{self.limits.read_timeout:g} s ({size} bytes received)") from None
+        finally:
+            self._reading.pop(task, None)
+            self._expired.discard(task)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        """Stop the watchdog (at server shutdown)."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(1.0, self.limits.read_timeout / 4))
+            now = loop.time()
+            for task, deadline in list(self._reading.items()):
+                if deadline <= now and task not in self._expired:
+                    self._expired.add(task)
+                    task.cancel()
 
 
-_gc_lock = threading.Lock()
-_gc_pausers = 0
-_gc_was_enabled = True
+#: The interpreter's thread switch interval while large requests run, in seconds (5 ms
+#: by default): the event loop gets the lock back this much sooner after each system call.
+SWITCH_INTERVAL = 0.001
+
+_large_lock = threading.Lock()
+_large_running = 0
+_saved: tuple[bool, float] = (True, 0.005)
 
 
 @contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a large request builds its objects.
+def large_work() -> Iterator[None]:
+    """While a large request is worked on in a thread: the cyclic garbage collector paused
+    and a short thread switch interval, for the event loop's sake.
 
     Decoding a large body creates millions of containers, and each full collection they
-    trigger walks all of them inside the parser's one C call: ~3x the parse time, all of
-    it holding the interpreter lock. Request objects hold no cycles (reference counting
-    frees them), so the pause loses nothing; it ends when the last large request does.
+    trigger walks all of them inside the parser's one C call: ~3x the parse time, all of it
+    holding the interpreter lock. Request objects hold no cycles (reference counting frees
+    them), so the pause loses nothing. The event loop gives the lock up at every system
+    call and then waits up to the switch interval to get it back from the worker; answering
+    a health probe takes several. Both settings are restored when the last large request
+    ends.
     """
-    global _gc_pausers, _gc_was_enabled
-    with _gc_lock:
-        if _gc_pausers == 0:
-            _gc_was_enabled = gc.isenabled()
+    global _large_running, _saved
+    with _large_lock:
+        if _large_running == 0:
+            _saved = (gc.isenabled(), sys.getswitchinterval())
             gc.disable()
-        _gc_pausers += 1
+            sys.setswitchinterval(SWITCH_INTERVAL)
+        _large_running += 1
     try:
         yield
     finally:
-        with _gc_lock:
-            _gc_pausers -= 1
-            if _gc_pausers == 0 and _gc_was_enabled:
-                gc.enable()
+        with _large_lock:
+            _large_running -= 1
+            if _large_running == 0:
+                if _saved[0]:
+                    gc.enable()
+                sys.setswitchinterval(_saved[1])
 
 
-def _paused(work: Callable[[], T]) -> T:
-    with gc_paused():
+def _as_large(work: Callable[[], T]) -> T:
+    with large_work():
         return work()
 
 
@@ -168,7 +208,7 @@ class Offload:
             return work()
         if self._large is None:  # made on the loop that uses it
             self._large = asyncio.Semaphore(LARGE_AT_ONCE)
-        return await self.threaded(lambda: _paused(work), self._large)
+        return await self.threaded(lambda: _as_large(work), self._large)
 
     async def threaded(self, work: Callable[[], T], gate: asyncio.Semaphore | None = None) -> T:
         """`work()` in a worker thread (after `gate`, if given), under the request timeout."""
