@@ -198,6 +198,22 @@ def test_rejects_amplification_repro_shape_is_a_small_400(wide_server):
     assert 'scorehouse_rows_rejected_total{column="c7",model="wide"}' in metrics
 
 
+def test_row_limit_and_reject_cap_follow_the_limits_given(registry_home, rows, monkeypatch):
+    monkeypatch.setenv("SCOREHOUSE_MAX_REJECTS", "3")  # the environment fills what is not given
+    limits = Limits.from_env(max_rows=10)
+    assert (limits.max_rows, limits.max_rejects, limits.max_body) == (10, 3, MAX_BODY)
+    app = create_app(ModelSet(["churn@production"], registry_home), watch=False, limits=limits)
+    with Server(app) as s:
+        r = httpx.post(f"{s.url}/models/churn/predict", json=rows[:1] * 11)
+        assert r.status_code == 413 and "11 rows, over the limit of 10" in r.json()["error"]
+        bad = [dict(x, tenure="abc") for x in rows[:8]]
+        r = httpx.post(f"{s.url}/invocations", json={"dataframe_records": bad})
+        answer = r.json()
+        assert r.status_code == 400 and len(answer["rejects"]) == 3
+        assert answer["problems_by_column"] == {"tenure": {"invalid value": 8}}
+        assert "8 of 8 row(s) rejected" in answer["message"] and "(and 5 more)" in answer["message"]
+
+
 # --- the reject cap in the scoring core ------------------------------------------------------
 
 
@@ -248,29 +264,42 @@ def test_a_capped_result_counts_rows_and_problems(scorer, features):
 # --- slow clients, TLS, exposure -------------------------------------------------------------
 
 
-def test_a_client_that_stalls_mid_body_is_answered_408_and_dropped(registry_home, rows):
-    limits = Limits(read_timeout=1.0)
-    app = create_app(ModelSet(["churn@production"], registry_home), watch=False, limits=limits)
-    with Server(app) as s:
-        stalled = []
-        for _ in range(20):  # several at once: none holds up the others
+def _read_all(sock: socket.socket) -> bytes:
+    sock.settimeout(15)
+    answer = b""
+    while chunk := sock.recv(4096):  # until the server closes the connection
+        answer += chunk
+    sock.close()
+    return answer
+
+
+def test_clients_that_stall_are_dropped_after_the_read_timeout(churn_artifact, tmp_path, rows):
+    s = CliServer([str(churn_artifact), "--trust", "--read-timeout", "1"], tmp_path)
+    try:
+        s.wait_ready()
+        heads, bodies = [], []
+        for _ in range(10):  # several of each at once: none holds up the others
+            sock = socket.create_connection(("127.0.0.1", s.port))
+            sock.sendall(b"POST /models/churn/predict HTTP/1.1\r\nHost: x\r\nContent-Ty")
+            heads.append(sock)
             sock = socket.create_connection(("127.0.0.1", s.port))
             sock.sendall(b"POST /models/churn/predict HTTP/1.1\r\nHost: x\r\n"
                          b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"ten")
-            stalled.append(sock)
+            bodies.append(sock)
+        silent = socket.create_connection(("127.0.0.1", s.port))  # connects, sends nothing
         start = time.time()
         assert httpx.post(f"{s.url}/models/churn/predict", json=rows[0]).status_code == 200
         assert httpx.get(f"{s.url}/v2/health/live").status_code == 200
-        for sock in stalled:
-            sock.settimeout(10)
-            answer = b""
-            while chunk := sock.recv(4096):  # the server closes the connection
-                answer += chunk
-            sock.close()
-            head, _, body = answer.partition(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 408"), answer[:200]
+        for sock in bodies:
+            head, _, body = _read_all(sock).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 408"), head[:200]
             assert b"did not arrive within 1 s" in body and _is_json(body.decode())
-        assert time.time() - start < 8
+        for sock in [*heads, silent]:
+            assert _read_all(sock) == b""  # closed without an answer
+        assert time.time() - start < 10
+        assert httpx.post(f"{s.url}/models/churn/predict", json=rows[0]).status_code == 200
+    finally:
+        s.stop()
     assert READ_TIMEOUT == 30.0
 
 

@@ -571,7 +571,12 @@ def serve(
     if warning:
         logging.getLogger("scorehouse.serve").warning(warning)
         err_console.print(f"[bold red]WARNING[/]: {warning}", highlight=False)
-    options = dict(_UVICORN, timeout_keep_alive=keep_alive, **tls)
+    # Request heads get the same deadline as bodies (uvicorn has none); worker processes
+    # read it from the environment.
+    os.environ["SCOREHOUSE_READ_TIMEOUT"] = str(read_timeout)
+    from ..serve.protocol import HeadDeadlineProtocol
+
+    options = dict(_UVICORN, timeout_keep_alive=keep_alive, http=HeadDeadlineProtocol, **tls)
     if workers > 1:  # each process loads the models itself: uvicorn needs an import string
         os.environ["SCOREHOUSE_SERVE_ARGS"] = json.dumps(settings)
         uvicorn.run("scorehouse.serve.entry:app_from_env", factory=True, host=host, port=port,
