@@ -1,8 +1,9 @@
 """What one request may cost the server: body size, read time, rows, rejects listed, time.
 
-A request is read under a deadline (a client that stops sending is answered 408 and
-dropped), refused beyond `max_body` bytes or `max_rows` rows (413), and lists at most
-`max_rejects` rejects (the rest are counted by column and reason). Small requests are
+A request is read under a deadline (a client that stops sending its body is answered 408
+and dropped; its head: serve.protocol), refused beyond `max_body` bytes or `max_rows`
+rows (413), and lists at most `max_rejects` rejects (the rest are counted by column and
+reason, see serve.rejects). Small requests are
 decoded, scored and encoded on the event loop, where a thread hop would cost more than
 the work; large ones in a worker thread, at most `LARGE_AT_ONCE` at a time, under the
 per-request timeout, so they cannot starve the loop (health probes, other requests).
@@ -33,7 +34,8 @@ MAX_BODY = 1024 * 1024
 MAX_ROWS = 100_000
 #: Most rejects an answer lists by default; the rest are counted by column and reason.
 MAX_REJECTS = 100
-#: Seconds a client has by default to send a whole request body (408 beyond it).
+#: Seconds a client has by default to send a request's head, and then its body (a late
+#: body gets a 408; a late head only the connection closed, see serve.protocol).
 READ_TIMEOUT = 30.0
 #: Bodies up to this many bytes are handled on the event loop; larger ones in a thread.
 INLINE_BYTES = 64 * 1024
