@@ -681,20 +681,29 @@ def lookup(
 _UVICORN = {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 30}
 
 
+#: `serve`'s defaults repeat those of scorehouse.serve.limits and .models (importing them
+#: here would load the web stack for every command); tests/test_serve_limits.py checks them.
 @app.command()
 def serve(
     refs: Annotated[list[str], typer.Argument(help="Models: churn@production fraud/3 path/to/model.shz …")],
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Interface to listen on (anything but loopback: use API keys and TLS).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8080,
     workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
     runtime: Annotated[str | None, typer.Option(help="native or onnx.")] = None,
     accept_parity_difference: Annotated[bool, typer.Option(help=ACCEPT_HELP)] = False,
     trust: Annotated[bool, typer.Option(help="Trust pickled code in artifact files.")] = False,
-    max_body: Annotated[int, typer.Option(help="Largest request body in bytes (413 beyond).")] = 16 * 1024 * 1024,
+    max_body: Annotated[int, typer.Option(help="Largest request body in bytes (413 beyond); JSON parsing holds the server ~65 ns a byte.")] = 1024 * 1024,
+    max_rows: Annotated[int, typer.Option(envvar="SCOREHOUSE_MAX_ROWS", help="Most rows per request (413 beyond).")] = 100_000,
+    max_rejects: Annotated[int, typer.Option(envvar="SCOREHOUSE_MAX_REJECTS", help="Most rejects listed in an answer; the rest are counted by column and reason.")] = 100,
     timeout: Annotated[float | None, typer.Option(help="Seconds a request may take (504 beyond).")] = 30.0,
+    read_timeout: Annotated[float, typer.Option(envvar="SCOREHOUSE_READ_TIMEOUT", help="Seconds a client has to send a request body (408 and disconnect beyond).")] = 30.0,
+    keep_alive: Annotated[int, typer.Option(help="Seconds an idle keep-alive connection stays open.")] = 5,
+    pinned_cache: Annotated[int, typer.Option(envvar="SCOREHOUSE_PINNED_CACHE", help="Versions pinned by /versions/{v} paths kept loaded (least recently used dropped); 0 turns pinning off.")] = 4,
     batching: Annotated[str, typer.Option(help="Micro-batch single records: auto (where it measurably helps), on, off.")] = "auto",
     api_key: Annotated[list[str] | None, typer.Option("--api-key", envvar="SCOREHOUSE_API_KEY", help="Require this bearer token (repeatable).")] = None,
-    api_key_file: Annotated[Path | None, typer.Option(help="File of bearer tokens, one per line; edits apply without a restart.")] = None,
+    api_key_file: Annotated[Path | None, typer.Option(help="File of bearer tokens, one per line ('#' comments); edits apply without a restart.")] = None,
+    ssl_certfile: Annotated[Path | None, typer.Option(help="Serve HTTPS with this PEM certificate (chain).")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="Private key of --ssl-certfile (PEM), if not in that file.")] = None,
     columns: ColumnsOpt = "lenient",
 ) -> None:
     """Serve models over HTTP: MLflow /invocations, V2 /v2/models/…/infer, /models/{name}/predict, /metrics.
@@ -705,25 +714,42 @@ def serve(
     """
     import uvicorn
 
-    from ..serve.entry import app_from_settings
+    from ..serve.entry import app_from_settings, exposure_warning, tls_options
 
     if batching not in ("auto", "on", "off"):
         raise click_exc.BadParameter("--batching must be auto, on or off")
+    if min(max_body, max_rows, max_rejects, pinned_cache) < 0 or read_timeout <= 0:
+        raise click_exc.BadParameter("limits must be positive (0 allowed for --max-rejects "
+                                     "and --pinned-cache)")
+    tls = tls_options(ssl_certfile, ssl_keyfile)  # a bad certificate: one line, here
     settings = {"refs": list(refs), "runtime": runtime, "trust": trust,
                 "accept_parity_difference": accept_parity_difference, "max_body": max_body,
+                "max_rows": max_rows, "max_rejects": max_rejects, "read_timeout": read_timeout,
+                "pinned_cache": pinned_cache,
                 "timeout": timeout, "batching": batching, "api_keys": list(api_key or []),
                 "api_key_file": str(api_key_file) if api_key_file else None,
                 "columns": _policy(columns).value,
                 "registry": _state["registry"], "artifacts": _state["artifacts"]}
     app = app_from_settings(settings, preload=True)  # a bad model or key file: one line, here
-    err_console.print(f"serving {', '.join(refs)} on http://{host}:{port} ({workers} worker(s)); "
-                      "docs at /docs, metrics at /metrics")
+    scheme = "https" if tls else "http"
+    err_console.print(f"serving {', '.join(refs)} on {scheme}://{host}:{port} ({workers} "
+                      "worker(s)); docs at /docs, metrics at /metrics")
+    warning = exposure_warning(host, bool(api_key or api_key_file), bool(tls))
+    if warning:
+        logging.getLogger("scorehouse.serve").warning(warning)
+        err_console.print(f"[bold red]WARNING[/]: {warning}", highlight=False)
+    # Request heads get the same deadline as bodies (uvicorn has none); worker processes
+    # read it from the environment.
+    os.environ["SCOREHOUSE_READ_TIMEOUT"] = str(read_timeout)
+    from ..serve.protocol import HeadDeadlineProtocol
+
+    options = dict(_UVICORN, timeout_keep_alive=keep_alive, http=HeadDeadlineProtocol, **tls)
     if workers > 1:  # each process loads the models itself: uvicorn needs an import string
         os.environ["SCOREHOUSE_SERVE_ARGS"] = json.dumps(settings)
         uvicorn.run("scorehouse.serve.entry:app_from_env", factory=True, host=host, port=port,
-                    workers=workers, **_UVICORN)
+                    workers=workers, **options)
         return
-    uvicorn.run(app, host=host, port=port, **_UVICORN)
+    uvicorn.run(app, host=host, port=port, **options)
 
 
 @db_app.command("install")

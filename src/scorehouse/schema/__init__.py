@@ -12,10 +12,10 @@ from .policy import (
     check_input,
     check_names,
 )
-from .validate import Reject, Validated, validate_batch, validate_row
+from .validate import Reject, RejectTally, Validated, validate_batch, validate_row
 
 __all__ = [
-    "Column", "Schema", "Reject", "Validated", "CoercionError",
+    "Column", "Schema", "Reject", "RejectTally", "Validated", "CoercionError",
     "coerce_value", "infer_schema", "validate_batch", "validate_row",
     "ABSENT_COLUMN", "ColumnCheck", "ColumnPolicy", "ColumnsError", "UnknownColumn",
     "check_input", "check_names",

@@ -34,6 +34,16 @@ class Reject:
         return f"row {self.row}, {self.problem}" if self.column else \
             f"row {self.row}: {self.reason}"
 
+    @property
+    def kind(self) -> str:
+        """The reason without the value: 'missing column', 'missing value', 'model error' or
+        'invalid value' (what rejects are counted by when there are too many to list)."""
+        if self.reason == MISSING_COLUMN:
+            return "missing column"
+        if self.reason == MISSING_VALUE:
+            return "missing value"
+        return "model error" if self.reason.startswith("model error") else "invalid value"
+
     def to_dict(self) -> dict[str, Any]:
         """This reject as JSON-able data."""
         v = self.value
@@ -45,8 +55,34 @@ class Reject:
 
 
 @dataclass
+class RejectTally:
+    """Every problem of a batch counted, when only the first ones are kept as `Reject`s.
+
+    `rows`: rows rejected; `counts`: (column, or None for the row as a whole, Reject.kind)
+    -> problems. Counting costs one addition per column, however many rows are bad.
+    """
+
+    rows: int
+    counts: dict[tuple[str | None, str], int] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> int:
+        """All problems, kept or not."""
+        return sum(self.counts.values())
+
+    def add(self, column: str | None, kind: str, n: int) -> None:
+        """Count `n` more problems of `kind` in `column`."""
+        if n:
+            self.counts[(column, kind)] = self.counts.get((column, kind), 0) + n
+
+
+@dataclass
 class Validated:
-    """Accepted rows in the model's canonical form, plus rejects and flags."""
+    """Accepted rows in the model's canonical form, plus rejects and flags.
+
+    `tally` is set when `max_rejects` cut the list: `rejects` then holds the first
+    `max_rejects` problems (by row) and `tally` counts them all.
+    """
 
     n_read: int
     rows: np.ndarray
@@ -55,6 +91,7 @@ class Validated:
     #: (kind, column) -> input positions of flagged rows; kind 'unseen_category', 'out_of_range'
     #: or 'absent_column'.
     flags: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    tally: RejectTally | None = None
 
 
 #: Why a row is rejected when a column that was never empty in training has no value.
@@ -121,11 +158,20 @@ def canonical(col: Column, c: Coerced, keep: np.ndarray | None) -> np.ndarray:
     return values
 
 
-def validate_batch(schema: Schema, data: Any) -> Validated:
-    """Coerce every column of `data`, reject bad rows with reasons, flag unusual ones."""
+def validate_batch(schema: Schema, data: Any, *, max_rejects: int | None = None) -> Validated:
+    """Coerce every column of `data`, reject bad rows with reasons, flag unusual ones.
+
+    `max_rejects`: keep at most this many `Reject`s (the first by row) and count the rest in
+    `Validated.tally`, so a batch of bad rows costs memory for its counts, not one object
+    per bad cell (a server answering untrusted requests sets it; files keep every reject).
+    """
     n, get = _input_columns(data)
     coerced: dict[str, Coerced] = {}
     errors: list[Reject] = []
+    tally = RejectTally(0)
+    # Without a cap every problem is kept; with one, each column keeps its first `cap`
+    # (by row), which always contains the batch's first `cap`.
+    cap = n * max(len(schema.columns), 1) if max_rejects is None else max_rejects
     bad = np.zeros(n, dtype=bool)
     flags: dict[tuple[str, str], np.ndarray] = {}
     for col in schema.columns:
@@ -133,26 +179,31 @@ def validate_batch(schema: Schema, data: Any) -> Validated:
         absent = raw is None
         if absent:
             lacking = np.ones(n, bool)
-            raw = np.full(n, None, dtype=object)
         if lacking is not None:
             # The column policy (policy.py): absent and required rejects the row, absent and
             # optional scores it as missing, flagged so the lost value leaves a trace.
             if col.nullable:
                 flags[(ABSENT_COLUMN, col.name)] = np.flatnonzero(lacking)
             else:
-                errors += [Reject(int(i), col.name, MISSING_COLUMN) for i in np.flatnonzero(lacking)]
+                where = np.flatnonzero(lacking)
+                errors += [Reject(int(i), col.name, MISSING_COLUMN) for i in where[:cap]]
+                tally.add(col.name, "missing column", len(where))
                 bad |= lacking
-        c = coerce_column(col, raw)
-        for i, reason, value in c.errors:
-            errors.append(Reject(i, col.name, reason, value))
-            bad[i] = True
+        # An absent column is all missing: coerce one missing value and repeat it, instead
+        # of n of them one by one.
+        c = coerce_column(col, raw) if not absent else _all_missing(col, n)
+        errors += [Reject(i, col.name, reason, value) for i, reason, value in c.errors[:cap]]
+        tally.add(col.name, "invalid value", len(c.errors))
         failed = np.zeros(n, bool)
         if c.errors:
             failed[[i for i, _, _ in c.errors]] = True
+            bad |= failed
         if not col.nullable and not absent:
             missing = c.null & ~failed if lacking is None else c.null & ~failed & ~lacking
             if missing.any():
-                errors += [Reject(int(i), col.name, MISSING_VALUE) for i in np.flatnonzero(missing)]
+                errors += [Reject(int(i), col.name, MISSING_VALUE)
+                           for i in np.flatnonzero(missing)[:cap]]
+                tally.add(col.name, "missing value", int(missing.sum()))
                 bad |= missing
         coerced[col.name] = c
         fm = flag_mask(col, c)
@@ -165,7 +216,15 @@ def validate_batch(schema: Schema, data: Any) -> Validated:
         flags = {k: v for k, v in flags.items() if len(v)}
     columns = {name: canonical(schema[name], c, keep) for name, c in coerced.items()}
     errors.sort(key=lambda r: r.row)
-    return Validated(n, rows, columns, errors, flags)
+    cut = tally.problems > len(errors[:cap])
+    tally.rows = int(bad.sum())
+    return Validated(n, rows, columns, errors[:cap], flags, tally if cut else None)
+
+
+def _all_missing(col: Column, n: int) -> Coerced:
+    """What `coerce_column` makes of `n` missing values, in the same dtype."""
+    one = coerce_column(col, np.full(1, None, dtype=object))
+    return Coerced(np.repeat(one.values, n), np.ones(n, dtype=bool), [])
 
 
 def _row_rules(schema: Schema) -> list[tuple[str, bool, RowRule]]:

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from ..errors import InvalidInputError
 from ..runtime import Output
-from ..schema import ColumnCheck, Reject
+from ..schema import ColumnCheck, Reject, RejectTally
 
 
 def output_columns(task: str, classes: list[Any] | None, has_proba: bool = True) -> list[str]:
@@ -42,7 +42,11 @@ def label_type(classes: list[Any] | None) -> pa.DataType:
 
 @dataclass
 class Result:
-    """Predictions (for input rows `rows`), rejects with reasons, and flags, for one call."""
+    """Predictions (for input rows `rows`), rejects with reasons, and flags, for one call.
+
+    `tally` is set when the call kept only the first rejects (`predict(max_rejects=...)`):
+    it counts them all, and `n_rejected` and `reject_counts` come from it.
+    """
 
     model: str
     version: int | None
@@ -59,6 +63,7 @@ class Result:
     column_check: ColumnCheck = field(default_factory=ColumnCheck)
     #: The parity failure of the compiled graph the user accepted to score with, else None.
     parity_accepted: str | None = None
+    tally: RejectTally | None = None
 
     @property
     def n_scored(self) -> int:
@@ -68,7 +73,24 @@ class Result:
     @property
     def n_rejected(self) -> int:
         """Rows that were refused (a row with several problems counts once)."""
+        if self.tally is not None:
+            return self.tally.rows
         return len({r.row for r in self.rejects})
+
+    @property
+    def n_problems(self) -> int:
+        """Problems found (a row can have several), listed in `rejects` or not."""
+        return self.tally.problems if self.tally is not None else len(self.rejects)
+
+    def problem_counts(self) -> dict[str, dict[str, int]]:
+        """{column (or '<row>'): {Reject.kind: problems}}, every problem counted."""
+        counts: Counter[tuple[str | None, str]] = Counter(
+            self.tally.counts if self.tally is not None else
+            ((r.column, r.kind) for r in self.rejects))
+        out: dict[str, dict[str, int]] = {}
+        for (column, kind), n in sorted(counts.items(), key=lambda x: (x[0][0] or "", x[0][1])):
+            out.setdefault(column or "<row>", {})[kind] = n
+        return out
 
     @property
     def n_flagged(self) -> int:
@@ -87,6 +109,11 @@ class Result:
 
     def reject_counts(self) -> dict[str, int]:
         """How many problems each column had."""
+        if self.tally is not None:
+            out: Counter[str] = Counter()
+            for (column, _), n in self.tally.counts.items():
+                out[column or "<model>"] += n
+            return dict(out)
         return dict(Counter(r.column or "<model>" for r in self.rejects))
 
     def raise_for_rejects(self) -> Result:

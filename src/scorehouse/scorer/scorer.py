@@ -13,7 +13,16 @@ import numpy as np
 from ..artifact import Artifact
 from ..errors import ModelError
 from ..runtime import Output, Runtime, proper_probabilities, runtime_for
-from ..schema import ColumnPolicy, Reject, Schema, Validated, check_input, validate_batch, validate_row
+from ..schema import (
+    ColumnPolicy,
+    Reject,
+    RejectTally,
+    Schema,
+    Validated,
+    check_input,
+    validate_batch,
+    validate_row,
+)
 from .result import Result
 
 log = logging.getLogger("scorehouse.scorer")
@@ -91,20 +100,24 @@ class Scorer:
         """Call `hook(event)` after every scoring call (prediction logs, metrics)."""
         self.hooks.append(hook)
 
-    def predict(self, data: Any, *, columns: ColumnPolicy | None = None) -> Result:
+    def predict(self, data: Any, *, columns: ColumnPolicy | None = None,
+                max_rejects: int | None = None) -> Result:
         """Score an Arrow table, DataFrame, list of records or one dict; never raises on bad rows.
 
         `columns` (default: this scorer's policy): under strict, an input whose columns differ
         from the schema raises ColumnsError naming them; under lenient it is scored, its rows
         flagged `absent_column` for an absent optional column, and `Result.column_check` says which
         columns were absent or unknown.
+
+        `max_rejects`: keep only the first that many rejects and count the rest
+        (`Result.tally`), for callers that answer untrusted input (the HTTP server).
         """
         start = time.perf_counter()
         check = check_input(self.schema, data).enforce(columns or self.columns)
         if isinstance(data, Mapping):
             result, columns = self._predict_one(data)
         else:
-            checked = validate_batch(self.schema, data)
+            checked = validate_batch(self.schema, data, max_rejects=max_rejects)
             result, columns = self._predict_validated(checked), checked.columns
         result.column_check = check
         result.seconds = time.perf_counter() - start
@@ -112,7 +125,8 @@ class Scorer:
         return result
 
     def _result(self, n_read: int, rows: np.ndarray, output: Output, rejects: list[Reject],
-                flags: dict[tuple[str, str], np.ndarray]) -> Result:
+                flags: dict[tuple[str, str], np.ndarray], tally: RejectTally | None = None
+                ) -> Result:
         # Every runtime's output passes here: hold it to what a prediction promises.
         # Probabilities off by rounding are repaired; a row the model gave NaN (or nothing
         # finite) is rejected with the reason rather than answered.
@@ -123,12 +137,15 @@ class Scorer:
             rejects = sorted([*rejects, *(Reject(int(r), None, "model error: the model gave "
                                                  "no finite prediction (NaN or infinity)")
                                           for r in rows[broken])], key=lambda r: r.row)
+            if tally is not None:
+                tally = RejectTally(tally.rows + int(broken.sum()), dict(tally.counts))
+                tally.add(None, "model error", int(broken.sum()))
             output, rows = output.take(np.flatnonzero(~broken)), rows[~broken]
             flags = {k: r[np.isin(r, rows)] for k, r in flags.items()}
             flags = {k: r for k, r in flags.items() if len(r)}
         return Result(self.name, self.version, self.task, self.classes, n_read, rows, output,
                       rejects, flags, self.runtime.name,
-                      parity_accepted=self.runtime.parity_accepted)
+                      parity_accepted=self.runtime.parity_accepted, tally=tally)
 
     def _predict_one(self, row: Mapping[str, Any]) -> tuple[Result, Mapping[str, Any]]:
         values, rejects, flags = validate_row(self.schema, row)
@@ -145,10 +162,10 @@ class Scorer:
     def _predict_validated(self, v: Validated) -> Result:
         n = len(v.rows)
         if n == 0:
-            return self._result(v.n_read, v.rows, self._empty(), v.rejects, v.flags)
+            return self._result(v.n_read, v.rows, self._empty(), v.rejects, v.flags, v.tally)
         try:
             out = self.runtime.predict(v.columns, n)
-            return self._result(v.n_read, v.rows, out, v.rejects, v.flags)
+            return self._result(v.n_read, v.rows, out, v.rejects, v.flags, v.tally)
         except Exception as e:
             first = e
         ok_idx, ok_out, failed = self._isolate(v.columns, np.arange(n), first)
@@ -157,10 +174,15 @@ class Scorer:
             for i, err in failed
         ]
         rejects.sort(key=lambda r: r.row)
+        tally = v.tally
+        if tally is not None:  # keep the cut list cut, and count the model's rejects too
+            rejects = rejects[:len(v.rejects)]
+            tally = RejectTally(tally.rows + len(failed), dict(tally.counts))
+            tally.add(None, "model error", len(failed))
         kept_rows = v.rows[ok_idx]
         flags = {k: r[np.isin(r, kept_rows)] for k, r in v.flags.items()}
         return self._result(v.n_read, kept_rows, ok_out, rejects,
-                            {k: r for k, r in flags.items() if len(r)})
+                            {k: r for k, r in flags.items() if len(r)}, tally)
 
     def _isolate(self, columns: Mapping[str, np.ndarray], idx: np.ndarray, first: Exception
                  ) -> tuple[np.ndarray, Output, list[tuple[int, Exception]]]:

@@ -6,7 +6,6 @@ result. Bad requests get a 4xx with a JSON body naming what is wrong.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import re
@@ -18,7 +17,6 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -31,14 +29,16 @@ from ..scorer import Result, Scorer
 from .auth import ApiKeys, Unauthorized
 from .batching import MicroBatcher, worth_it
 from .codecs import jsonbody, mlflow, v2
+from .limits import INLINE_BYTES, MAX_BODY, BodyReader, Limits, Offload, SlowClient, TimedOut, TooLarge
 from .metrics import Metrics
 from .models import ModelSet
 from .openapi import DOCS_ASSETS, DOCS_HTML, document, example_record, swagger_ui_files
+from .rejects import reject_fields, rejected
 
 log = logging.getLogger("scorehouse.serve")
 
-#: Largest request body accepted, in bytes (413 beyond it).
-MAX_BODY = 16 * 1024 * 1024
+__all__ = ["MAX_BODY", "Limits", "TimedOut", "TooLarge", "create_app"]
+
 #: Requests with at most this many rows are scored on the event loop (a thread hop costs
 #: more than scoring them); larger ones in the thread pool.
 INLINE_ROWS = 64
@@ -68,6 +68,9 @@ class Call:
     read: Callable[[], Awaitable[bytes]]
 
 
+#: A version in a path: ASCII digits, at most 9 (str.isdigit also takes '²' and '٣').
+_VERSION = re.compile(r"[0-9]{1,9}")
+
 #: The scoring routes, answered by raw ASGI (no framework layers on the hot path).
 FAST_ROUTES = [
     (re.compile(r"^/invocations$"), "mlflow"),
@@ -78,21 +81,13 @@ FAST_ROUTES = [
 ]
 
 
-class TooLarge(ScorehouseError):
-    """A request body over the size limit."""
-
-
 class NotReady(ScorehouseError):
     """A request before the models are loaded."""
 
 
-class TimedOut(ScorehouseError):
-    """A request that took longer than the per-request timeout."""
-
-
 #: HTTP status of each error the handlers raise; any other ScorehouseError is a 400.
-STATUS = ((Unauthorized, 401), (NotFoundError, 404), (TooLarge, 413), (TimedOut, 504),
-          (NotReady, 503), (ScorehouseError, 400))
+STATUS = ((Unauthorized, 401), (NotFoundError, 404), (SlowClient, 408), (TooLarge, 413),
+          (TimedOut, 504), (NotReady, 503), (ScorehouseError, 400))
 
 
 def _status(e: Exception) -> int:
@@ -101,13 +96,19 @@ def _status(e: Exception) -> int:
 
 def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True,
                api_keys: ApiKeys | None = None, timeout: float | None = None,
-               batching: str = "auto", columns: ColumnPolicy = ColumnPolicy.LENIENT) -> Any:
+               batching: str = "auto", columns: ColumnPolicy = ColumnPolicy.LENIENT,
+               limits: Limits | None = None) -> Any:
     """The ASGI app serving `models` (loaded at startup; readiness follows).
 
     `batching`: "auto" (micro-batch single records where start-up measurement shows it
     pays), "on" or "off"; `timeout`: seconds per request (504 beyond it); `columns`: the
-    column policy of every request (strict: 400 naming absent and unknown columns).
+    column policy of every request (strict: 400 naming absent and unknown columns);
+    `limits`: every per-request limit (see `limits.Limits`; when given, `max_body` and
+    `timeout` are not used).
     """
+    limits = limits or Limits.from_env(max_body=max_body, timeout=timeout)
+    offload = Offload(limits)
+    bodies = BodyReader(limits)
     metrics = Metrics()
     keys = api_keys or ApiKeys()
     batcher = MicroBatcher(observe=metrics.batch_size.observe)
@@ -116,37 +117,44 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
     models.on_swap = lambda name, old, new: (metrics.swaps.labels(name).inc(),
                                              metrics.version.labels(name).set(new or 0))
 
-    async def read_body(chunks: AsyncIterator[bytes], length: str | None) -> bytes:
-        if length is not None and length.isdigit() and int(length) > max_body:
-            raise TooLarge(f"request body of {length} bytes is over the limit of {max_body}")
-        parts, size = [], 0
-        async for chunk in chunks:
-            size += len(chunk)
-            if size > max_body:
-                raise TooLarge(f"request body is over the limit of {max_body} bytes")
-            parts.append(chunk)
-        return b"".join(parts)
-
-    async def score(scorer: Scorer, rows: Any) -> Result:
+    def rows_of(rows: Any) -> tuple[Any, int]:
+        # (rows, how many), one record as a dict (what the micro-batcher and the one-row
+        # fast path take); refused beyond the row limit.
         if isinstance(rows, list) and len(rows) == 1:
             rows = rows[0]
         n = rows.num_rows if hasattr(rows, "num_rows") else len(rows) if isinstance(rows, list) else 1
+        limits.check_rows(n)
+        return rows, n
+
+    def predict(scorer: Scorer, rows: Any) -> Result:
+        # Scoring where the caller already is (a worker thread for large bodies).
+        rows, _ = rows_of(rows)
+        result = scorer.predict(rows, columns=columns, max_rejects=limits.max_rejects)
+        metrics.observe(result)
+        return result
+
+    async def score(scorer: Scorer, rows: Any) -> Result:
+        # Scoring for a small body, on the event loop: micro-batched, inline or threaded.
+        rows, n = rows_of(rows)
         if isinstance(rows, dict) and scorer.name in batched:
             # Each request's columns are its own, whatever it is batched with.
             check = check_input(scorer.schema, rows).enforce(columns)
             result = await batcher.score(scorer, rows)
             result.column_check = check
         elif n <= INLINE_ROWS:
-            result = scorer.predict(rows, columns=columns)
+            result = scorer.predict(rows, columns=columns, max_rejects=limits.max_rejects)
         else:
-            work = run_in_threadpool(scorer.predict, rows, columns=columns)
-            try:
-                result = await (asyncio.wait_for(work, timeout) if timeout else work)
-            except asyncio.TimeoutError:
-                raise TimedOut(f"scoring {n} rows took longer than the {timeout:g} s request "
-                               "timeout; send fewer rows per request") from None
+            result = await offload.threaded(
+                lambda: scorer.predict(rows, columns=columns, max_rejects=limits.max_rejects))
         metrics.observe(result)
         return result
+
+    async def pipeline(scorer: Scorer, body: bytes, decode: Callable[[], Any],
+                       answer: Callable[[Result], Reply]) -> Reply:
+        # decode -> score -> answer; a large body does all three in a worker thread.
+        if len(body) > INLINE_BYTES:
+            return await offload.run(len(body), lambda: answer(predict(scorer, decode())))
+        return answer(await score(scorer, decode()))
 
     def endpoint(route: str, fn: Callable[[Call], Awaitable[Reply]]
                  ) -> Callable[[Call], Awaitable[Reply]]:
@@ -174,25 +182,22 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
                 raise InvalidInputError("this server holds several models; POST to "
                                         "/models/{name}/invocations")
             name = next(iter(models.models))
-        if version is not None and not str(version).isdigit():
+        if version is not None and not _VERSION.fullmatch(version):
             raise NotFoundError(f"version {version!r} is not a number")
         return models.get(name, int(version) if version is not None else None)
-
-    def rejected(result: Result) -> InvalidInputError:
-        shown = "; ".join(str(r) for r in result.rejects[:5])
-        more = f" (and {len(result.rejects) - 5} more)" if len(result.rejects) > 5 else ""
-        return InvalidInputError(f"{result.n_rejected} of {result.n_read} row(s) rejected: "
-                                 f"{shown}{more}")
 
     # --- MLflow -------------------------------------------------------------------------
     async def invocations(call: Call) -> Reply:
         scorer = model_of(call)
-        rows = mlflow.decode(await call.read(), call.headers.get("content-type") or JSON)
-        result = await score(scorer, rows)
-        if result.rejects:
-            return _json({"error_code": "BAD_REQUEST", "message": str(rejected(result)),
-                          "rejects": [r.to_dict() for r in result.rejects]}, 400)
-        return Reply(200, mlflow.encode(result))
+        body = await call.read()
+        kind = call.headers.get("content-type") or JSON
+
+        def answer(result: Result) -> Reply:
+            if result.rejects:
+                return _json({"error_code": "BAD_REQUEST", "message": str(rejected(result)),
+                              **reject_fields(result)}, 400)
+            return Reply(200, mlflow.encode(result))
+        return await pipeline(scorer, body, lambda: mlflow.decode(body, kind), answer)
 
     # --- Open Inference Protocol (V2) ---------------------------------------------------
     async def server_metadata(call: Call) -> Reply:
@@ -207,44 +212,57 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
 
     async def infer(call: Call) -> Reply:
         scorer = model_of(call)
-        table, doc = v2.decode(await call.read(), call.headers.get(v2.HEADER.lower()))
-        result = await score(scorer, table)
-        if result.rejects:
-            raise rejected(result)
-        payload, header = v2.encode(result, scorer, doc)
-        if header is None:
-            return Reply(200, payload)
-        return Reply(200, payload, "application/octet-stream", {v2.HEADER: str(header)})
+        body = await call.read()
+        decoded: dict[str, Any] = {}
+
+        def decode() -> Any:
+            # Unknown inputs are the column policy's to judge (reported, or refused when strict).
+            table, decoded["doc"] = v2.decode(body, call.headers.get(v2.HEADER.lower()))
+            return table
+
+        def answer(result: Result) -> Reply:
+            if result.rejects:
+                raise rejected(result)
+            payload, header = v2.encode(result, scorer, decoded["doc"])
+            if header is None:
+                return Reply(200, payload)
+            return Reply(200, payload, "application/octet-stream", {v2.HEADER: str(header)})
+        return await pipeline(scorer, body, decode, answer)
 
     # --- native -------------------------------------------------------------------------
-    async def predict(call: Call) -> Reply:
+    async def native(call: Call) -> Reply:
         scorer = model_of(call)
-        data = jsonbody.loads(await call.read())
-        if isinstance(data, dict) and "records" in data:
-            data = data["records"]
-        if not isinstance(data, (dict, list)) or (isinstance(data, list) and not all(
-                isinstance(r, dict) for r in data)):
-            raise InvalidInputError('send one record {"column": value, ...}, a list of them, '
-                                    'or {"records": [...]}')
-        result = await score(scorer, data)
-        answer = {"model": scorer.name, "version": scorer.public_version,
-                  "runtime": result.runtime,
-                  **({"parity_accepted": result.parity_accepted} if result.parity_accepted
-                     else {}),
-                  "predictions": result.to_records(),
-                  "rejects": [r.to_dict() for r in result.rejects]}
-        if not result.column_check.clean:
-            answer["columns"] = result.column_check.to_dict()
-        return _json(answer, 422 if result.rejects and not result.n_scored else 200)
+        body = await call.read()
 
-    handlers = {"mlflow": endpoint("mlflow", invocations), "predict": endpoint("predict", predict),
+        def decode() -> Any:
+            data = jsonbody.loads(body)
+            if isinstance(data, dict) and "records" in data:
+                data = data["records"]
+            if not isinstance(data, (dict, list)) or (isinstance(data, list) and not all(
+                    isinstance(r, dict) for r in data)):
+                raise InvalidInputError('send one record {"column": value, ...}, a list of '
+                                        'them, or {"records": [...]}')
+            return data
+
+        def answer(result: Result) -> Reply:
+            out = {"model": scorer.name, "version": scorer.public_version,
+                   "runtime": result.runtime,
+                   **({"parity_accepted": result.parity_accepted} if result.parity_accepted
+                      else {}),
+                   "predictions": result.to_records(), **reject_fields(result)}
+            if not result.column_check.clean:
+                out["columns"] = result.column_check.to_dict()
+            return _json(out, 422 if result.rejects and not result.n_scored else 200)
+        return await pipeline(scorer, body, decode, answer)
+
+    handlers = {"mlflow": endpoint("mlflow", invocations), "predict": endpoint("predict", native),
                 "v2_infer": endpoint("v2_infer", infer)}
 
     # --- plain pages (Starlette) ------------------------------------------------------------
     def view(handler: Callable[[Call], Awaitable[Reply]]) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
             call = Call(dict(request.path_params), request.headers,
-                        lambda: read_body(request.stream(), request.headers.get("content-length")))
+                        lambda: bodies.read(request.stream(), request.headers.get("content-length")))
             return _response(await handler(call))
         return run
 
@@ -274,9 +292,11 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
-        return _response(_json({"error": f"{request.method} {request.url.path}: "
-                                         f"{'no such endpoint' if status == 404 else 'method not allowed'}"},
-                               status))
+        reply = _json({"error": f"{request.method} {request.url.path}: "
+                                f"{'no such endpoint' if status == 404 else 'method not allowed'}"},
+                      status)
+        reply.headers = getattr(exc, "headers", None)  # a 405 names the methods in `Allow`
+        return _response(reply)
 
     def prepare() -> None:
         # After loading: metrics, and whether micro-batching pays for each model.
@@ -306,6 +326,7 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
         loader = threading.Thread(target=load_then_prepare, name="scorehouse-load", daemon=True)
         loader.start()
         yield
+        bodies.close()
         models.close()
 
     post = ["POST"]
@@ -333,7 +354,7 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
     ]
     pages = Starlette(routes=r, lifespan=lifespan,
                       exception_handlers={404: not_found, 405: not_found})
-    return _FastScoring(pages, handlers, read_body)
+    return _FastScoring(pages, handlers, bodies.read)
 
 
 def _error(e: Exception, mlflow_style: bool) -> Reply:
@@ -348,6 +369,8 @@ def _error(e: Exception, mlflow_style: bool) -> Reply:
         reply = _json({"error": message, **_columns(e)}, status)
     if status == 401:
         reply.headers = {"WWW-Authenticate": "Bearer"}
+    elif status == 408:  # the rest of the body may never come: do not reuse the connection
+        reply.headers = {"Connection": "close"}
     return reply
 
 

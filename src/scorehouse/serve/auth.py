@@ -13,8 +13,20 @@ class Unauthorized(ScorehouseError):
     """A request without a valid bearer token."""
 
 
+def keys_in(text: str) -> list[str]:
+    """The keys of a key file: one per line, surrounding blanks stripped; blank lines and
+    lines whose first non-blank character is '#' are skipped, and so is a trailing comment
+    (' #' after the key): a key is never whitespace or '#'-led."""
+    keys = []
+    for line in text.splitlines():
+        key = line.split(" #", 1)[0].split("\t#", 1)[0].strip()
+        if key and not key.startswith("#"):
+            keys.append(key)
+    return keys
+
+
 class ApiKeys:
-    """Valid tokens: given ones plus the lines of `path` (blank lines and '#' comments skipped)."""
+    """Valid tokens: given ones plus the keys in the file at `path` (see `keys_in`)."""
 
     def __init__(self, keys: list[str] | None = None, path: str | os.PathLike | None = None):
         self.fixed = [k for k in (keys or []) if k]
@@ -40,8 +52,7 @@ class ApiKeys:
             return
         stamp = (st.st_mtime, st.st_size)
         if stamp != self._stamp:
-            lines = self.path.read_text().splitlines()
-            self._from_file = [x.strip() for x in lines if x.strip() and not x.startswith("#")]
+            self._from_file = keys_in(self.path.read_text())
             self._stamp = stamp
 
     def check(self, authorization: str | None) -> None:

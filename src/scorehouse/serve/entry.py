@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import ssl
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 
+from ..errors import ScorehouseError
 from ..loading import is_path
 from ..registry import Registry
 from ..schema import ColumnPolicy
 from .app import create_app
 from .auth import ApiKeys
+from .limits import Limits
 from .models import ModelSet
 
 
@@ -22,14 +27,56 @@ def app_from_settings(s: dict[str, Any], preload: bool = False) -> Starlette:
     registry = None if all(is_path(r) for r in refs) else Registry(s["registry"], s["artifacts"])
     keys = ApiKeys(s["api_keys"], s["api_key_file"])
     models = ModelSet(refs, registry, runtime=s["runtime"], trust=s["trust"],
-                      accept_parity_difference=s.get("accept_parity_difference", False))
+                      accept_parity_difference=s.get("accept_parity_difference", False),
+                      pinned_cache=s.get("pinned_cache"))
     if preload:
         models.load_all()
-    return create_app(models,
-                      max_body=s["max_body"], timeout=s["timeout"], batching=s["batching"],
-                      api_keys=keys, columns=ColumnPolicy.parse(s.get("columns")))
+    limits = Limits.from_env(max_body=s["max_body"], timeout=s["timeout"],
+                             max_rows=s.get("max_rows"), max_rejects=s.get("max_rejects"),
+                             read_timeout=s.get("read_timeout"))
+    return create_app(models, batching=s["batching"], api_keys=keys, limits=limits,
+                      columns=ColumnPolicy.parse(s.get("columns")))
 
 
 def app_from_env() -> Starlette:
     """What uvicorn's worker processes import: settings from $SCOREHOUSE_SERVE_ARGS."""
     return app_from_settings(json.loads(os.environ["SCOREHOUSE_SERVE_ARGS"]))
+
+
+def is_loopback(host: str) -> bool:
+    """True when `host` is reachable from this machine only (localhost, 127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
+def exposure_warning(host: str, keys: bool, tls: bool) -> str | None:
+    """What is unsafe about listening on `host` without API keys and/or TLS (None if nothing)."""
+    if is_loopback(host) or (keys and tls):
+        return None
+    problems = []
+    if not keys:
+        problems.append("no API key is required, so anyone who can reach it can score and "
+                        "load any registered version (--api-key / --api-key-file)")
+    if not tls:
+        problems.append("traffic is not encrypted" + (", API keys included" if keys else "")
+                        + " (--ssl-certfile / --ssl-keyfile, or a TLS-terminating proxy)")
+    return f"listening on {host}, beyond this machine: " + "; ".join(problems)
+
+
+def tls_options(certfile: Path | None, keyfile: Path | None) -> dict[str, str]:
+    """uvicorn's ssl_certfile / ssl_keyfile, checked now (ScorehouseError naming the file)."""
+    if certfile is None:
+        if keyfile is not None:
+            raise ScorehouseError("--ssl-keyfile needs --ssl-certfile")
+        return {}
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        ctx.load_cert_chain(str(certfile), str(keyfile) if keyfile else None)
+    except (OSError, ssl.SSLError) as e:
+        raise ScorehouseError(f"cannot use the TLS certificate {certfile}"
+                              f"{f' with key {keyfile}' if keyfile else ''}: {e}") from None
+    return {"ssl_certfile": str(certfile), **({"ssl_keyfile": str(keyfile)} if keyfile else {})}

@@ -57,8 +57,9 @@ class Metrics:
         """Count one scoring call's rows, rejects and flags."""
         version = FILE_VERSION if result.version is None else result.version  # as served
         self.child(self.rows, result.model, str(version)).inc(result.n_scored)
-        for r in result.rejects:
-            self.rejected.labels(result.model, r.column or "<row>").inc()
+        if result.rejects:  # one count per column, however many rows were bad
+            for column, n in result.reject_counts().items():
+                self.rejected.labels(result.model, "<row>" if column == "<model>" else column).inc(n)
         if result.flags:
             for kind, cols in result.flag_counts().items():
                 for col, n in cols.items():

@@ -28,6 +28,27 @@ def record_schema(scorer: Scorer) -> dict[str, Any]:
     return {"type": "object", "properties": props, "required": required}
 
 
+def label_schema(scorer: Scorer) -> dict[str, Any]:
+    """The JSON Schema of the label a classifier answers (typed like its classes)."""
+    classes = list(scorer.classes or [])
+    if classes and all(isinstance(c, bool) for c in classes):
+        kind = "boolean"
+    elif classes and all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        kind = "integer"
+    elif classes and all(isinstance(c, (int, float)) for c in classes):
+        kind = "number"
+    else:
+        kind = "string"
+    return {"type": kind, **({"enum": classes} if classes else {})}
+
+
+def prediction_schema(scorer: Scorer) -> dict[str, Any]:
+    """One prediction of the MLflow route: a typed label and number probabilities, or value."""
+    return {"type": "object", "properties": {
+        c: label_schema(scorer) if c == "label" else {"type": "number"}
+        for c in output_columns(scorer.task, scorer.classes)}}
+
+
 def example_record(scorer: Scorer) -> dict[str, Any]:
     """A valid record for the model: a known category, or the middle of the training range."""
     rec: dict[str, Any] = {}
@@ -49,57 +70,96 @@ def _responses(ok: dict[str, Any], mlflow: bool = False) -> dict[str, Any]:
     err = {"content": {"application/json": {"schema": _MLFLOW_ERROR if mlflow else _ERROR}}}
     return {"200": {"description": "Scored", "content": {"application/json": {"schema": ok}}},
             "400": {"description": "Bad request", **err},
+            "401": {"description": "Missing or invalid API key", **err},
             "404": {"description": "Unknown model or version", **err},
-            "413": {"description": "Body too large", **err},
-            "422": {"description": "Every row rejected", **err}}
+            "408": {"description": "Body not sent in time", **err},
+            "413": {"description": "Body or row count over the limit", **err},
+            "422": {"description": "Every row rejected", **err},
+            "503": {"description": "Models still loading", **err},
+            "504": {"description": "Over the request timeout", **err}}
+
+
+#: A version in a path: digits (anything else is a 404).
+_VERSION = {"name": "version", "in": "path", "required": True,
+            "schema": {"type": "string", "pattern": "^[0-9]+$"}}
+
+
+def _op(op_id: str, summary: str, responses: dict[str, Any], body: dict[str, Any] | None = None,
+        pinned: bool = False, open_: bool = False) -> dict[str, Any]:
+    """One operation; `pinned` adds the {version} path parameter, `open_` needs no key."""
+    op: dict[str, Any] = {"summary": summary, "operationId": op_id, "responses": responses}
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    if pinned:
+        op["parameters"] = [_VERSION]
+    if open_:
+        op["security"] = []
+    return op
+
+
+def _mlflow_body(ref: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": {
+        "dataframe_records": {"type": "array", "items": ref, "maxItems": 1000}},
+        "required": ["dataframe_records"]}
+
+
+def _model_paths(name: str, scorer: Scorer, ref: dict[str, Any]) -> dict[str, Any]:
+    """Every route of one model, current version and pinned (`/versions/{version}`)."""
+    predict = {"oneOf": [ref, {"type": "array", "items": ref, "maxItems": 1000}]}
+    mlflow_ok = _responses({"type": "object", "properties": {
+        "predictions": {"type": "array", "items": prediction_schema(scorer)}}}, mlflow=True)
+    infer = {"type": "object", "required": ["inputs"], "properties": {
+        "id": {"type": "string"},
+        "inputs": {"type": "array", "items": {"type": "object", "required": [
+            "name", "shape", "datatype", "data"], "properties": {
+            "name": {"type": "string", "enum": scorer.schema.names},
+            "shape": {"type": "array", "items": {"type": "integer"}},
+            "datatype": {"type": "string"},
+            "data": {"type": "array"}}}}}}
+    metadata = _responses({"type": "object"})
+    paths: dict[str, Any] = {}
+    for pinned, prefix, at in ((False, f"/models/{name}", ""),
+                               (True, f"/models/{name}/versions/{{version}}", "_pinned")):
+        paths[f"{prefix}/predict"] = {"post": _op(
+            f"predict_{name}{at}", f"Score {name}: one record or a list; labels, "
+            "probabilities, flags", _responses({"type": "object"}), predict, pinned)}
+        paths[f"{prefix}/invocations"] = {"post": _op(
+            f"invocations_{name}{at}", f"Score {name} with MLflow's protocol", mlflow_ok,
+            _mlflow_body(ref), pinned)}
+    for pinned, prefix, at in ((False, f"/v2/models/{name}", ""),
+                               (True, f"/v2/models/{name}/versions/{{version}}", "_pinned")):
+        paths[prefix] = {"get": _op(f"v2_metadata_{name}{at}", f"V2 metadata of {name}",
+                                    metadata, pinned=pinned)}
+        paths[f"{prefix}/ready"] = {"get": _op(f"v2_ready_{name}{at}", f"V2 readiness of {name}",
+                                               metadata, pinned=pinned)}
+        paths[f"{prefix}/infer"] = {"post": _op(
+            f"v2_infer_{name}{at}", f"V2 inference on {name} (JSON tensors; binary tensors "
+            "also accepted)", _responses({"type": "object"}), infer, pinned)}
+    return paths
 
 
 def document(models: dict[str, Scorer], secured: bool) -> dict[str, Any]:
-    """The OpenAPI 3.1 document for the models served."""
+    """The OpenAPI 3.1 document for the models served: every route the server answers."""
     paths: dict[str, Any] = {}
     components: dict[str, Any] = {}
     for name, scorer in models.items():
         rec = f"{name}_record"
         components[rec] = dict(record_schema(scorer), examples=[example_record(scorer)])
-        ref = {"$ref": f"#/components/schemas/{rec}"}
-        prediction = {"type": "object", "properties": {
-            c: {"type": "number"} for c in output_columns(scorer.task, scorer.classes)}}
-        paths[f"/models/{name}/predict"] = {"post": {
-            "summary": f"Score {name}: one record or a list; labels, probabilities, flags",
-            "operationId": f"predict_{name}",
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "oneOf": [ref, {"type": "array", "items": ref, "maxItems": 1000}]}}}},
-            "responses": _responses({"type": "object"})}}
-        paths[f"/models/{name}/invocations"] = {"post": {
-            "summary": f"Score {name} with MLflow's protocol",
-            "operationId": f"invocations_{name}",
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "properties": {
-                    "dataframe_records": {"type": "array", "items": ref, "maxItems": 1000}},
-                "required": ["dataframe_records"]}}}},
-            "responses": _responses({"type": "object", "properties": {
-                "predictions": {"type": "array", "items": prediction}}}, mlflow=True)}}
-        paths[f"/v2/models/{name}"] = {"get": {
-            "summary": f"V2 metadata of {name}", "operationId": f"v2_metadata_{name}",
-            "responses": {"200": {"description": "Model metadata"}}}}
-        paths[f"/v2/models/{name}/infer"] = {"post": {
-            "summary": f"V2 inference on {name} (JSON tensors; binary tensors also accepted)",
-            "operationId": f"v2_infer_{name}",
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "required": ["inputs"], "properties": {
-                    "id": {"type": "string"},
-                    "inputs": {"type": "array", "items": {"type": "object", "required": [
-                        "name", "shape", "datatype", "data"], "properties": {
-                        "name": {"type": "string", "enum": scorer.schema.names},
-                        "shape": {"type": "array", "items": {"type": "integer"}},
-                        "datatype": {"type": "string"},
-                        "data": {"type": "array"}}}}}}}}},
-            "responses": _responses({"type": "object"})}}
+        paths.update(_model_paths(name, scorer, {"$ref": f"#/components/schemas/{rec}"}))
+    any_record = ({"$ref": f"#/components/schemas/{next(iter(models))}_record"}
+                  if len(models) == 1 else {"type": "object"})
+    paths["/invocations"] = {"post": _op(
+        "invocations", "Score the server's one model with MLflow's protocol (400 when it "
+        "serves several)", _responses({"type": "object"}, mlflow=True),
+        _mlflow_body(any_record))}
+    paths["/v2"] = {"get": _op("v2_server", "V2 server metadata", _responses({"type": "object"}))}
     for path, summary in (("/v2/health/live", "Liveness"), ("/v2/health/ready", "Readiness"),
-                          ("/ping", "MLflow health"), ("/metrics", "Prometheus metrics")):
-        paths[path] = {"get": {"summary": summary, "operationId": path.strip("/").replace("/", "_"),
-                               "security": [],
-                               "responses": {"200": {"description": "OK"}}}}
+                          ("/ping", "MLflow health"), ("/health", "MLflow health"),
+                          ("/version", "scorehouse version"), ("/metrics", "Prometheus metrics"),
+                          ("/openapi.json", "This document"), ("/docs", "Swagger UI")):
+        paths[path] = {"get": _op(path.strip("/").replace("/", "_").replace(".", "_"), summary,
+                                  {"200": {"description": "OK"},
+                                   "503": {"description": "Not ready"}}, open_=True)}
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "scorehouse", "version": __version__,

@@ -38,6 +38,8 @@ def _rows(key: str, value: Any) -> list[Mapping[str, Any]]:
                 or not isinstance(value.get("data"), list):
             raise InvalidInputError('dataframe_split needs {"columns": [...], "data": [[...], ...]}')
         cols = value["columns"]
+        if not all(isinstance(c, str) for c in cols):
+            raise InvalidInputError("dataframe_split columns must be strings (column names)")
         rows = []
         for i, row in enumerate(value["data"]):
             if not isinstance(row, list) or len(row) != len(cols):

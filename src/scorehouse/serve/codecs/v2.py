@@ -73,22 +73,40 @@ def decode(body: bytes, header_length: str | None) -> tuple[pa.Table, dict[str, 
     if offset != len(binary):
         raise InvalidInputError(f"{len(binary) - offset} bytes of binary data are not claimed by "
                                 "any input's binary_data_size")
-    return pa.table({name: loose_array(values) for name, values in columns.items()}), doc
+    return pa.table({name: _array(name, values) for name, values in columns.items()}), doc
+
+
+def _array(name: str, values: Any) -> pa.Array:
+    try:
+        return loose_array(values)
+    except (OverflowError, pa.ArrowException) as e:  # e.g. an integer beyond 64 bits
+        raise InvalidInputError(f"input {name!r}: cannot read its data ({e}); numbers must "
+                                "fit in 64 bits") from None
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    """`value` if it is a JSON object (or absent: {}), else InvalidInputError."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"{what} must be a JSON object, got {type(value).__name__}")
+    return value
 
 
 def _tensor(t: Any, binary: bytes, offset: int) -> tuple[str, Any, int]:
     if not isinstance(t, dict) or not isinstance(t.get("name"), str):
         raise InvalidInputError("each input needs a name, a shape, a datatype and data")
     name, dtype, shape = t["name"], t.get("datatype"), t.get("shape")
-    if dtype not in DTYPES and dtype != "BYTES":
+    if not isinstance(dtype, str) or (dtype not in DTYPES and dtype != "BYTES"):
         raise InvalidInputError(f"input {name!r}: unsupported datatype {dtype!r}")
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape) \
             or len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
         raise InvalidInputError(f"input {name!r}: shape must be [N] or [N, 1], got {shape!r}")
     count = shape[0]
-    size = (t.get("parameters") or {}).get("binary_data_size")
+    size = _object(t.get("parameters"), f"input {name!r}: parameters").get("binary_data_size")
     if size is not None:
-        if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0 \
+            or offset + size > len(binary):
             raise InvalidInputError(f"input {name!r}: binary_data_size {size!r} runs past the body")
         raw = binary[offset:offset + size]
         offset += size
@@ -135,18 +153,29 @@ def _from_json(name: str, dtype: str, data: Any, count: int) -> Any:
 
 def requested_binary(doc: dict[str, Any]) -> dict[str, bool]:
     """Which outputs the client wants as binary data (by name; '*' for the default)."""
-    default = bool((doc.get("parameters") or {}).get("binary_data_output", False))
+    default = bool(_object(doc.get("parameters"), "parameters").get("binary_data_output", False))
     wanted = {"*": default}
-    for o in doc.get("outputs") or []:
-        if isinstance(o, dict) and isinstance(o.get("name"), str):
-            wanted[o["name"]] = bool((o.get("parameters") or {}).get("binary_data", default))
+    for o in _outputs_asked(doc):
+        wanted[o["name"]] = bool(_object(o.get("parameters"), f"output {o['name']!r}: parameters")
+                                 .get("binary_data", default))
     return wanted
+
+
+def _outputs_asked(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The request's "outputs": a list of objects with a string name each, or none."""
+    outputs = doc.get("outputs")
+    if outputs is None:
+        return []
+    if not isinstance(outputs, list) or not all(
+            isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs):
+        raise InvalidInputError('"outputs" must be a list of {"name": "<output>"} objects')
+    return outputs
 
 
 def encode(result: Result, scorer: Scorer, doc: dict[str, Any]) -> tuple[bytes, int | None]:
     """(response body, JSON header length when binary outputs follow it)."""
     tensors = _outputs(result, scorer)
-    asked = [o["name"] for o in doc.get("outputs") or [] if isinstance(o, dict)]
+    asked = [o["name"] for o in _outputs_asked(doc)]
     unknown = [n for n in asked if n not in tensors]
     if unknown:
         raise InvalidInputError(f"unknown output(s) {', '.join(unknown)}; this model returns "
