@@ -418,3 +418,26 @@ def test_the_watcher_follows_an_alias_move(registry_home):
     finally:
         models.close()
         registry_home.promote("churn/1", "production")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_cli_serve_on_a_busy_port_is_one_line_and_exit_1(churn_artifact, tmp_path, workers):
+    import os
+    import shutil
+    import subprocess
+    import sysconfig
+
+    script = shutil.which("scorehouse", path=sysconfig.get_path("scripts"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREHOUSE_")}
+    env["SCOREHOUSE_HOME"] = str(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([script, "serve", str(churn_artifact), "--trust", "--port",
+                               str(port), "--workers", str(workers)], env=env,
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot listen on 127.0.0.1:{port}")
+    assert "--port" in lines[0] and "serving" not in done.stderr

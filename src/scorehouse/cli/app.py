@@ -714,7 +714,7 @@ def serve(
     """
     import uvicorn
 
-    from ..serve.entry import app_from_settings, exposure_warning, tls_options
+    from ..serve.entry import app_from_settings, exposure_warning, listening_socket, tls_options
 
     if batching not in ("auto", "on", "off"):
         raise click_exc.BadParameter("--batching must be auto, on or off")
@@ -731,6 +731,9 @@ def serve(
                 "columns": _policy(columns).value,
                 "registry": _state["registry"], "artifacts": _state["artifacts"]}
     app = app_from_settings(settings, preload=True)  # a bad model or key file: one line, here
+    # Bind before announcing: a busy port is one line and exit 1, never "serving ..." and
+    # then a crash at start-up.
+    sock = listening_socket(host, port)
     scheme = "https" if tls else "http"
     err_console.print(f"serving {', '.join(refs)} on {scheme}://{host}:{port} ({workers} "
                       "worker(s)); docs at /docs, metrics at /metrics")
@@ -746,10 +749,11 @@ def serve(
     options = dict(_UVICORN, timeout_keep_alive=keep_alive, http=HeadDeadlineProtocol, **tls)
     if workers > 1:  # each process loads the models itself: uvicorn needs an import string
         os.environ["SCOREHOUSE_SERVE_ARGS"] = json.dumps(settings)
+        sock.close()  # uvicorn binds the address again for its worker processes
         uvicorn.run("scorehouse.serve.entry:app_from_env", factory=True, host=host, port=port,
                     workers=workers, **options)
         return
-    uvicorn.run(app, host=host, port=port, **options)
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, **options)).run(sockets=[sock])
 
 
 @db_app.command("install")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import os
+import socket
 import ssl
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,27 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:  # a host name: it may resolve to any interface
         return False
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to (`host`, `port`), before anything is announced or started.
+
+    Raises:
+        ScorehouseError: the address cannot be bound (a port in use, an address this machine
+            does not have, a port below 1024 without the right), naming it and the reason.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        hint = " (another server listens there: stop it, or choose --port)" \
+            if e.errno == errno.EADDRINUSE else ""
+        raise ScorehouseError(f"cannot listen on {host}:{port}: {e.strerror or e}{hint}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def exposure_warning(host: str, keys: bool, tls: bool) -> str | None:
