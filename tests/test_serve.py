@@ -191,14 +191,54 @@ def test_v2_with_tritonclient_defaults_binary_in_and_out(server, rows, expected)
     assert labels.shape == (20,) and {x.decode() for x in labels} <= {"yes", "no"}
 
 
+def _samples(text: str, name: str) -> dict[frozenset, float]:
+    """{labels: value} of one metric family in Prometheus' text format."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {frozenset(s.labels.items()): s.value for f in text_string_to_metric_families(text)
+            for s in f.samples if s.name == name}
+
+
 def test_metrics_count_requests_rejects_and_flags(http, rows):
+    before = http.get("/metrics").text
     http.post("/models/churn/predict", json=dict(rows[0], plan="platinum-plus"))
     http.post("/models/churn/predict", json=dict(rows[0], tenure="x"))
+    # One row with three problems: one row rejected, three problems counted.
+    http.post("/models/churn/predict", json={k: v for k, v in rows[0].items()
+                                             if k not in ("tenure", "age", "plan")})
     text = http.get("/metrics").text
-    assert 'scorehouse_request_seconds_bucket{le="0.0005",route="predict"}' in text
-    assert 'scorehouse_rows_rejected_total{column="tenure",model="churn"}' in text
+    assert 'scorehouse_request_seconds_bucket{le="0.0005",model="churn",route="predict",version="1"}' \
+        in text
+    served = {("route", "predict"), ("model", "churn"), ("version", "1")}
+    ok = _samples(text, "scorehouse_requests_total")
+    assert ok[frozenset({*served, ("status", "200")})] >= 1
+    assert ok[frozenset({*served, ("status", "422")})] >= 2  # every row rejected
+    rejected = _samples(text, "scorehouse_rows_rejected_total")
+    was = _samples(before, "scorehouse_rows_rejected_total")
+    key = frozenset({("model", "churn"), ("version", "1")})
+    assert rejected[key] - was.get(key, 0) == 2
+    problems = _samples(text, "scorehouse_input_problems_total")
+    for column, kind in (("tenure", "invalid value"), ("tenure", "missing column"),
+                         ("age", "missing column"), ("plan", "missing column")):
+        assert problems[frozenset({("model", "churn"), ("column", column), ("kind", kind)})] >= 1
     assert 'scorehouse_flags_total{column="plan",kind="unseen_category",model="churn"}' in text
     assert 'scorehouse_model_version{model="churn"} 1.0' in text
+
+
+def test_metrics_follow_prometheus_conventions(http, rows):
+    http.post("/models/churn/predict", json=rows[0])
+    text = http.get("/metrics").text
+    assert "_created" not in text  # no *_created series
+    for family in ("process_cpu_seconds_total", "process_resident_memory_bytes",
+                   "process_open_fds", "python_gc_objects_collected_total"):
+        assert family in text, family
+    assert 'scorehouse_requests_in_flight{route="predict"} 0.0' in text
+    # Every counter's samples end in _total.
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for f in text_string_to_metric_families(text):
+        if f.type == "counter" and f.name.startswith("scorehouse"):
+            assert all(s.name.endswith("_total") for s in f.samples), f.name
 
 
 def test_alias_move_swaps_the_model_without_failed_requests(registry_home, rows):

@@ -195,7 +195,9 @@ def test_rejects_amplification_repro_shape_is_a_small_400(wide_server):
     assert answer["rejected_rows"] == 50_000 and answer["problems"] == 50_000 * WIDE
     assert f"(and {50_000 * WIDE - 5} more)" in answer["message"]
     metrics = httpx.get(f"{wide_server.url}/metrics").text
-    assert 'scorehouse_rows_rejected_total{column="c7",model="wide"}' in metrics
+    assert 'scorehouse_input_problems_total{column="c7",kind="missing column",model="wide"}' \
+        in metrics
+    assert 'scorehouse_rows_rejected_total{model="wide",version="1"} 50000.0' in metrics
 
 
 def test_row_limit_and_reject_cap_follow_the_limits_given(registry_home, rows, monkeypatch):

@@ -66,6 +66,8 @@ class Call:
     params: dict[str, str]
     headers: Any  # case-insensitive mapping of header names (lower-case keys)
     read: Callable[[], Awaitable[bytes]]
+    #: The model and version that answered (set once the route found them), for metrics.
+    served: tuple[str, str] = ("", "")
 
 
 #: A version in a path: ASCII digits, at most 9 (str.isdigit also takes '²' and '٣').
@@ -161,8 +163,11 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
         # One place for readiness, keys, timing, counting and errors as JSON bodies.
         mlflow_style = route == "mlflow"
 
+        in_flight = metrics.child(metrics.in_flight, route)
+
         async def handle(call: Call) -> Reply:
             start = time.perf_counter()
+            in_flight.inc()
             try:
                 if not state["ready"]:
                     raise NotReady(state["error"] or "models are still loading; retry shortly")
@@ -170,7 +175,9 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
                 reply = await fn(call)
             except Exception as e:  # noqa: BLE001 - every error becomes a JSON answer
                 reply = _error(e, mlflow_style)
-            metrics.request(route, reply.status, time.perf_counter() - start)
+            finally:
+                in_flight.dec()
+            metrics.request(route, reply.status, time.perf_counter() - start, *call.served)
             return reply
         return handle
 
@@ -184,7 +191,9 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
             name = next(iter(models.models))
         if version is not None and not _VERSION.fullmatch(version):
             raise NotFoundError(f"version {version!r} is not a number")
-        return models.get(name, int(version) if version is not None else None)
+        scorer = models.get(name, int(version) if version is not None else None)
+        call.served = (scorer.name, str(scorer.public_version))
+        return scorer
 
     # --- MLflow -------------------------------------------------------------------------
     async def invocations(call: Call) -> Reply:
