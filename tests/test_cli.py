@@ -542,3 +542,19 @@ def test_help_shows_flags_without_a_value_placeholder(path, capsys, monkeypatch)
     assert "--help" in text and "<bool>" not in text, text
     if "Commands" not in text:  # a command, not a group: its help shows how to call it
         assert "Example" in text and f"scorehouse {' '.join(path)}" in text, text
+
+
+@pytest.mark.parametrize("args", [
+    ["predict", "churn@production", "--json", "{}"],
+    ["score", "churn@production", "in.csv", "out.csv"],
+    ["serve", "churn@production"],
+    ["stream", "churn@production", "--source", "redis://127.0.0.1:1/0?stream=s", "--key", "k"],
+], ids=lambda a: a[0])
+def test_a_runtime_that_does_not_exist_is_usage_exit_2(args, capsys):
+    from scorehouse.cli.app import main
+
+    with pytest.raises(SystemExit) as done:
+        main([*args, "--runtime", "onnxx"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'onnxx' is not one of 'native', 'onnx'" in err[0], err

@@ -14,7 +14,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
@@ -54,6 +54,9 @@ db_app = typer.Typer(help="Score inside PostgreSQL: PL/Python functions over reg
 app.add_typer(db_app, name="db")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts and CI/CD.")]
+RuntimeOpt = Annotated[Literal["native", "onnx"] | None, typer.Option(
+    help="native (the model's own library) or onnx (the compiled graph); default: onnx when it "
+         "passed the parity gate at packaging, else native.")]
 ColumnsOpt = Annotated[str, typer.Option(
     help="lenient: score inputs lacking an optional column (rows flagged absent_column) or "
          "carrying unknown ones (reported); strict: refuse them (exit 4).")]
@@ -508,7 +511,7 @@ def predict(
         "--json", help="One record or a list of records as JSON (output is always JSON).")] = None,
     input_file: Annotated[Path | None, typer.Option(
         "--input", "-i", help="JSON Lines file of records ('-' for stdin).")] = None,
-    runtime: Annotated[str | None, typer.Option(help="native or onnx.")] = None,
+    runtime: RuntimeOpt = None,
     accept_parity_difference: Annotated[bool, typer.Option(help=ACCEPT_HELP)] = False,
     trust: Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")] = False,
     columns: ColumnsOpt = "lenient",
@@ -558,7 +561,7 @@ def score(
     ttl: Annotated[int | None, typer.Option(help="Expire Redis hashes after this many seconds.")] = None,
     rejects: Annotated[Path | None, typer.Option(help="Rejects CSV (default: OUTPUT.rejects.csv, or $SCOREHOUSE_HOME/runs/…).")] = None,
     manifest: Annotated[Path | None, typer.Option(help="Run manifest JSON (default: OUTPUT.run.json, or $SCOREHOUSE_HOME/runs/…).")] = None,
-    runtime: Annotated[str | None, typer.Option(help="native or onnx.")] = None,
+    runtime: RuntimeOpt = None,
     accept_parity_difference: Annotated[bool, typer.Option(help=ACCEPT_HELP)] = False,
     trust: Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary.")] = False,
@@ -689,7 +692,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on (anything but loopback: use API keys and TLS).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8080,
     workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
-    runtime: Annotated[str | None, typer.Option(help="native or onnx.")] = None,
+    runtime: RuntimeOpt = None,
     accept_parity_difference: Annotated[bool, typer.Option(help=ACCEPT_HELP)] = False,
     trust: Annotated[bool, typer.Option(help="Trust pickled code in artifact files.")] = False,
     max_body: Annotated[int, typer.Option(help="Largest request body in bytes (413 beyond); JSON parsing holds the server ~65 ns a byte.")] = 1024 * 1024,
@@ -881,7 +884,7 @@ def stream(
     batch: Annotated[int, typer.Option(help="Events per round trip.")] = 200,
     max_attempts: Annotated[int, typer.Option(help="Deliveries before a poison event is dead-lettered.")] = 3,
     claim_idle_ms: Annotated[int, typer.Option(help="Reclaim events a consumer has held this long (NATS: the ack wait; Kafka: the retry delay of events left unsettled).")] = 30_000,
-    runtime: Annotated[str | None, typer.Option(help="native or onnx.")] = None,
+    runtime: RuntimeOpt = None,
     accept_parity_difference: Annotated[bool, typer.Option(help=ACCEPT_HELP)] = False,
     trust: Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")] = False,
     until_idle: Annotated[bool, typer.Option(help="Exit when the stream has nothing more.")] = False,
