@@ -545,7 +545,7 @@ def test_help_shows_flags_without_a_value_placeholder(path, capsys, monkeypatch)
 
 
 @pytest.mark.parametrize("args", [
-    ["predict", "churn@production", "--json", "{}"],
+    ["predict", "churn@production", "-i", "records.jsonl"],
     ["score", "churn@production", "in.csv", "out.csv"],
     ["serve", "churn@production"],
     ["stream", "churn@production", "--source", "redis://127.0.0.1:1/0?stream=s", "--key", "k"],
