@@ -126,3 +126,66 @@ def scorer(churn_artifact):
 def features(churn_data):
     """The churn inputs without the target."""
     return churn_data.drop(columns=[TARGET])
+
+
+NATS_URL = os.environ.get("SCOREHOUSE_TEST_NATS", "nats://127.0.0.1:4222")
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    """A reachable NATS (JetStream); fails (never skips) under CI=true."""
+    import asyncio
+
+    import nats
+
+    async def check() -> None:
+        nc = await nats.connect(NATS_URL, connect_timeout=3)
+        await nc.close()
+
+    try:
+        asyncio.run(check())
+    except Exception as e:  # noqa: BLE001 - any failure means "not reachable"
+        unreachable("NATS", NATS_URL, e)
+    return NATS_URL
+
+
+KAFKA_URL = os.environ.get("SCOREHOUSE_KAFKA_URL")
+
+
+@pytest.fixture(scope="session",
+                params=["real-broker" if KAFKA_URL else "librdkafka-mock-cluster"])
+def kafka(request):
+    """Bootstrap servers speaking Kafka's protocol: SCOREHOUSE_KAFKA_URL's broker, else
+    librdkafka's mock cluster, held open by a client of this process for the whole run (the
+    test ids say which one ran)."""
+    from urllib.parse import urlsplit
+
+    if KAFKA_URL:
+        yield urlsplit(KAFKA_URL).netloc
+        return
+    from confluent_kafka import Producer
+
+    holder = Producer({"bootstrap.servers": "", "test.mock.num.brokers": 1, "log_level": 3})
+    brokers = holder.list_topics(timeout=10).brokers.values()
+    yield ",".join(f"{b.host}:{b.port}" for b in brokers)
+    holder.flush(5)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """A local[2] SparkSession whose Python workers run this interpreter, shared by every
+    test that needs Spark; fails (never skips) under CI=true."""
+    import sys
+
+    try:
+        from pyspark.sql import SparkSession
+
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        session = (SparkSession.builder.master("local[2]").appName("scorehouse-tests")
+                   .config("spark.ui.enabled", "false")
+                   .config("spark.sql.shuffle.partitions", "2").getOrCreate())
+    except Exception as e:  # noqa: BLE001 - no Java or no pyspark: Spark is not reachable
+        unreachable("Spark (Java + pyspark)", "local[2]", e)
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

@@ -288,27 +288,6 @@ def test_server_rejects_an_absent_required_column_under_both_policies(served, fr
 # --- Spark -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def spark():
-    """A local[1] SparkSession whose Python workers run this interpreter."""
-    import os
-    import sys
-
-    from conftest import unreachable
-
-    try:
-        from pyspark.sql import SparkSession
-
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        session = (SparkSession.builder.master("local[1]").appName("scorehouse-columns")
-                   .config("spark.ui.enabled", "false").getOrCreate())
-    except Exception as e:  # noqa: BLE001 - no Java or no pyspark: Spark is not reachable
-        unreachable("Spark (Java + pyspark)", "local[1]", e)
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
-
-
 def test_spark_counts_absent_column_and_strict_refuses(spark, churn_artifact, frame, tmp_path):
     from scorehouse.spark import score, totals_accumulator
 

@@ -34,7 +34,6 @@ import pytest
 
 from scorehouse.demo import churn_frame, train_pipeline
 from scorehouse.demo.data import TARGET
-from test_stream_kafka import kafka  # noqa: F401 - the Kafka fixture (a mock cluster)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 MARKER = re.compile(r"<!-- readme: (run|skip)(?: ([^\n]*?))? -->[ \t]*\n```(\w*)\n(.*?)^```",

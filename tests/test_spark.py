@@ -19,7 +19,6 @@ import pyarrow.parquet as pq
 import pytest
 
 import scorehouse
-from conftest import unreachable
 from scorehouse.cli.app import main
 from scorehouse.demo import churn_frame, train_pipeline
 from scorehouse.demo.data import TARGET
@@ -27,21 +26,6 @@ from scorehouse.demo.data import TARGET
 SAME_GRAPH, NATIVE = 1e-9, 1e-6
 
 
-@pytest.fixture(scope="module")
-def spark():
-    """A local[2] SparkSession whose Python workers run this interpreter."""
-    try:
-        from pyspark.sql import SparkSession
-
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        session = (SparkSession.builder.master("local[2]").appName("scorehouse-tests")
-                   .config("spark.ui.enabled", "false")
-                   .config("spark.sql.shuffle.partitions", "2").getOrCreate())
-    except Exception as e:  # noqa: BLE001 - no Java or no pyspark: Spark is not reachable
-        unreachable("Spark (Java + pyspark)", "local[2]", e)
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import threading
@@ -26,7 +25,6 @@ from _stream import (
     run_together,
     stream_args,
 )
-from conftest import unreachable
 from scorehouse.demo.data import TARGET
 from scorehouse.stream import RedisEvents, RedisProfiles, StreamWorker, from_spec
 
@@ -179,27 +177,17 @@ def _wait_redis(url: str):
 
 # --- NATS JetStream --------------------------------------------------------------------------
 
-NATS_URL = os.environ.get("SCOREHOUSE_TEST_NATS", "nats://127.0.0.1:4222")
+from conftest import NATS_URL  # noqa: E402 - beside the tests that use it
 
 
 @pytest.fixture
-def nats_subject():
+def nats_subject(nats_url):
     """A fresh JetStream subject on a reachable NATS (fails, never skips, under CI=true)."""
     import asyncio
     import uuid
 
-    import nats
 
     subject = f"sh_test_{uuid.uuid4().hex[:8]}"
-
-    async def check() -> None:
-        nc = await nats.connect(NATS_URL, connect_timeout=3)
-        await nc.close()
-
-    try:
-        asyncio.run(check())
-    except Exception as e:  # noqa: BLE001 - any failure means "not reachable"
-        unreachable("NATS", NATS_URL, e)
     yield subject
 
     async def drop() -> None:

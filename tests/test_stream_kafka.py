@@ -11,7 +11,6 @@ import os
 import subprocess
 import time
 import uuid
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -35,19 +34,6 @@ PARTITIONS = 4  # what the mock cluster gives a topic it creates on first use
 GROUP_OPTIONS = "&session.timeout.ms=6000"
 
 
-@pytest.fixture(scope="module", params=["real-broker" if REAL else "librdkafka-mock-cluster"])
-def kafka(request):
-    """Bootstrap servers: SCOREHOUSE_KAFKA_URL's broker, else a mock cluster held open by a
-    client of this process for the module's tests."""
-    if REAL:
-        yield urlsplit(REAL).netloc
-        return
-    from confluent_kafka import Producer
-
-    holder = Producer({"bootstrap.servers": "", "test.mock.num.brokers": 1, "log_level": 3})
-    brokers = holder.list_topics(timeout=10).brokers.values()
-    yield ",".join(f"{b.host}:{b.port}" for b in brokers)
-    holder.flush(5)
 
 
 @pytest.fixture

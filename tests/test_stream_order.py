@@ -8,27 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import signal
 import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
 
 from _stream import SCRIPT, TOL, churn_table, cli_env, pg_connect, pg_rows, redis_profiles
-from conftest import unreachable
+from conftest import KAFKA_URL, NATS_URL  # noqa: E402
 from scorehouse.demo.data import TARGET
 from scorehouse.stream import RedisEvents, RedisProfiles, StreamWorker, from_spec
 from scorehouse.stream.order import POSITIONS, Position, settle
 from scorehouse.stream.postgres_profiles import PostgresProfiles
 
-NATS_URL = os.environ.get("SCOREHOUSE_TEST_NATS", "nats://127.0.0.1:4222")
-KAFKA_URL = os.environ.get("SCOREHOUSE_KAFKA_URL")
 PARTITIONS = 4
 GROUP_OPTIONS = "&session.timeout.ms=6000"  # see test_stream_kafka.py
 REDUCER = {"count": {"complaints": "type=complaint", "support_calls": "type=call"},
@@ -109,18 +105,6 @@ def test_a_position_orders_only_within_its_partition():
 
 # --- sources and stores ---------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def kafka_servers():
-    """SCOREHOUSE_KAFKA_URL's broker, else a librdkafka mock cluster held by this module."""
-    if KAFKA_URL:
-        yield urlsplit(KAFKA_URL).netloc
-        return
-    from confluent_kafka import Producer
-
-    holder = Producer({"bootstrap.servers": "", "test.mock.num.brokers": 1, "log_level": 3})
-    brokers = holder.list_topics(timeout=10).brokers.values()
-    yield ",".join(f"{b.host}:{b.port}" for b in brokers)
-    holder.flush(5)
 
 
 @dataclass
@@ -202,20 +186,11 @@ def source(request, redis_url):
     if request.param == "redis":
         s = Source("redis", f"{redis_url}?stream=events", "g", "events")
     elif request.param == "nats":
-        import nats
-
+        request.getfixturevalue("nats_url")  # reachable, or fail under CI=true
         subject = f"sh_order_{uuid.uuid4().hex[:8]}"
-
-        async def check() -> None:
-            nc = await nats.connect(NATS_URL, connect_timeout=3)
-            await nc.close()
-        try:
-            asyncio.run(check())
-        except Exception as e:  # noqa: BLE001 - any failure means "not reachable"
-            unreachable("NATS", NATS_URL, e)
         s = Source("nats", f"{NATS_URL}?subject={subject}", "g", subject)
     else:
-        servers = request.getfixturevalue("kafka_servers")
+        servers = request.getfixturevalue("kafka")
         topic = f"sh_{uuid.uuid4().hex[:10]}"
         if KAFKA_URL:
             from confluent_kafka.admin import AdminClient, NewTopic
