@@ -17,6 +17,11 @@ PG_URL = os.environ.get("SCOREHOUSE_TEST_PG",
 IN_CI = os.environ.get("CI") == "true"
 
 
+def pytest_report_header(config) -> str:
+    """Which Kafka the stream tests talk to."""
+    return f"kafka: {KAFKA_URL or 'librdkafka mock cluster (SCOREHOUSE_KAFKA_URL unset)'}"
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("SCOREHOUSE_HOME", str(tmp_path / "home"))
@@ -152,12 +157,11 @@ def nats_url() -> str:
 KAFKA_URL = os.environ.get("SCOREHOUSE_KAFKA_URL")
 
 
-@pytest.fixture(scope="session",
-                params=["real-broker" if KAFKA_URL else "librdkafka-mock-cluster"])
-def kafka(request):
+@pytest.fixture(scope="session")
+def kafka():
     """Bootstrap servers speaking Kafka's protocol: SCOREHOUSE_KAFKA_URL's broker, else
     librdkafka's mock cluster, held open by a client of this process for the whole run (the
-    test ids say which one ran)."""
+    run's header says which: see `pytest_report_header`)."""
     from urllib.parse import urlsplit
 
     if KAFKA_URL:
