@@ -299,7 +299,7 @@ def test_unsupported_and_ambiguous_models_are_clear_errors(tmp_path, small):
 
     class Opaque:
         def predict_proba(self, frame):
-            return np.zeros((len(frame), 2))
+            return np.tile([1.0, 0.0], (len(frame), 1))  # a valid (if dull) distribution
 
         def predict(self, frame):
             return np.zeros(len(frame), dtype=int)

@@ -19,7 +19,7 @@ def registry(tmp_path_factory, churn_artifact):
     home = tmp_path_factory.mktemp("versions-home")
     reg = scorehouse.Registry(f"sqlite:///{home / 'registry.db'}", str(home / "artifacts"))
     reg.register(churn_artifact)
-    reg.register(churn_artifact)
+    reg.register(churn_artifact, allow_duplicate=True)
     reg.promote("churn/2", "production")
     return reg
 
