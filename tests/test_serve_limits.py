@@ -197,7 +197,8 @@ def test_rejects_amplification_repro_shape_is_a_small_400(wide_server):
     metrics = httpx.get(f"{wide_server.url}/metrics").text
     assert 'scorehouse_input_problems_total{column="c7",kind="missing column",model="wide"}' \
         in metrics
-    assert 'scorehouse_rows_rejected_total{model="wide",version="1"} 50000.0' in metrics
+    rows = re.search(r'scorehouse_rows_rejected_total\{model="wide",version="1"\} (\S+)', metrics)
+    assert rows and float(rows.group(1)) >= 50_000  # rows; earlier tests' count too
 
 
 def test_row_limit_and_reject_cap_follow_the_limits_given(registry_home, rows, monkeypatch):
