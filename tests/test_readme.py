@@ -139,6 +139,9 @@ def workspace(request, tmp_path_factory, pg_server, redis_url, churn_data):
         # Kafka: librdkafka's mock cluster (or SCOREHOUSE_KAFKA_URL's broker), a fresh topic.
         "localhost:9092": brokers, "topic=events": f"topic={topic}",
         'produce("events"': f'produce("{topic}"',
+        # Spark reads relative paths from the JVM's directory: the run's one Spark session
+        # started where pytest did, not in this workspace.
+        'parquet("lake/': f'parquet("{d}/lake/',
     }
     yield Workspace(d, env, substitutions, crm)
     with psycopg.connect(pg_server, autocommit=True) as admin:
