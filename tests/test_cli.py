@@ -174,11 +174,11 @@ def flow(workdir, demo_run) -> dict[str, Run]:
             cli, "package", "model.joblib", "--train-data", "train.parquet", "--name", "churn",
             "--target", TARGET, "-o", "churn-v2.shz", "--metric", "holdout_auc=0.91", "--json")
         sign = side.submit(cli, "sign", "signed.shz", "--key", KEY, "--json")
-        runs["register"] = cli("register", "churn.shz", "--trust", "--json")
+        runs["register"] = cli("register", "churn.shz", "--json")
         runs["promote"] = cli("promote", "churn/1", "production", "-m", "first release",
                               "--json")
         runs["package2"], runs["sign"] = package2.result(), sign.result()
-    runs["register2"] = cli("register", "churn-v2.shz", "--trust", "--description",
+    runs["register2"] = cli("register", "churn-v2.shz", "--description",
                             "holdout checked")
     runs["promote2"] = cli("promote", "churn/2", "production", "-m", "try v2")
     runs["rollback"] = cli("rollback", "churn", "production", "-m", "v2 misbehaves", "--json")
@@ -251,7 +251,7 @@ def batch(workdir, flow, records) -> dict[str, Run]:
         "version": ["--version"],
         "verify_corrupt": ["verify", "corrupt.shz"],
         "predict_v2": ["predict", "churn/2", "--json", good],
-        "register_again": ["register", "churn.shz", "--trust"],
+        "register_again": ["register", "churn.shz", "--refuse-duplicate"],
     }
     stdin = {"predict_stdin": "".join(json.dumps(r) + "\n" for r in records[:2])}
     return CLI(workdir / "home", workdir).many(calls, stdin)
@@ -295,7 +295,7 @@ def test_package_json(flow, workdir):
 
 def test_registering_the_same_artifact_again_names_its_version(batch):
     assert_error_line(batch["register_again"], 6, "churn.shz is already registered as churn/1",
-                      "--allow-duplicate")
+                      "--refuse-duplicate")
 
 
 def test_models_list(batch):

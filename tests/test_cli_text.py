@@ -67,7 +67,7 @@ def test_printable_escapes_control_characters_and_keeps_other_text():
 def test_models_history_show_and_list_print_user_text_escaped_and_json_exact(
         tiny, capsys, wide, monkeypatch):
     monkeypatch.setenv("SCOREHOUSE_USER", f"mallory{HOSTILE}")
-    assert run("register", str(tiny), "--trust", "--description", HOSTILE, capsys=capsys)[0] == 0
+    assert run("register", str(tiny), "--description", HOSTILE, capsys=capsys)[0] == 0
     assert run("promote", "tiny/1", "production", "-m", HOSTILE, capsys=capsys)[0] == 0
     for verb in (["models", "history", "tiny"], ["models", "show", "tiny"],
                  ["models", "list"]):

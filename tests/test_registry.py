@@ -694,12 +694,13 @@ def test_processes_promoting_at_once_keep_alias_and_history_consistent(
 # --- registering the same or a different model again ----------------------------------------
 
 
-def test_the_same_artifact_twice_is_refused_naming_its_version(reg, churn_artifact):
+def test_the_same_artifact_twice_is_a_new_version_or_refused_naming_its_version(
+        reg, churn_artifact):
     reg.register(churn_artifact)
-    with pytest.raises(ConflictError, match=r"already registered as churn/1 .*--allow-duplicate"):
-        reg.register(churn_artifact)
+    with pytest.raises(ConflictError, match=r"already registered as churn/1 .*--refuse-duplicate"):
+        reg.register(churn_artifact, allow_duplicate=False)
     assert [v.version for v in reg.versions("churn")] == [1]  # nothing was written
-    assert reg.register(churn_artifact, allow_duplicate=True).version == 2
+    assert reg.register(churn_artifact).version == 2  # as MLflow does: a new version
     assert [e.action for e in reg.history("churn")] == ["register", "register"]
 
 

@@ -130,7 +130,7 @@ def demo(
                   "\"complaints\": 1, \"age\": 41, \"data_usage_gb\": 3.2, "
                   "\"days_since_login\": 12, \"payment_method\": \"invoice\", "
                   "\"region\": \"north\"}'\n"
-                  f"  scorehouse register {out['artifact']} --trust --allow-duplicate && scorehouse promote churn/2 "
+                  f"  scorehouse register {out['artifact']} && scorehouse promote churn/2 "
                   "production\n"
                   "  scorehouse rollback churn production\n"
                   "  scorehouse models history churn")
@@ -308,30 +308,35 @@ def sign(
 def register(
     path: Annotated[Path, typer.Argument(help="Artifact file or folder to register.")],
     description: Annotated[str, typer.Option(help="Note for this version (default: the artifact's description).")] = "",
-    allow_duplicate: Annotated[bool, typer.Option("--allow-duplicate", help="Register an artifact that is already a version of its model again, as a new version.")] = False,
-    trust: Annotated[bool, typer.Option(
-        help="Trust pickled code in the artifact: the registry will load it without asking.")
-    ] = False,
+    refuse_duplicate: Annotated[bool, typer.Option("--refuse-duplicate", help="Refuse (exit 6) an artifact that is already a version of its model, instead of registering it again.")] = False,
     user: User = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Register an artifact as the next version of its model.
 
-    A pickled model (scikit-learn, plain Python) needs --trust or a valid signature under
-    $SCOREHOUSE_SIGNING_KEY: servers load registered versions without asking. Says how the
-    input schema differs from the previous version's, if it does.
+    Says which version it already is when the same artifact was registered before, and how
+    the input schema differs from the previous version's, if it does. Registering runs no
+    code, but servers load registered versions without asking: with $SCOREHOUSE_SIGNING_KEY
+    set, only artifacts signed under it are taken.
 
-    Example: scorehouse register churn.shz --trust
+    Example: scorehouse register churn.shz
     """
     reg = _registry()
-    mv = reg.register(path, description=description, user=user, require_trust=not trust,
-                      allow_duplicate=allow_duplicate)
-    older = [v for v in reg.versions(mv.name) if v.version < mv.version]
+    mv = reg.register(path, description=description, user=user,
+                      allow_duplicate=not refuse_duplicate)
+    versions = reg.versions(mv.name)
+    same = [v.ref for v in versions
+            if v.manifest_sha256 == mv.manifest_sha256 and v.version < mv.version]
+    older = [v for v in versions if v.version < mv.version]
     diff = reg.schema_diff(older[-1].ref, mv.ref) if older else None
     if as_json:
-        emit_json({**mv.to_dict(), "schema_diff": _diff_json(diff)})
+        emit_json({**mv.to_dict(), "same_as": same, "schema_diff": _diff_json(diff)})
         return
     console.print(f"registered {mv.ref} (manifest {mv.manifest_sha256[:12]})")
+    if same:
+        err_console.print(f"note: the same artifact is already {', '.join(same)} (same manifest "
+                          "sha256); --refuse-duplicate refuses instead", markup=False,
+                          highlight=False)
     if diff:
         head = (f"warning: {mv.ref} shares no input column with {older[-1].ref}: is it the same "
                 "model? (its input schema, against the previous version's:)" if diff.disjoint

@@ -181,7 +181,7 @@ class Registry:
 
     def register(self, path: str | os.PathLike, *, description: str = "",
                  user: str | None = None, require_trust: bool = False,
-                 allow_duplicate: bool = False) -> ModelVersion:
+                 allow_duplicate: bool = True) -> ModelVersion:
         """Verify the artifact at `path`, copy it to the store, record it as the next version.
 
         Registering never loads the model, so it runs no code; but every later load from the
@@ -192,7 +192,7 @@ class Registry:
         Raises:
             TrustError: a pickled artifact, unsigned, with `require_trust`.
             ConflictError: the same artifact (same manifest hash) is already a version of the
-                model, unless `allow_duplicate`.
+                model and `allow_duplicate` is False (a CI job that must not register twice).
         """
         # The bytes stored are the bytes verified: the file is read once.
         data = artifact_io.pack(path)
@@ -235,8 +235,8 @@ class Registry:
         if same:
             raise ConflictError(
                 f"{os.fspath(path)} is already registered as {name}/{same[0]} (same manifest "
-                f"sha256 {sha[:12]}); promote {name}/{same[0]} instead, or pass "
-                "--allow-duplicate (allow_duplicate=True) to register it again as a new version")
+                f"sha256 {sha[:12]}); promote {name}/{same[0]} instead, or register it again "
+                "as a new version without --refuse-duplicate (allow_duplicate=True)")
 
     def schema_diff(self, old_ref: str, new_ref: str) -> SchemaDiff:
         """How the input schema changed from `old_ref` to `new_ref` (both registered)."""
