@@ -40,7 +40,7 @@ RECORD = {"tenure": 3, "plan": "gold", "contract": "month-to-month", "monthly_ch
           "total_charges": 210, "support_calls": 4, "complaints": 1, "age": 41,
           "data_usage_gb": 3.2, "days_since_login": 12, "payment_method": "invoice",
           "region": "north"}
-BAD_RECORD = {**{k: v for k, v in RECORD.items() if k != "monthly_charges"}, "tenure": "abc"}
+BAD_RECORD = {**RECORD, "monthly_charges": "72,5", "tenure": "abc"}
 
 
 @dataclass(frozen=True)
@@ -399,7 +399,7 @@ def test_predict_bad_record_exits_4_with_rejects_naming_row_column_reason(batch)
         {"row": 0, "column": "tenure", "reason": "cannot read 'abc' as an integer",
          "value": "abc"},
         {"row": 0, "column": "monthly_charges",
-         "reason": "required column is missing from the input", "value": None},
+         "reason": "cannot read '72,5' as a number", "value": "72,5"},
     ]
 
 
