@@ -28,6 +28,7 @@ from .compile import OPSET, ConversionError, to_onnx
 from .metrics import training_metrics
 from .nullability import imputed_columns
 from .parity import TOLERANCE, compare
+from .rebuild import check_rebuilt_frame
 
 #: Rows of training data scored at packaging for the prediction baseline and the reload check.
 SAMPLE_ROWS = 50_000
@@ -170,6 +171,7 @@ def package(
             raise ModelError(f"the packaged model fails on {result.n_rejected} training row(s): "
                              f"{shown}")
         raise SchemaError(f"the training data itself fails the schema: {shown}")
+    check_rebuilt_frame(probe, input_schema, sample, tolerance)
     if imputed:
         input_schema = _check_imputed(probe, sample, input_schema, imputed, manifest)
         probe = Artifact(manifest, files, "", f"model {name!r}", trusted_by="user")
