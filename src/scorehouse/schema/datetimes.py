@@ -121,14 +121,14 @@ def epoch_seconds(x: np.ndarray) -> np.ndarray | str:
     if x.dtype.kind in "iu":
         bad = (x < _EPOCH_RANGE[0]) | (x > _EPOCH_RANGE[1])
         if bad.any():
-            return _out_of_range(x[bad][0])
+            return _out_of_range(x[bad][0].item())
         return (x.astype(np.int64) * _NS).astype("datetime64[ns]")
     x = x.astype("float64")
     nan = np.isnan(x)
     with np.errstate(invalid="ignore"):
         bad = ~nan & ~((x >= _EPOCH_RANGE[0]) & (x <= _EPOCH_RANGE[1]))
     if bad.any():
-        return _out_of_range(x[bad][0])
+        return _out_of_range(x[bad][0].item())
     ns = np.round(np.where(nan, 0, x) * _NS).astype(np.int64).astype("datetime64[ns]")
     ns[nan] = np.datetime64("NaT")
     return ns

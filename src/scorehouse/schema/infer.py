@@ -17,6 +17,8 @@ CATEGORY_LIMIT = 10_000
 
 def _logical_type(s: pd.Series) -> str:
     dt = s.dtype
+    if isinstance(dt, pd.CategoricalDtype):  # first: pandas calls one of bools "bool"
+        return "string"
     if pd.api.types.is_bool_dtype(dt):
         return "boolean"
     if pd.api.types.is_integer_dtype(dt):
@@ -25,8 +27,6 @@ def _logical_type(s: pd.Series) -> str:
         return "number"
     if pd.api.types.is_datetime64_any_dtype(dt):
         return "datetime"
-    if isinstance(dt, pd.CategoricalDtype):
-        return "string"
     if pd.api.types.is_string_dtype(dt) or pd.api.types.is_object_dtype(dt):
         non_null = s.dropna()
         if len(non_null) and not all(isinstance(v, str) for v in non_null.head(1000)):
