@@ -147,14 +147,22 @@ def test_reject_threshold_sets_the_exit_code(tmp_path, frame, churn_artifact):
     assert manifest(tmp_path / "b.csv")["counts"]["rejected"] == 30
 
 
-def test_missing_column_fails_up_front_and_writes_nothing(tmp_path, frame, churn_artifact,
-                                                          capsys):
+def test_missing_column_fails_up_front_and_writes_nothing(tmp_path, frame, churn_model,
+                                                          churn_data, capsys):
+    import scorehouse
+    from scorehouse.demo.data import TARGET
+
+    # The demo pipeline imputes every column (so each accepts a missing value); a model that
+    # requires `tenure`:
+    artifact = scorehouse.package(churn_model, churn_data, name="churn", target=TARGET,
+                                  path=tmp_path / "strict.shz", compile=False,
+                                  schema_overrides={"tenure": {"nullable": False}})
     src, out = tmp_path / "in.csv", tmp_path / "out.csv"
     frame.drop(columns=["tenure"]).to_csv(src, index=False)
-    code, _ = score(str(churn_artifact), str(src), str(out))
+    code, _ = score(str(artifact), str(src), str(out))
     err = capsys.readouterr().err
     assert code == 4 and "no column(s) tenure" in err and "Traceback" not in err
-    assert list(tmp_path.iterdir()) == [src]
+    assert sorted(tmp_path.iterdir()) == sorted([src, artifact])
 
 
 @pytest.mark.parametrize("header", [False, True], ids=["empty", "header-only"])

@@ -264,3 +264,23 @@ def test_a_manifest_written_before_category_types_scores_as_before(case):
     assert np.abs(p1(old.predict(X)) - model.predict_proba(X)[:, 1]).max() <= TOL
     assert np.abs(p1(old.predict(_records(frame, list(frame.store))))
                   - model.predict_proba(X)[:, 1]).max() <= TOL
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_training_data_that_lost_the_category_dtype_takes_the_models_categories(fmt, tmp_path):
+    model, frame = _train(KINDS["int"])
+    src = tmp_path / f"train.{fmt}"
+    plain = frame.assign(color=frame.color.astype(str), store=frame.store.astype("int64"))
+    if fmt == "csv":
+        plain.to_csv(src, index=False)
+    else:  # no pandas metadata: the integers come back as int64
+        pq.write_table(pa.Table.from_pandas(plain, preserve_index=False).replace_schema_metadata(),
+                       src)
+    path = scorehouse.package(model, str(src), name="lgbfile", target="y",
+                              path=tmp_path / "m.shz")
+    scorer = scorehouse.load(str(path))
+    col = scorer.schema["store"]
+    assert (col.dtype, col.category_type, col.categories) == ("category", "int",
+                                                             ("11", "22", "33", "44"))
+    X = frame[["color", "store", "x"]]
+    assert np.abs(p1(scorer.predict(plain)) - model.predict_proba(X)[:, 1]).max() <= TOL

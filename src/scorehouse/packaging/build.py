@@ -26,6 +26,7 @@ from ..scorer import Scorer, output_columns
 from .baseline import input_profile, prediction_profile
 from .compile import OPSET, ConversionError, to_onnx
 from .metrics import training_metrics
+from .model_categories import with_model_categories
 from .nullability import imputed_columns
 from .parity import TOLERANCE, compare
 from .rebuild import check_rebuilt_frame
@@ -129,6 +130,8 @@ def package(
     else:
         input_schema = infer_schema(frame, names)
     imputed: list[str] = []
+    if flavor.name == "lightgbm" and schema is None:
+        input_schema = with_model_categories(input_schema, model)
     if flavor.name in ("sklearn", "python"):
         input_schema, imputed = _imputed_nullable(model, input_schema)
     if schema_overrides:
