@@ -290,3 +290,35 @@ def test_postgresql_timestamp_and_timestamptz(naive_model, paris_model, pg_url):
                             "'clock', 'SELECT id, CASE WHEN id = 1 THEN bad ELSE ts::text END "
                             "AS ts, amount FROM t', 'id') ORDER BY 1").fetchall()
         assert [k for k, p, _ in rows if p is None] == [1] and "column 'ts'" in rows[1][2]
+
+
+def test_one_rule_value_by_value_and_column_at_once():
+    from scorehouse.schema import Column, CoercionError, coerce_value
+    from scorehouse.schema.coerce import coerce_column
+
+    col = Column("ts", "datetime", dtype="datetime64[us]")
+    values = [sent for sent, _ in GOOD] + [b for b, _ in BAD]
+    one = []
+    for v in values:
+        try:
+            one.append(coerce_value(col, v))
+        except CoercionError as e:
+            one.append(str(e))
+    texts = pa.array([str(v) for v in values])
+    for raw in (np.array(values, dtype=object), texts, pd.Series([str(v) for v in values])):
+        c = coerce_column(col, raw)
+        reasons = {i: r for i, r, _ in c.errors}
+        for i, want in enumerate(one):
+            if isinstance(want, str):
+                assert reasons.get(i) == want, values[i]
+            else:
+                assert c.values[i] == np.datetime64(want.value, "ns"), values[i]
+
+
+def test_a_manifest_written_before_timezone_keeps_the_zone_of_its_dtype():
+    from scorehouse.schema import Column, coerce_value
+
+    old = Column.from_dict({"name": "ts", "type": "datetime", "nullable": False,
+                            "dtype": "datetime64[ns, Europe/Paris]"})
+    assert coerce_value(old, "2026-02-03 04:15:00") == pd.Timestamp("2026-02-03 03:15:00")
+    assert coerce_value(old, "2026-02-03T04:15:00+01:00") == pd.Timestamp("2026-02-03 03:15")

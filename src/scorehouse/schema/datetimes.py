@@ -135,6 +135,8 @@ def epoch_seconds(x: np.ndarray) -> np.ndarray | str:
 
 
 def _out_of_range(x: Any) -> str:
+    if isinstance(x, float) and x.is_integer():
+        x = int(x)  # 1770088500000, not 1770088500000.0
     return (f"{x!r} seconds since 1970-01-01 is outside the date-times scorehouse scores "
             "(epoch numbers are seconds, not milliseconds)")
 
