@@ -293,7 +293,7 @@ def test_postgresql_timestamp_and_timestamptz(naive_model, paris_model, pg_url):
 
 
 def test_one_rule_value_by_value_and_column_at_once():
-    from scorehouse.schema import Column, CoercionError, coerce_value
+    from scorehouse.schema import CoercionError, Column, coerce_value
     from scorehouse.schema.coerce import coerce_column
 
     col = Column("ts", "datetime", dtype="datetime64[us]")
