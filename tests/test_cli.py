@@ -261,10 +261,14 @@ def batch(workdir, flow, records) -> dict[str, Run]:
 
 
 def test_package_register_promote_rollback(flow, workdir):
-    first, second = ok(flow["package"]).strip().splitlines()
+    first, second, third = ok(flow["package"]).strip().splitlines()
     assert first == "packaged churn (binary, sklearn, 12 inputs) -> churn.shz"
     assert second.startswith("runtime: onnx (parity on 3,000 rows: max diff ")
     assert second.endswith(", 0 label flips, tolerance 1e-06)")
+    # Which inputs accept a missing value, and why (the pipeline imputes every column).
+    assert third.startswith("nullable: tenure (imputed by SimpleImputer (step "
+                            "'features' > 'num' > 'impute')); ")
+    assert "total_charges (missing in training)" in third
     assert zipfile.is_zipfile(workdir / "churn.shz")
 
     reg = ok(flow["register"])
