@@ -121,6 +121,21 @@ def churn_artifact(tmp_path_factory, churn_data, churn_model) -> Path:
     return scorehouse.package(churn_model, churn_data, name="churn", target=TARGET, path=path)
 
 
+def strict_overrides(churn_data) -> dict[str, dict[str, bool]]:
+    """Schema overrides that make every churn input without missing values in training
+    required again (the demo pipeline imputes every column, so each accepts a null)."""
+    X = churn_data.drop(columns=[TARGET])
+    return {c: {"nullable": False} for c in X.columns if not X[c].isna().any()}
+
+
+@pytest.fixture(scope="session")
+def strict_churn_artifact(tmp_path_factory, churn_data, churn_model) -> Path:
+    """The churn artifact with `strict_overrides`: for tests of rejected missing values."""
+    path = tmp_path_factory.mktemp("artifacts") / "churn-strict.shz"
+    return scorehouse.package(churn_model, churn_data, name="churn", target=TARGET, path=path,
+                              schema_overrides=strict_overrides(churn_data))
+
+
 @pytest.fixture
 def scorer(churn_artifact):
     """The churn artifact, loaded."""

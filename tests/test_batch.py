@@ -147,14 +147,22 @@ def test_reject_threshold_sets_the_exit_code(tmp_path, frame, churn_artifact):
     assert manifest(tmp_path / "b.csv")["counts"]["rejected"] == 30
 
 
-def test_missing_column_fails_up_front_and_writes_nothing(tmp_path, frame, churn_artifact,
-                                                          capsys):
+def test_missing_column_fails_up_front_and_writes_nothing(tmp_path, frame, churn_model,
+                                                          churn_data, capsys):
+    import scorehouse
+    from scorehouse.demo.data import TARGET
+
+    # The demo pipeline imputes every column (so each accepts a missing value); a model that
+    # requires `tenure`:
+    artifact = scorehouse.package(churn_model, churn_data, name="churn", target=TARGET,
+                                  path=tmp_path / "strict.shz", compile=False,
+                                  schema_overrides={"tenure": {"nullable": False}})
     src, out = tmp_path / "in.csv", tmp_path / "out.csv"
     frame.drop(columns=["tenure"]).to_csv(src, index=False)
-    code, _ = score(str(churn_artifact), str(src), str(out))
+    code, _ = score(str(artifact), str(src), str(out))
     err = capsys.readouterr().err
     assert code == 4 and "no column(s) tenure" in err and "Traceback" not in err
-    assert list(tmp_path.iterdir()) == [src]
+    assert sorted(tmp_path.iterdir()) == sorted([src, artifact])
 
 
 @pytest.mark.parametrize("header", [False, True], ids=["empty", "header-only"])
@@ -209,7 +217,8 @@ def test_parquet_text_columns_of_the_model_are_read_as_dictionaries_and_written_
         tmp_path, frame, churn_model, churn_artifact):
     from scorehouse.batch.endpoints import open_input
 
-    # Missing and unseen plans; the two files store their text as string and large_string.
+    # Missing plans (which the model imputes) and unseen ones; the two files store their
+    # text as string and large_string.
     frame = frame.assign(plan=[None if i % 50 == 0 else "diamond" if i % 70 == 0 else p
                                for i, p in enumerate(frame["plan"])])
     table = pa.Table.from_pandas(frame, preserve_index=False)
@@ -232,8 +241,9 @@ def test_parquet_text_columns_of_the_model_are_read_as_dictionaries_and_written_
                      "--chunk-rows", "700", "--max-reject-rate", "0.1")[0] == 0
     got = pq.read_table(pq_out)
     assert got.schema.field("plan").type == text  # the first file's type, not a dictionary
-    assert got["plan"].to_pylist() == frame["plan"].dropna().tolist()
-    assert rejects(pq_out) == rejects(csv_out) and len(rejects(pq_out)) == 60
+    want = [None if pd.isna(p) else p for p in frame["plan"]]
+    assert got.num_rows == len(frame) and got["plan"].to_pylist() == want, "plan kept as sent"
+    assert rejects(pq_out) == rejects(csv_out) == []
     got = got.to_pandas()
     assert_parity(got, churn_model.predict_proba(frame.drop(columns=["customer_id"]))[:, 1])
     from_csv = pd.read_csv(csv_out)

@@ -40,7 +40,7 @@ RECORD = {"tenure": 3, "plan": "gold", "contract": "month-to-month", "monthly_ch
           "total_charges": 210, "support_calls": 4, "complaints": 1, "age": 41,
           "data_usage_gb": 3.2, "days_since_login": 12, "payment_method": "invoice",
           "region": "north"}
-BAD_RECORD = {**{k: v for k, v in RECORD.items() if k != "monthly_charges"}, "tenure": "abc"}
+BAD_RECORD = {**RECORD, "monthly_charges": "72,5", "tenure": "abc"}
 
 
 @dataclass(frozen=True)
@@ -261,10 +261,14 @@ def batch(workdir, flow, records) -> dict[str, Run]:
 
 
 def test_package_register_promote_rollback(flow, workdir):
-    first, second = ok(flow["package"]).strip().splitlines()
+    first, second, third = ok(flow["package"]).strip().splitlines()
     assert first == "packaged churn (binary, sklearn, 12 inputs) -> churn.shz"
     assert second.startswith("runtime: onnx (parity on 3,000 rows: max diff ")
     assert second.endswith(", 0 label flips, tolerance 1e-06)")
+    # Which inputs accept a missing value, and why (the pipeline imputes every column).
+    assert third.startswith("nullable: tenure (imputed by SimpleImputer (step "
+                            "'features' > 'num' > 'impute')); ")
+    assert "total_charges (missing in training)" in third
     assert zipfile.is_zipfile(workdir / "churn.shz")
 
     reg = ok(flow["register"])
@@ -399,7 +403,7 @@ def test_predict_bad_record_exits_4_with_rejects_naming_row_column_reason(batch)
         {"row": 0, "column": "tenure", "reason": "cannot read 'abc' as an integer",
          "value": "abc"},
         {"row": 0, "column": "monthly_charges",
-         "reason": "required column is missing from the input", "value": None},
+         "reason": "cannot read '72,5' as a number", "value": "72,5"},
     ]
 
 

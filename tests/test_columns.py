@@ -28,6 +28,13 @@ OPTIONAL, TYPO = "total_charges", "totl_charges"
 
 
 @pytest.fixture(scope="module")
+def churn_artifact(strict_churn_artifact):
+    """The churn model with `tenure` required: the demo pipeline imputes every column, which
+    makes each optional (nullable); this module needs a required one."""
+    return strict_churn_artifact
+
+
+@pytest.fixture(scope="module")
 def frame(churn_data) -> pd.DataFrame:
     return churn_data.drop(columns=[TARGET]).head(6).reset_index(drop=True)
 

@@ -53,12 +53,13 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def registry_home(tmp_path_factory, churn_artifact):
-    """A registry holding churn/1 (production) and churn/2."""
+def registry_home(tmp_path_factory, strict_churn_artifact):
+    """A registry holding churn/1 (production) and churn/2, with the columns never missing in
+    training required (tests send them absent or null as bad input)."""
     home = tmp_path_factory.mktemp("serve-home")
     reg = scorehouse.Registry(f"sqlite:///{home / 'registry.db'}", str(home / "artifacts"))
-    reg.register(churn_artifact)
-    reg.register(churn_artifact, allow_duplicate=True)
+    reg.register(strict_churn_artifact)
+    reg.register(strict_churn_artifact, allow_duplicate=True)
     reg.promote("churn/1", "production")
     return reg
 

@@ -30,7 +30,8 @@ SAME_GRAPH, NATIVE = 1e-9, 1e-6
 
 @pytest.fixture
 def frame(features) -> pd.DataFrame:
-    """Churn features with an id, two bad rows (a missing tenure, a number that is text)."""
+    """Churn features with an id, two bad rows (a missing tenure, a number that is text);
+    tests of their rejects use `strict_churn_artifact` (tenure required)."""
     df = features.copy().astype({"tenure": object})
     df.insert(0, "id", np.arange(len(df)))
     df.loc[7, "tenure"] = None
@@ -39,11 +40,11 @@ def frame(features) -> pd.DataFrame:
     return df
 
 
-def test_parity_with_the_python_scorer_and_bad_rows_kept(spark, churn_artifact, churn_model,
+def test_parity_with_the_python_scorer_and_bad_rows_kept(spark, strict_churn_artifact, churn_model,
                                                           frame, features):
-    scorer = scorehouse.load(churn_artifact, trust=True)
+    scorer = scorehouse.load(strict_churn_artifact, trust=True)
     totals = scorehouse.spark.totals_accumulator(spark)
-    out = scorehouse.spark.score(spark.createDataFrame(frame).repartition(3), str(churn_artifact),
+    out = scorehouse.spark.score(spark.createDataFrame(frame).repartition(3), str(strict_churn_artifact),
                                  keep=["id"], trust=True, totals=totals, batch_rows=700)
     got = out.toPandas().sort_values("id").reset_index(drop=True)
 
@@ -108,7 +109,7 @@ def test_a_moved_alias_reaches_the_next_job(spark, tmp_path, churn_artifact, fra
     assert not np.allclose(first["probability_yes"], second["probability_yes"])
 
 
-def test_cli_engine_spark_writes_scores_rejects_and_a_manifest(spark, tmp_path, churn_artifact,
+def test_cli_engine_spark_writes_scores_rejects_and_a_manifest(spark, tmp_path, strict_churn_artifact,
                                                                frame, capsys):
     source = tmp_path / "customers"
     source.mkdir()
@@ -118,7 +119,7 @@ def test_cli_engine_spark_writes_scores_rejects_and_a_manifest(spark, tmp_path, 
     output = tmp_path / "scores.parquet"
 
     with pytest.raises(SystemExit) as done:
-        main(["score", str(churn_artifact), str(source), str(output), "--engine", "spark",
+        main(["score", str(strict_churn_artifact), str(source), str(output), "--engine", "spark",
               "--master", "local[2]", "--keep", "id", "--with-model", "--trust", "--json"])
     assert done.value.code == 4  # two rejects, over the default --max-reject-rate 0
     m = json.loads(capsys.readouterr().out)
@@ -135,7 +136,7 @@ def test_cli_engine_spark_writes_scores_rejects_and_a_manifest(spark, tmp_path, 
     assert list(rejected.columns) == [*frame.columns, "error"]  # the whole row, and why
     assert not list(tmp_path.glob("*.partial-*"))
 
-    main_args = ["score", str(churn_artifact), str(source), str(output), "--engine", "spark",
+    main_args = ["score", str(strict_churn_artifact), str(source), str(output), "--engine", "spark",
                  "--keep", "id", "--trust", "-q", "--max-reject-rate", "0.01"]
     main(main_args)  # exit 0 now (no SystemExit), and a second run replaces the first's output
     assert len(pq.read_table(output)) == 2998

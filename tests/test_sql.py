@@ -11,6 +11,7 @@ import pytest
 
 import scorehouse
 import scorehouse.sql
+from conftest import strict_overrides
 from scorehouse.cli.app import main
 from scorehouse.demo.data import TARGET
 from scorehouse.sql.postgres import install, sync
@@ -22,12 +23,14 @@ COLUMNS = ["tenure", "plan", "contract", "monthly_charges", "total_charges", "su
 
 
 @pytest.fixture
-def registry(tmp_path, churn_model, churn_data, churn_artifact):
-    """churn/1 (production) and a distinct churn/2 in a registry of the test's home."""
+def registry(tmp_path, churn_model, churn_data, strict_churn_artifact):
+    """churn/1 (production) and a distinct churn/2 in a registry of the test's home; the
+    columns never missing in training are required (the tests send nulls as bad input)."""
     reg = scorehouse.Registry()
-    reg.register(churn_artifact)
+    reg.register(strict_churn_artifact)
     second = scorehouse.package(churn_model, churn_data, name="churn", target=TARGET,
-                                path=tmp_path / "churn-2.shz", description="second version")
+                                path=tmp_path / "churn-2.shz", description="second version",
+                                schema_overrides=strict_overrides(churn_data))
     reg.register(second)
     reg.promote("churn/1", "production")
     return reg

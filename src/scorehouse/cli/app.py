@@ -193,8 +193,13 @@ def package_cmd(
            "manifest_sha256": art.manifest_sha256, "inputs": len(m["input_schema"]["columns"]),
            "metrics": m["lineage"]["metrics"], "runtime": m["model"]["runtime"],
            "compiled": m.get("compiled")}
+    nullable = {c["name"]: c.get("nullable_reason") or "nullable"
+                for c in m["input_schema"]["columns"] if c.get("nullable")}
+    out["nullable"] = nullable
     emit(out, as_json, f"packaged {m['name']} ({m['task']}, {art.flavor}, "
-         f"{out['inputs']} inputs) -> {path}\n{runtime_summary(m)}")
+         f"{out['inputs']} inputs) -> {path}\n{runtime_summary(m)}\n"
+         + (f"nullable: {'; '.join(f'{k} ({v})' for k, v in nullable.items())}" if nullable
+            else "nullable: none (every input is required)"))
 
 
 def _label(s: str) -> Any:
@@ -229,7 +234,9 @@ def inspect(
     if m.get("classes"):
         console.print(f"classes: {m['classes']}")
     table(["input", "type", "nullable", "categories / range"],
-          [(c["name"], c["type"], c.get("nullable", False), _span(c))
+          [(c["name"], c["type"] + (f" ({c['category_type']} categories)"
+                                    if c.get("category_type") else ""),
+            c.get("nullable_reason") or c.get("nullable", False), _span(c))
            for c in m["input_schema"]["columns"]])
     lin = m.get("lineage", {})
     console.print(f"trained on {lin.get('training_data', {}).get('rows')} rows "

@@ -53,11 +53,12 @@ def churn_frame(n: int = 20_000, seed: int = 7) -> pd.DataFrame:
 def dirty_batch(frame: pd.DataFrame, seed: int = 11) -> pd.DataFrame:
     """A scoring batch from `frame` with the faults of the field: typos, unseen plans, gaps."""
     rng = np.random.default_rng(seed)
-    out = frame.drop(columns=[TARGET]).astype({"tenure": "object", "age": "object"}).copy()
+    out = frame.drop(columns=[TARGET]).astype(
+        {"tenure": "object", "age": "object", "monthly_charges": "object"}).copy()
     out.insert(0, "customer_id", [f"C{100000 + i}" for i in range(len(out))])
     idx = rng.choice(len(out), 12, replace=False)
     out.loc[out.index[idx[:4]], "plan"] = "diamond"          # a plan launched after training
     out.loc[out.index[idx[4:7]], "tenure"] = "unknown"        # not a number
-    out.loc[out.index[idx[7:9]], "monthly_charges"] = np.nan  # never missing in training
+    out.loc[out.index[idx[7:9]], "monthly_charges"] = "72,50"  # a decimal comma
     out.loc[out.index[idx[9:]], "age"] = 130                  # outside the training range
     return out

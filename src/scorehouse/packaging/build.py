@@ -26,7 +26,10 @@ from ..scorer import Scorer, output_columns
 from .baseline import input_profile, prediction_profile
 from .compile import OPSET, ConversionError, to_onnx
 from .metrics import training_metrics
+from .model_categories import with_model_categories
+from .nullability import imputed_columns
 from .parity import TOLERANCE, compare
+from .rebuild import check_rebuilt_frame
 
 #: Rows of training data scored at packaging for the prediction baseline and the reload check.
 SAMPLE_ROWS = 50_000
@@ -126,6 +129,11 @@ def package(
         input_schema = Schema.from_dict(schema)
     else:
         input_schema = infer_schema(frame, names)
+    imputed: list[str] = []
+    if flavor.name == "lightgbm" and schema is None:
+        input_schema = with_model_categories(input_schema, model)
+    if flavor.name in ("sklearn", "python"):
+        input_schema, imputed = _imputed_nullable(model, input_schema)
     if schema_overrides:
         input_schema = input_schema.override(schema_overrides)
     X = frame[input_schema.names]
@@ -166,6 +174,10 @@ def package(
             raise ModelError(f"the packaged model fails on {result.n_rejected} training row(s): "
                              f"{shown}")
         raise SchemaError(f"the training data itself fails the schema: {shown}")
+    check_rebuilt_frame(probe, input_schema, sample, tolerance)
+    if imputed:
+        input_schema = _check_imputed(probe, sample, input_schema, imputed, manifest)
+        probe = Artifact(manifest, files, "", f"model {name!r}", trusted_by="user")
     if compile and flavor.name != "onnx":
         manifest["compiled"] = _compile(model, flavor.name, input_schema, manifest, files,
                                         sample, result, tolerance)
@@ -195,6 +207,28 @@ def package(
     out = Path(path) if path is not None else Path(f"{name}{SUFFIX}")
     write_artifact(manifest, files, out, key=key)
     return out
+
+
+def _imputed_nullable(model: Any, schema: Schema) -> tuple[Schema, list[str]]:
+    """`schema` with the required columns an imputer of the model fills made nullable (see
+    `nullability`), and their names."""
+    found = imputed_columns(model, schema.names)
+    changes = {n: {"nullable": True, "nullable_reason": why} for n, why in found.items()
+               if not schema[n].nullable}
+    return (schema.override(changes) if changes else schema), list(changes)
+
+
+def _check_imputed(probe: Artifact, sample: pd.DataFrame, schema: Schema, imputed: list[str],
+                   manifest: dict[str, Any]) -> Schema:
+    """Score a training row with the `imputed` columns missing; if the model cannot, they
+    are required again (as inferred from the data) and the manifest says so."""
+    row = sample.head(1).astype({c: object for c in imputed})
+    row.loc[:, imputed] = None
+    if not Scorer(probe).predict(row).n_rejected:
+        return schema
+    schema = schema.override({n: {"nullable": False} for n in imputed})
+    manifest["input_schema"] = schema.to_dict()
+    return schema
 
 
 def _compile(model: Any, flavor: str, schema: Schema, manifest: dict[str, Any],

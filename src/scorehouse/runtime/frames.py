@@ -8,12 +8,16 @@ import numpy as np
 import pandas as pd
 
 from ..schema import Column, Schema
+from ..schema.categories import typed_categories
+from ..schema.datetimes import zone_of
 
 
 def _series_values(col: Column, v: np.ndarray) -> object:
     dtype = col.dtype or ""
     if dtype == "category":
-        return pd.Categorical(v, categories=list(col.categories or sorted({x for x in v if x})))
+        return _categorical(col, v)
+    if col.type == "datetime":
+        return _datetimes(col, v)
     if col.type == "string":
         if dtype in ("str", "string"):
             return pd.array(v, dtype=dtype)
@@ -29,6 +33,29 @@ def _series_values(col: Column, v: np.ndarray) -> object:
         except (TypeError, ValueError):
             return v
     return v
+
+
+def _categorical(col: Column, v: np.ndarray) -> pd.Categorical:
+    """The training categorical: canonical texts matched to the categories, then the typed
+    category values (ints, floats, bools or text) the model was trained on; a value that is
+    no category (flagged unseen) is missing, as pandas makes it."""
+    texts = list(col.categories) if col.categories is not None else \
+        sorted({x for x in v if x is not None})
+    codes = pd.Index(texts, dtype=object).get_indexer(v)
+    return pd.Categorical.from_codes(codes, categories=typed_categories(col, texts))
+
+
+def _datetimes(col: Column, v: np.ndarray) -> object:
+    """Canonical date-times (zone-less; UTC instants for a zoned column) in the training
+    column's zone and unit ("datetime64[us, Europe/Paris]")."""
+    out = pd.DatetimeIndex(v)
+    zone = zone_of(col)
+    if zone is not None:
+        out = out.tz_localize("UTC").tz_convert(zone)
+    unit = (col.dtype or "").removeprefix("datetime64[").split(",")[0].rstrip("]")
+    if unit in ("s", "ms", "us", "ns"):
+        out = out.as_unit(unit)
+    return out.array
 
 
 def model_frame(schema: Schema, columns: Mapping[str, np.ndarray]) -> pd.DataFrame:

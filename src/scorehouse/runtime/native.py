@@ -35,6 +35,11 @@ class NativeRuntime(Runtime):
         """Predict n rows with the native library."""
         return self._predict(model_frame(self.schema, columns))
 
+    def predict_frame(self, frame) -> Output:
+        """Predict a pandas frame as given, not rebuilt from canonical columns (packaging
+        compares the two on the training rows: `packaging.rebuild`)."""
+        return self._predict(frame)
+
     def _classify(self, proba: np.ndarray) -> Output:
         return Output(labels=self.labels_from(proba), probabilities=proba)
 

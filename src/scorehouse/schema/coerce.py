@@ -7,9 +7,10 @@ value otherwise, so a CSV string "42" and a JSON 42 always end up the same.
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
 from collections.abc import Callable
+from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .categories import VALUE_TYPES, canonical_text
 from .columns import Column
+from .datetimes import DateTimeError, datetime_column, read_datetime, zone_of
 
 #: Strings read as a missing value (case-insensitive, surrounding blanks ignored), as pandas
 #: does when it reads a CSV; a string column keeps a token that is one of its categories.
@@ -83,6 +86,8 @@ def coerce_value(col: Column, v: Any) -> Any:
     if is_null(v):
         return None
     kind = col.type
+    if kind == "string" and col.category_type in VALUE_TYPES:
+        return _category(col, v)
     if kind == "number":
         return _to_number(v, col)
     if kind == "integer":
@@ -121,17 +126,32 @@ def coerce_value(col: Column, v: Any) -> Any:
                 return False
         raise CoercionError(f"cannot read {v!r} as a boolean")
     if kind == "datetime":
-        if isinstance(v, str):
-            if _null_token(v, col):
-                return None
-            try:
-                return pd.Timestamp(v.strip())
-            except (ValueError, TypeError):
-                raise CoercionError(f"cannot read {v!r} as a date-time") from None
-        if isinstance(v, (_dt.date, np.datetime64)):
-            return pd.Timestamp(v)
-        raise CoercionError(f"expected a date-time, got {type(v).__name__}")
+        if isinstance(v, str) and _null_token(v, col):
+            return None
+        try:  # the rule: `datetimes` (zoned values to UTC, numbers are epoch seconds ...)
+            x = read_datetime(v, zone_of(col))
+        except DateTimeError as e:
+            raise CoercionError(str(e)) from None
+        return None if x is None else pd.Timestamp(x)
     raise AssertionError(kind)
+
+
+@lru_cache(maxsize=256)
+def _value_column(col: Column) -> Column:
+    """The plain integer/number/boolean column whose rule reads `col`'s typed categories."""
+    return replace(col, type=VALUE_TYPES[col.category_type], categories=None, min=None,
+                   max=None, dtype=None, category_type=None)
+
+
+def _category(col: Column, v: Any) -> str | None:
+    """A value of an int/float/bool-category column as its category's canonical text: read by
+    the integer/number/boolean rule, then written as `categories.canonical_text` does."""
+    try:
+        x = coerce_value(_value_column(col), v)
+    except CoercionError as e:
+        raise CoercionError(f"{e} (the column's categories are {col.category_type} values)") \
+            from None
+    return None if x is None else canonical_text(col.category_type, x)
 
 
 def flag_of(col: Column, v: Any) -> str | None:
@@ -162,7 +182,7 @@ def row_rule(col: Column) -> RowRule:
 
     if col.type in ("number", "integer"):
         return _numeric_rule(col, reference)
-    if col.type == "string":
+    if col.type == "string" and col.category_type not in VALUE_TYPES:
         return _string_rule(col, reference)
     return reference
 
@@ -355,6 +375,58 @@ def _strings(col: Column, distinct: np.ndarray, codes: np.ndarray) -> Coerced:
     return Coerced(values[codes], null[codes], [], values, codes)
 
 
+def _distinct_codes(raw: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """(distinct values, codes with -1 for missing) of a typed Arrow or pandas column; None
+    for Python objects (where 1 == 1.0 == True would merge values the rules tell apart)."""
+    if isinstance(raw, (pa.Array, pa.ChunkedArray)):
+        t = raw.type.value_type if pa.types.is_dictionary(raw.type) else raw.type
+        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) \
+                or _is_text(t):
+            return _arrow_codes(raw)
+        return None
+    if isinstance(raw, pd.Series) and raw.dtype != object:
+        if isinstance(raw.dtype, pd.CategoricalDtype):
+            codes = raw.cat.codes.to_numpy(dtype=np.int64)
+            return np.asarray(raw.cat.categories, dtype=object), codes
+        codes, distinct = pd.factorize(raw)
+        return np.asarray(distinct, dtype=object), codes.astype(np.int64, copy=False)
+    return None
+
+
+def _categories(col: Column, raw: Any) -> Coerced:
+    """An int/float/bool-category column: the value rule once per distinct value."""
+    found = _distinct_codes(raw)
+    if found is None:
+        return _one_by_one(col, raw)
+    distinct, codes = found
+    values = np.empty(len(distinct) + 1, dtype=object)  # the last slot is code -1 (missing)
+    failed = np.zeros(len(distinct) + 1, dtype=bool)
+    reasons: list[str] = []
+    for j, v in enumerate(distinct):
+        try:
+            values[j] = coerce_value(col, v)
+            reasons.append("")
+        except CoercionError as e:
+            failed[j] = True
+            reasons.append(str(e))
+    null = np.array([v is None for v in values], dtype=bool)
+    errors = [(int(i), reasons[codes[i]], distinct[codes[i]])
+              for i in np.flatnonzero(failed[codes])]
+    return Coerced(values[codes], null[codes], errors, values, codes)
+
+
+_NAT = np.iinfo(np.int64).min  # NaT's nanoseconds
+
+
+def _datetimes(col: Column, raw: Any) -> Coerced | None:
+    """A typed column by the date-time rule at once (see `datetimes.datetime_column`)."""
+    found = datetime_column(raw, zone_of(col))
+    if found is None:
+        return None
+    values, errors = found
+    return Coerced(values, np.isnat(values), errors)
+
+
 def _one_by_one(col: Column, raw: Any) -> Coerced:
     objs = _objects(raw)
     out = np.empty(len(objs), dtype=object)
@@ -368,8 +440,9 @@ def _one_by_one(col: Column, raw: Any) -> Coerced:
     null = np.array([v is None for v in out], dtype=bool)
     if col.type in ("number", "integer"):
         values = np.where(null, np.nan, out).astype("float64")
-    elif col.type == "datetime":
-        values = pd.to_datetime(pd.Series(out, dtype=object)).to_numpy()
+    elif col.type == "datetime":  # zone-less Timestamps (see `datetimes`): their nanoseconds
+        values = np.array([_NAT if v is None else v.value for v in out],
+                          dtype=np.int64).view("datetime64[ns]")
     else:
         values = out
     return Coerced(values, null, errors)
@@ -390,10 +463,16 @@ def coerce_column(col: Column, raw: Any) -> Coerced:
             parsed = _numbers(col, x)
             if not parsed.errors:  # rejects quote the original text: take the reference path
                 return parsed
+    elif col.type == "string" and col.category_type in VALUE_TYPES:
+        return _categories(col, raw)
     elif col.type == "string":
         factorized = _string_codes(raw)
         if factorized is not None:
             return _strings(col, *factorized)
+    elif col.type == "datetime":
+        typed = _datetimes(col, raw)
+        if typed is not None:
+            return typed
     elif col.type == "boolean":
         x = _typed_numpy(raw)
         if x is not None and x.dtype.kind == "b":

@@ -10,6 +10,8 @@ from typing import Any
 from ..errors import SchemaError
 
 TYPES = ("integer", "number", "boolean", "string", "datetime")
+#: The value type of a categorical column's categories (see `schema.categories`).
+CATEGORY_TYPES = ("int", "float", "bool", "text")
 
 
 @dataclass(frozen=True)
@@ -24,12 +26,22 @@ class Column:
     max: float | None = None
     # The pandas dtype the model saw at training, so the native runtime rebuilds the same frame.
     dtype: str | None = None
+    #: A `category` column's category type: "int", "float", "bool" or "text" (None: text, as
+    #: in manifests written before the field). `categories` holds their canonical text.
+    category_type: str | None = None
+    #: A date-time column's zone at training (an IANA name or "UTC"); None: zone-less.
+    timezone: str | None = None
+    #: Why the column accepts missing values ("missing in training", an imputer step ...).
+    nullable_reason: str | None = None
 
     def __post_init__(self) -> None:
         if self.type not in TYPES:
             raise SchemaError(
                 f"column {self.name!r}: unknown type {self.type!r} (expected one of {', '.join(TYPES)})"
             )
+        if self.category_type is not None and self.category_type not in CATEGORY_TYPES:
+            raise SchemaError(f"column {self.name!r}: unknown category_type "
+                              f"{self.category_type!r} (expected one of {', '.join(CATEGORY_TYPES)})")
         if self.categories is not None and not isinstance(self.categories, tuple):
             object.__setattr__(self, "categories", tuple(self.categories))
 
@@ -122,5 +134,9 @@ class Schema:
             bad = set(fields) - set(Column.__dataclass_fields__) - {"name"}
             if bad or "name" in fields:
                 raise SchemaError(f"schema override for {name!r}: cannot set {sorted(bad or {'name'})}")
-            cols[i] = replace(cols[i], **dict(fields))
+            fields = dict(fields)
+            if "nullable" in fields and "nullable_reason" not in fields:
+                fields["nullable_reason"] = "set by a schema override" if fields["nullable"] \
+                    else None
+            cols[i] = replace(cols[i], **fields)
         return Schema(tuple(cols))

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import SchemaError
+from .categories import canonical_text, category_type_of
 from .columns import Column, Schema
 
 #: String columns with more distinct values than this keep no category set (no unseen flags).
@@ -16,6 +17,8 @@ CATEGORY_LIMIT = 10_000
 
 def _logical_type(s: pd.Series) -> str:
     dt = s.dtype
+    if isinstance(dt, pd.CategoricalDtype):  # first: pandas calls one of bools "bool"
+        return "string"
     if pd.api.types.is_bool_dtype(dt):
         return "boolean"
     if pd.api.types.is_integer_dtype(dt):
@@ -24,8 +27,6 @@ def _logical_type(s: pd.Series) -> str:
         return "number"
     if pd.api.types.is_datetime64_any_dtype(dt):
         return "datetime"
-    if isinstance(dt, pd.CategoricalDtype):
-        return "string"
     if pd.api.types.is_string_dtype(dt) or pd.api.types.is_object_dtype(dt):
         non_null = s.dropna()
         if len(non_null) and not all(isinstance(v, str) for v in non_null.head(1000)):
@@ -41,10 +42,16 @@ def infer_column(s: pd.Series, category_limit: int = CATEGORY_LIMIT) -> Column:
     """The `Column` describing one training series."""
     kind = _logical_type(s)
     nullable = bool(s.isna().any())
-    categories = None
+    categories = category_type = None
     lo = hi = None
-    if kind == "string":
-        cats = s.cat.categories if isinstance(s.dtype, pd.CategoricalDtype) else s.dropna().unique()
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        # A categorical keeps its categories' type and order (XGBoost reads the codes).
+        cats = s.cat.categories
+        category_type = category_type_of(str(s.name), cats)
+        if len(cats) <= category_limit:
+            categories = tuple(canonical_text(category_type, c) for c in cats)
+    elif kind == "string":
+        cats = s.dropna().unique()
         if len(cats) <= category_limit:
             categories = tuple(sorted(str(c) for c in cats))
     elif kind in ("integer", "number"):
@@ -55,8 +62,15 @@ def infer_column(s: pd.Series, category_limit: int = CATEGORY_LIMIT) -> Column:
     return Column(
         name=str(s.name), type=kind, nullable=nullable, categories=categories,
         min=lo, max=hi, dtype=str(s.dtype) if not isinstance(s.dtype, pd.CategoricalDtype)
-        else "category",
+        else "category", category_type=category_type,
+        timezone=_zone(s), nullable_reason="missing in training" if nullable else None,
     )
+
+
+def _zone(s: pd.Series) -> str | None:
+    """The zone of a zone-aware date-time column ("UTC", "Europe/Paris"); None otherwise."""
+    tz = getattr(s.dtype, "tz", None)
+    return None if tz is None else str(tz)
 
 
 def infer_schema(

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import NotFoundError, ScorehouseError
 from ..registry import Registry, parse
+from ..schema import Column
 from ..scorer import Scorer, output_columns
 from .catalog import claim
 from .names import SqlNames, names_for
@@ -28,6 +29,16 @@ BATCH_SETTINGS = "SET work_mem = '64MB'"
 #: Schema column type -> SQL type of the typed function's arguments.
 ARG_TYPES = {"integer": "bigint", "number": "double precision", "boolean": "boolean",
              "string": "text", "datetime": "timestamp"}
+#: A categorical's category type -> its argument type (a store code is passed as a number).
+CATEGORY_ARG_TYPES = {"int": "bigint", "float": "double precision", "bool": "boolean"}
+
+
+def arg_type(c: Column) -> str:
+    """The SQL type of column `c` as an argument of `score_<model>`: its category type for
+    a categorical, `timestamptz` for a date-time trained with a zone (an instant)."""
+    if c.type == "datetime" and c.timezone:
+        return "timestamptz"
+    return CATEGORY_ARG_TYPES.get(c.category_type or "", ARG_TYPES.get(c.type, "text"))
 
 
 @dataclass
@@ -155,10 +166,9 @@ def _typed_functions(conn: Any, schema: str, scorer: Scorer, names: SqlNames) ->
     sql_types = {c: "text" if c == "label" else "double precision" for c in outputs}
     fields = [sql.SQL("{} {}").format(_ident(c), sql.SQL(t)) for c, t in sql_types.items()]
     fields.append(sql.SQL("model_version integer"))
-    args = [sql.SQL("{} {}").format(_ident(c.name), sql.SQL(ARG_TYPES.get(c.type, "text")))
+    args = [sql.SQL("{} {}").format(_ident(c.name), sql.SQL(arg_type(c)))
             for c in scorer.schema.columns]
-    arg_types = sql.SQL(", ").join(sql.SQL(ARG_TYPES.get(c.type, "text"))
-                                   for c in scorer.schema.columns)
+    arg_types = sql.SQL(", ").join(sql.SQL(arg_type(c)) for c in scorer.schema.columns)
     conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}.{}({})").format(s, _ident(fn), arg_types))
     conn.execute(sql.SQL("DROP TYPE IF EXISTS {} CASCADE").format(result_type))
     conn.execute(sql.SQL("CREATE TYPE {} AS ({})").format(result_type,
