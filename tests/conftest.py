@@ -208,3 +208,16 @@ def spark():
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+def run_cli(*args: str, capsys) -> tuple[int, str, str]:
+    """`scorehouse ARGS` in this process (no start-up cost): (exit code, stdout, stderr)."""
+    from scorehouse.cli.app import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    got = capsys.readouterr()
+    return code, got.out, got.err

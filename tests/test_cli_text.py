@@ -17,8 +17,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 import scorehouse
+from conftest import run_cli
 from scorehouse.cli import output
-from scorehouse.cli.app import main
 from scorehouse.cli.output import printable
 
 # Recolour, clear the screen, retitle the window (OSC ... BEL), a C1 CSI, a line break that
@@ -28,15 +28,7 @@ HOSTILE = ("red \x1b[31mALERT\x1b[0m \x1b[2J \x1b]0;owned\x07 \x9b1m\nfake row |
 RAW = ("\x1b", "\x07", "\x9b", "\u202e", "\x7f", "\t")
 
 
-def run(*args: str, capsys) -> tuple[int, str, str]:
-    """`scorehouse ARGS` in this process: (exit code, stdout, stderr)."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    got = capsys.readouterr()
-    return code, got.out, got.err
+run = run_cli  # `scorehouse ARGS` in this process: (exit code, stdout, stderr)
 
 
 @pytest.fixture
