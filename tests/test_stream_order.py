@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
+import scorehouse
 from _stream import SCRIPT, TOL, churn_table, cli_env, pg_connect, pg_rows, redis_profiles
 from conftest import KAFKA_URL, NATS_URL  # noqa: E402
 from scorehouse.demo.data import TARGET
@@ -343,7 +344,9 @@ def test_a_dead_workers_batch_applied_after_newer_events_ends_in_stream_order(
 # --- a poison event recovers on a later delivery -------------------------------------------
 
 def test_a_poison_event_that_recovers_later_does_not_overwrite_newer_fields(
-        scorer, churn_data, source, store):
+        strict_churn_artifact, churn_data, source, store):
+    # The churn model with monthly_charges required (the demo pipeline would impute it).
+    scorer = scorehouse.load(strict_churn_artifact, trust=True)
     # Customer 7's profile lacks monthly_charges, which the model requires: e1 (a complaint,
     # plan gold) is refused. e2 (a call, plan silver, monthly_charges 55) is then applied,
     # and e1's next delivery succeeds: it counts, but plan stays silver.
