@@ -562,3 +562,15 @@ def test_a_runtime_that_does_not_exist_is_usage_exit_2(args, capsys):
     assert done.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'onnxx' is not one of 'native', 'onnx'" in err[0], err
+
+
+def test_registering_the_same_artifact_again_says_which_version_it_is(churn_artifact, capsys):
+    from conftest import run_cli
+
+    assert run_cli("register", str(churn_artifact), capsys=capsys)[0] == 0
+    code, out, err = run_cli("register", str(churn_artifact), capsys=capsys)
+    assert code == 0 and out.startswith("registered churn/2 ")  # as MLflow: a new version
+    assert "the same artifact is already churn/1" in err and "--refuse-duplicate" in err
+    code, out, err = run_cli("register", str(churn_artifact), "--refuse-duplicate", "--json",
+                             capsys=capsys)
+    assert code == 6 and json.loads(out)["type"] == "ConflictError"
