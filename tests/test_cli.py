@@ -244,7 +244,7 @@ def batch(workdir, flow, records) -> dict[str, Run]:
         "not_found": ["models", "show", "nope"],
         "nothing_to_roll_back": ["rollback", "churn", "production"],
         "untrusted_json": ["predict", "churn.shz", "--json", good],
-        "untrusted": ["register", "churn.shz"],
+        "untrusted": ["predict", "churn.shz", "--input", "records.jsonl"],
         "inspect_untrusted": ["inspect", "churn.shz"],
         "usage": ["predict", "churn@production"],
         "usage_json": ["models", "show", "--json"],
