@@ -156,3 +156,26 @@ def run_together(workers) -> None:
     for t in threads:
         t.join()
     assert all(w.stats.events > 0 for w in workers)
+
+
+def nats_publish(subject: str, payloads: list[bytes]) -> list[int]:
+    """Publish on JetStream `subject` (a stream SUBJECT keeping it and its .dead made if
+    missing); the stream sequence of each message, in order."""
+    import asyncio
+
+    import nats
+
+    from conftest import NATS_URL
+
+    async def go() -> list[int]:
+        nc = await nats.connect(NATS_URL)
+        js = nc.jetstream()
+        try:
+            await js.add_stream(name=subject.upper(), subjects=[subject, f"{subject}.dead"])
+        except Exception:  # noqa: BLE001 - exists
+            pass
+        acks = [await js.publish(subject, p) for p in payloads]
+        await nc.close()
+        return [a.seq for a in acks]
+
+    return asyncio.run(go())

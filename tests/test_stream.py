@@ -18,6 +18,7 @@ from _stream import (
     check_redis_profiles,
     churn_table,
     kill_9_then_rescue,
+    nats_publish,
     pg_counts,
     random_events,
     redis_events,
@@ -204,25 +205,6 @@ def nats_subject(nats_url):
     asyncio.run(drop())
 
 
-def _publish(subject: str, payloads: list[bytes]) -> None:
-    import asyncio
-
-    import nats
-
-    async def go() -> None:
-        nc = await nats.connect(NATS_URL)
-        js = nc.jetstream()
-        try:
-            await js.add_stream(name=subject.upper(), subjects=[subject, f"{subject}.dead"])
-        except Exception:  # noqa: BLE001 - exists
-            pass
-        for p in payloads:
-            await js.publish(subject, p)
-        await nc.close()
-
-    asyncio.run(go())
-
-
 def _nats_worker(subject, redis_url, scorer, name, **kw):
     from scorehouse.stream.nats_events import NatsEvents
 
@@ -238,7 +220,7 @@ def test_nats_jetstream_source_scores_once_and_dead_letters(r, redis_url, scorer
     rng = np.random.default_rng(3)
     sent = [{"customer_id": int(rng.integers(20)), "type": str(rng.choice(["complaint", "call"]))}
             for _ in range(300)]
-    _publish(nats_subject, [json.dumps(e).encode() for e in sent] + [b"{broken"])
+    nats_publish(nats_subject, [json.dumps(e).encode() for e in sent] + [b"{broken"])
     # A worker that writes but never acknowledges, then one that gets the redeliveries.
     first = _nats_worker(nats_subject, redis_url, scorer, "crashes", claim_idle_ms=1000,
                          batch=50, max_attempts=100)
@@ -281,7 +263,7 @@ def test_kill_9_of_a_nats_worker_then_another_finishes_exactly_once(
         r, redis_url, churn_artifact, churn_data, nats_subject, tmp_path):
     redis_profiles(r, churn_data, 100)
     sent = random_events(4000, 100, seed=5)
-    _publish(nats_subject, [json.dumps(e).encode() for e in sent])
+    nats_publish(nats_subject, [json.dumps(e).encode() for e in sent])
     args = stream_args(churn_artifact, f"{NATS_URL}?subject={nats_subject}", "--profiles",
                        redis_url, "--sink", f"{redis_url}?stream=scores", "--claim-idle-ms", "1000")
     # Past the ack wait (1 s) the server delivers the dead worker's events again.
@@ -303,7 +285,7 @@ def test_nats_source_with_postgresql_profiles_publishes_scores_on_nats(
 
     table = churn_table(pg_url, churn_data, 20)
     sent = random_events(100, 20, seed=9)
-    _publish(nats_subject, [json.dumps(e).encode() for e in sent])
+    nats_publish(nats_subject, [json.dumps(e).encode() for e in sent])
     events = NatsEvents(f"{NATS_URL}?subject={nats_subject}", "g", "w1")
     w = StreamWorker(scorer, events, PostgresProfiles(table, "customer_id", events.publish),
                      from_spec(REDUCER), key="customer_id", output_stream=f"{nats_subject}.scores")

@@ -19,7 +19,16 @@ import numpy as np
 import pytest
 
 import scorehouse
-from _stream import SCRIPT, TOL, churn_table, cli_env, pg_connect, pg_rows, redis_profiles
+from _stream import (
+    SCRIPT,
+    TOL,
+    churn_table,
+    cli_env,
+    nats_publish,
+    pg_connect,
+    pg_rows,
+    redis_profiles,
+)
 from conftest import KAFKA_URL, NATS_URL  # noqa: E402
 from scorehouse.demo.data import TARGET
 from scorehouse.stream import RedisEvents, RedisProfiles, StreamWorker, from_spec
@@ -128,7 +137,7 @@ class Source:
             r = redis.Redis.from_url(self.url.split("?")[0])
             return [r.xadd(self.name, {"data": b}).decode() for b in bodies]
         if self.kind == "nats":
-            return _nats_publish(self.name, bodies)
+            return [f"-{seq}" for seq in nats_publish(self.name, [b.encode() for b in bodies])]
         from confluent_kafka import Producer
 
         where = [""] * len(sent)
@@ -163,23 +172,6 @@ class Source:
         for ev in self.opened:
             if hasattr(ev, "close"):
                 ev.close()
-
-
-def _nats_publish(subject: str, bodies: list[str]) -> list[str]:
-    import nats
-
-    async def go() -> list[str]:
-        nc = await nats.connect(NATS_URL)
-        js = nc.jetstream()
-        try:
-            await js.add_stream(name=subject.upper(), subjects=[subject, f"{subject}.dead"])
-        except Exception:  # noqa: BLE001 - exists
-            pass
-        acks = [await js.publish(subject, b.encode()) for b in bodies]
-        await nc.close()
-        return [f"-{a.seq}" for a in acks]
-
-    return asyncio.run(go())
 
 
 @pytest.fixture(params=["redis", "nats", "kafka"])
