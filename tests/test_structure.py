@@ -47,3 +47,59 @@ def _long_functions(path: Path) -> list[str]:
 @pytest.mark.parametrize("path", MODULES, ids=_rel)
 def test_functions_are_short_or_say_why(path: Path) -> None:
     assert not _long_functions(path)
+
+
+# The layers of docs/architecture.md, lowest first. A module may import from its own
+# package and from any package of a LOWER rank; two packages of the same rank (the
+# channels) never import each other. A package missing here fails the test: place it.
+LAYERS: dict[str, int] = {
+    "errors": 0, "config": 0, "connections": 0, "__version__": 0,
+    "schema": 1,
+    "artifact": 2,
+    "runtime": 3,
+    "scorer": 4,
+    "packaging": 5, "registry": 5,
+    "loading": 6,
+    "routing": 7, "monitor": 7,
+    "reports": 8,
+    "batch": 9, "serve": 9, "sql": 9, "stream": 9, "spark": 9, "ui": 9,
+    "demo": 10, "deploy": 10, "serverless": 10,
+    "cli": 11, "__init__": 11, "__main__": 11,
+}
+
+
+def _package_of(path: Path) -> str:
+    rel = path.relative_to(SRC)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def _imported_packages(path: Path) -> set[str]:
+    """Top-level scorehouse packages that `path` imports (relative or absolute)."""
+    rel = path.relative_to(SRC)
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            here = list(rel.parts[:-1])
+            base = here[:len(here) - (node.level - 1)]
+            parts = base + (node.module.split(".") if node.module else [])
+            names = parts[:1] or [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("scorehouse."):
+            names = [node.module.split(".")[1]]
+        elif isinstance(node, ast.ImportFrom) and node.module == "scorehouse":
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name.split(".")[1] for a in node.names if a.name.startswith("scorehouse.")]
+        else:
+            continue
+        found.update(n.removesuffix(".py") for n in names)
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=_rel)
+def test_imports_point_down(path: Path) -> None:
+    package = _package_of(path)
+    assert package in LAYERS, f"{package!r} has no layer: add it to LAYERS and the map"
+    wrong = sorted(f"{package} (layer {LAYERS[package]}) imports {other} (layer {LAYERS.get(other)})"
+                   for other in _imported_packages(path) - {package}
+                   if LAYERS.get(other, 99) >= LAYERS[package])
+    assert not wrong, f"{_rel(path)}: " + "; ".join(wrong)
