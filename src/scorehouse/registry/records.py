@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 
 class VersionStatus(str, Enum):
@@ -21,8 +21,11 @@ class VersionStatus(str, Enum):
     READY = "ready"
     ARCHIVED = "archived"
 
-    __str__ = str.__str__
-    __format__ = str.__format__
+    def __str__(self) -> str:  # the bare text ("integer"), as the strings it replaces
+        return str.__str__(self)
+
+    def __format__(self, spec: str) -> str:
+        return str.__format__(self, spec)
 
 
 class Action(str, Enum):
@@ -35,8 +38,11 @@ class Action(str, Enum):
     ARCHIVE = "archive"  # a version archived
     RESTORE = "restore"  # an archived version made ready again
 
-    __str__ = str.__str__
-    __format__ = str.__format__
+    def __str__(self) -> str:  # the bare text ("integer"), as the strings it replaces
+        return str.__str__(self)
+
+    def __format__(self, spec: str) -> str:
+        return str.__format__(self, spec)
 
 
 class _ByKey:
@@ -148,7 +154,13 @@ def iso(t: dt.datetime | None) -> str:
     return t.isoformat(timespec="seconds")
 
 
-def version_of(name: str, r: Mapping[str, Any], al: Mapping[int, list[str]]) -> ModelVersion:
+class Row(Protocol):
+    """A database row read by column name (SQLAlchemy's `RowMapping`)."""
+
+    def __getitem__(self, key: str) -> Any: ...
+
+
+def version_of(name: str, r: Row, al: Mapping[int, list[str]]) -> ModelVersion:
     """The `ModelVersion` of an `sh_versions` row, with the aliases `al` gives its number."""
     return ModelVersion(
         name=name, version=r["version"], manifest_sha256=r["manifest_sha256"],

@@ -129,11 +129,11 @@ class Registry:
         if mid is None:
             known = conn.execute(sa.select(models.c.name).order_by(models.c.name)).scalars().all()
             raise NotFoundError(f"no model named {name!r} in the registry ({_known(known)})")
-        return mid
+        return int(mid)
 
     # --- writing --------------------------------------------------------------------------
 
-    def register(self, path: str | os.PathLike, *, description: str = "",
+    def register(self, path: str | os.PathLike[str], *, description: str = "",
                  user: str | None = None, require_trust: bool = False,
                  allow_duplicate: bool = True) -> ModelVersion:
         """Verify the artifact at `path`, copy it to the store, record it as the next version.
@@ -181,7 +181,7 @@ class Registry:
         number = self._write(work)
         return self.version(f"{name}/{number}")
 
-    def _refuse_duplicate(self, name: str, sha: str, path: str | os.PathLike) -> None:
+    def _refuse_duplicate(self, name: str, sha: str, path: str | os.PathLike[str]) -> None:
         with self._read() as conn:
             same = conn.execute(
                 sa.select(versions.c.version).join(models, models.c.id == versions.c.model_id)
@@ -414,10 +414,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def _insert_ignore(conn: sa.Connection, table: sa.Table) -> Any:
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table).on_conflict_do_nothing()
+        from sqlalchemy.dialects import postgresql
+        return postgresql.insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects import sqlite
+    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 __all__ = ["Registry", "ModelVersion", "Event", "AliasMove", "ModelSummary", "metadata"]

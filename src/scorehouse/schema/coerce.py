@@ -64,9 +64,9 @@ def _typed_numpy(raw: Any) -> np.ndarray | None:
     if isinstance(raw, (pa.Array, pa.ChunkedArray)):
         t = raw.type
         if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
-            return pc.cast(raw, pa.float64()).to_numpy(zero_copy_only=False)
+            return np.asarray(pc.cast(raw, pa.float64()).to_numpy(zero_copy_only=False))
         if pa.types.is_boolean(t) and raw.null_count == 0:
-            return raw.to_numpy(zero_copy_only=False)
+            return np.asarray(raw.to_numpy(zero_copy_only=False))
         return None
     if isinstance(raw, pd.Series):
         dt = raw.dtype
@@ -126,7 +126,8 @@ def _arrow_codes(raw: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarra
 
 
 def _is_text(t: pa.DataType) -> bool:
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t)
+                or pa.types.is_string_view(t))
 
 
 def _string_codes(raw: Any) -> tuple[np.ndarray, np.ndarray] | None:

@@ -39,9 +39,11 @@ class ColumnType(str, Enum):
     STRING = "string"
     DATETIME = "datetime"
 
-    # Printed and formatted as the bare text ("integer"), as the strings they replace.
-    __str__ = str.__str__
-    __format__ = str.__format__
+    def __str__(self) -> str:  # the bare text ("integer"), as the strings it replaces
+        return str.__str__(self)
+
+    def __format__(self, spec: str) -> str:
+        return str.__format__(self, spec)
 
     @classmethod
     def parse(cls, value: str | ColumnType, column: str | None = None) -> ColumnType:
@@ -106,8 +108,11 @@ class CategoryType(str, Enum):
     BOOL = "bool"
     TEXT = "text"
 
-    __str__ = str.__str__
-    __format__ = str.__format__
+    def __str__(self) -> str:  # the bare text ("integer"), as the strings it replaces
+        return str.__str__(self)
+
+    def __format__(self, spec: str) -> str:
+        return str.__format__(self, spec)
 
     @classmethod
     def parse(cls, value: str | CategoryType, column: str | None = None) -> CategoryType:

@@ -159,8 +159,10 @@ def coerce_value(col: Column, v: Any) -> Any:
 @lru_cache(maxsize=256)
 def _value_column(col: Column) -> Column:
     """The plain integer/number/boolean column whose rule reads `col`'s typed categories."""
-    return replace(col, type=col.category_value_type, categories=None, min=None,
-                   max=None, dtype=None, category_type=None)
+    kind = col.category_value_type
+    assert kind is not None  # only asked for a column of typed categories
+    return replace(col, type=kind, categories=None, min=None, max=None, dtype=None,
+                   category_type=None)
 
 
 def _category(col: Column, v: Any) -> str | None:
