@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import getpass
 import os
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from .. import artifact as artifact_io
 from ..config import artifacts_url, registry_url
@@ -20,6 +18,7 @@ from ..schema import Schema
 from ..schema.diff import SchemaDiff, diff_schemas
 from . import migrate
 from .aliases import alias_names, alias_stack, aliases_by_version, move_alias, now
+from .database import insert_ignore, open_engine, write
 from .records import (
     Action,
     AliasMove,
@@ -40,8 +39,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 #: The status a version is stored with while it can be promoted.
 READY = VersionStatus.READY.value
-#: How long a write waits for a busy database (SQLite lock, PostgreSQL serialisation) in total.
-WRITE_RETRY_SECONDS = 60.0
 
 
 def _user(user: str | None) -> str:
@@ -53,38 +50,13 @@ def _user(user: str | None) -> str:
         return "unknown"
 
 
-def _engine_url(url: str) -> str:
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
-    return url
-
-
-def _is_busy(e: DBAPIError) -> bool:
-    text = str(e.orig).lower() if e.orig is not None else str(e).lower()
-    code = getattr(e.orig, "sqlstate", None)
-    return "locked" in text or "busy" in text or code in ("40001", "40P01")
-
-
 class Registry:
     """Every version of every model: `Registry()` uses $SCOREHOUSE_REGISTRY or a local SQLite."""
 
     def __init__(self, url: str | None = None, artifacts: str | None = None):
         self.url = registry_url(url)
         self.store = ArtifactStore(artifacts_url(artifacts))
-        engine_url = _engine_url(self.url)
-        kw: dict[str, Any] = {"future": True}
-        if engine_url.startswith("sqlite"):
-            db = sa.engine.make_url(engine_url).database
-            if db and db != ":memory:":
-                Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            kw["connect_args"] = {"timeout": 30}
-        try:
-            self.engine = sa.create_engine(engine_url, **kw)
-        except Exception as e:  # bad URL or missing driver
-            raise RegistryError(f"cannot use registry {self.url!r}: {e}") from None
-        if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.engine = open_engine(self.url)
         try:
             migrate.upgrade(self.engine)
         except OperationalError as e:
@@ -105,19 +77,7 @@ class Registry:
             yield conn
 
     def _write(self, fn: Callable[[sa.Connection], T]) -> T:
-        # SQLite allows one writer at a time and PostgreSQL may abort a transaction that
-        # lost a race; either way the whole unit of work is simply run again.
-        deadline = time.monotonic() + WRITE_RETRY_SECONDS
-        delay = 0.01
-        while True:
-            try:
-                with self.engine.begin() as conn:
-                    return fn(conn)
-            except DBAPIError as e:
-                if not _is_busy(e) or time.monotonic() > deadline:
-                    raise RegistryError(f"registry write failed: {e.orig}") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
+        return write(self.engine, fn)
 
     def _model_id(self, conn: sa.Connection, name: str, lock: bool = False) -> int:
         valid_name(name)  # an invalid name is bad usage (exit 2), not a model not found
@@ -162,7 +122,7 @@ class Registry:
 
         def work(conn: sa.Connection) -> int:
             at = now()
-            conn.execute(_insert_ignore(conn, models).values(
+            conn.execute(insert_ignore(conn, models).values(
                 name=name, description=description,
                 last_version=0, created_at=at, updated_at=at))
             conn.execute(models.update().where(models.c.name == name)
@@ -298,7 +258,7 @@ class Registry:
     # --- reading --------------------------------------------------------------------------
 
     def models(self) -> list[ModelSummary]:
-        """Every model with its version count, latest unarchived version and aliases."""
+        """Every model with its version count, latest unarchived version and aliases, by name."""
         with self._read() as conn:
             rows = conn.execute(sa.select(models).order_by(models.c.name)).mappings().all()
             alias_rows = conn.execute(sa.select(aliases)).mappings().all()
@@ -315,7 +275,12 @@ class Registry:
         return out
 
     def versions(self, name: str) -> list[ModelVersion]:
-        """All versions of `name`, oldest first."""
+        """All versions of `name`, oldest first.
+
+        Raises:
+            UsageError: an invalid model name.
+            NotFoundError: no such model.
+        """
         with self._read() as conn:
             mid = self._model_id(conn, name)
             rows = conn.execute(sa.select(versions).where(versions.c.model_id == mid)
@@ -324,11 +289,21 @@ class Registry:
         return [version_of(name, r, al) for r in rows]
 
     def version(self, ref: str) -> ModelVersion:
-        """The version `ref` names (alias, number, or bare name = the active version)."""
+        """The version `ref` names (alias, number, or bare name = the active version).
+
+        Raises:
+            UsageError, NotFoundError: as `resolve`.
+        """
         return self.resolve(ref)
 
     def resolve(self, ref: str | Ref) -> ModelVersion:
-        """Resolve a reference to one registered version."""
+        """Resolve a reference to one registered version (archived ones too).
+
+        Raises:
+            UsageError: a malformed reference.
+            NotFoundError: no such model, alias or version, or for `@latest` no unarchived
+                version.
+        """
         r = parse(ref) if isinstance(ref, str) else ref
         with self._read() as conn:
             mid = self._model_id(conn, r.name)
@@ -353,7 +328,12 @@ class Registry:
             return version_of(r.name, row, aliases_by_version(conn, mid))
 
     def history(self, name: str, alias: str | None = None) -> list[Event]:
-        """Every change to `name` (or to one alias of it), oldest first."""
+        """Every change to `name` (or to one alias of it), oldest first.
+
+        Raises:
+            UsageError: an invalid model or alias name.
+            NotFoundError: no such model.
+        """
         if alias is not None:
             valid_name(alias, "alias")
         with self._read() as conn:
@@ -366,7 +346,12 @@ class Registry:
                       r["from_version"], r["reason"]) for r in rows]
 
     def lineage(self, ref: str) -> dict[str, Any]:
-        """Training data fingerprint, parameters, metrics and library versions of a version."""
+        """Training data fingerprint, parameters, metrics and library versions of a version:
+        the artifact's lineage (JSON) with its `model`, `version` and `manifest_sha256`.
+
+        Raises:
+            UsageError, NotFoundError: as `resolve`.
+        """
         mv = self.resolve(ref)
         return {"model": mv.name, "version": mv.version, "manifest_sha256": mv.manifest_sha256,
                 **mv.lineage}
@@ -375,7 +360,14 @@ class Registry:
 
     def load_artifact(self, ref: str, key: str | bytes | None = None
                       ) -> tuple[artifact_io.Artifact, ModelVersion]:
-        """The verified artifact of `ref` (its manifest hash must match the registry's record)."""
+        """The verified artifact of `ref` (its manifest hash must match the registry's record).
+
+        Raises:
+            UsageError, NotFoundError: as `resolve`; NotFoundError too when the file is
+                missing from the store.
+            ArtifactError: the file is over the size limit, damaged, or its manifest hash
+                differs from the record (IntegrityError), or it cannot be trusted.
+        """
         mv = self.resolve(ref)
         data = self.store.get(mv.artifact_uri)
         art = artifact_io.read_bytes(data, f"{mv.ref} ({mv.artifact_uri})", key=key,
@@ -402,22 +394,6 @@ def _known(names: Sequence[str], most: int = 20) -> str:
         return "it is empty: register a model first"
     more = f", ... ({len(names) - most} more)" if len(names) > most else ""
     return "known: " + ", ".join(names[:most]) + more
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
-
-
-def _insert_ignore(conn: sa.Connection, table: sa.Table) -> Any:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects import postgresql
-        return postgresql.insert(table).on_conflict_do_nothing()
-    from sqlalchemy.dialects import sqlite
-    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 __all__ = ["Registry", "ModelVersion", "Event", "AliasMove", "ModelSummary", "metadata"]

@@ -121,6 +121,11 @@ class Schema:
         return [c.name for c in self.columns if c.type is ColumnType.STRING]
 
     def __getitem__(self, name: str) -> Column:
+        """The column named `name`.
+
+        Raises:
+            SchemaError: the schema has no such column.
+        """
         try:
             return self.columns[self._index[name]]
         except KeyError:
@@ -142,12 +147,21 @@ class Schema:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> Schema:
-        """A schema from `to_dict` output (or a bare list of column dicts)."""
+        """A schema from `to_dict` output (or a bare list of column dicts).
+
+        Raises:
+            SchemaError: a column is invalid (see `Column.from_dict`) or two share a name.
+        """
         cols = d["columns"] if isinstance(d, Mapping) else d
         return cls(tuple(Column.from_dict(c) for c in cols))
 
     def override(self, changes: Mapping[str, Mapping[str, Any]]) -> Schema:
-        """A copy with per-column fields replaced, e.g. `{"tenure": {"nullable": True}}`."""
+        """A copy with per-column fields replaced, e.g. `{"tenure": {"nullable": True}}`.
+
+        Raises:
+            SchemaError: an unknown column or field, a change of name, or an invalid value
+                (an unknown type ...).
+        """
         cols = list(self.columns)
         for name, fields in changes.items():
             i = self._index.get(name)
