@@ -153,8 +153,8 @@ def test_unknown_model_version_and_alias_are_not_found(reg, churn_artifact):
 def test_aliases_resolve_and_bare_name_means_production(reg, churn_artifact):
     _register(reg, churn_artifact, 3)
     move = reg.promote("churn/1", "production", reason="first release", user="carol")
-    assert move == {"model": "churn", "alias": "production", "from_version": None, "version": 1,
-                    "action": "promote", "changed": True}
+    assert move.to_dict() == {"model": "churn", "alias": "production", "from_version": None,
+                              "version": 1, "action": "promote", "changed": True}
     assert reg.resolve("churn@production").version == 1
     assert reg.resolve("churn").version == 1  # bare name = the production alias
     assert reg.resolve(" churn ").version == 1
@@ -222,8 +222,8 @@ def test_rollback_walks_back_and_history_records_everything(reg, churn_artifact,
     reg.promote("churn/3", "production", reason="retrained", user="carol")
 
     back = reg.rollback("churn", "production", reason="latency spike", user="dave")
-    assert back == {"model": "churn", "alias": "production", "from_version": 3, "version": 2,
-                    "action": "rollback", "changed": True}
+    assert back.to_dict() == {"model": "churn", "alias": "production", "from_version": 3,
+                              "version": 2, "action": "rollback", "changed": True}
     assert reg.resolve("churn").version == 2
     back = reg.rollback("churn", "production", reason="still bad")
     assert (back["from_version"], back["version"]) == (2, 1)

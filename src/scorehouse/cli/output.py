@@ -53,8 +53,14 @@ err_console = SafeConsole(stderr=True, highlight=False, soft_wrap=True, markup=F
 
 
 def emit_json(data: Any) -> None:
-    """Print `data` as JSON on stdout."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    """Print `data` as JSON on stdout (a record with `to_dict()`, such as the registry's
+    `AliasMove`, as that dict; anything else JSON cannot write as its text)."""
+    sys.stdout.write(json.dumps(data, indent=2, default=_jsonable) + "\n")
+
+
+def _jsonable(o: Any) -> Any:
+    to_dict = getattr(o, "to_dict", None)
+    return to_dict() if callable(to_dict) else str(o)
 
 
 def emit(data: Any, as_json: bool, human: Callable[[], None] | str) -> None:

@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from .records import Action, AliasMove, Event, ModelSummary, ModelVersion, VersionStatus
 from .refs import ACTIVE_ALIAS, LATEST, Ref, parse
 
 if TYPE_CHECKING:
-    from .registry import Event, ModelVersion, Registry
+    from .registry import Registry
     from .store import ArtifactStore
 
-__all__ = ["Registry", "ModelVersion", "Event", "ArtifactStore", "Ref", "parse",
-           "ACTIVE_ALIAS", "LATEST"]
+__all__ = ["Registry", "ModelVersion", "Event", "AliasMove", "ModelSummary", "VersionStatus",
+           "Action", "ArtifactStore", "Ref", "parse", "ACTIVE_ALIAS", "LATEST"]
 
 # SQLAlchemy and Alembic load on first use: reading a reference needs neither.
-_LAZY = {"Registry": ".registry", "ModelVersion": ".registry", "Event": ".registry",
-         "ArtifactStore": ".store"}
+_LAZY = {"Registry": ".registry", "ArtifactStore": ".store"}
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     """The registry's classes, imported on first use."""
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name], __name__), name)

@@ -47,7 +47,8 @@ class ArtifactStore:
             if size is not None and size > limit:
                 raise ArtifactError(f"artifact file {path} is {human(size)}, more than the limit "
                                     f"of {human(limit)} (${BYTES_ENV}); refused")
-            return self.fs.cat_file(path)
+            data: bytes = self.fs.cat_file(path)
+            return data
         except FileNotFoundError:
             raise NotFoundError(f"artifact file {path} is missing from the store "
                                 f"{self.url}") from None

@@ -12,10 +12,11 @@ from .policy import (
     check_input,
     check_names,
 )
+from .types import CategoryType, ColumnType
 from .validate import Reject, RejectTally, Validated, validate_batch, validate_row
 
 __all__ = [
-    "Column", "Schema", "Reject", "RejectTally", "Validated", "CoercionError",
+    "Column", "ColumnType", "CategoryType", "Schema", "Reject", "RejectTally", "Validated", "CoercionError",
     "coerce_value", "infer_schema", "validate_batch", "validate_row",
     "ABSENT_COLUMN", "ColumnCheck", "ColumnPolicy", "ColumnsError", "UnknownColumn",
     "check_input", "check_names",

@@ -1,16 +1,13 @@
-"""The coercion rules: how a raw value of any channel becomes the value the model sees.
+"""The coercion rules for whole columns: `coerce_column` applies `coerce_value`'s rule.
 
-`coerce_value` is the reference rule for one value; `coerce_column` applies the same rule to
-a whole column, vectorised for already-typed columns (Arrow, NumPy, pandas) and value by
-value otherwise, so a CSV string "42" and a JSON 42 always end up the same.
+`values.coerce_value` is the reference rule for one value; `coerce_column` applies the same
+rule to a whole column, vectorised for already-typed columns (Arrow, NumPy, pandas) and
+value by value otherwise, so a CSV string "42" and a JSON 42 always end up the same. The
+one-value names are importable from here too.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from dataclasses import replace
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -18,214 +15,30 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .categories import VALUE_TYPES, canonical_text
 from .columns import Column
-from .datetimes import DateTimeError, datetime_column, read_datetime, zone_of
+from .datetimes import datetime_column, zone_of
+from .types import ColumnType
+from .values import (
+    FALSE_TOKENS,
+    INT64_RANGE,
+    NULL_TOKENS,
+    TRUE_TOKENS,
+    CoercionError,
+    RowRule,
+    coerce_value,
+    flag_of,
+    integer_reason,
+    is_null,
+    null_token,
+    row_rule,
+)
 
-#: Strings read as a missing value (case-insensitive, surrounding blanks ignored), as pandas
-#: does when it reads a CSV; a string column keeps a token that is one of its categories.
-NULL_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "nat", "<na>"})
-TRUE_TOKENS = frozenset({"true", "t", "yes", "y", "1"})
-FALSE_TOKENS = frozenset({"false", "f", "no", "n", "0"})
-
-
-class CoercionError(ValueError):
-    """A value that cannot become the column's type; the message is the reason."""
-
-
-def is_null(v: Any) -> bool:
-    """True for None, NaN, pandas NA and NaT."""
-    if v is None or v is pd.NA or v is pd.NaT:
-        return True
-    return isinstance(v, (float, np.floating)) and v != v
-
-
-def _null_token(s: str, col: Column) -> bool:
-    if s.strip().lower() not in NULL_TOKENS:
-        return False
-    return not (col.categories is not None and s in col.categories)
-
-
-def _to_number(v: Any, col: Column) -> float | None:
-    if isinstance(v, (bool, np.bool_)):
-        raise CoercionError("expected a number, got a boolean")
-    if isinstance(v, (int, float, np.integer, np.floating)):
-        x = float(v)
-    elif isinstance(v, str):
-        if _null_token(v, col):
-            return None
-        try:
-            x = float(v.strip())
-        except ValueError:
-            what = "an integer" if col.type == "integer" else "a number"
-            raise CoercionError(f"cannot read {v!r} as {what}") from None
-    else:
-        raise CoercionError(f"expected a number, got {type(v).__name__}")
-    if x != x:
-        return None
-    if math.isinf(x):
-        raise CoercionError("infinite value")
-    return x
-
-
-INT64_RANGE = (-(2.0**63), 2.0**63)
-
-
-def _integer_reason(x: float) -> str:
-    if x.is_integer():
-        return f"integer {x:.0f} does not fit in 64 bits"
-    return f"expected an integer, got {x!r}"
-
-
-def _fits(x: float) -> bool:
-    return x.is_integer() and INT64_RANGE[0] <= x < INT64_RANGE[1]
-
-
-def coerce_value(col: Column, v: Any) -> Any:
-    """`v` as `col`'s type (None when missing); raises CoercionError with the reason."""
-    if is_null(v):
-        return None
-    kind = col.type
-    if kind == "string" and col.category_type in VALUE_TYPES:
-        return _category(col, v)
-    if kind == "number":
-        return _to_number(v, col)
-    if kind == "integer":
-        if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
-            if not INT64_RANGE[0] <= v < INT64_RANGE[1]:
-                raise CoercionError(_integer_reason(float(v)))
-            return int(v)
-        x = _to_number(v, col)
-        if x is None:
-            return None
-        if not _fits(x):
-            raise CoercionError(_integer_reason(x))
-        return int(x)
-    if kind == "string":
-        if isinstance(v, str):
-            return None if _null_token(v, col) else v
-        if isinstance(v, (bool, np.bool_)):
-            raise CoercionError("expected a string, got a boolean")
-        if isinstance(v, (int, np.integer)):
-            return str(int(v))
-        if isinstance(v, (float, np.floating)):
-            return str(int(v)) if float(v).is_integer() else repr(float(v))
-        raise CoercionError(f"expected a string, got {type(v).__name__}")
-    if kind == "boolean":
-        if isinstance(v, (bool, np.bool_)):
-            return bool(v)
-        if isinstance(v, (int, float, np.integer, np.floating)) and v in (0, 1):
-            return bool(v)
-        if isinstance(v, str):
-            s = v.strip().lower()
-            if s in NULL_TOKENS:
-                return None
-            if s in TRUE_TOKENS:
-                return True
-            if s in FALSE_TOKENS:
-                return False
-        raise CoercionError(f"cannot read {v!r} as a boolean")
-    if kind == "datetime":
-        if isinstance(v, str) and _null_token(v, col):
-            return None
-        try:  # the rule: `datetimes` (zoned values to UTC, numbers are epoch seconds ...)
-            x = read_datetime(v, zone_of(col))
-        except DateTimeError as e:
-            raise CoercionError(str(e)) from None
-        return None if x is None else pd.Timestamp(x)
-    raise AssertionError(kind)
-
-
-@lru_cache(maxsize=256)
-def _value_column(col: Column) -> Column:
-    """The plain integer/number/boolean column whose rule reads `col`'s typed categories."""
-    return replace(col, type=VALUE_TYPES[col.category_type], categories=None, min=None,
-                   max=None, dtype=None, category_type=None)
-
-
-def _category(col: Column, v: Any) -> str | None:
-    """A value of an int/float/bool-category column as its category's canonical text: read by
-    the integer/number/boolean rule, then written as `categories.canonical_text` does."""
-    try:
-        x = coerce_value(_value_column(col), v)
-    except CoercionError as e:
-        raise CoercionError(f"{e} (the column's categories are {col.category_type} values)") \
-            from None
-    return None if x is None else canonical_text(col.category_type, x)
-
-
-def flag_of(col: Column, v: Any) -> str | None:
-    """'unseen_category' or 'out_of_range' when coerced value `v` is outside training data."""
-    if v is None:
-        return None
-    if col.categories is not None and col.type == "string":
-        return None if v in col.categories else "unseen_category"
-    if col.type in ("number", "integer"):
-        if (col.min is not None and v < col.min) or (col.max is not None and v > col.max):
-            return "out_of_range"
-    return None
-
-
-#: A column's single-row rule: raw value -> (coerced value, flag or None); raises CoercionError.
-RowRule = Callable[[Any], tuple[Any, str | None]]
-
-
-def row_rule(col: Column) -> RowRule:
-    """`coerce_value` then `flag_of` for one column, compiled once per schema.
-
-    The exact Python types a JSON request carries (float, int, str) take a short path that
-    repeats the reference rule's steps for that type; anything else goes to the reference.
-    """
-    def reference(v: Any) -> tuple[Any, str | None]:
-        x = coerce_value(col, v)
-        return x, flag_of(col, x)
-
-    if col.type in ("number", "integer"):
-        return _numeric_rule(col, reference)
-    if col.type == "string" and col.category_type not in VALUE_TYPES:
-        return _string_rule(col, reference)
-    return reference
-
-
-def _numeric_rule(col: Column, reference: RowRule) -> RowRule:
-    lo, hi, integer = col.min, col.max, col.type == "integer"
-
-    def rule(v: Any) -> tuple[Any, str | None]:
-        if v is None:
-            return None, None
-        t = type(v)
-        if t is int:
-            if integer and not INT64_RANGE[0] <= v < INT64_RANGE[1]:
-                raise CoercionError(_integer_reason(float(v)))
-            x = v if integer else float(v)
-        elif t is float and not integer:
-            if v != v:
-                return None, None
-            if math.isinf(v):
-                raise CoercionError("infinite value")
-            x = v
-        else:
-            return reference(v)
-        out = (lo is not None and x < lo) or (hi is not None and x > hi)
-        return x, "out_of_range" if out else None
-
-    return rule
-
-
-def _string_rule(col: Column, reference: RowRule) -> RowRule:
-    seen = None if col.categories is None else frozenset(col.categories)
-
-    def rule(v: Any) -> tuple[Any, str | None]:
-        if type(v) is not str:
-            return (None, None) if v is None else reference(v)
-        if v.strip().lower() in NULL_TOKENS and (seen is None or v not in seen):
-            return None, None
-        return v, None if seen is None or v in seen else "unseen_category"
-
-    return rule
-
-
-# --- whole columns -------------------------------------------------------------------------
+__all__ = [
+    "Coerced", "coerce_column", "flag_mask",
+    # the one-value rule (values.py), read from here by callers of the column rule
+    "CoercionError", "RowRule", "coerce_value", "flag_of", "row_rule", "is_null",
+    "NULL_TOKENS", "TRUE_TOKENS", "FALSE_TOKENS", "INT64_RANGE",
+]
 
 
 class Coerced:
@@ -251,9 +64,9 @@ def _typed_numpy(raw: Any) -> np.ndarray | None:
     if isinstance(raw, (pa.Array, pa.ChunkedArray)):
         t = raw.type
         if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
-            return pc.cast(raw, pa.float64()).to_numpy(zero_copy_only=False)
+            return np.asarray(pc.cast(raw, pa.float64()).to_numpy(zero_copy_only=False))
         if pa.types.is_boolean(t) and raw.null_count == 0:
-            return raw.to_numpy(zero_copy_only=False)
+            return np.asarray(raw.to_numpy(zero_copy_only=False))
         return None
     if isinstance(raw, pd.Series):
         dt = raw.dtype
@@ -313,7 +126,8 @@ def _arrow_codes(raw: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarra
 
 
 def _is_text(t: pa.DataType) -> bool:
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t)
+                or pa.types.is_string_view(t))
 
 
 def _string_codes(raw: Any) -> tuple[np.ndarray, np.ndarray] | None:
@@ -351,11 +165,11 @@ def _numbers(col: Column, x: np.ndarray) -> Coerced:
     null = np.isnan(x)
     bad = np.isinf(x)
     errors = [(int(i), "infinite value", x[i]) for i in np.flatnonzero(bad)]
-    if col.type == "integer":
+    if col.type is ColumnType.INTEGER:
         safe = np.where(bad | null, 0, x)
         frac = ~null & ~bad & ((safe != np.floor(safe)) | (safe < INT64_RANGE[0])
                                | (safe >= INT64_RANGE[1]))
-        errors += [(int(i), _integer_reason(float(x[i])), x[i]) for i in np.flatnonzero(frac)]
+        errors += [(int(i), integer_reason(float(x[i])), x[i]) for i in np.flatnonzero(frac)]
         if errors:
             errors.sort()
     return Coerced(x, null, errors)
@@ -364,7 +178,7 @@ def _numbers(col: Column, x: np.ndarray) -> Coerced:
 def _strings(col: Column, distinct: np.ndarray, codes: np.ndarray) -> Coerced:
     # The single-row rule, once per distinct value; non-strings (categories of a categorical)
     # are never null tokens.
-    token = np.fromiter((isinstance(v, str) and _null_token(v, col) for v in distinct),
+    token = np.fromiter((isinstance(v, str) and null_token(v, col) for v in distinct),
                         dtype=bool, count=len(distinct))
     # One extra slot at the end is where code -1 (missing) lands.
     values = np.empty(len(distinct) + 1, dtype=object)
@@ -438,9 +252,10 @@ def _one_by_one(col: Column, raw: Any) -> Coerced:
             out[i] = None
             errors.append((i, str(e), v))
     null = np.array([v is None for v in out], dtype=bool)
-    if col.type in ("number", "integer"):
+    if col.type.numeric:
         values = np.where(null, np.nan, out).astype("float64")
-    elif col.type == "datetime":  # zone-less Timestamps (see `datetimes`): their nanoseconds
+    elif col.type is ColumnType.DATETIME:
+        # zone-less Timestamps (see `datetimes`): their nanoseconds
         values = np.array([_NAT if v is None else v.value for v in out],
                           dtype=np.int64).view("datetime64[ns]")
     else:
@@ -449,8 +264,12 @@ def _one_by_one(col: Column, raw: Any) -> Coerced:
 
 
 def coerce_column(col: Column, raw: Any) -> Coerced:
-    """Apply `coerce_value`'s rule to a whole Arrow/pandas/NumPy/list column at once."""
-    if col.type in ("number", "integer"):
+    """Apply `coerce_value`'s rule to a whole Arrow/pandas/NumPy/list column at once.
+
+    Values that fail the rule do not raise: they are listed in `Coerced.errors` as
+    (row, reason, value) and are missing in `Coerced.values`.
+    """
+    if col.type.numeric:
         x = _typed_numpy(raw)
         if x is not None:
             if x.dtype.kind == "b":
@@ -463,17 +282,17 @@ def coerce_column(col: Column, raw: Any) -> Coerced:
             parsed = _numbers(col, x)
             if not parsed.errors:  # rejects quote the original text: take the reference path
                 return parsed
-    elif col.type == "string" and col.category_type in VALUE_TYPES:
+    elif col.type is ColumnType.STRING and col.category_value_type is not None:
         return _categories(col, raw)
-    elif col.type == "string":
+    elif col.type is ColumnType.STRING:
         factorized = _string_codes(raw)
         if factorized is not None:
             return _strings(col, *factorized)
-    elif col.type == "datetime":
+    elif col.type is ColumnType.DATETIME:
         typed = _datetimes(col, raw)
         if typed is not None:
             return typed
-    elif col.type == "boolean":
+    elif col.type is ColumnType.BOOLEAN:
         x = _typed_numpy(raw)
         if x is not None and x.dtype.kind == "b":
             return Coerced(x, np.zeros(len(x), bool), [])
@@ -483,13 +302,13 @@ def coerce_column(col: Column, raw: Any) -> Coerced:
 def flag_mask(col: Column, c: Coerced) -> tuple[str, np.ndarray] | None:
     """The kind of flag this column raises and the mask of flagged rows, if any."""
     present = ~c.null
-    if col.type == "string" and col.categories is not None:
+    if col.type is ColumnType.STRING and col.categories is not None:
         if c.codes is not None:
             seen = pd.Series(c.distinct, dtype=object).isin(col.categories).to_numpy()[c.codes]
         else:
             seen = pd.Series(c.values, dtype=object).isin(col.categories).to_numpy()
         return "unseen_category", present & ~seen
-    if col.type in ("number", "integer") and (col.min is not None or col.max is not None):
+    if col.type.numeric and (col.min is not None or col.max is not None):
         x = np.where(present, c.values.astype("float64", copy=False), np.nan)
         with np.errstate(invalid="ignore"):
             out = np.zeros(len(x), bool)

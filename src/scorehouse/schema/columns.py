@@ -8,18 +8,27 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..errors import SchemaError
+from .types import CategoryType, ColumnType
 
-TYPES = ("integer", "number", "boolean", "string", "datetime")
+#: The column type names, as written in a manifest (see `ColumnType`).
+TYPES = tuple(t.value for t in ColumnType)
 #: The value type of a categorical column's categories (see `schema.categories`).
-CATEGORY_TYPES = ("int", "float", "bool", "text")
+CATEGORY_TYPES = tuple(t.value for t in CategoryType)
 
 
 @dataclass(frozen=True)
 class Column:
-    """One input column: logical type, nullability, exact categories and training range."""
+    """One input column: logical type, nullability, exact categories and training range.
+
+    `type` and `category_type` may be given as their text ("integer", "int"); they are
+    kept as `ColumnType` and `CategoryType`.
+
+    Raises:
+        SchemaError: an unknown type or category type.
+    """
 
     name: str
-    type: str
+    type: ColumnType
     nullable: bool = False
     categories: tuple[str, ...] | None = None
     min: float | None = None
@@ -28,33 +37,46 @@ class Column:
     dtype: str | None = None
     #: A `category` column's category type: "int", "float", "bool" or "text" (None: text, as
     #: in manifests written before the field). `categories` holds their canonical text.
-    category_type: str | None = None
+    category_type: CategoryType | None = None
     #: A date-time column's zone at training (an IANA name or "UTC"); None: zone-less.
     timezone: str | None = None
     #: Why the column accepts missing values ("missing in training", an imputer step ...).
     nullable_reason: str | None = None
 
     def __post_init__(self) -> None:
-        if self.type not in TYPES:
-            raise SchemaError(
-                f"column {self.name!r}: unknown type {self.type!r} (expected one of {', '.join(TYPES)})"
-            )
-        if self.category_type is not None and self.category_type not in CATEGORY_TYPES:
-            raise SchemaError(f"column {self.name!r}: unknown category_type "
-                              f"{self.category_type!r} (expected one of {', '.join(CATEGORY_TYPES)})")
+        # Manifests and overrides name the types as text: kept as the enums.
+        object.__setattr__(self, "type", ColumnType.parse(self.type, self.name))
+        if self.category_type is not None:
+            object.__setattr__(self, "category_type",
+                               CategoryType.parse(self.category_type, self.name))
         if self.categories is not None and not isinstance(self.categories, tuple):
             object.__setattr__(self, "categories", tuple(self.categories))
 
+    @property
+    def category_value_type(self) -> ColumnType | None:
+        """The column type whose rule reads this column's typed categories (int categories:
+        integer ...); None for text categories and columns that are not categorical."""
+        return None if self.category_type is None else self.category_type.value_type
+
     def to_dict(self) -> dict[str, Any]:
-        """This column as plain JSON-able data."""
+        """This column as plain JSON-able data (the types as their text: the manifest, and
+        so its hash, is the same as before the enums)."""
         d = asdict(self)
+        d["type"] = self.type.value
+        if self.category_type is not None:
+            d["category_type"] = self.category_type.value
         if self.categories is not None:
             d["categories"] = list(self.categories)
         return {k: v for k, v in d.items() if v is not None}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Column:
-        """A column from `to_dict` output (unknown keys are an error, to catch typos)."""
+        """A column from `to_dict` output.
+
+        Raises:
+            SchemaError: an unknown key (to catch typos), no name or type, or an unknown
+                type or category type.
+        """
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(d) - known
         if unknown:
@@ -64,7 +86,7 @@ class Column:
         return cls(**dict(d))
 
 
-class _Derived(dict):
+class _Derived(dict[str, Any]):
     """A schema's cache; it holds closures, so copies and pickles start empty."""
 
     def __reduce__(self) -> tuple[type, tuple[()]]:
@@ -96,9 +118,14 @@ class Schema:
     @property
     def text_names(self) -> list[str]:
         """Names of the string columns (which a reader may hand over dictionary-encoded)."""
-        return [c.name for c in self.columns if c.type == "string"]
+        return [c.name for c in self.columns if c.type is ColumnType.STRING]
 
     def __getitem__(self, name: str) -> Column:
+        """The column named `name`.
+
+        Raises:
+            SchemaError: the schema has no such column.
+        """
         try:
             return self.columns[self._index[name]]
         except KeyError:
@@ -120,12 +147,21 @@ class Schema:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> Schema:
-        """A schema from `to_dict` output (or a bare list of column dicts)."""
+        """A schema from `to_dict` output (or a bare list of column dicts).
+
+        Raises:
+            SchemaError: a column is invalid (see `Column.from_dict`) or two share a name.
+        """
         cols = d["columns"] if isinstance(d, Mapping) else d
         return cls(tuple(Column.from_dict(c) for c in cols))
 
     def override(self, changes: Mapping[str, Mapping[str, Any]]) -> Schema:
-        """A copy with per-column fields replaced, e.g. `{"tenure": {"nullable": True}}`."""
+        """A copy with per-column fields replaced, e.g. `{"tenure": {"nullable": True}}`.
+
+        Raises:
+            SchemaError: an unknown column or field, a change of name, or an invalid value
+                (an unknown type ...).
+        """
         cols = list(self.columns)
         for name, fields in changes.items():
             i = self._index.get(name)

@@ -58,7 +58,8 @@ def read_datetime(v: Any, zone: str | None) -> np.datetime64 | None:
         out = epoch_seconds(np.array([v]))
         if isinstance(out, str):
             raise DateTimeError(out)
-        return out[0]
+        first: np.datetime64 = out[0]
+        return first
     if isinstance(v, str):
         ts = _parse_text(v)
         if isinstance(ts, float):  # text of a plain number: epoch seconds, as a JSON number
@@ -67,7 +68,7 @@ def read_datetime(v: Any, zone: str | None) -> np.datetime64 | None:
         ts = pd.Timestamp(v)
     else:
         raise DateTimeError(f"expected a date-time, got {type(v).__name__}")
-    if ts is pd.NaT:
+    if pd.isna(ts):  # "NaT"
         return None
     if ts.tz is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)

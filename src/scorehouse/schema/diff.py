@@ -67,7 +67,7 @@ def diff_schemas(old: Schema, new: Schema) -> SchemaDiff:
     for name in shared:
         a, b = old[name], new[name]
         if a.type != b.type:
-            changed.append(ColumnChange(name, "type", a.type, b.type))
+            changed.append(ColumnChange(name, "type", a.type.value, b.type.value))
         if a.nullable != b.nullable:
             changed.append(ColumnChange(name, "nullable", str(a.nullable).lower(),
                                         str(b.nullable).lower()))

@@ -147,7 +147,7 @@ def check_names(schema: Schema, names: Iterable[Any],
         return _compare(schema, given, partly)
     # The same clients send the same columns request after request (an id column, say):
     # decide once per set of names, not with difflib on every request.
-    memo = schema._derived.setdefault("column_checks", {})
+    memo: dict[frozenset[str], ColumnCheck] = schema._derived.setdefault("column_checks", {})
     found = memo.get(given)
     if found is None:
         if len(memo) >= 1024:

@@ -14,6 +14,7 @@ from ..errors import SchemaError
 from .coerce import Coerced, CoercionError, RowRule, coerce_column, flag_mask, row_rule
 from .columns import Column, Schema
 from .policy import ABSENT_COLUMN, absent_rows
+from .types import ColumnType
 
 
 @dataclass(frozen=True)
@@ -151,9 +152,9 @@ def canonical(col: Column, c: Coerced, keep: np.ndarray | None) -> np.ndarray:
     """The accepted rows of a coerced column, in the dtype the runtime expects."""
     values = c.values if keep is None else c.values[keep]
     null = c.null if keep is None else c.null[keep]
-    if col.type == "integer" and not null.any():
+    if col.type is ColumnType.INTEGER and not null.any():
         return values.astype("int64")
-    if col.type in ("integer", "number"):
+    if col.type.numeric:  # an integer column with missing values: NaN marks them
         return values.astype("float64", copy=False)
     return values
 
@@ -164,6 +165,14 @@ def validate_batch(schema: Schema, data: Any, *, max_rejects: int | None = None)
     `max_rejects`: keep at most this many `Reject`s (the first by row) and count the rest in
     `Validated.tally`, so a batch of bad rows costs memory for its counts, not one object
     per bad cell (a server answering untrusted requests sets it; files keep every reject).
+
+    Returns:
+        `Validated`: the accepted rows' positions and canonical columns (int64, float64,
+        bool, object or datetime64[ns] arrays of the accepted rows), rejects and flags.
+
+    Raises:
+        SchemaError: `data` is not an Arrow table or batch, a DataFrame, records or one
+            dict, or a record is not a mapping. Bad values never raise: they are rejects.
     """
     n, get = _input_columns(data)
     coerced: dict[str, Coerced] = {}
@@ -179,16 +188,8 @@ def validate_batch(schema: Schema, data: Any, *, max_rejects: int | None = None)
         absent = raw is None
         if absent:
             lacking = np.ones(n, bool)
-        if lacking is not None:
-            # The column policy (policy.py): absent and required rejects the row, absent and
-            # optional scores it as missing, flagged so the lost value leaves a trace.
-            if col.nullable:
-                flags[(ABSENT_COLUMN, col.name)] = np.flatnonzero(lacking)
-            else:
-                where = np.flatnonzero(lacking)
-                errors += [Reject(int(i), col.name, MISSING_COLUMN) for i in where[:cap]]
-                tally.add(col.name, "missing column", len(where))
-                bad |= lacking
+        if lacking is not None and _absent(col, lacking, cap, flags, errors, tally):
+            bad |= lacking
         # An absent column is all missing: coerce one missing value and repeat it, instead
         # of n of them one by one.
         c = coerce_column(col, raw) if not absent else _all_missing(col, n)
@@ -200,11 +201,7 @@ def validate_batch(schema: Schema, data: Any, *, max_rejects: int | None = None)
             bad |= failed
         if not col.nullable and not absent:
             missing = c.null & ~failed if lacking is None else c.null & ~failed & ~lacking
-            if missing.any():
-                errors += [Reject(int(i), col.name, MISSING_VALUE)
-                           for i in np.flatnonzero(missing)[:cap]]
-                tally.add(col.name, "missing value", int(missing.sum()))
-                bad |= missing
+            bad |= _missing_values(col, missing, cap, errors, tally)
         coerced[col.name] = c
         fm = flag_mask(col, c)
         if fm is not None and fm[1].any():
@@ -219,6 +216,30 @@ def validate_batch(schema: Schema, data: Any, *, max_rejects: int | None = None)
     cut = tally.problems > len(errors[:cap])
     tally.rows = int(bad.sum())
     return Validated(n, rows, columns, errors[:cap], flags, tally if cut else None)
+
+
+def _absent(col: Column, lacking: np.ndarray, cap: int,
+            flags: dict[tuple[str, str], np.ndarray], errors: list[Reject],
+            tally: RejectTally) -> bool:
+    """Apply the column policy (policy.py) to the rows `lacking` column `col`: absent and
+    required rejects them (True: the rows are bad), absent and optional scores them as
+    missing, flagged so the lost value leaves a trace (False)."""
+    if col.nullable:
+        flags[(ABSENT_COLUMN, col.name)] = np.flatnonzero(lacking)
+        return False
+    where = np.flatnonzero(lacking)
+    errors += [Reject(int(i), col.name, MISSING_COLUMN) for i in where[:cap]]
+    tally.add(col.name, "missing column", len(where))
+    return True
+
+
+def _missing_values(col: Column, missing: np.ndarray, cap: int, errors: list[Reject],
+                    tally: RejectTally) -> np.ndarray:
+    """Reject the rows `missing` a value of required column `col`; returns `missing`."""
+    if missing.any():
+        errors += [Reject(int(i), col.name, MISSING_VALUE) for i in np.flatnonzero(missing)[:cap]]
+        tally.add(col.name, "missing value", int(missing.sum()))
+    return missing
 
 
 def _all_missing(col: Column, n: int) -> Coerced:
@@ -239,7 +260,10 @@ def _row_rules(schema: Schema) -> list[tuple[str, bool, RowRule]]:
 def validate_row(
     schema: Schema, row: Mapping[str, Any]
 ) -> tuple[dict[str, Any], list[Reject], list[tuple[str, str]]]:
-    """One dict coerced value by value, without building arrays: (values, rejects, flags)."""
+    """One dict coerced value by value, without building arrays: (values, rejects, flags).
+
+    Bad values never raise: they are rejects (row 0); flags are (kind, column) pairs.
+    """
     values: dict[str, Any] = {}
     rejects: list[Reject] = []
     flags: list[tuple[str, str]] = []

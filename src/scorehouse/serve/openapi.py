@@ -7,7 +7,6 @@ from typing import Any
 from .. import __version__
 from ..scorer import Scorer, output_columns
 
-_TYPES = {"integer": "integer", "number": "number", "boolean": "boolean"}
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}}
 _MLFLOW_ERROR = {"type": "object", "properties": {"message": {"type": "string"},
                                                    "error_code": {"type": "string"}}}
@@ -17,10 +16,9 @@ def record_schema(scorer: Scorer) -> dict[str, Any]:
     """A JSON Schema for one input record of `scorer`'s model."""
     props: dict[str, Any] = {}
     for c in scorer.schema.columns:
-        kind = _TYPES.get(c.type, "string")
-        p: dict[str, Any] = {"type": [kind, "null"] if c.nullable else kind}
-        if c.type == "datetime":
-            p["format"] = "date-time"
+        p: dict[str, Any] = c.type.json_schema  # {"type": ...} (+ "format": "date-time")
+        if c.nullable:
+            p["type"] = [p["type"], "null"]
         if c.categories:  # examples, not an enum: unseen categories are scored and flagged
             p["examples"] = list(c.categories)[:5]
         props[c.name] = p

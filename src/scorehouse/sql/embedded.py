@@ -16,9 +16,6 @@ from ..registry import Registry
 from ..scorer import Result, Scorer, output_columns
 from .names import names_for
 
-DUCK_TYPES = {"integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN",
-              "string": "VARCHAR", "datetime": "TIMESTAMP"}
-
 
 @dataclass
 class Registered:
@@ -82,7 +79,7 @@ def _duckdb(con: Any, reg: Registered) -> None:
     # DuckDB counts the function's parameters: give the varargs one a parameter per column.
     score.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter(f"c{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(names))])
-    con.create_function(reg.name, score, [duckdb.sqltype(DUCK_TYPES.get(c.type, "VARCHAR"))
+    con.create_function(reg.name, score, [duckdb.sqltype(c.type.duckdb_type)
                                           for c in s.schema.columns],
                         duckdb.struct_type(fields), type="arrow", null_handling="special")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import NotFoundError, ScorehouseError
 from ..registry import Registry, parse
-from ..schema import Column
+from ..schema import Column, ColumnType
 from ..scorer import Scorer, output_columns
 from .catalog import claim
 from .names import SqlNames, names_for
@@ -26,19 +26,13 @@ from .plpython import TYPED_BATCH, complement, label_text
 #: of 0.15 s fetching 100k rows. The caller's own session settings are left alone.
 BATCH_SETTINGS = "SET work_mem = '64MB'"
 
-#: Schema column type -> SQL type of the typed function's arguments.
-ARG_TYPES = {"integer": "bigint", "number": "double precision", "boolean": "boolean",
-             "string": "text", "datetime": "timestamp"}
-#: A categorical's category type -> its argument type (a store code is passed as a number).
-CATEGORY_ARG_TYPES = {"int": "bigint", "float": "double precision", "bool": "boolean"}
-
-
 def arg_type(c: Column) -> str:
     """The SQL type of column `c` as an argument of `score_<model>`: its category type for
-    a categorical, `timestamptz` for a date-time trained with a zone (an instant)."""
-    if c.type == "datetime" and c.timezone:
+    a categorical (a store code is passed as a number), `timestamptz` for a date-time
+    trained with a zone (an instant)."""
+    if c.type is ColumnType.DATETIME and c.timezone:
         return "timestamptz"
-    return CATEGORY_ARG_TYPES.get(c.category_type or "", ARG_TYPES.get(c.type, "text"))
+    return (c.category_value_type or c.type).sql_type
 
 
 @dataclass

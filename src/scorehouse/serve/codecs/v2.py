@@ -24,12 +24,11 @@ HEADER = "Inference-Header-Content-Length"
 DTYPES = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32,
           "UINT64": np.uint64, "INT8": np.int8, "INT16": np.int16, "INT32": np.int32,
           "INT64": np.int64, "FP16": np.float16, "FP32": np.float32, "FP64": np.float64}
-_SCHEMA_TYPES = {"integer": "INT64", "number": "FP64", "boolean": "BOOL"}
 
 
 def model_metadata(scorer: Scorer) -> dict[str, Any]:
     """`GET /v2/models/{m}`: name, versions, platform and tensors from the model schema."""
-    inputs = [{"name": c.name, "datatype": _SCHEMA_TYPES.get(c.type, "BYTES"), "shape": [-1, 1]}
+    inputs = [{"name": c.name, "datatype": c.type.v2_datatype, "shape": [-1, 1]}
               for c in scorer.schema.columns]
     return {"name": scorer.name, "versions": [str(scorer.public_version)],
             "platform": f"scorehouse-{scorer.artifact.flavor}-{scorer.runtime.name}",
