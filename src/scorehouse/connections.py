@@ -32,10 +32,13 @@ def masked(url: str) -> str:
     return url
 
 
-def _reason(error: Exception) -> str:
-    """The driver's message on one line."""
+def _explained(error: Exception, advice: str = "") -> str:
+    """The driver's message on one line, then `advice` as its own sentence."""
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    return "; ".join(lines) or type(error).__name__
+    reason = "; ".join(lines).rstrip(".") or type(error).__name__
+    if not advice:
+        return reason
+    return reason + (" " if reason.endswith("?") else ". ") + advice
 
 
 def postgres(url: str, *, autocommit: bool = False, role: str = "the database",
@@ -68,9 +71,9 @@ def postgres(url: str, *, autocommit: bool = False, role: str = "the database",
         return psycopg.connect(url, connect_timeout=max(1, round(timeout)), autocommit=autocommit)
     except psycopg.Error as e:
         raise ConnectionFailedError(
-            f"cannot connect to {role} (PostgreSQL at {masked(url)}): {_reason(e)}. Check that "
-            "the server runs and accepts connections there, and the URL's host, port, database, "
-            "user and password") from None
+            f"cannot connect to {role} (PostgreSQL at {masked(url)}): " + _explained(
+                e, "Check that the server runs and accepts connections there, and the URL's "
+                "host, port, database, user and password")) from None
 
 
 def redis(url: str, *, role: str = "Redis", timeout: float = REDIS_TIMEOUT,
@@ -102,11 +105,12 @@ def redis(url: str, *, role: str = "Redis", timeout: float = REDIS_TIMEOUT,
                                          health_check_interval=health_check_interval)
         client.ping()
     except ValueError as e:  # from_url: not a redis://, rediss:// or unix:// URL
-        raise ConnectionFailedError(f"cannot reach {where}: {_reason(e)}") from None
+        raise ConnectionFailedError(f"cannot reach {where}: {_explained(e)}") from None
     except redis_py.RedisError as e:
         raise ConnectionFailedError(
-            f"cannot reach {where}: {_reason(e)}. Check that the server runs there, and the "
-            "URL's host, port, database number and password") from None
+            f"cannot reach {where}: " + _explained(
+                e, "Check that the server runs there, and the URL's host, port, database number "
+                "and password")) from None
     return client
 
 
