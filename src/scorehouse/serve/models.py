@@ -115,7 +115,7 @@ class ModelSet:
         if is_path(ref):
             return load(ref, runtime=self.runtime, trust=self.trust,
                         accept_parity_difference=self.accept_parity_difference)
-        return self._registry().load(ref, **self._choice())
+        return self._from_registry(ref)
 
     def _load_pinned(self, key: tuple[str, int]) -> Scorer:
         # A pinned version, unless it was archived (withdrawn).
@@ -124,14 +124,15 @@ class ModelSet:
         if self._registry().resolve(ref).status == "archived":
             raise NotFoundError(f"{ref} is archived (withdrawn) and is not served; "
                                 f"{name} serves version {self.models[name].version}")
-        return self._registry().load(ref, **self._choice())
+        return self._from_registry(ref)
 
     def _dropped(self, key: tuple[str, int], scorer: Scorer) -> None:
         log.info("dropped pinned %s/%s from the cache (%d kept)", *key, self.pinned_cache)
 
-    def _choice(self) -> dict[str, object]:
-        """The runtime options every registry load of this set takes."""
-        return {"runtime": self.runtime, "accept_parity_difference": self.accept_parity_difference}
+    def _from_registry(self, ref: str) -> Scorer:
+        """`ref` loaded from the registry with this set's runtime options."""
+        return self._registry().load(ref, runtime=self.runtime,
+                                     accept_parity_difference=self.accept_parity_difference)
 
     def load_all(self) -> None:
         """Load (and prepare) every model; readiness turns true when all are loaded.
