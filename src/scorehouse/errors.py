@@ -76,3 +76,8 @@ class UnsupportedModelError(ScorehouseError):
     """An object scorehouse does not know how to package."""
 
     exit_code = 2
+
+
+class ConnectionFailedError(ScorehouseError):
+    """A PostgreSQL or Redis server that cannot be reached or refuses the connection; the
+    message names the URL (password masked) and what to check (see `connections.py`)."""

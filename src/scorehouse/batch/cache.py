@@ -12,6 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from .. import connections
 from ..errors import ScorehouseError
 from .streams import Sink
 
@@ -27,17 +28,7 @@ def hash_name(model: str, key: Any) -> str:
 
 
 def _client(url: str) -> Any:
-    try:
-        import redis
-    except ImportError:  # pragma: no cover - an optional extra
-        raise ScorehouseError("writing to Redis needs the redis package: "
-                              "pip install 'scorehouse[redis]'") from None
-    client = redis.Redis.from_url(url, socket_connect_timeout=5)
-    try:
-        client.ping()
-    except redis.RedisError as e:
-        raise ScorehouseError(f"cannot reach Redis at {url}: {e}") from None
-    return client
+    return connections.redis(url)
 
 
 class RedisSink(Sink):

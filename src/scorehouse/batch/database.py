@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pyarrow as pa
 
+from .. import connections
 from ..errors import NotFoundError, ScorehouseError
 from ..schema.arrays import loose_array
 from .streams import Sink, Source
@@ -61,13 +62,11 @@ def connect(url: str) -> Any:
             if not path or not Path(path).parent.exists():
                 raise NotFoundError(f"no folder for the SQLite database {url}")
             return sqlite3.connect(path, timeout=30)
-        import psycopg
-        return psycopg.connect(url.replace("postgres://", "postgresql://", 1).replace(
-            "postgresql+psycopg://", "postgresql://", 1), connect_timeout=10)
+        return connections.postgres(url)
     except ImportError as e:
         raise ScorehouseError(f"{kind} needs the {e.name} package: pip install "
                               f"'scorehouse[{'duckdb' if kind == 'duckdb' else 'postgres'}]'") from None
-    except NotFoundError:
+    except ScorehouseError:  # NotFoundError, or PostgreSQL's ConnectionFailedError
         raise
     except Exception as e:  # each driver has its own error classes; the message is what matters
         raise ScorehouseError(f"cannot connect to {_redacted(url)}: {_db_message(e)}") from None

@@ -16,14 +16,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from ..errors import NotFoundError, ScorehouseError
 from ..loading import is_path, load
 from ..registry import Registry, parse
-from ..scorer import Scorer
+from ..scorer import Scorer, ScorerCache
 
 log = logging.getLogger("scorehouse.serve")
 
@@ -46,15 +44,34 @@ def pinned_cache_size(given: int | None = None) -> int:
     return n
 
 
-@dataclass
 class Served:
-    """One model name as served: what was asked for and the scorer in use now."""
+    """One model name as served: what was asked for and the scorer in use now.
 
-    name: str
-    ref: str
-    scorer: Scorer
-    #: Versions pinned by request paths (at most the ModelSet's `pinned_cache` in all).
-    pinned: dict[int, Scorer] = field(default_factory=dict)
+    A view of the ModelSet's caches: `scorer` is the current scorer of `ref`, `pinned`
+    the versions of this model that request paths pinned (at most the ModelSet's
+    `pinned_cache` over all models).
+    """
+
+    def __init__(self, name: str, ref: str, current: ScorerCache[str],
+                 pins: ScorerCache[tuple[str, int]]):
+        self.name, self.ref = name, ref
+        self._current, self._pins = current, pins
+
+    def __repr__(self) -> str:
+        return f"<Served {self.name} ref={self.ref} version={self.version}>"
+
+    @property
+    def scorer(self) -> Scorer:
+        """The scorer in use now (swapped in one step when the alias moves)."""
+        scorer = self._current.peek(self.ref)
+        assert scorer is not None, "a Served exists only once its reference is loaded"
+        return scorer
+
+    @property
+    def pinned(self) -> dict[int, Scorer]:
+        """Versions pinned by request paths and still cached, by number."""
+        return {version: entry.scorer for (name, version), entry in self._pins.snapshot().items()
+                if name == self.name}
 
     @property
     def version(self) -> int:
@@ -63,7 +80,11 @@ class Served:
 
 
 class ModelSet:
-    """Models by name; `get(name, version)` never blocks on a load of the current version."""
+    """Models by name; `get(name, version)` never blocks on a load of the current version.
+
+    The scorers live in two `ScorerCache`s: the current scorer of each reference given
+    (swapped by `refresh`), and an LRU of pinned versions keyed by (name, version).
+    """
 
     def __init__(self, refs: list[str], registry: Registry | None = None, *,
                  runtime: str | None = None, trust: bool = False,
@@ -72,15 +93,17 @@ class ModelSet:
                  pinned_cache: int | None = None):
         self.refs = refs
         self.pinned_cache = pinned_cache_size(pinned_cache)
-        self._recent: OrderedDict[tuple[str, int], None] = OrderedDict()  # LRU order of pins
         self.registry = registry
         self.runtime, self.trust = runtime, trust
         self.accept_parity_difference = accept_parity_difference
         self.on_swap = on_swap
         self.models: dict[str, Served] = {}
         self.ready = threading.Event()
+        self._current: ScorerCache[str] = ScorerCache(self._load)
+        self._pins: ScorerCache[tuple[str, int]] = ScorerCache(
+            self._load_pinned, max_size=self.pinned_cache or None, on_evict=self._dropped)
         self._stop = threading.Event()
-        self._lock = threading.Lock()  # one loader at a time; readers never take it
+        self._refreshing = threading.Lock()  # one refresh at a time; readers never take it
         self._watcher: threading.Thread | None = None
 
     def _registry(self) -> Registry:
@@ -90,25 +113,40 @@ class ModelSet:
 
     def _load(self, ref: str) -> Scorer:
         if is_path(ref):
-            scorer = load(ref, runtime=self.runtime, trust=self.trust,
-                          accept_parity_difference=self.accept_parity_difference)
-        else:
-            scorer = self._registry().load(ref, **self._choice())
-        scorer.runtime.prepare()  # before it takes requests: no first-batch compile
-        return scorer
+            return load(ref, runtime=self.runtime, trust=self.trust,
+                        accept_parity_difference=self.accept_parity_difference)
+        return self._from_registry(ref)
 
-    def _choice(self) -> dict[str, object]:
-        """The runtime options every registry load of this set takes."""
-        return {"runtime": self.runtime, "accept_parity_difference": self.accept_parity_difference}
+    def _load_pinned(self, key: tuple[str, int]) -> Scorer:
+        # A pinned version, unless it was archived (withdrawn).
+        name, version = key
+        ref = f"{name}/{version}"
+        if self._registry().resolve(ref).status == "archived":
+            raise NotFoundError(f"{ref} is archived (withdrawn) and is not served; "
+                                f"{name} serves version {self.models[name].version}")
+        return self._from_registry(ref)
+
+    def _dropped(self, key: tuple[str, int], scorer: Scorer) -> None:
+        log.info("dropped pinned %s/%s from the cache (%d kept)", *key, self.pinned_cache)
+
+    def _from_registry(self, ref: str) -> Scorer:
+        """`ref` loaded from the registry with this set's runtime options."""
+        return self._registry().load(ref, runtime=self.runtime,
+                                     accept_parity_difference=self.accept_parity_difference)
 
     def load_all(self) -> None:
-        """Load every model; readiness turns true when all are loaded."""
+        """Load (and prepare) every model; readiness turns true when all are loaded.
+
+        Raises:
+            ScorehouseError: a model name given twice; NotFoundError, ArtifactError,
+                ParityError... from loading a reference.
+        """
         for ref in self.refs:
-            scorer = self._load(ref)
+            scorer = self._current.get(ref)
             if scorer.name in self.models:
                 raise ScorehouseError(f"model {scorer.name!r} is given twice ({ref}); "
                                       "serve one reference per model name")
-            self.models[scorer.name] = Served(scorer.name, ref, scorer)
+            self.models[scorer.name] = Served(scorer.name, ref, self._current, self._pins)
             log.info("loaded %s as %s/%s", ref, scorer.name, scorer.public_version)
         self.ready.set()
 
@@ -116,7 +154,11 @@ class ModelSet:
         """The scorer for `name` (its current version, or the pinned `version`).
 
         A model from a file has one version, `Scorer.public_version` (what V2 metadata
-        advertises); a registry model has its registry numbers. Others: NotFoundError.
+        advertises); a registry model has its registry numbers.
+
+        Raises:
+            NotFoundError: a model not served here, a version that does not exist, is
+                archived, or cannot be pinned (a file, or pinning turned off).
         """
         served = self.models.get(name)
         if served is None:
@@ -125,75 +167,47 @@ class ModelSet:
         current = served.scorer
         if version is None or version == current.public_version:
             return current
-        pinned = served.pinned.get(version)
-        if pinned is None:
-            if is_path(served.ref):
-                raise NotFoundError(f"model {name!r} is served from a file and has one "
-                                    f"version, {current.public_version}; version {version} "
-                                    "does not exist")
-            pinned = self._pin(served, version)
-        else:
-            with self._lock:  # most recently used last
-                if (name, version) in self._recent:
-                    self._recent.move_to_end((name, version))
-        return pinned
-
-    def _pin(self, served: Served, version: int) -> Scorer:
-        # Load a pinned version (not an archived one) and keep the `pinned_cache` most
-        # recently used across all models.
+        if is_path(served.ref):
+            raise NotFoundError(f"model {name!r} is served from a file and has one "
+                                f"version, {current.public_version}; version {version} "
+                                "does not exist")
         if self.pinned_cache == 0:
             raise NotFoundError(f"pinned versions are turned off on this server (pinned cache "
-                                f"size 0); {served.name} serves version {served.version}")
-        with self._lock:
-            found = served.pinned.get(version)
-            if found is not None:
-                return found
-            ref = f"{served.name}/{version}"
-            if self._registry().resolve(ref).status == "archived":
-                raise NotFoundError(f"{ref} is archived (withdrawn) and is not served; "
-                                    f"{served.name} serves version {served.version}")
-            scorer = self._registry().load(ref, **self._choice())
-            served.pinned[version] = scorer
-            self._recent[(served.name, version)] = None
-            while len(self._recent) > self.pinned_cache:  # drop the least recently used
-                (name, old), _ = self._recent.popitem(last=False)
-                self.models[name].pinned.pop(old, None)
-                log.info("dropped pinned %s/%s from the cache (%d kept)", name, old,
-                         self.pinned_cache)
-        return scorer
+                                f"size 0); {name} serves version {served.version}")
+        # Loaded on first use (that request waits for it); later ones find it at once.
+        return self._pins.get((name, version))
 
     def drop_archived(self) -> list[str]:
         """Forget pinned versions archived since they were loaded; returns their refs."""
         dropped = []
-        for served in list(self.models.values()):
-            for version in list(served.pinned):
-                ref = f"{served.name}/{version}"
-                if self._registry().resolve(ref).status == "archived":
-                    with self._lock:
-                        served.pinned.pop(version, None)
-                        self._recent.pop((served.name, version), None)
-                    dropped.append(ref)
-                    log.info("stopped serving pinned %s: it was archived", ref)
+        for name, version in list(self._pins):
+            ref = f"{name}/{version}"
+            if self._registry().resolve(ref).status == "archived":
+                self._pins.drop((name, version))
+                dropped.append(ref)
+                log.info("stopped serving pinned %s: it was archived", ref)
         return dropped
 
     def refresh(self) -> list[tuple[str, int | None, int | None]]:
-        """Load and switch to every alias that moved; returns (name, old, new) per swap."""
+        """Load and switch to every alias that moved; returns (name, old, new) per swap.
+
+        The new version is loaded and prepared while the old one keeps serving.
+        """
         swaps = []
         for served in list(self.models.values()):
             if is_path(served.ref) or parse(served.ref).version is not None:
                 continue  # a file or a fixed version never moves
-            with self._lock:
+            with self._refreshing:
                 target = self._registry().resolve(served.ref)
                 if target.version == served.scorer.version:
                     continue
-                scorer = self._registry().load(served.ref, **self._choice())
-                old = served.scorer.version
-                served.scorer = scorer  # the switch: one reference assignment
-            swaps.append((served.name, old, scorer.version))
+                old, scorer = self._current.reload(served.ref)  # the switch: one assignment
+            old_version = old.version if old is not None else None
+            swaps.append((served.name, old_version, scorer.version))
             log.info("%s moved: now serving %s/%s (was %s)", served.ref, served.name,
-                     scorer.version, old)
+                     scorer.version, old_version)
             if self.on_swap:
-                self.on_swap(served.name, old, scorer.version)
+                self.on_swap(served.name, old_version, scorer.version)
         return swaps
 
     def watch(self, every: float = WATCH_EVERY) -> None:

@@ -7,14 +7,13 @@ what trusts pickled code there, and keep one Scorer per Python process.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 from ..artifact import MANIFEST_FILE, read_bytes
 from ..artifact.files import manifest_bytes, zip_bytes
 from ..artifact.hashing import sha256
 from ..errors import IntegrityError
-from ..scorer import Scorer
+from ..scorer import Scorer, ScorerCache
 
 
 @dataclass(frozen=True)
@@ -42,24 +41,28 @@ def pack(scorer: Scorer) -> Shipment:
                     art.manifest_sha256, data, scorer.runtime.parity_accepted is not None)
 
 
-_loaded: dict[tuple[str, str, str, int | None, bool], Scorer] = {}
-_lock = threading.Lock()
+def _build(shipment: Shipment) -> Scorer:
+    art = read_bytes(shipment.data, f"{shipment.ref} (shipped from the driver)",
+                     expected_sha256=shipment.manifest_sha256, check_versions=False)
+    scorer = Scorer(art, version=shipment.version, runtime=shipment.runtime, ref=shipment.ref,
+                    accept_parity_difference=shipment.accept_parity_difference)
+    # Spark runs one task per core already; threads inside a task would fight them.
+    scorer.runtime.use_one_thread()
+    return scorer  # prepared by the cache
+
+
+#: One Scorer per shipment identity and Python process. The key leaves out the bytes (each
+#: task would otherwise hash the whole artifact to find its scorer), so each call gives the
+#: loader that reads them.
+_loaded: ScorerCache[tuple[str, str, str, int | None, bool]] = ScorerCache()
 
 
 def unpack(shipment: Shipment) -> Scorer:
-    """The shipment's Scorer, loaded once per Python process and reused by every task."""
+    """The shipment's Scorer, loaded once per Python process and reused by every task.
+
+    Raises:
+        IntegrityError: the bytes do not match the driver's manifest hash.
+    """
     key = (shipment.manifest_sha256, shipment.runtime, shipment.ref, shipment.version,
            shipment.accept_parity_difference)
-    with _lock:
-        scorer = _loaded.get(key)
-        if scorer is None:
-            art = read_bytes(shipment.data, f"{shipment.ref} (shipped from the driver)",
-                             expected_sha256=shipment.manifest_sha256, check_versions=False)
-            scorer = Scorer(art, version=shipment.version, runtime=shipment.runtime,
-                            ref=shipment.ref,
-                            accept_parity_difference=shipment.accept_parity_difference)
-            # Spark runs one task per core already; threads inside a task would fight them.
-            scorer.runtime.use_one_thread()
-            scorer.runtime.prepare()
-            _loaded[key] = scorer
-        return scorer
+    return _loaded.get(key, loader=lambda _key: _build(shipment))

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from ..artifact import read_bytes
 from ..schema.arrays import loose_array
-from ..scorer import Result, Scorer
+from ..scorer import Result, Scorer, ScorerCache
 
 #: Rows fetched and scored per round in the set-based function.
 BATCH = 10_000
@@ -31,30 +31,39 @@ _END, _NULL = b"\xff", b"\xfe"
 
 
 def scorer(plpy: Any, gd: dict[str, Any], schema: str, model: str) -> Scorer:
-    """The Scorer of installed model `model`, reloaded when its installed hash changes."""
+    """The Scorer of installed model `model`, reloaded when its installed hash changes.
+
+    GD (one dict per database connection) keeps the prepared plans and the connection's
+    `ScorerCache`, keyed by (schema, model).
+    """
     plans = gd.setdefault("scorehouse_plans", {})
     key = (schema, "hash")
     if key not in plans:
         plans[key] = plpy.prepare(
-            f"SELECT manifest_sha256, version FROM {schema}.models WHERE name = $1", ["text"])
+            f"SELECT manifest_sha256 FROM {schema}.models WHERE name = $1", ["text"])
     rows = plpy.execute(plans[key], [model])
     if not rows:
         names = [r["name"] for r in plpy.execute(f"SELECT name FROM {schema}.models ORDER BY 1")]
         plpy.error(f"scorehouse: no model {model!r} is installed in schema {schema}",
                    hint=f"installed: {', '.join(names) or 'none'}; run scorehouse db install",
                    sqlstate="42704")  # undefined_object
-    sha, version = rows[0]["manifest_sha256"], rows[0]["version"]
-    cache = gd.setdefault("scorehouse_models", {})
-    hit = cache.get((schema, model))
-    if hit is not None and hit[0] == sha:
-        return hit[1]
-    data = plpy.execute(plpy.prepare(
-        f"SELECT artifact FROM {schema}.models WHERE name = $1", ["text"]), [model])[0]["artifact"]
+    cache = gd.get("scorehouse_scorers")
+    if cache is None:
+        # Not prepared ahead: a connection may score one row, and pays only what it uses.
+        cache = gd["scorehouse_scorers"] = ScorerCache(lambda k: _installed(plpy, *k),
+                                                       prepare=False)
+    return cache.get((schema, model), rows[0]["manifest_sha256"])
+
+
+def _installed(plpy: Any, schema: str, model: str) -> Scorer:
+    """The loader of GD's ScorerCache: the installed artifact, trusted by its recorded hash."""
+    row = plpy.execute(plpy.prepare(
+        f"SELECT artifact, manifest_sha256, version FROM {schema}.models WHERE name = $1",
+        ["text"]), [model])[0]
     # The hash recorded at install (from the registry) is what makes the pickle trusted.
-    art = read_bytes(bytes(data), f"{schema}.models[{model}]", expected_sha256=sha)
-    loaded = Scorer(art, version=version, ref=model)
-    cache[(schema, model)] = (sha, loaded)
-    return loaded
+    art = read_bytes(bytes(row["artifact"]), f"{schema}.models[{model}]",
+                     expected_sha256=row["manifest_sha256"])
+    return Scorer(art, version=row["version"], ref=model)
 
 
 def _fail(plpy: Any, result: Result, model: str) -> None:

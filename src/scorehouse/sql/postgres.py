@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..connections import postgres as connect
 from ..errors import NotFoundError, ScorehouseError
 from ..registry import Registry, parse
 from ..schema import Column, ColumnType
@@ -51,15 +52,6 @@ class Installed:
 def _ident(name: str) -> Any:
     from psycopg import sql
     return sql.Identifier(name)
-
-
-def _connect(url: str) -> Any:
-    import psycopg
-
-    try:
-        return psycopg.connect(url, connect_timeout=10)
-    except psycopg.Error as e:
-        raise ScorehouseError(f"cannot connect to the database: {e}".strip()) from None
 
 
 def _check_superuser(conn: Any) -> None:
@@ -266,7 +258,7 @@ def install(url: str, refs: list[str], *, registry: Registry, schema: str = "sco
 
     for ref in refs:
         parse(ref)
-    with _connect(url) as conn:
+    with connect(url) as conn:
         _check_superuser(conn)
         _setup(conn, schema, python_path or python_paths())
         functions = _generic_functions(conn, schema)
@@ -298,7 +290,7 @@ def sync(url: str, *, registry: Registry, schema: str = "scorehouse") -> list[In
     """Re-resolve every installed reference; copy in the versions whose alias moved."""
     from psycopg import errors, sql
 
-    with _connect(url) as conn:
+    with connect(url) as conn:
         try:
             rows = conn.execute(sql.SQL("SELECT name, ref FROM {}.models ORDER BY name")
                                 .format(_ident(schema))).fetchall()

@@ -23,9 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import NotFoundError, ScorehouseError
+from ..connections import postgres as connect
+from ..errors import ScorehouseError
+from .installed import installed_artifact
 from .names import SCORE_COLUMNS, SqlNames, names_for
-from .postgres import _connect, _ident
+from .postgres import _ident
 
 MODES = ("transaction", "outbox")
 #: What happens to an event whose key has no profile row.
@@ -68,20 +70,9 @@ def _installed_score(conn: Any, schema: str, model: str) -> Callable[[Any], Any]
     """prediction -> the SQL expression of the profile's score in it, as
     `Scorer.headline` defines it: the regression value; for two classes P(the second); for
     more, P(the predicted label)."""
-    from psycopg import errors, sql
+    from psycopg import sql
 
-    from ..artifact import read_bytes
-
-    try:
-        row = conn.execute(sql.SQL("SELECT artifact, manifest_sha256 FROM {}.models WHERE "
-                                   "name = %s").format(_ident(schema)), [model]).fetchone()
-    except errors.UndefinedTable:
-        row = None
-    if row is None:
-        conn.rollback()
-        raise NotFoundError(f"model {model!r} is not installed in schema {schema}; run "
-                            "scorehouse db install first")
-    manifest = read_bytes(bytes(row[0]), model, expected_sha256=row[1]).manifest
+    manifest = installed_artifact(conn, schema, model)[0].manifest  # NotFoundError if absent
     classes = manifest.get("classes") or []
     if manifest["task"] == "regression":
         return lambda p: sql.SQL("({}->>'value')::float8").format(p)
@@ -94,8 +85,10 @@ def _installed_score(conn: Any, schema: str, model: str) -> Callable[[Any], Any]
 def install_trigger(url: str, recipe: Recipe) -> Trigger:
     """Create (idempotently) the profile columns, the outbox, the trigger.
 
-    Raises NotFoundError (a table, column or model that does not exist) or ScorehouseError
-    (a bad mode, a column of the wrong type) before anything is changed.
+    Raises:
+        NotFoundError: a table, column or model that does not exist (nothing is changed).
+        ScorehouseError: a bad mode, a column of the wrong type (nothing is changed).
+        ConnectionFailedError: the database cannot be reached.
     """
     from psycopg import sql
 
@@ -108,26 +101,13 @@ def install_trigger(url: str, recipe: Recipe) -> Trigger:
         raise ScorehouseError(f"--missing-profile must be one of {', '.join(MISSING)}, "
                               f"not {r.missing!r}")
     s = _ident(r.schema)
-    with _connect(url) as conn:  # one transaction: committed only if every step succeeds
+    with connect(url) as conn:  # one transaction: committed only if every step succeeds
         score = _installed_score(conn, r.schema, r.model)
         event_types = check_recipe(conn, r, score_columns(r.model))
         events = qualified_table(conn, r.events, "--events")
         profiles = qualified_table(conn, r.profiles, "--profiles")
         replaced = claim_trigger(conn, r, names)
-        columns = table_columns(conn, r.profiles)
-        for column, kind in score_columns(r.model).items():
-            if column not in columns:
-                conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
-                    profiles, _ident(column), sql.SQL(kind)))
-        conn.execute(sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {}.outbox (id bigserial PRIMARY KEY, model text NOT "
-            "NULL, profiles text NOT NULL, key_column text NOT NULL, key text NOT NULL, "
-            "queued_at timestamptz NOT NULL DEFAULT now())").format(s))
-        conn.execute(sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {}.dead_events (id bigserial PRIMARY KEY, model text "
-            "NOT NULL, events text NOT NULL, profiles text NOT NULL, key_column text NOT NULL, "
-            "key text, event jsonb NOT NULL, reason text NOT NULL, dead_at timestamptz NOT "
-            "NULL DEFAULT now())").format(s))
+        _create_tables(conn, r, profiles, table_columns(conn, r.profiles))
         # Every statement the trigger runs, prepared with the event's columns as typed
         # parameters: a missing column or a type that does not fit fails here, not on
         # the application's next insert.
@@ -153,6 +133,27 @@ def install_trigger(url: str, recipe: Recipe) -> Trigger:
         dead = conn.execute(sql.SQL("SELECT count(*) FROM {}.dead_events WHERE model = %s")
                             .format(s), [r.model]).fetchone()[0]
         return Trigger(fn.as_string(conn), list(score_columns(r.model)), dead)
+
+
+def _create_tables(conn: Any, r: Recipe, profiles: Any, columns: Any) -> None:
+    """The score columns missing from the profile table (which has `columns`), and the
+    schema's outbox and dead_events tables."""
+    from psycopg import sql
+
+    s = _ident(r.schema)
+    for column, kind in score_columns(r.model).items():
+        if column not in columns:
+            conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                profiles, _ident(column), sql.SQL(kind)))
+    conn.execute(sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {}.outbox (id bigserial PRIMARY KEY, model text NOT "
+        "NULL, profiles text NOT NULL, key_column text NOT NULL, key text NOT NULL, "
+        "queued_at timestamptz NOT NULL DEFAULT now())").format(s))
+    conn.execute(sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {}.dead_events (id bigserial PRIMARY KEY, model text "
+        "NOT NULL, events text NOT NULL, profiles text NOT NULL, key_column text NOT NULL, "
+        "key text, event jsonb NOT NULL, reason text NOT NULL, dead_at timestamptz NOT "
+        "NULL DEFAULT now())").format(s))
 
 
 def _qualified(name: str) -> Any:

@@ -12,11 +12,12 @@ import json
 import logging
 import time
 
-from ..artifact import read_bytes
+from ..connections import postgres as connect
 from ..errors import ModelError
-from ..scorer import Scorer
+from ..scorer import Scorer, ScorerCache
+from .installed import installed_hash, installed_scorer
 from .names import names_for
-from .postgres import _connect, _ident
+from .postgres import _ident
 from .triggers import _qualified
 
 log = logging.getLogger("scorehouse.sql.worker")
@@ -27,27 +28,19 @@ class Worker:
 
     def __init__(self, url: str, model: str, *, schema: str = "scorehouse", batch: int = 500):
         self.url, self.model, self.schema, self.batch = url, model, schema, batch
-        self.conn = _connect(url)
+        self.conn = connect(url)
         self.conn.autocommit = True  # transactions are explicit: one per batch
-        self._scorer: tuple[str, Scorer] | None = None
+        self._scorers: ScorerCache[str] = ScorerCache(
+            lambda name: installed_scorer(self.conn, self.schema, name))
         self.scored = self.failed = 0
 
     def scorer(self) -> Scorer:
-        """The installed model, reloaded when `db sync` installed another version."""
-        from psycopg import sql
+        """The installed model, reloaded when `db sync` installed another version.
 
-        sha, version = self.conn.execute(sql.SQL(
-            "SELECT manifest_sha256, version FROM {}.models WHERE name = %s").format(
-            _ident(self.schema)), [self.model]).fetchone()
-        if self._scorer is None or self._scorer[0] != sha:
-            data = self.conn.execute(sql.SQL("SELECT artifact FROM {}.models WHERE name = %s")
-                                     .format(_ident(self.schema)), [self.model]).fetchone()[0]
-            art = read_bytes(bytes(data), f"{self.schema}.models[{self.model}]",
-                             expected_sha256=sha)
-            scorer = Scorer(art, version=version, ref=self.model)
-            scorer.runtime.prepare()
-            self._scorer = (sha, scorer)
-        return self._scorer[1]
+        Raises:
+            NotFoundError: the model is not installed (any more).
+        """
+        return self._scorers.get(self.model, installed_hash(self.conn, self.schema, self.model))
 
     def drain_once(self) -> int:
         """Score one batch of queued profiles; how many queue entries it handled."""
@@ -111,9 +104,7 @@ class Worker:
 
     def run(self, *, once: bool = False, idle: float = 1.0) -> None:
         """Drain the queue; then wait for notifications (or return, with `once`)."""
-        import psycopg
-
-        listener = psycopg.connect(self.url, autocommit=True)
+        listener = connect(self.url, autocommit=True)
         listener.execute("LISTEN scorehouse_outbox")
         try:
             while True:
@@ -137,7 +128,7 @@ def wait_empty(url: str, schema: str = "scorehouse", timeout: float = 30.0) -> b
     from psycopg import sql
 
     deadline = time.time() + timeout
-    with _connect(url) as conn:
+    with connect(url) as conn:
         conn.autocommit = True
         while time.time() < deadline:
             n = conn.execute(sql.SQL("SELECT count(*) FROM {}.outbox").format(_ident(schema))

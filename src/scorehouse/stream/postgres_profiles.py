@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from .. import connections
 from ..errors import ScorehouseError
 from .events import Publish
 from .order import POSITIONS
@@ -124,12 +125,7 @@ class PostgresProfiles:
         return (psycopg.OperationalError,)
 
     def _connect(self) -> Any:
-        import psycopg
-
-        try:
-            return psycopg.connect(self.dsn, connect_timeout=10, autocommit=True)
-        except psycopg.Error as e:
-            raise ScorehouseError(f"cannot connect to the profiles' database: {e}".strip()) from None
+        return connections.postgres(self.dsn, autocommit=True, role="the profiles' database")
 
     def _db(self) -> Any:
         if self.conn.closed or self.conn.broken:

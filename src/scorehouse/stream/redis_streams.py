@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from .. import connections
 from ..errors import ScorehouseError
 from .events import Event, dead_record
 from .order import POSITIONS, Position
@@ -63,14 +64,7 @@ class StreamURL:
 
 def connect(url: str) -> Any:
     """A Redis client (bytes in, bytes out) that has answered a PING."""
-    import redis
-
-    client = redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=10)
-    try:
-        client.ping()
-    except redis.RedisError as e:
-        raise ScorehouseError(f"cannot reach Redis at {url}: {e}") from None
-    return client
+    return connections.redis(url, health_check_interval=10)
 
 
 class RedisEvents:
