@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import ScorehouseError
-from .streams import Sink
+from .sources_sinks import Sink
 
 #: Hash names: scorehouse:<model>:<key value>.
 PREFIX = "scorehouse"
