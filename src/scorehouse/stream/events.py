@@ -38,7 +38,10 @@ class Events(Protocol):
 
     stream: str
     consumer: str
-    transient: tuple[type[Exception], ...]
+
+    @property
+    def transient(self) -> tuple[type[Exception], ...]:
+        """Errors of a server restarting: the worker waits and carries on."""
 
     def read(self, count: int, block_ms: int) -> list[Event]: ...
     def deliveries(self, event_id: str) -> int: ...

@@ -59,7 +59,10 @@ class Effect(NamedTuple):
 class Profiles(Protocol):
     """What the worker needs of a profile store (Redis hashes, a PostgreSQL table)."""
 
-    transient: tuple[type[Exception], ...]
+
+    @property
+    def transient(self) -> tuple[type[Exception], ...]:
+        """Errors of a server restarting: the worker waits and carries on."""
 
     def entity_problem(self, entity: str) -> str | None: ...
     def fetch(self, entities: list[str]) -> dict[str, Stored]: ...

@@ -44,6 +44,8 @@ class Stats:
     conflicts: int = 0
     reconnects: int = 0
     scoring_seconds: float = 0.0
+    #: Milliseconds from an event's publish time (`Event.published_ms`) to its score written,
+    #: for the last events (a window of at most 10,000).
     lag_ms: list[float] = field(default_factory=list)
 
 

@@ -44,7 +44,8 @@ class Hashing(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        n = self.raw.readinto(buffer)
+        # Files and stdin's buffer have readinto; typeshed's BinaryIO does not say so.
+        n = self.raw.readinto(buffer)  # type: ignore[attr-defined]
         if n:
             self.sha256.update(memoryview(buffer)[:n])
             self.bytes += n
