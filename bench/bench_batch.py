@@ -69,7 +69,7 @@ print(t1 - t0, t2 - t1, time.perf_counter() - t2)
 IO_SCRIPT = """
 import sys, time, pyarrow as pa, pyarrow.parquet as pq
 import scorehouse as sh
-from scorehouse.batch.endpoints import open_input, open_output
+from scorehouse.batch.addresses import open_input, open_output
 from scorehouse.schema.validate import validate_batch
 schema = sh.load(sys.argv[4], trust=True).schema
 scored = pq.read_table(sys.argv[3])

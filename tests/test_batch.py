@@ -215,7 +215,7 @@ def test_parquet_folder_and_glob_in_parquet_out(tmp_path, frame, native, churn_a
 
 def test_parquet_text_columns_of_the_model_are_read_as_dictionaries_and_written_as_text(
         tmp_path, frame, churn_model, churn_artifact):
-    from scorehouse.batch.endpoints import open_input
+    from scorehouse.batch.addresses import open_input
 
     # Missing plans (which the model imputes) and unseen ones; the two files store their
     # text as string and large_string.
@@ -254,7 +254,7 @@ def test_parquet_text_columns_of_the_model_are_read_as_dictionaries_and_written_
 
 
 def test_parquet_is_read_in_bounded_memory_across_files_of_differing_schemas(tmp_path):
-    from scorehouse.batch.endpoints import open_input
+    from scorehouse.batch.addresses import open_input
 
     # 60 row groups of 10k rows: Arrow's allocations while reading must stay near one row
     # group, not grow with what was read (the dataset scanner and pre-buffering kept it).

@@ -154,7 +154,7 @@ class Source:
 
     def events(self, consumer: str, claim_idle_ms: int):
         """A consumer of this source in the test's group."""
-        from scorehouse.stream.endpoints import open_events
+        from scorehouse.stream.addresses import open_events
 
         ev = open_events(self.url, self.group, consumer, claim_idle_ms=claim_idle_ms)
         self.opened.append(ev)

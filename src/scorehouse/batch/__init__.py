@@ -1,10 +1,19 @@
-"""Batch scoring: files, folders and tables in, scores out, in bounded memory."""
+"""Batch scoring: files, folders and tables in, scores out, in bounded memory.
 
-from .endpoints import is_database, open_cache, open_input, open_output, side_files
+The entry point is `run_job(scorer, BatchJob(...))`, which returns the run's `RunManifest`.
+"""
+
+from ..scorer.runs import RunManifest, RunOptions
+from .addresses import is_database, open_cache, open_input, open_output, side_files
+from .job import BatchJob, run_job
 from .progress import Progress
 from .rejects import RejectsFile
-from .run import Interrupted, Options, run
-from .streams import Malformed, Sink, Source
+from .run import Interrupted, run
+from .sources_sinks import Malformed, Sink, Source
 
-__all__ = ["open_input", "open_output", "open_cache", "side_files", "is_database", "run",
-           "Options", "Progress", "RejectsFile", "Interrupted", "Source", "Sink", "Malformed"]
+#: The run options under the name the batch channel always gave them.
+Options = RunOptions
+
+__all__ = ["run_job", "BatchJob", "RunManifest", "RunOptions", "Options", "open_input",
+           "open_output", "open_cache", "side_files", "is_database", "run", "Progress",
+           "RejectsFile", "Interrupted", "Source", "Sink", "Malformed"]

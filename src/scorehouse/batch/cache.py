@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from .. import connections
 from ..errors import ScorehouseError
-from .streams import Sink
+from .sources_sinks import Sink
 
 #: Hash names: scorehouse:<model>:<key value>.
 PREFIX = "scorehouse"

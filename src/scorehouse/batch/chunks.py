@@ -8,12 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from ..errors import SchemaError, ScorehouseError
-from ..schema import ColumnCheck, ColumnPolicy, check_names
-from ..scorer import Result, Scorer, output_columns, prediction_schema
-
-#: Pass through every input column (`--keep all`).
-ALL = ("*",)
+from ..scorer import Result, Scorer, prediction_schema
 
 
 @dataclass
@@ -59,39 +54,6 @@ def output_schema(scorer: Scorer, kept: pa.Schema, with_model: bool) -> pa.Schem
     if with_model:
         fields += [pa.field("model", pa.string()), pa.field("model_version", pa.int64())]
     return pa.schema(fields)
-
-
-def kept_columns(keep: Sequence[str] | None, available: Sequence[str], scorer: Scorer) -> list[str]:
-    """The input columns to pass through, checked against the input and the output names."""
-    if not keep:
-        return []
-    names = list(available) if tuple(keep) == ALL else list(keep)
-    missing = [n for n in names if n not in available]
-    if missing:
-        raise ScorehouseError(f"--keep names column(s) not in the input: {', '.join(missing)} "
-                              f"(the input has: {', '.join(available)})")
-    taken = {"row", "model", "model_version", *output_columns(scorer.task, scorer.classes)}
-    clash = [n for n in names if n in taken]
-    if clash:
-        raise ScorehouseError(f"input column(s) {', '.join(clash)} would clash with scorehouse's "
-                              "output columns; leave them out of --keep")
-    return names
-
-
-def check_columns(scorer: Scorer, available: Sequence[str],
-                  policy: ColumnPolicy = ColumnPolicy.LENIENT) -> ColumnCheck:
-    """The input's columns against the model's, before anything is scored (schema.policy).
-
-    Raises SchemaError when a required column is not in the input at all, and ColumnsError
-    when `policy` is strict and the columns differ; nothing is scored then.
-    """
-    check = check_names(scorer.schema, available).enforce(policy)
-    missing = check.absent_required
-    if missing:
-        raise SchemaError(f"the input has no column(s) {', '.join(missing)}, which model "
-                          f"{scorer.name!r} requires (the input has: {', '.join(available)}); "
-                          "nothing was scored")
-    return check
 
 
 def score_chunk(scorer: Scorer, batch: pa.RecordBatch, where: np.ndarray, keep: list[str],

@@ -18,7 +18,7 @@ import pyarrow as pa
 from .. import connections
 from ..errors import NotFoundError, ScorehouseError
 from ..schema.arrays import loose_array
-from .streams import Sink, Source
+from .sources_sinks import Sink, Source
 
 
 def split_table(uri: str) -> tuple[str, str | None]:

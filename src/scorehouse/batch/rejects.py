@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .streams import partial_path
+from ..scorer.runs import partial_path
 
 HEADER = ("row", "column", "reason", "value")
 

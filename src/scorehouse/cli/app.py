@@ -590,7 +590,7 @@ def score(
 
         scorehouse score churn@production 'data/*.parquet' scores.parquet --keep all --with-model
     """
-    from ..batch import Options
+    from ..batch import BatchJob, RunOptions, run_job
     from ..loading import is_path, load
 
     if output is None and to is None:
@@ -602,67 +602,35 @@ def score(
     scorer = load(ref, registry=None if is_path(ref) else _registry(), runtime=runtime, trust=trust,
                   accept_parity_difference=accept_parity_difference)
     kept = None if keep is None else ("*",) if keep == "all" else [k.strip() for k in keep.split(",") if k.strip()]
-    options = Options(keep=kept, with_model=with_model, workers=workers, chunk_rows=chunk_rows,
-                      max_reject_rate=max_reject_rate, columns=_policy(columns))
+    options = RunOptions(keep=kept, with_model=with_model, workers=workers, chunk_rows=chunk_rows,
+                         max_reject_rate=max_reject_rate, columns=_policy(columns))
     if engine == "spark":
         if output is None or to or query or output == "-" or input == "-":
             raise click_exc.UsageError("--engine spark reads Parquet from INPUT and writes Parquet to OUTPUT "
                                        "(no stdin/stdout, --to or --query)")
-        result, written = _score_on_spark(scorer, input, output, options, master, rejects, manifest)
+        result = _score_on_spark(scorer, input, output, options, master, rejects, manifest)
     else:
-        result, written = _score_here(scorer, input, output, options, fmt, output_format, query, key, to, ttl,
-                             rejects, manifest, quiet)
+        result = run_job(scorer, BatchJob(input, output, options, input_format=fmt, output_format=output_format, query=query,
+                                          key=key, cache=to, ttl=ttl, rejects=rejects, manifest=manifest, progress=not quiet))
     if as_json:
-        emit_json(result)
+        emit_json(result.to_dict())
     elif not quiet:
-        _run_summary(result, written)
-    if result["exit_code"]:
-        raise typer.Exit(result["exit_code"])
+        _run_summary(result)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
 
 
 def _score_on_spark(scorer: Any, input: str, output: str, options: Any, master: str | None,
-                    rejects: Path | None, manifest: Path | None) -> tuple[dict[str, Any], Path]:
+                    rejects: Path | None, manifest: Path | None) -> Any:
     from ..spark.job import JobPaths, run_job, session
 
-    local = "://" not in output or output.startswith("file://")
-    paths = JobPaths(output, str(rejects) if rejects else f"{output}.rejects.parquet",
-                     manifest or (Path(f"{output}.run.json") if local else _side_manifest(scorer.name)))
-    return run_job(session(master, options.chunk_rows), scorer, input, paths, options), paths.manifest
+    paths = JobPaths.beside(output, scorer.name, str(rejects) if rejects else None, manifest)
+    return run_job(session(master, options.chunk_rows), scorer, input, paths, options)
 
 
-def _side_manifest(model: str) -> Path:
-    from ..batch import side_files
-
-    return side_files(None, model)[1]
-
-
-def _score_here(scorer: Any, input: str, output: str | None, options: Any, fmt: str | None,
-                output_format: str | None, query: str | None, key: str | None, to: str | None,
-                ttl: int | None, rejects: Path | None, manifest: Path | None, quiet: bool
-                ) -> tuple[dict[str, Any], Path]:
-    from ..batch import Progress, RejectsFile, open_cache, open_input, open_output, run, side_files
-
-    source = open_input(input, fmt=fmt, query=query, chunk_rows=options.chunk_rows,
-                        categorical=scorer.schema.text_names)
-    kept = options.keep
-    if key and not (kept and (kept == ("*",) or key in kept)):
-        kept = [*(kept or []), key]  # the key column is what an upsert or a lookup needs
-    sinks = []
-    try:
-        if output is not None:
-            sinks.append(open_output(output, fmt=output_format, key=key))
-        if to is not None:
-            sinks.append(open_cache(to, key=key, scorer=scorer, ttl=ttl))
-    except BaseException:
-        for s in sinks:
-            s.abort()
-        raise
-    default_rejects, default_manifest = side_files(output, scorer.name)
-    options.keep = kept
-    progress = Progress(source.total, source.unit, enabled=not quiet)
-    result = run(scorer, source, sinks, RejectsFile(rejects or default_rejects),
-                 manifest or default_manifest, options, progress)
-    return result, manifest or default_manifest
+def _run_summary(manifest: Any) -> None:
+    for line in manifest.summary():
+        err_console.print(line)
 
 
 @app.command()
@@ -909,11 +877,13 @@ def stream(
         scorehouse stream churn@production --source 'redis://localhost:6379/0?stream=events' --key customer_id --reducer '{"count": {"complaints": "type=complaint"}}'
     """
     from ..loading import is_path, load
+    from ..stream import WorkerOptions, open_worker
 
     scorer = load(ref, registry=None if is_path(ref) else _registry(), runtime=runtime, trust=trust,
                   accept_parity_difference=accept_parity_difference)
-    worker = _stream_worker(scorer, source, key, profiles, prefix, sink, "scores", reducer, group,
-                            consumer, batch, max_attempts, claim_idle_ms)
+    worker = open_worker(scorer, WorkerOptions(
+        source, key, profiles=profiles, prefix=prefix, sink=sink, reducer=reducer, group=group,
+        consumer=consumer, batch=batch, max_attempts=max_attempts, claim_idle_ms=claim_idle_ms))
     if metrics_port:
         from ..stream.metrics import serve_metrics
         serve_metrics(worker, metrics_port)
@@ -943,54 +913,14 @@ def enrich(
 
         scorehouse enrich --source 'redis://localhost:6379/0?stream=events' --key customer_id --reducer '{"last": {"plan": "plan"}}' --sink 'redis://localhost:6379/0?stream=events:enriched'
     """
-    worker = _stream_worker(None, source, key, profiles, prefix, sink, "enriched", reducer, group,
-                            consumer, batch, 3, 30_000)
+    from ..stream import WorkerOptions, open_worker
+
+    worker = open_worker(None, WorkerOptions(
+        source, key, profiles=profiles, prefix=prefix, sink=sink, output_suffix="enriched",
+        reducer=reducer, group=group, consumer=consumer, batch=batch))
     s = worker.run(until_idle=until_idle)
     err_console.print(f"{s.events:,} events: {s.scored:,} applied, {s.duplicates:,} already applied, "
                       f"{s.dead:,} dead-lettered")
-
-
-def _stream_worker(scorer: Any, source: str, key: str, profiles: str | None, prefix: str,
-                   sink: str | None, suffix: str, reducer: str | None, group: str,
-                   consumer: str | None, batch: int, max_attempts: int, claim_idle_ms: int) -> Any:
-    import socket
-
-    from ..stream import StreamWorker, load_reducer
-    from ..stream import endpoints as ep
-
-    name = consumer or f"{socket.gethostname()}-{os.getpid()}"
-    store = ep.profiles_url(profiles, source)
-    server = ep.output_server(store, source)
-    events = ep.open_events(source, group, name, claim_idle_ms=claim_idle_ms)
-    out = ep.output_stream(sink, server, ep.default_output(events, server, suffix))
-    return StreamWorker(scorer, events, ep.open_profiles(store, events, key=key, prefix=prefix),
-                        load_reducer(reducer), key=key, output_stream=out, batch=batch,
-                        max_attempts=max_attempts)
-
-
-def _run_summary(m: dict[str, Any], manifest: Path) -> None:
-    c = m["counts"]
-    where = ", ".join(o["uri"] for o in m["outputs"])
-    err_console.print(
-        f"scored {c['scored']:,} of {c['read']:,} rows ({c['rejected']:,} rejected, "
-        f"{c['flagged']:,} flagged) in {m['seconds']:.1f} s, {m['rows_per_second'] or 0:,} rows/s "
-        f"with {m['model']['name']}/{m['model']['version'] or '-'} ({m['model']['runtime']}) -> {where}")
-    for kind, cols in m["flags"].items():
-        err_console.print(f"  {kind}: " + ", ".join(f"{k} {v:,}" for k, v in cols.items()))
-    columns = m.get("columns") or {}
-    if columns.get("absent_optional"):
-        err_console.print(f"  warning: column(s) {', '.join(columns['absent_optional'])} absent "
-                          "from the input, scored as missing (flagged absent_column)")
-    for u in columns.get("unknown") or []:
-        hint = f" (did you mean {u['did_you_mean']!r}?)" if u["did_you_mean"] else ""
-        err_console.print(f"  unknown column {u['column']!r} ignored{hint}")
-    if c["rejected"]:
-        by = ", ".join(f"{k} {v:,}" for k, v in m["rejects_by_column"].items())
-        err_console.print(f"  rejects ({by}): {m['rejects']['uri']}")
-    if m["exit_code"]:
-        err_console.print(f"  reject rate {m['reject_rate']:.4%} is above --max-reject-rate "
-                          f"{m['max_reject_rate']:.4%}: exit {m['exit_code']}")
-    err_console.print(f"  run manifest: {manifest}")
 
 
 def _policy(columns: str) -> Any:

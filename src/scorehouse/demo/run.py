@@ -12,6 +12,7 @@ from ..artifact import read as read_artifact
 from ..packaging import package
 from ..packaging.parity import runtime_summary
 from ..registry import Registry
+from ..scorer.runs import RunManifest
 from .data import TARGET, churn_frame, dirty_batch
 
 
@@ -45,12 +46,13 @@ def train_pipeline(frame: pd.DataFrame) -> Any:
 
 
 def score_file(scorer: Any, source: Path, scores: Path, rejects: Path,
-               manifest: Path) -> dict[str, Any]:
-    """Score a CSV the way `scorehouse score` does, keeping the customer id."""
-    from ..batch import Options, RejectsFile, open_input, open_output, run
+               manifest: Path) -> RunManifest:
+    """Score a CSV with the batch job `scorehouse score` runs, keeping the customer id."""
+    from ..batch import BatchJob, RunOptions, run_job
 
-    return run(scorer, open_input(str(source)), [open_output(str(scores))], RejectsFile(rejects),
-               manifest, Options(keep=["customer_id"], max_reject_rate=1.0))
+    return run_job(scorer, BatchJob(str(source), str(scores),
+                                    RunOptions(keep=["customer_id"], max_reject_rate=1.0),
+                                    rejects=rejects, manifest=manifest, progress=False))
 
 
 def run_demo(workdir: Path, registry: Registry, rows: int = 20_000,
@@ -89,7 +91,7 @@ def run_demo(workdir: Path, registry: Registry, rows: int = 20_000,
     dirty_batch(fresh).to_csv(batch_path, index=False)
     scorer = registry.load("churn@production")
     scores_path, rejects_path = workdir / "scores.csv", workdir / "rejects.csv"
-    run = score_file(scorer, batch_path, scores_path, rejects_path, workdir / "run.json")
+    run = score_file(scorer, batch_path, scores_path, rejects_path, workdir / "run.json").to_dict()
     c = run["counts"]
     s = {"model": scorer.name, "version": scorer.version, **c, "flags": run["flags"],
          "rejects_by_column": run["rejects_by_column"]}

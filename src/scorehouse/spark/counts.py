@@ -1,4 +1,4 @@
-"""Row counts gathered from executors with a Spark accumulator of batch `Totals`.
+"""Row counts gathered from executors with a Spark accumulator of run `Totals`.
 
 Spark applies accumulator updates made inside a query once per task attempt, so a retried
 task counts again; the job takes read, scored and rejected from its written outputs instead
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..batch.run import Totals
+from ..scorer.runs import Totals
 
 
 class _TotalsParam:

@@ -15,10 +15,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..batch.chunks import check_columns, kept_columns
-from ..batch.run import Options, Totals, run_manifest, write_json
 from ..errors import ScorehouseError
 from ..scorer import Scorer, prediction_schema
+from ..scorer.runs import (
+    RunManifest,
+    RunOptions,
+    Totals,
+    check_columns,
+    kept_columns,
+    run_folder,
+)
 from .counts import totals_accumulator
 from .score import ERROR, score
 
@@ -30,6 +36,16 @@ class JobPaths:
     output: str
     rejects: str
     manifest: Path
+
+    @classmethod
+    def beside(cls, output: str, model: str, rejects: str | None = None,
+               manifest: Path | None = None) -> JobPaths:
+        """Paths for `output`: rejects default to `<output>.rejects.parquet`; the manifest to
+        `<output>.run.json` on a local output, else `$SCOREHOUSE_HOME/runs/<model>-<stamp>/`."""
+        local = "://" not in output or output.startswith("file://")
+        return cls(output, rejects or f"{output}.rejects.parquet",
+                   manifest or (Path(f"{output}.run.json") if local
+                                else run_folder(model) / "run.json"))
 
 
 def session(master: str | None = None, batch_rows: int | None = None) -> Any:
@@ -44,9 +60,15 @@ def session(master: str | None = None, batch_rows: int | None = None) -> Any:
     return builder.getOrCreate()
 
 
-def run_job(spark: Any, scorer: Scorer, source: str, paths: JobPaths, options: Options
-            ) -> dict[str, Any]:
-    """Score the Parquet at `source` into `paths`; returns the run manifest (also written)."""
+def run_job(spark: Any, scorer: Scorer, source: str, paths: JobPaths, options: RunOptions
+            ) -> RunManifest:
+    """Score the Parquet at `source` into `paths`; returns the run manifest (also written).
+
+    Raises:
+        SchemaError, ColumnsError: the input's columns do not fit the model.
+        ScorehouseError: a kept column is wrong, or the outputs could not be moved into
+            place (then nothing is kept under a final name).
+    """
     from pyspark import StorageLevel
     from pyspark.sql.functions import col
 
@@ -85,12 +107,12 @@ def run_job(spark: Any, scorer: Scorer, source: str, paths: JobPaths, options: O
     # Exact counts from the outputs; flags and problems per column from the accumulator.
     counted.read, counted.scored, counted.rejected = n_read, n_scored, n_rejected
     counted.columns = check
-    manifest = run_manifest(scorer, counted, {"uri": source, "format": "parquet"}, options,
-                            started, time.perf_counter() - clock)
-    manifest["options"].update(engine="spark", master=spark.sparkContext.master)
-    manifest["outputs"] = [{"uri": paths.output, "format": "parquet", "rows": n_scored}]
-    manifest["rejects"] = {"uri": paths.rejects, "format": "parquet", "rows": n_rejected}
-    write_json(paths.manifest, manifest)
+    manifest = RunManifest.of(scorer, counted, {"uri": source, "format": "parquet"}, options,
+                              started, time.perf_counter() - clock)
+    manifest.engine = {"engine": "spark", "master": spark.sparkContext.master}
+    manifest.outputs = [{"uri": paths.output, "format": "parquet", "rows": n_scored}]
+    manifest.rejects = {"uri": paths.rejects, "format": "parquet", "rows": n_rejected}
+    manifest.write(paths.manifest)
     return manifest
 
 

@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from ..batch.chunks import ALL, check_columns, kept_columns
-from ..batch.run import Totals
 from ..loading import is_path, load
 from ..registry import Registry
 from ..schema import ColumnPolicy
 from ..scorer import Scorer, prediction_schema
+from ..scorer.runs import ALL, Totals, check_columns, kept_columns
 from .shipment import Shipment, pack, unpack
 
 if TYPE_CHECKING:

@@ -1,11 +1,12 @@
-"""What every event source hands the worker: an `Event`, and the shape of a message body."""
+"""What every event source hands the worker: an `Event`; what the worker needs of a source
+(`Events`); and the shape of a message body."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from .order import Position
 
@@ -15,13 +16,38 @@ Publish = Callable[[str, list[tuple[str, Mapping[str, Any]]]], None]
 
 @dataclass
 class Event:
-    """One stream entry: its id, its fields, how often it was delivered, and its place in the
-    stream (the order its entity's events take effect in; see `order`)."""
+    """One stream entry: its id, its fields, how often it was delivered, its place in the
+    stream (the order its entity's events take effect in; see `order`), and when the broker
+    took it.
+
+    `published_ms` is set by each source from its transport, in milliseconds since the Unix
+    epoch: the Redis entry id's time part, the NATS JetStream metadata timestamp, the Kafka
+    message timestamp (None when the message has none). The worker's lag metric is the time
+    from there to the score written; the id is only an identity.
+    """
 
     id: str
     fields: dict[str, str]
     deliveries: int = 1
     position: Position | None = None
+    published_ms: int | None = None
+
+
+class Events(Protocol):
+    """What the worker needs of an event source (Redis Streams, NATS JetStream, Kafka)."""
+
+    stream: str
+    consumer: str
+
+    @property
+    def transient(self) -> tuple[type[Exception], ...]:
+        """Errors of a server restarting: the worker waits and carries on."""
+
+    def read(self, count: int, block_ms: int) -> list[Event]: ...
+    def deliveries(self, event_id: str) -> int: ...
+    def ack(self, ids: list[str]) -> None: ...
+    def dead_letter(self, event: Event, reason: str) -> None: ...
+    def publish(self, stream: str, entries: list[tuple[str, Mapping[str, Any]]]) -> None: ...
 
 
 def body_fields(data: bytes) -> dict[str, str]:

@@ -93,8 +93,9 @@ class KafkaEvents:
                 log.warning("Kafka: %s", m.error())
                 continue
             p, o = m.partition(), m.offset()
-            e = Event(f"{max(m.timestamp()[1], 0)}-{p}-{o}", body_fields(m.value() or b""),
-                      position=Position(p, (o,)))
+            kind, ms = m.timestamp()  # (TIMESTAMP_NOT_AVAILABLE, -1) when it has none
+            e = Event(f"{max(ms, 0)}-{p}-{o}", body_fields(m.value() or b""),
+                      position=Position(p, (o,)), published_ms=ms if kind and ms >= 0 else None)
             self._held.setdefault(p, {})[o] = e
             self._read_to[p] = max(self._read_to.get(p, 0), o + 1)
             self._where[e.id], self._handed[e.id] = (p, o), now

@@ -142,10 +142,11 @@ class NatsEvents:
         events = []
         for m in msgs:
             meta = m.metadata
-            eid = f"{int(meta.timestamp.timestamp() * 1000)}-{meta.sequence.stream}"
+            published_ms = int(meta.timestamp.timestamp() * 1000)  # when the server stored it
+            eid = f"{published_ms}-{meta.sequence.stream}"
             self._pending[eid] = m
             events.append(Event(eid, body_fields(m.data), meta.num_delivered,
-                                Position(self._epoch, (meta.sequence.stream,))))
+                                Position(self._epoch, (meta.sequence.stream,)), published_ms))
         return events
 
     def deliveries(self, event_id: str) -> int:

@@ -29,7 +29,7 @@ from .. import connections
 from ..errors import ScorehouseError
 from .events import Publish
 from .order import POSITIONS
-from .redis_streams import SEEN_TTL, text_value
+from .profiles import SEEN_TTL, Applied, Effect, Outcome, Refused, Stored, text_value
 
 VERSION = "_version"
 #: PostgreSQL cuts longer column names, which would then never match the profile's field.
@@ -188,12 +188,12 @@ class PostgresProfiles:
         self._load_columns()
 
     # --- read -------------------------------------------------------------------------------
-    def fetch(self, entities: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+    def fetch(self, entities: list[str]) -> dict[str, Stored]:
         """entity -> (version, fields) for each entity (empty profile when absent)."""
         from psycopg.rows import dict_row
 
         sql = _sql()
-        out: dict[str, tuple[str, dict[str, Any]]] = {e: ("", {}) for e in entities}
+        out: dict[str, Stored] = {e: Stored("", {}) for e in entities}
         wanted: dict[Any, list[str]] = {}
         for e in entities:
             if self.entity_problem(e) is None:
@@ -210,7 +210,7 @@ class PostgresProfiles:
             version = row.pop(VERSION, None) or ""
             fields = {c: v for c, v in row.items() if v is not None}
             for e in wanted.get(key if self._parse_key else str(key), []):
-                out[e] = (version, fields)
+                out[e] = Stored(version, fields)
         return out
 
     def _key_value(self, entity: str) -> Any:
@@ -225,42 +225,40 @@ class PostgresProfiles:
         return None
 
     # --- write ------------------------------------------------------------------------------
-    def apply(self, entity: str, version: str, event_id: str, profile: Mapping[str, Any],
-              output_stream: str | None, output: Mapping[str, Any]) -> int | str:
-        """Write one event's effect atomically: 1 written, 0 already applied, -1 conflict, or
-        the reason the database refused it."""
-        return self.apply_many([(entity, version, event_id, profile, output_stream, output)])[0]
+    def apply(self, effect: Effect) -> Applied:
+        """Write one event's effect atomically: written, already applied, a conflict (the
+        row changed since it was read), or Refused with the reason the database gave."""
+        return self.apply_many([effect])[0]
 
-    def apply_many(self, calls: list[tuple[str, str, str, Mapping[str, Any], str | None,
-                                           Mapping[str, Any]]]) -> list[int | str]:
+    def apply_many(self, effects: list[Effect]) -> list[Applied]:
         """`apply` for many events in one transaction and one round trip, in order."""
         import psycopg
 
-        outcomes: list[int | str | None] = [self._problem(c) for c in calls]
+        outcomes: list[Applied | None] = [self._problem(e) for e in effects]
         todo = [i for i, o in enumerate(outcomes) if o is None]
-        self._ensure_columns([calls[i][3] for i in todo])
+        self._ensure_columns([effects[i].profile for i in todo])
         try:
-            written: list[int | str] = list(self._write([calls[i] for i in todo]))
+            written: list[Applied] = list(self._write([effects[i] for i in todo]))
         except (psycopg.DataError, psycopg.IntegrityError):
             # One event's values do not fit the table: find it, let the others through.
-            written = [self._write_alone(calls[i]) for i in todo]
+            written = [self._write_alone(effects[i]) for i in todo]
         for i, n in zip(todo, written, strict=True):
             outcomes[i] = n
-        self._tell_duplicates(calls, outcomes)
+        self._tell_duplicates(effects, outcomes)
         self._purge()
         self.relay()
-        return [o if o is not None else -1 for o in outcomes]
+        return [o if o is not None else Outcome.CONFLICT for o in outcomes]
 
-    def _problem(self, call: tuple) -> str | None:
-        entity, profile = call[0], call[3]
-        long = [c for c in profile if len(c.encode()) > MAX_NAME]
+    def _problem(self, effect: Effect) -> Refused | None:
+        long = [c for c in effect.profile if len(c.encode()) > MAX_NAME]
         if long:
-            return (f"profile field {long[0][:40]!r}… is longer than PostgreSQL's {MAX_NAME}-byte "
-                    "column names")
-        return self.entity_problem(entity)
+            return Refused(f"profile field {long[0][:40]!r}… is longer than PostgreSQL's "
+                           f"{MAX_NAME}-byte column names")
+        why = self.entity_problem(effect.entity)
+        return Refused(why) if why else None
 
-    def _statement(self, call: tuple) -> tuple[bytes, dict[str, Any]]:
-        entity, version, event_id, profile, output_stream, output = call
+    def _statement(self, effect: Effect) -> tuple[bytes, dict[str, Any]]:
+        entity, version, event_id, profile, output_stream, output = effect
         columns = tuple(c for c, v in profile.items() if _writable(c, v) and c != self.key)
         queue = bool(output_stream)
         if queue and self.publish is None:
@@ -288,40 +286,43 @@ class PostgresProfiles:
             self._statements[(columns, queue)] = query
         return query
 
-    def _write(self, calls: list[tuple]) -> list[int]:
-        if not calls:
+    def _write(self, effects: list[Effect]) -> list[Outcome]:
+        """WRITTEN, or ALREADY_APPLIED for a statement that wrote nothing (which
+        `_tell_duplicates` then sorts into ALREADY_APPLIED and CONFLICT)."""
+        if not effects:
             return []
         # Rows are locked in key order, the same in every worker, so two batches touching the
         # same profiles wait for each other instead of deadlocking (an entity's own events
         # keep their order: the sort is stable).
-        order = sorted(range(len(calls)), key=lambda i: calls[i][0])
+        order = sorted(range(len(effects)), key=lambda i: effects[i].entity)
         conn = self._db()
         with conn.transaction():
             with conn.pipeline():
-                cursors = {i: conn.execute(*self._statement(calls[i])) for i in order}
-            return [int(cursors[i].fetchone()[0]) for i in range(len(calls))]
+                cursors = {i: conn.execute(*self._statement(effects[i])) for i in order}
+            return [Outcome(int(cursors[i].fetchone()[0])) for i in range(len(effects))]
 
-    def _write_alone(self, call: tuple) -> int | str:
+    def _write_alone(self, effect: Effect) -> Applied:
         import psycopg
 
         try:
-            return self._write([call])[0]
+            return self._write([effect])[0]
         except (psycopg.DataError, psycopg.IntegrityError) as e:
-            return f"{self.name} refused the profile: {e.diag.message_primary or e}"
+            return Refused(f"{self.name} refused the profile: {e.diag.message_primary or e}")
 
-    def _tell_duplicates(self, calls: list[tuple], outcomes: list[int | str | None]) -> None:
+    def _tell_duplicates(self, effects: list[Effect], outcomes: list[Applied | None]) -> None:
         # A statement that wrote nothing met either an event already applied or a row changed
         # since it was read; the seen table tells which.
-        missed = [i for i, o in enumerate(outcomes) if o == 0]
+        missed = [i for i, o in enumerate(outcomes) if o is Outcome.ALREADY_APPLIED]
         if not missed:
             return
         sql = _sql()
         seen = set(self._db().execute(sql.SQL(
             "SELECT entity, event_id FROM {} WHERE (entity, event_id) IN "
             "(SELECT * FROM unnest(%s::text[], %s::text[]))").format(self.seen),
-            [[calls[i][0] for i in missed], [calls[i][2] for i in missed]]).fetchall())
+            [[effects[i].entity for i in missed], [effects[i].event_id for i in missed]]).fetchall())
         for i in missed:
-            outcomes[i] = 0 if (calls[i][0], calls[i][2]) in seen else -1
+            outcomes[i] = (Outcome.ALREADY_APPLIED if (effects[i].entity, effects[i].event_id) in seen
+                           else Outcome.CONFLICT)
 
     def _purge(self) -> None:
         if time.monotonic() - self._purged < PURGE_EVERY:

@@ -10,7 +10,6 @@ redelivered event never counts twice, and no write is based on a stale read.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,9 +19,7 @@ from .. import connections
 from ..errors import ScorehouseError
 from .events import Event, dead_record
 from .order import POSITIONS, Position
-
-#: Seconds an entity remembers the ids of events already applied.
-SEEN_TTL = 7 * 24 * 3600
+from .profiles import SEEN_TTL, Applied, Effect, Outcome, Stored, text_value
 
 # KEYS: profile hash, seen set, output stream.
 # ARGV: expected version, event id, seen ttl, n profile pairs, pairs..., output pairs...
@@ -154,19 +151,19 @@ class RedisProfiles:
         """Why `entity` cannot name a profile: never, any text names a hash."""
         return None
 
-    def fetch(self, entities: list[str]) -> dict[str, tuple[str, dict[str, str]]]:
+    def fetch(self, entities: list[str]) -> dict[str, Stored]:
         """entity -> (version, fields) for each entity (empty profile when absent)."""
         pipe = self.r.pipeline(transaction=False)
         for e in entities:
             pipe.hgetall(self.prefix + e)
         out = {}
         for e, raw in zip(entities, pipe.execute(), strict=True):
-            fields = _text(raw)
-            out[e] = (fields.pop("_version", ""), fields)
+            fields: dict[str, Any] = _text(raw)
+            out[e] = Stored(fields.pop("_version", ""), fields)
         return out
 
-    def _call(self, entity: str, version: str, event_id: str, profile: Mapping[str, Any],
-              output_stream: str | None, output: Mapping[str, Any]) -> tuple[list, list]:
+    def _call(self, effect: Effect) -> tuple[list, list]:
+        entity, version, event_id, profile, output_stream, output = effect
         pairs: list[Any] = []
         for k, v in profile.items():
             # "_" fields are the store's own, but for the positions the worker keeps.
@@ -180,41 +177,31 @@ class RedisProfiles:
                 output_stream or f"{self.prefix}_unused"]
         return keys, [version, event_id, SEEN_TTL, len(pairs) // 2, *pairs, *out]
 
-    def apply(self, entity: str, version: str, event_id: str, profile: Mapping[str, Any],
-              output_stream: str | None, output: Mapping[str, Any]) -> int:
-        """Write one event's effect atomically: 1 written, 0 already applied, -1 conflict.
+    def apply(self, effect: Effect) -> Applied:
+        """Write one event's effect atomically: written, already applied, or a conflict
+        (`effect.version` is not the profile's `_version` any more: another writer's).
+        Redis takes any text, so it never refuses an effect."""
+        keys, args = self._call(effect)
+        return Outcome(int(self._apply(keys=keys, args=args)))
 
-        `version` is the `_version` the profile had when read (the last event id applied).
-        """
-        keys, args = self._call(entity, version, event_id, profile, output_stream, output)
-        return int(self._apply(keys=keys, args=args))
-
-    def apply_many(self, calls: list[tuple[str, str, str, Mapping[str, Any], str | None,
-                                           Mapping[str, Any]]]) -> list[int]:
+    def apply_many(self, effects: list[Effect]) -> list[Applied]:
         """`apply` for many events in one round trip, in order."""
         pipe = self.r.pipeline(transaction=False)
-        for call in calls:
-            keys, args = self._call(*call)
+        for effect in effects:
+            keys, args = self._call(effect)
             self._apply(keys=keys, args=args, client=pipe)
-        return [int(x) for x in pipe.execute()]
+        return [Outcome(int(x)) for x in pipe.execute()]
 
 
 def _event(entry_id: bytes, fields: Mapping[Any, Any]) -> Event:
-    """A stream entry as an Event; its id `<ms>-<seq>` is its position (one partition)."""
+    """A stream entry as an Event; its id `<ms>-<seq>` is its position (one partition), and
+    `<ms>` the time Redis appended it."""
     eid = entry_id.decode()
     ms, _, seq = eid.partition("-")
-    return Event(eid, _text(fields), position=Position(0, (int(ms), int(seq or 0))))
+    return Event(eid, _text(fields), position=Position(0, (int(ms), int(seq or 0))),
+                 published_ms=int(ms))
 
 
 def _text(raw: Mapping[Any, Any]) -> dict[str, str]:
     return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes)
                                                           else v) for k, v in raw.items()}
-
-
-def text_value(v: Any) -> str:
-    """A value as Redis keeps it: floats exactly (repr), lists and objects as JSON."""
-    if isinstance(v, (dict, list)):
-        return json.dumps(v)
-    if isinstance(v, float):
-        return repr(v)
-    return str(v)

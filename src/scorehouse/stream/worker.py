@@ -16,15 +16,14 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any
 
 from ..scorer import Scorer
-from .events import Event
+from .events import Event, Events
 from .order import POSITIONS, settle
-from .redis_streams import text_value
+from .profiles import Applied, Effect, Outcome, Profiles, Refused, text_value
 from .reducers import Reducer
 
 log = logging.getLogger("scorehouse.stream")
@@ -45,37 +44,9 @@ class Stats:
     conflicts: int = 0
     reconnects: int = 0
     scoring_seconds: float = 0.0
+    #: Milliseconds from an event's publish time (`Event.published_ms`) to its score written,
+    #: for the last events (a window of at most 10,000).
     lag_ms: list[float] = field(default_factory=list)
-
-
-class Events(Protocol):
-    """What the worker needs of an event source (Redis Streams, NATS JetStream, Kafka)."""
-
-    stream: str
-    consumer: str
-    transient: tuple[type[Exception], ...]
-
-    def read(self, count: int, block_ms: int) -> list[Event]: ...
-    def deliveries(self, event_id: str) -> int: ...
-    def ack(self, ids: list[str]) -> None: ...
-    def dead_letter(self, event: Event, reason: str) -> None: ...
-    def publish(self, stream: str, entries: list[tuple[str, Mapping[str, Any]]]) -> None: ...
-
-
-#: 1 written, 0 already applied, -1 changed by another writer, or why the store refused it.
-Outcome = int | str
-
-
-class Profiles(Protocol):
-    """What the worker needs of a profile store (Redis hashes, a PostgreSQL table)."""
-
-    transient: tuple[type[Exception], ...]
-
-    def entity_problem(self, entity: str) -> str | None: ...
-    def fetch(self, entities: list[str]) -> dict[str, tuple[str, dict[str, Any]]]: ...
-    def apply(self, entity: str, version: str, event_id: str, profile: dict[str, Any],
-              output_stream: str | None, output: dict[str, Any]) -> Outcome: ...
-    def apply_many(self, calls: list[tuple]) -> list[Outcome]: ...
 
 
 @dataclass
@@ -207,7 +178,7 @@ class StreamWorker:
             for rej in result.rejects:
                 reasons.setdefault(rej.row, rej.problem)
         broken: set[str] = set()  # entities whose chain stopped at a failed event
-        writes: list[tuple[_Step, tuple]] = []
+        writes: list[tuple[_Step, Effect]] = []
         for i, plan in enumerate(plans):
             s = plan.step
             if s.entity in broken:
@@ -218,17 +189,17 @@ class StreamWorker:
                 continue
             writes.append((s, self._effect(s, plan.version, changes[i], answers[i],
                                            plan.newest, plan.profile)))
-        outcomes = self.profiles.apply_many([call for _, call in writes])
+        outcomes = self.profiles.apply_many([effect for _, effect in writes])
         acks: list[str] = []
         stopped: set[str] = set()  # entities whose later events are settled elsewhere
         for (s, _), outcome in zip(writes, outcomes, strict=True):
             if s.entity in stopped:
                 continue
-            if isinstance(outcome, str):  # the store refused the values: a poison event
+            if isinstance(outcome, Refused):  # the store refused the values: a poison event
                 stopped.add(s.entity)  # the rest stays pending, retried on a fresh read
-                self._poison(s.event, outcome)
+                self._poison(s.event, outcome.reason)
                 continue
-            if outcome == -1:  # another writer got there first: redo from this event
+            if outcome is Outcome.CONFLICT:  # another writer got there first: redo from here
                 stopped.add(s.entity)
                 chain = chains[s.entity]
                 self._resolve_conflict(chain[chain.index(s):])
@@ -239,12 +210,12 @@ class StreamWorker:
 
     def _effect(self, s: _Step, version: str, profile: dict[str, Any],
                 answer: dict[str, Any] | None, newest: bool,
-                full: dict[str, Any] | None = None) -> tuple:
+                full: dict[str, Any] | None = None) -> Effect:
         if answer is None or self.scorer is None:  # enrich only: the event and the profile
             out = {**(full or profile), self.key: s.entity, "event_id": s.event.id,
                    "enriched_at": datetime.now(timezone.utc).isoformat()}
             out.pop(POSITIONS, None)
-            return (s.entity, version, s.event.id, profile, self.output_stream, out)
+            return Effect(s.entity, version, s.event.id, profile, self.output_stream, out)
         m, v = self.scorer.name, self.scorer.version
         probabilities = answer.get("probabilities")
         score = self.scorer.headline(answer)
@@ -259,20 +230,20 @@ class StreamWorker:
                # A regressor's entry has its value as the score, and no probabilities.
                "score": score, **({"probabilities": probabilities} if probabilities else {}),
                "scored_at": datetime.now(timezone.utc).isoformat()}
-        return (s.entity, version, s.event.id, written, self.output_stream, out)
+        return Effect(s.entity, version, s.event.id, written, self.output_stream, out)
 
-    def _count(self, s: _Step, outcome: int) -> None:
-        if outcome == 1:
+    def _count(self, s: _Step, outcome: Outcome) -> None:
+        if outcome is Outcome.WRITTEN:
             self.stats.scored += 1
-            self._lag(s.event.id)
-        elif outcome == 0:
+            self._lag(s.event)
+        elif outcome is Outcome.ALREADY_APPLIED:
             self.stats.duplicates += 1
 
     def _write(self, s: _Step, version: str, profile: dict[str, Any],
-               answer: dict[str, Any] | None, newest: bool) -> Outcome:
-        outcome = self.profiles.apply(*self._effect(s, version, profile, answer, newest))
-        if isinstance(outcome, str):
-            self._poison(s.event, outcome)
+               answer: dict[str, Any] | None, newest: bool) -> Applied:
+        outcome = self.profiles.apply(self._effect(s, version, profile, answer, newest))
+        if isinstance(outcome, Refused):
+            self._poison(s.event, outcome.reason)
         else:
             self._count(s, outcome)
         return outcome
@@ -297,9 +268,9 @@ class StreamWorker:
                         return
                     answer = result.to_records()[0]
                 outcome = self._write(s, version, profile, answer, newest)
-                if isinstance(outcome, str):
+                if isinstance(outcome, Refused):
                     return  # poisoned: the rest of the chain waits for a later delivery
-                if outcome != -1:
+                if outcome is not Outcome.CONFLICT:
                     self.events.ack([s.event.id])
                     break
             else:
@@ -316,9 +287,10 @@ class StreamWorker:
         else:
             self.stats.retried += 1  # not acknowledged: delivered again after claim_idle_ms
 
-    def _lag(self, event_id: str) -> None:
-        ms = int(event_id.split("-", 1)[0])
-        self.stats.lag_ms.append(time.time() * 1000 - ms)
+    def _lag(self, event: Event) -> None:
+        if event.published_ms is None:  # the transport did not say when (a Kafka option)
+            return
+        self.stats.lag_ms.append(time.time() * 1000 - event.published_ms)
         if len(self.stats.lag_ms) > 10_000:
             del self.stats.lag_ms[:5_000]
 

@@ -12,7 +12,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ScorehouseError
-from .worker import Events, Profiles
+from .events import Events
+from .profiles import Profiles
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 

@@ -1,17 +1,17 @@
-"""From what the user typed (a path, '-', a database URL, redis://) to a Source or a Sink."""
+"""From the address a user typed (a path, '-', a database URL, redis://) to the adapter
+that serves it: a Source, a Sink, and where a run's side files go."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .. import config
 from ..errors import ScorehouseError
 from ..scorer import Scorer, output_columns
+from ..scorer.runs import run_folder
 from .formats import FileSink, format_of, open_file
-from .streams import Sink, Source
+from .sources_sinks import Sink, Source
 
 DATABASE_SCHEMES = ("postgresql", "postgres", "sqlite", "duckdb")
 
@@ -24,7 +24,7 @@ def is_database(uri: str) -> bool:
 def open_input(uri: str, *, fmt: str | None = None, query: str | None = None,
                chunk_rows: int = 49152, categorical: Sequence[str] = ()) -> Source:
     """A Source for a file, a folder/glob of Parquet, '-' (stdin) or a database table/query;
-    `categorical`: the model's text columns (see `formats.open_file`)."""
+    `categorical`: the model's text columns (see `formats.files.open_file`)."""
     if is_database(uri):
         from .database import open_table
         return open_table(uri, query, chunk_rows)
@@ -61,6 +61,5 @@ def side_files(output: str | None, model: str) -> tuple[Path, Path]:
     """(rejects CSV, run manifest) beside a file output, else in $SCOREHOUSE_HOME/runs."""
     if output and output != "-" and not is_database(output):
         return Path(f"{output}.rejects.csv"), Path(f"{output}.run.json")
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    folder = config.home() / "runs" / f"{model}-{stamp}"
+    folder = run_folder(model)
     return folder / "rejects.csv", folder / "run.json"
