@@ -53,8 +53,8 @@ def test_functions_are_short_or_say_why(path: Path) -> None:
 # package and from any package of a LOWER rank; two packages of the same rank (the
 # channels) never import each other. A package missing here fails the test: place it.
 LAYERS: dict[str, int] = {
-    "errors": 0, "config": 0, "connections": 0, "__version__": 0,
-    "schema": 1,
+    "errors": 0, "config": 0, "__version__": 0,
+    "schema": 1, "connections": 1,
     "artifact": 2,
     "runtime": 3,
     "scorer": 4,
