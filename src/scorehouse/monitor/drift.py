@@ -83,21 +83,31 @@ THRESHOLDS = {Method.PSI: 0.1, Method.JENSENSHANNON: 0.1, Method.WASSERSTEIN: 0.
 class DriftOptions:
     """How verdicts are reached (defaults in the module docstring).
 
-    `method` None picks per column by type and reference size; `threshold` None takes the
-    method's THRESHOLDS entry; `correction` 'bh' (Benjamini-Hochberg) or None.
+    `num_method` / `cat_method` None pick per column by type and reference size;
+    `threshold` None takes the method's THRESHOLDS entry; `correction` 'bh'
+    (Benjamini-Hochberg) or None.
+
+    Raises:
+        SchemaError: a numbers-only method (KS, Wasserstein) as `cat_method`.
     """
 
-    method: Method | None = None
+    num_method: Method | None = None
+    cat_method: Method | None = None
     threshold: float | None = None
     correction: str | None = "bh"
     drift_share: float = 0.5
     small_reference: int = 1000
     discrete_values: int = 5
 
+    def __post_init__(self) -> None:
+        if self.cat_method in (Method.KS, Method.WASSERSTEIN):
+            raise SchemaError(f"{self.cat_method.value} applies to numeric columns only")
+
     def method_for(self, ref: FeatureReference) -> Method:
         """The verdict method of a column with this reference (Evidently's rules)."""
-        if self.method is not None:
-            return self.method
+        chosen = self.num_method if ref.numeric else self.cat_method
+        if chosen is not None:
+            return chosen
         discrete = not ref.numeric or ref.n_values <= self.discrete_values
         if ref.sketch.n <= self.small_reference:
             return Method.CHISQUARE if discrete else Method.KS
@@ -275,8 +285,6 @@ def column_drift(name: str, current: Sketch, reference: FeatureReference,
         stat[Method.CHISQUARE], effect_name, test = p_value, "cramers_v", Method.CHISQUARE
     if wasserstein is not None:
         stat[Method.WASSERSTEIN] = wasserstein
-    if method not in stat and not empty:
-        raise SchemaError(f"column {name!r}: method {method.value} needs a numeric column")
     threshold = options.threshold if options.threshold is not None else THRESHOLDS[method]
     value = stat.get(method, 1.0 if method.is_test else 0.0)
     drifted = value < threshold if method.is_test else value >= threshold
