@@ -29,7 +29,7 @@ from ..errors import SchemaError
 MAX_UNSEEN = 64
 OTHER = "__other__"
 #: Single rows buffered before they are folded into the sketches in one vectorised update.
-FLUSH_ROWS = 1024
+FLUSH_ROWS = 4096
 #: Prefix of the prediction features in a `DriftState` (e.g. 'prediction.probability_yes').
 PREDICTION = "prediction."
 FORMAT = 1

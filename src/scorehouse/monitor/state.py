@@ -17,9 +17,10 @@ import numpy as np
 
 from ..errors import SchemaError
 from ..scorer import ScoreEvent
-from .sketch import FLUSH_ROWS, FORMAT, PREDICTION, Sketch, sketch_from_json
+from .sketch import FLUSH_ROWS, FORMAT, PREDICTION, NumericSketch, Sketch, sketch_from_json
 
 ABSENT = "absent_column"
+_NAN = float("nan")
 
 
 @dataclass
@@ -33,11 +34,9 @@ class DriftState:
     read: int = 0
     rejected: int = 0
     absent: dict[str, int] = field(default_factory=dict)
-    _buffer: dict[str, list[Any]] = field(init=False, repr=False, compare=False)
-    _buffered: int = field(default=0, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        self._buffer = {name: [] for name in self.sketches}
+    #: Single rows not yet folded in: (input values, the call's Result or None).
+    _rows: list[tuple[Mapping[str, Any], Any]] = field(default_factory=list, repr=False,
+                                                       compare=False)
 
     @property
     def scored(self) -> int:
@@ -64,39 +63,54 @@ class DriftState:
 
     def add_row(self, row: Mapping[str, Any]) -> None:
         """Buffer one row's values ({feature: scalar}); folded in at FLUSH_ROWS rows."""
-        for name, buf in self._buffer.items():
-            buf.append(row.get(name))
-        self._buffered += 1
-        if self._buffered >= FLUSH_ROWS:
+        self._rows.append((row, None))
+        if len(self._rows) >= FLUSH_ROWS:
             self.flush()
 
     def flush(self) -> None:
         """Fold buffered single rows into the sketches (done by every reader)."""
-        if not self._buffered:
+        if not self._rows:
             return
-        for name, buf in self._buffer.items():
-            self.sketches[name].update(np.array(buf, dtype=object)
-                                       if buf and isinstance(buf[0], str) else buf)
-            buf.clear()
-        self._buffered = 0
+        rows, self._rows = self._rows, []
+        predictions = _prediction_rows(rows)
+        for name, sketch in self.sketches.items():
+            if name in predictions:
+                values: Any = predictions[name]
+            elif isinstance(sketch, NumericSketch):
+                # One float array straight from the rows: no object array for pandas to parse.
+                values = np.fromiter((_NAN if v is None else v for v in
+                                      (r.get(name) for r, _ in rows)), np.float64, len(rows))
+            else:
+                values = np.array([r.get(name) for r, _ in rows], dtype=object)
+            sketch.update(values)
 
     def observe(self, event: ScoreEvent) -> None:
         """The scorer hook (`scorer.add_hook(state.observe)`): counts the call's rows,
-        rejects and absent columns, and sketches its accepted inputs and its predictions."""
-        r = event.result
+        rejects and absent columns, and sketches its accepted inputs and its predictions.
+
+        A clean single-row call (scored, no flags) is only buffered: two list appends."""
+        r, columns = event.result, event.columns
+        if r.n_read == 1 and r.n_scored == 1 and not r.flags and type(columns) is dict:
+            self.read += 1
+            self._rows.append((columns, r))
+            if len(self._rows) >= FLUSH_ROWS:
+                self.flush()
+            return
         self.read += r.n_read
         self.rejected += r.n_rejected
         for (kind, column), rows in r.flags.items():
             if kind == ABSENT:
                 self.absent[column] = self.absent.get(column, 0) + len(rows)
-        if not r.n_scored and not event.columns:
+        if not r.n_scored and not columns:
             return
-        first = next(iter(event.columns.values()), None)
+        first = next(iter(columns.values()), None)
         if isinstance(first, np.ndarray) or r.n_read != 1:
-            self.update(event.columns)
+            self.update(columns)
             self.update({PREDICTION + k: v for k, v in r.columns().items()})
         else:
-            self.add_row({**event.columns, **_prediction_row(r)})
+            self._rows.append((dict(columns), r))
+            if len(self._rows) >= FLUSH_ROWS:
+                self.flush()
 
     def merge(self, other: DriftState) -> DriftState:
         """The state of both windows: every count adds (see each sketch's `merge`).
@@ -140,13 +154,19 @@ class DriftState:
 FeatureWindow = DriftState
 
 
-def _prediction_row(r: Any) -> dict[str, Any]:
-    """One scored row's prediction columns as scalars, without building arrays."""
-    o = r.output
-    if o.values is not None and o.labels is None:
-        return {PREDICTION + "value": o.values[0]}
-    out: dict[str, Any] = {PREDICTION + "label": o.labels[0]}
-    if o.probabilities is not None:
-        for j, c in enumerate(r.classes or []):
-            out[f"{PREDICTION}probability_{c}"] = o.probabilities[0, j]
+def _prediction_rows(rows: list[tuple[Mapping[str, Any], Any]]) -> dict[str, Any]:
+    """{prediction feature: values} of buffered rows, from each row's Result; an empty dict
+    when no row has one (rows given by `add_row` carry their own prediction values)."""
+    results = [r for _, r in rows]
+    if any(r is None for r in results):
+        return {}
+    first = results[0].output
+    if first.labels is None:
+        return {PREDICTION + "value": np.concatenate([r.output.values for r in results])}
+    out: dict[str, Any] = {PREDICTION + "label": np.concatenate([r.output.labels
+                                                                 for r in results])}
+    if first.probabilities is not None:
+        p = np.concatenate([r.output.probabilities for r in results])
+        for j, c in enumerate(results[0].classes or []):
+            out[f"{PREDICTION}probability_{c}"] = p[:, j]
     return out
