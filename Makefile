@@ -19,6 +19,7 @@ test: $(BIN)/python
 	$(BIN)/pip install -q -e ".[dev]"
 	PYTHON=$(BIN)/python bash scripts/services.sh
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 # Lint on its own (after `make demo` too): installs ruff, the one tool it needs.
