@@ -87,7 +87,7 @@ class Scorer:
         """The one number a record of `Result.to_records` comes down to (what profiles and
         tables keep as `<model>_score`): the regression value; for two classes P(the second,
         positive class); for more, P(the predicted label). None without probabilities."""
-        probabilities = record.get("probabilities")
+        probabilities: Mapping[str, float] | None = record.get("probabilities")
         if probabilities is None:
             return record.get("value")
         if not self.classes:
@@ -115,13 +115,13 @@ class Scorer:
         start = time.perf_counter()
         check = check_input(self.schema, data).enforce(columns or self.columns)
         if isinstance(data, Mapping):
-            result, columns = self._predict_one(data)
+            result, accepted = self._predict_one(data)
         else:
             checked = validate_batch(self.schema, data, max_rejects=max_rejects)
-            result, columns = self._predict_validated(checked), checked.columns
+            result, accepted = self._predict_validated(checked), checked.columns
         result.column_check = check
         result.seconds = time.perf_counter() - start
-        self._fire(columns, result)
+        self._fire(accepted, result)
         return result
 
     def _result(self, n_read: int, rows: np.ndarray, output: Output, rejects: list[Reject],
