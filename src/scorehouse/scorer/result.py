@@ -117,7 +117,13 @@ class Result:
         return dict(Counter(r.column or "<model>" for r in self.rejects))
 
     def raise_for_rejects(self) -> Result:
-        """Raise InvalidInputError naming the first problems if any row was rejected."""
+        """This result, when no row was rejected (for chaining: `predict(x).raise_for_rejects()`).
+
+        Raises
+        ------
+        InvalidInputError
+            Some row was rejected; the message names the first five problems.
+        """
         if self.rejects:
             shown = "; ".join(str(r) for r in self.rejects[:5])
             more = f" (and {len(self.rejects) - 5} more)" if len(self.rejects) > 5 else ""
