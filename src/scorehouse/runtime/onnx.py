@@ -24,7 +24,8 @@ _NUMPY = {"tensor(float)": np.float32, "tensor(double)": np.float64,
 
 
 #: Rows per session run when a large batch is split across threads: small enough for the
-#: working set to stay in cache, large enough that the ~40 µs cost of a run is noise.
+#: working set to stay in cache, large enough that the fixed cost of a run is noise
+#: (figures: BENCHMARKS.md, "Figures behind design choices").
 CHUNK_ROWS = 8192
 #: Batches from this size up are split into chunks scored on parallel threads.
 PARALLEL_MIN_ROWS = 4 * CHUNK_ROWS

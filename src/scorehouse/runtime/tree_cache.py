@@ -1,9 +1,9 @@
 """A graph's cut and the kernel's verdict on it, kept on disk between processes.
 
-Cutting a graph before its tree ensemble and checking the kernel against ONNX Runtime cost
-about half a second per process (parsing the ensemble's attributes, a session for the
-ensemble alone, the probe rows), paid again by every batch run, Spark worker and server
-start. The result depends only on the graph and on the code and libraries that produced
+Cutting a graph before its tree ensemble and checking the kernel against ONNX Runtime is
+slow next to scoring (parsing the ensemble's attributes, a session for the ensemble alone,
+the probe rows; figures: BENCHMARKS.md), and would be paid again by every batch run, Spark
+worker and server start. The result depends only on the graph and on the code and libraries that produced
 it, so it is kept in `$SCOREHOUSE_HOME/cache/trees/`, one file per graph, under a key that
 changes with any of them; a stale or unreadable file is simply computed again.
 """

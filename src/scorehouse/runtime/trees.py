@@ -1,10 +1,10 @@
 """A faster evaluator for the tree ensemble that ends a compiled graph.
 
 ONNX Runtime's TreeEnsemble kernel walks every tree for one row before it starts the next,
-so on one core the benchmark forest (100 trees, depth 10) runs at ~110k rows/s, slower than
-scikit-learn's own predict. Here the same trees are walked tree by tree over blocks of
-rows, one branch-free step per level (a leaf points to itself), so a tree stays in cache
-and the walks of many rows overlap: about 2x ONNX Runtime per core. The rest of the graph
+so a deep forest's nodes are fetched from memory again for every row (on one core it is
+slower than scikit-learn's own predict). Here the same trees are walked tree by tree over
+blocks of rows, one branch-free step per level (a leaf points to itself), so a tree stays
+in cache and the walks of many rows overlap (measured: BENCHMARKS.md). The rest of the graph
 (imputation, scaling, one-hot) still runs in ONNX Runtime; this takes its output.
 
 It is used only where it reproduces ONNX Runtime: `split` accepts a graph whose outputs are

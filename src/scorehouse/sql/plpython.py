@@ -250,8 +250,8 @@ def _text_column(data: bytes) -> pa.Array:
     """A text column from the bytes of `_aggregate`: each value's UTF-8 bytes, separated by
     0xFF, 0xFE for NULL. Neither byte occurs in UTF-8, so no value can be mistaken for a
     separator; PostgreSQL builds one string instead of an array of text values, and Python
-    splits it in Arrow instead of making a str per value (0.1 s of a 0.47 s 100k-row run
-    went to the five text columns of the benchmark's table, the other way)."""
+    splits it in Arrow instead of making a str per value (which, the other way, was a fifth
+    of a query's time on the benchmark's table: BENCHMARKS.md)."""
     parts = pc.split_pattern(pa.array([data], pa.large_binary()), _END).flatten()
     null = pc.equal(parts, pa.scalar(_NULL, pa.large_binary()))
     return pc.if_else(null, pa.scalar(None, pa.large_binary()), parts).cast(pa.large_string())
