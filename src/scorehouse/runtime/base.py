@@ -74,6 +74,7 @@ class Runtime(ABC):
 
     def labels_from(self, proba: np.ndarray) -> np.ndarray:
         """Class labels for rows of probabilities (the most probable class)."""
+        assert self.classes is not None  # only a classifier's runtime gives probabilities
         return self.classes[np.argmax(proba, axis=1)]
 
 

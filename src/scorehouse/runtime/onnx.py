@@ -242,6 +242,7 @@ class OnnxRuntime(Runtime):
         first = next(iter(by_name.values()))
         if self.task == "regression":
             return Output(values=np.asarray(first, dtype="float64").reshape(-1))
+        assert self.classes is not None  # not a regressor: a classifier
         proba = None
         for name, value in by_name.items():
             kind = self._output_types[name]

@@ -16,7 +16,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -61,13 +61,14 @@ def _path(model_bytes: bytes) -> Path:
     return home() / "cache" / "trees" / f"{h.hexdigest()[:40]}.npz"
 
 
-def _read(path: Path) -> SplitGraph | bool | None:
+def _read(path: Path) -> SplitGraph | Literal[False] | None:
     """The cached cut (False: the graph has none, or the kernel disagreed); None: not cached."""
     try:
         with np.load(path, allow_pickle=False) as z:
             if not bool(z["usable"]):
                 return False
-            trees = Trees(**{k: z[k] for k in _ARRAYS}, **{k: bool(z[k]) for k in _FLAGS})
+            flags: dict[str, Any] = {k: bool(z[k]) for k in _FLAGS}
+            trees = Trees(**{k: z[k] for k in _ARRAYS}, **flags)
             return SplitGraph(z["prefix"].tobytes(), b"", trees, str(z["output"]), checked=True)
     except FileNotFoundError:
         return None
@@ -79,7 +80,7 @@ def _read(path: Path) -> SplitGraph | bool | None:
 def _write(path: Path, cut: SplitGraph | None) -> None:
     usable = cut is not None and bool(cut.checked)
     fields: dict[str, Any] = {"usable": usable}
-    if usable:
+    if cut is not None and usable:
         fields.update({k: getattr(cut.trees, k) for k in _ARRAYS})
         fields.update({k: getattr(cut.trees, k) for k in _FLAGS})
         fields.update(prefix=np.frombuffer(cut.prefix, np.uint8), output=cut.output)

@@ -245,6 +245,9 @@ def _parse(op: str, attrs: dict[str, Any]) -> Trees | None:
             return None
         outputs = int(attrs.get("n_targets", 1))
     weights = _numbers(attrs, f"{prefix}_weights")
+    thresholds = _numbers(attrs, "nodes_values")
+    if weights is None or thresholds is None:  # not an ensemble the kernel can read
+        return None
     ids = np.asarray(attrs[f"{prefix}_ids"], np.int64)
     binary = classifier and outputs == 2 and len(set(ids.tolist())) == 1
     width = 1 if binary else outputs
@@ -259,7 +262,7 @@ def _parse(op: str, attrs: dict[str, Any]) -> Trees | None:
     if len(base) != width:
         return None
     missing = np.asarray(attrs.get("nodes_missing_value_tracks_true", [0] * n), bool)
-    threshold = np.where(leaf, np.inf, _numbers(attrs, "nodes_values"))
+    threshold = np.where(leaf, np.inf, thresholds)
     feature = np.where(leaf, 0, np.asarray(attrs["nodes_featureids"], np.int64))
     nodes64, nodes32 = _records(feature, threshold, children, strict=branches == {"BRANCH_LT"})
     return Trees(
