@@ -78,7 +78,7 @@ class _Hashing(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        n = self.raw.readinto(buffer)
+        n = self.raw.readinto(buffer)  # type: ignore[attr-defined]  # typing.BinaryIO omits it
         if n:
             self.sha256.update(memoryview(buffer)[:n])
             self.bytes += n
@@ -100,7 +100,7 @@ def _text_stream(path: str) -> tuple[io.BufferedReader, _Hashing, int | None]:
     if compression is None:
         return io.BufferedReader(hashing, 1 << 20), hashing, size
     stream = pa.input_stream(io.BufferedReader(hashing, 1 << 20), compression=compression)
-    return io.BufferedReader(stream, 1 << 20), hashing, size  # type: ignore[arg-type]
+    return io.BufferedReader(stream, 1 << 20), hashing, size
 
 
 def open_file(path: str, fmt: str, chunk_rows: int, categorical: Sequence[str] = ()) -> Source:

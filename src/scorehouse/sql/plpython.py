@@ -74,7 +74,7 @@ def score_json(plpy: Any, gd: dict[str, Any], schema: str, model: str, row: str 
     """`schema.score(model, jsonb)`: one row as JSON in, its prediction as JSON out."""
     if row is None:
         plpy.error("scorehouse: the row is NULL", sqlstate="22004")  # null_value_not_allowed
-    record = json.loads(row)
+    record = json.loads(row)  # type: ignore[arg-type]  # plpy is untyped: plpy.error raises
     if not isinstance(record, dict):
         plpy.error("scorehouse: the row must be a JSON object (row_to_json(t)::jsonb)",
                    sqlstate="22023")

@@ -87,12 +87,13 @@ class KafkaEvents:
         now = time.monotonic()
         events = []
         for m in msgs:
-            if m.error():
-                if m.error().fatal():
+            if error := m.error():
+                if error.fatal():
                     raise ScorehouseError(f"Kafka consumer failed: {m.error()}")
                 log.warning("Kafka: %s", m.error())
                 continue
             p, o = m.partition(), m.offset()
+            assert p is not None and o is not None  # a message without an error has both
             e = Event(f"{max(m.timestamp()[1], 0)}-{p}-{o}", body_fields(m.value() or b""),
                       position=Position(p, (o,)))
             self._held.setdefault(p, {})[o] = e
