@@ -28,4 +28,4 @@ lint: $(BIN)/python
 	$(BIN)/ruff check src tests bench
 
 clean:
-	rm -rf $(VENV) scorehouse-demo .pytest_cache
+	rm -rf $(VENV) scorehouse-demo .pytest_cache .mypy_cache
