@@ -19,6 +19,7 @@ test: $(BIN)/python
 	$(BIN)/pip install -q -e ".[dev]"
 	PYTHON=$(BIN)/python bash scripts/services.sh
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 # Lint on its own (after `make demo` too): installs ruff, the one tool it needs.
@@ -27,4 +28,4 @@ lint: $(BIN)/python
 	$(BIN)/ruff check src tests bench
 
 clean:
-	rm -rf $(VENV) scorehouse-demo .pytest_cache
+	rm -rf $(VENV) scorehouse-demo .pytest_cache .mypy_cache

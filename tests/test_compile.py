@@ -240,22 +240,59 @@ def test_single_row_path_builds_no_dataframe_and_no_column_arrays(forest_artifac
                   model.predict_proba(data[1].iloc[[3]])[0]).max() <= GATE
 
 
-def test_batch_path_feeds_whole_columns_in_one_session_run(forest_artifact, data):
-    path, _ = forest_artifact
-    scorer = scorehouse.load(path, trust=True)
-    scorer.predict(data[1].head(20))  # a first batch opens the graph's prefix (tree kernel)
-    calls = []
-    real = scorer.runtime._prefix[0].run
+@pytest.fixture
+def session_runs(monkeypatch):
+    """Every run of an ONNX Runtime session the runtime opens from now on, as
+    (the session's intra-op threads, {input: shape fed})."""
+    import scorehouse.runtime.onnx as onnx_mod
+
+    runs: list[tuple[int, dict[str, tuple[int, ...]]]] = []
+    opened = onnx_mod.session
 
     class Spy:
-        def run(self, names, feed):
-            calls.append({k: v.shape for k, v in feed.items()})
-            return real(names, feed)
+        def __init__(self, real):
+            self.real = real
 
-    scorer.runtime._prefix[0] = Spy()
+        def run(self, names, feed):
+            threads = self.real.get_session_options().intra_op_num_threads
+            runs.append((threads, {k: v.shape for k, v in feed.items()}))
+            return self.real.run(names, feed)
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+    monkeypatch.setattr(onnx_mod, "session",
+                        lambda model_bytes, threads=0: Spy(opened(model_bytes, threads)))
+    return runs
+
+
+def _graph_outputs(path, X, names):
+    """The compiled graph's own outputs for X from a plain ONNX Runtime session, fed as the
+    documented contract says: one (n, 1) input per column, '' for a missing string."""
+    import onnxruntime as ort
+
+    with zipfile.ZipFile(path) as z:
+        sess = ort.InferenceSession(z.read("compiled/model.onnx"),
+                                    providers=["CPUExecutionProvider"])
+    feed = {}
+    for i in sess.get_inputs():
+        if i.type == "tensor(string)":
+            feed[i.name] = np.array([[v if isinstance(v, str) else ""] for v in X[i.name]],
+                                    dtype=object)
+        else:
+            feed[i.name] = X[i.name].to_numpy(np.float64, na_value=np.nan).reshape(-1, 1)
+    return sess.run(names, feed)
+
+
+def test_batch_path_feeds_whole_columns_in_one_session_run(forest_artifact, data, session_runs):
+    path, _ = forest_artifact
+    scorer = scorehouse.load(path, trust=True)
+    scorer.runtime.prepare()  # cutting and checking the graph runs sessions: not the batch's
+    assert scorer.runtime.tree_kernel() is not None  # so the run is the graph's prefix
+    session_runs.clear()
     result = scorer.predict(pa.Table.from_pandas(data[1]))
-    assert result.n_scored == 2000 and len(calls) == 1
-    assert calls[0] == {c: (2000, 1) for c in data[1].columns}
+    assert result.n_scored == 2000 and len(session_runs) == 1
+    assert session_runs[0] == (0, {c: (2000, 1) for c in data[1].columns})
 
 
 def test_the_onnx_file_runs_with_plain_onnxruntime(forest_artifact, data, tmp_path):
@@ -295,42 +332,31 @@ print(json.dumps({"label": label.tolist(), "proba": proba.tolist(),
 
 
 def test_large_batches_split_into_parallel_chunks_score_exactly_like_one_run(
-        forest_artifact, data, monkeypatch):
+        forest_artifact, data, monkeypatch, session_runs):
     import scorehouse.runtime.onnx as onnx_mod
 
     path, _ = forest_artifact
     scorer = scorehouse.load(path, trust=True)
     table = pa.Table.from_pandas(data[1])
     one_run = scorer.predict(table)
-    columns = validate_batch(scorer.schema, table).columns
-    graph_labels = scorer.runtime.session.run(["label"], scorer.runtime._feed(columns, 2000))[0]
+    (graph_labels,) = _graph_outputs(path, data[1], ["label"])
     # Shrink the chunks so 2,000 rows make 8 equal chunks of at most 256 rows (4 rounds of
     # two threads).
     monkeypatch.setattr(onnx_mod, "CHUNK_ROWS", 256)
     monkeypatch.setattr(onnx_mod, "PARALLEL_MIN_ROWS", 1000)
     scorer.runtime.workers = 2
-    runs = []
-    scorer.runtime._single_threaded_session()
-    first = {k: v[:20] for k, v in columns.items()}
-    scorer.runtime._run_batch(scorer.runtime._chunk_session, scorer.runtime._feed(first, 20), 20)
-    chunk_prefix = scorer.runtime._prefix[1]  # chunks run the prefix + the tree kernel
-    real = chunk_prefix.run
-
-    class Spy:
-        def run(self, names, feed):
-            runs.append(len(next(iter(feed.values()))))
-            return real(names, feed)
-
-    scorer.runtime._prefix[1] = Spy()
+    session_runs.clear()
     chunked = scorer.predict(table)
-    assert sorted(runs) == [250] * 8
-    assert chunk_prefix.get_session_options().intra_op_num_threads == 1
+    # Each chunk is one run of a single-threaded session (the prefix; the tree kernel after).
+    runs = [(threads, next(iter(shapes.values()))[0]) for threads, shapes in session_runs]
+    assert sorted(runs) == [(1, 250)] * 8
     assert np.array_equal(chunked.output.probabilities, one_run.output.probabilities)
     assert chunked.output.labels.tolist() == one_run.output.labels.tolist() \
         == graph_labels.tolist()
     assert chunked.rows.tolist() == one_run.rows.tolist() == list(range(2000))
     small = scorer.predict(table.slice(0, 999))  # under the threshold: one run
-    assert len(runs) == 8 and np.array_equal(small.output.probabilities,
+    assert session_runs[8:] == [(0, {c: (999, 1) for c in data[1].columns})]
+    assert np.array_equal(small.output.probabilities,
                                              one_run.output.probabilities[:999])
 
 
@@ -345,14 +371,15 @@ def test_an_error_in_a_chunk_reaches_the_scorer_which_isolates_as_for_one_run(
     monkeypatch.setattr(onnx_mod, "CHUNK_ROWS", 256)
     monkeypatch.setattr(onnx_mod, "PARALLEL_MIN_ROWS", 1000)
     scorer.runtime.workers = 2
+    opened = onnx_mod.session
 
     class Failing:
         def run(self, names, feed):
             raise RuntimeError("boom")
 
-    scorer.runtime.prepare()
-    scorer.runtime._single_threaded_session()
-    scorer.runtime._prefix[1] = Failing()  # the chunks' prefix session
+    # The chunks' single-threaded sessions, opened on the first large batch, fail.
+    monkeypatch.setattr(onnx_mod, "session", lambda model_bytes, threads=0:
+                        Failing() if threads == 1 else opened(model_bytes, threads))
     with pytest.raises(RuntimeError, match="boom"):
         scorer.runtime.predict(validate_batch(scorer.schema, table).columns, 2000)
     # The scorer bisects: halves of 1,000 rows fail again, quarters of 500 run in one piece.
@@ -390,7 +417,8 @@ def _kernel_cases():
 
 
 @pytest.mark.parametrize("kind", list(_kernel_cases()))
-def test_the_tree_kernel_scores_like_the_native_model_or_declines(tmp_path, data, kind):
+def test_the_tree_kernel_scores_like_the_native_model_or_declines(tmp_path, data, kind,
+                                                                  monkeypatch):
     df, X, y = data
     factory, task, takes = _kernel_cases()[kind]
     if task == "multiclass":
@@ -406,7 +434,7 @@ def test_the_tree_kernel_scores_like_the_native_model_or_declines(tmp_path, data
     assert m["compiled"]["status"] == "passed", m["compiled"]
     scorer = scorehouse.load(path, trust=True)
     out = scorer.predict(X).output
-    assert (scorer.runtime._split is not None) == takes, kind
+    assert (scorer.runtime.tree_kernel() is not None) == takes, kind
     if task == "regression":
         np.testing.assert_allclose(out.values, model.predict(X), rtol=GATE, atol=GATE)
     else:
@@ -414,8 +442,10 @@ def test_the_tree_kernel_scores_like_the_native_model_or_declines(tmp_path, data
         assert np.abs(out.probabilities - native).max() <= GATE
         assert (out.labels == model.predict(X)).all()
     if takes:  # same rows through ONNX Runtime alone: the kernel changes no answer
-        scorer.runtime._split = None
-        alone = scorer.predict(X).output
+        monkeypatch.setenv("SCOREHOUSE_TREE_KERNEL", "0")
+        ort_alone = scorehouse.load(path, trust=True)
+        assert ort_alone.runtime.tree_kernel() is None
+        alone = ort_alone.predict(X).output
         got, want = (out.values, alone.values) if task == "regression" else \
             (out.probabilities, alone.probabilities)
         np.testing.assert_allclose(got, want, rtol=GATE, atol=GATE)
@@ -425,21 +455,29 @@ def test_the_tree_kernel_is_exact_where_onnx_runtime_rounds_to_float32(forest_ar
     path, model = forest_artifact
     scorer = scorehouse.load(path, trust=True)
     batch = scorer.predict(data[1]).output.probabilities
-    assert scorer.runtime._split is not None
+    assert scorer.runtime.tree_kernel() is not None
     # ORT's tree ensemble returns float32; the kernel adds the same float64 leaf values.
     assert np.abs(batch - model.predict_proba(data[1])).max() <= 1e-12
 
 
-def test_a_kernel_that_disagrees_with_onnx_runtime_is_not_used(forest_artifact, data):
-    from scorehouse.runtime.onnx import session
+def test_a_kernel_that_disagrees_with_onnx_runtime_is_not_used(forest_artifact, data,
+                                                                monkeypatch):
+    import scorehouse.runtime.tree_cache as tree_cache
     from scorehouse.runtime.trees import split
 
+    cuts = []
+
+    def buggy_split(model_bytes):
+        cut = split(model_bytes)
+        cut.trees.leaf_values[:] *= 1.01  # a kernel bug, in effect
+        cuts.append(cut)
+        return cut
+
+    monkeypatch.setattr(tree_cache, "split", buggy_split)
     path, model = forest_artifact
     scorer = scorehouse.load(path, trust=True)
-    cut = split(scorer.runtime._model_bytes)
-    cut.trees.leaf_values[:] *= 1.01  # a kernel bug, in effect
-    assert cut.check(session) is False
-    scorer.runtime._split = None if not cut.check(session) else cut
+    assert scorer.runtime.tree_kernel() is None  # checked against ONNX Runtime, declined
+    assert len(cuts) == 1 and cuts[0].checked is not None and not cuts[0].checked
     assert np.abs(scorer.predict(data[1]).output.probabilities
                   - model.predict_proba(data[1])).max() <= GATE
 
@@ -449,7 +487,7 @@ def test_every_batch_size_takes_the_kernel_and_gets_the_same_digits(forest_artif
     scorer = scorehouse.load(path, trust=True)
     X = data[1].head(40)
     whole = scorer.predict(X).output.probabilities
-    assert scorer.runtime._split  # the kernel applies to this forest
+    assert scorer.runtime.tree_kernel() is not None  # the kernel applies to this forest
     for size in (1, 2, 15, 16, 17):
         part = scorer.predict(X.head(size)).output.probabilities
         np.testing.assert_array_equal(part, whole[:size])
@@ -471,7 +509,8 @@ def test_the_kernel_routes_nan_as_the_model_does(tmp_path, data):
     assert m["compiled"]["status"] == "passed", m["compiled"]
     scorer = scorehouse.load(path, trust=True)
     out = scorer.predict(numeric).output.values
-    assert scorer.runtime._split and scorer.runtime._split.trees.any_missing
+    cut = scorer.runtime.tree_kernel()
+    assert cut is not None and cut.trees.any_missing
     np.testing.assert_allclose(out, model.predict(numeric), rtol=GATE, atol=GATE)
     filled = numeric.fillna(0.5)  # no NaN: the plain walk
     np.testing.assert_allclose(scorer.predict(filled).output.values, model.predict(filled),
@@ -508,7 +547,7 @@ def test_the_checked_cut_is_kept_on_disk_and_used_by_the_next_process(forest_art
     path, model = forest_artifact
     first = scorehouse.load(path, trust=True)
     want = first.predict(data[1]).output.probabilities
-    assert first.runtime._split is not None and len(_cached_files()) == 1
+    assert first.runtime.tree_kernel() is not None and len(_cached_files()) == 1
 
     def no_cutting(model_bytes):
         raise AssertionError("the graph was cut again")
@@ -516,7 +555,8 @@ def test_the_checked_cut_is_kept_on_disk_and_used_by_the_next_process(forest_art
     monkeypatch.setattr(tree_cache, "split", no_cutting)
     second = scorehouse.load(path, trust=True)
     got = second.predict(data[1]).output.probabilities
-    assert second.runtime._split is not None and second.runtime._split.checked
+    cut = second.runtime.tree_kernel()
+    assert cut is not None and cut.checked
     assert np.array_equal(got, want)
 
 
@@ -527,7 +567,7 @@ def test_a_damaged_cache_file_is_computed_again(forest_artifact, data):
     cached.write_bytes(b"not a numpy file")
     scorer = scorehouse.load(path, trust=True)
     out = scorer.predict(data[1]).output.probabilities
-    assert scorer.runtime._split is not None
+    assert scorer.runtime.tree_kernel() is not None
     assert np.abs(out - model.predict_proba(data[1])).max() <= GATE
     from scorehouse.runtime.tree_cache import _read
 
@@ -552,14 +592,14 @@ def test_a_declined_graph_is_remembered(tmp_path, data, monkeypatch):
     monkeypatch.setattr(tree_cache, "split", no_cutting)
     again = scorehouse.load(path, trust=True)
     again.runtime.prepare()
-    assert again.runtime._split is None
+    assert again.runtime.tree_kernel() is None
 
 
 def test_the_cache_can_be_turned_off(forest_artifact, data, monkeypatch):
     monkeypatch.setenv("SCOREHOUSE_TREE_CACHE", "0")
     scorer = scorehouse.load(forest_artifact[0], trust=True)
     scorer.runtime.prepare()
-    assert scorer.runtime._split is not None and _cached_files() == []
+    assert scorer.runtime.tree_kernel() is not None and _cached_files() == []
 
 
 def test_the_compiled_walk_is_reused_from_disk_by_the_next_process():

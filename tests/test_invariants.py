@@ -139,7 +139,7 @@ def test_compiled_tree_regressors_give_native_float64_digits_on_one_row(tmp_path
     """The reported case: 773.5814819335938 (float32, one row) vs 773.581485920832 (batch)."""
     for kind in ("forest", "lightgbm"):
         scorer = _scorer(tmp_path_factory, "regression", kind, 0, "onnx")
-        assert scorer.runtime.name == "onnx" and scorer.runtime._tree_kernel() is not None
+        assert scorer.runtime.name == "onnx" and scorer.runtime.tree_kernel() is not None
         X = _frame(30, seed=7)
         native = scorer.artifact.model().predict(X)
         one = scorer.predict(X.iloc[0].to_dict()).output.values[0]

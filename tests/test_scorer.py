@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -10,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import scorehouse
-from scorehouse import artifact as artifact_io
 from scorehouse.demo import dirty_batch
 from scorehouse.errors import InvalidInputError, ModelError
 from scorehouse.scorer import Scorer
@@ -138,4 +140,26 @@ def test_empty_input_and_all_rejected_give_empty_predictions(scorer, features):
 def test_scorer_describes_itself(scorer):
     assert "churn" in repr(scorer) and scorer.task == "binary"
     assert scorer.schema.names[0] == "tenure"
-    assert artifact_io.read  # the artifact module stays importable on its own
+
+
+def test_artifact_layer_imports_on_its_own():
+    # Reading an artifact needs none of the layers above it (schema, runtime, scorer,
+    # registry, packaging, channels, CLI): a fresh interpreter that imports
+    # scorehouse.artifact loads only the artifact package and the errors module.
+    code = ("import sys, scorehouse.artifact as a; assert callable(a.read); "
+            "print(' '.join(m for m in sys.modules if m.startswith('scorehouse.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = sorted({m.split(".")[1] for m in out.stdout.split()})
+    assert loaded == ["artifact", "errors"]
+
+
+def test_pick_keeps_what_the_whole_result_says(scorer, features):
+    # A micro-batched request is answered with `pick(i)` of the batch's result: it must say
+    # what the result says (an accepted parity difference, the columns check).
+    whole = scorer.predict(features.head(3).to_dict("records"))
+    whole.parity_accepted = "max difference 0.1 over tolerance 1e-06"
+    one = whole.pick(1)
+    assert one.rows.tolist() == [0] and one.n_read == 1
+    assert one.output.labels.tolist() == whole.output.labels[1:2].tolist()
+    assert one.parity_accepted == whole.parity_accepted
+    assert one.column_check is whole.column_check and one.summary()["columns"]

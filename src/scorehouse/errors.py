@@ -1,4 +1,36 @@
-"""Every error scorehouse raises on purpose, each with the CLI exit code it maps to."""
+"""Every error scorehouse raises on purpose, each with the CLI exit code it maps to.
+
+The exception hierarchy, with the exit code of each branch (a class's `exit_code`; a subclass
+keeps its parent's code). `scorehouse.cli.app.main` prints the error as one line and exits
+with that code:
+
+* ScorehouseError ........................ 1    base: catch this to catch every one below
+  x RegistryError ........................ 1    registry database or artifact store unusable
+  x ModelError ........................... 1    the model itself failed predicting/packaging
+  x UsageError ........................... 2    bad usage; a name breaking the naming rules
+  x UnsupportedModelError ................ 2    an object scorehouse cannot package
+  x ParityError .......................... 2    compiled runtime asked for, gate failed
+  x NotFoundError ........................ 3    model, version, alias or file missing
+  x InvalidInputError .................... 4    rows failing the schema (`Result.rejects`)
+    + ColumnsError (schema.policy) ....... 4    columns refused by `--columns strict`
+  x SchemaError .......................... 4    a schema not inferable, parsable or applicable
+  x ArtifactError ........................ 5    artifact refused
+    + IntegrityError ..................... 5    a file does not match its manifest hash
+    + TrustError ......................... 5    pickled code from outside the registry
+    + SignatureError ..................... 5    HMAC signature missing or not verifying
+  x ConflictError ........................ 6    contradicts the registry's or database's state
+  x Interrupted (batch.run) .............. 130  a run stopped by a signal, outputs removed
+  x ConversionError (packaging.compile) .. 1    never reaches the CLI: packaging records
+                                                "not converted" and goes on
+  x Unauthorized, NotReady, TooLarge, .... -    HTTP service only: answered with a status,
+    SlowClient, TimedOut (serve)                not an exit (401, 503, 413, 408, 504; any
+                                                other ScorehouseError in a request: 400)
+
+Outside the tree, `main` also exits 2 on click's usage errors (unknown option, missing
+argument), 130 on Ctrl-C and 1 on any other exception ("unexpected ...", with the
+traceback under SCOREHOUSE_DEBUG=1). The README's "CLI exit codes" table is the user's view
+of the same codes.
+"""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ from .output import (
 try:  # recent typer vendors its own click and does not install click itself
     from typer._click import exceptions as click_exc
 except ImportError:  # pragma: no cover - older typer runs on click
-    from click import exceptions as click_exc
+    from click import exceptions as click_exc  # type: ignore[no-redef]  # the same module
 # Older typer re-exports click's Exit/Abort; newer typer has its own classes.
 _EXIT = (typer.Exit, getattr(click_exc, "Exit", typer.Exit))
 _ABORT = (typer.Abort, getattr(click_exc, "Abort", typer.Abort))
@@ -661,7 +661,7 @@ def lookup(
 
 #: Warnings only, and no access log: /metrics counts every request, and a log line per
 #: request would cost a few percent of the throughput.
-_UVICORN = {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 30}
+_UVICORN: dict[str, Any] = {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 30}
 
 
 #: `serve`'s defaults repeat those of scorehouse.serve.limits and .models (importing them
@@ -962,7 +962,7 @@ def _show_flags_as_flags(command: Any) -> Any:
     try:  # recent typer vendors its own click
         from typer._click import Context
     except ImportError:  # pragma: no cover - older typer runs on click
-        from click import Context
+        from click import Context  # type: ignore[assignment]  # the same class
     for param in [*command.params, command.get_help_option(Context(command))]:
         if param is not None and getattr(param, "is_flag", False):
             param.metavar = ""

@@ -34,7 +34,8 @@ def _numeric(x: np.ndarray) -> dict[str, Any]:
 def _frequencies(s: pd.Series) -> dict[str, Any]:
     freq = s.dropna().astype(str).value_counts(normalize=True)
     top = freq.head(MAX_FREQUENCIES)
-    out = {"n_unique": int(len(freq)), "frequencies": {str(k): float(v) for k, v in top.items()}}
+    out: dict[str, Any] = {"n_unique": int(len(freq)),
+                           "frequencies": {str(k): float(v) for k, v in top.items()}}
     if len(freq) > MAX_FREQUENCIES:
         out["frequencies"]["__other__"] = float(freq.iloc[MAX_FREQUENCIES:].sum())
     return out

@@ -18,6 +18,7 @@ def training_metrics(task: str, classes: list[Any] | None, y: np.ndarray,
         return {"rmse": float(np.sqrt(skm.mean_squared_error(y, values))),
                 "mae": float(skm.mean_absolute_error(y, values)),
                 "r2": float(skm.r2_score(y, values))}
+    assert labels is not None  # a classifier's output always has labels
     out = {"accuracy": float(skm.accuracy_score(y.astype(str), labels.astype(str)))}
     if probabilities is not None and classes:
         y_str = y.astype(str)

@@ -45,7 +45,7 @@ def compare(native: Result, compiled: Result, tolerance: float = TOLERANCE) -> d
         report["max_rel_diff"] = {"value": float(rel.max()) if len(rel) else 0.0}
         worst = report["max_rel_diff"]["value"]
     else:
-        report["label_flips"] = int((a.labels != b.labels).sum())
+        report["label_flips"] = int(np.count_nonzero(a.labels != b.labels))
     reasons = []
     if worst > tolerance:
         reasons.append(f"max difference {worst:.3g} exceeds the tolerance {tolerance:g}")

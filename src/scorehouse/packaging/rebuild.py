@@ -70,4 +70,6 @@ def _difference(a: Output, b: Output) -> float:
             diff = np.abs(x - y)
             diff[np.isnan(x) & np.isnan(y)] = 0.0  # both missing is the same answer
             return float(np.nan_to_num(diff, nan=np.inf).max(initial=0.0))
+    if a.labels is None or b.labels is None:  # label-less outputs agree only with each other
+        return 0.0 if a.labels is b.labels else float("inf")
     return 0.0 if np.array_equal(a.labels, b.labels) else float("inf")

@@ -74,6 +74,7 @@ class Runtime(ABC):
 
     def labels_from(self, proba: np.ndarray) -> np.ndarray:
         """Class labels for rows of probabilities (the most probable class)."""
+        assert self.classes is not None  # only a classifier's runtime gives probabilities
         return self.classes[np.argmax(proba, axis=1)]
 
 
@@ -107,7 +108,7 @@ def proper_probabilities(proba: np.ndarray) -> np.ndarray:
     """
     if proba.ndim != 2 or not proba.size:
         return proba
-    # Column by column: numpy's reductions along a short row axis are ~50x slower.
+    # Column by column: numpy's reductions along a short row axis are far slower (BENCHMARKS.md).
     columns = [proba[:, j] for j in range(proba.shape[1])]
     with np.errstate(invalid="ignore"):
         off = np.abs(sum(columns) - 1.0) > SUM_TOLERANCE  # NaN compares False: kept as is

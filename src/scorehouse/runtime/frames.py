@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,9 @@ import pandas as pd
 from ..schema import Column, Schema
 from ..schema.categories import typed_categories
 from ..schema.datetimes import zone_of
+
+#: The date-time units pandas stores, by their name in a dtype ("datetime64[us, UTC]").
+_UNITS: dict[str, Literal["s", "ms", "us", "ns"]] = {"s": "s", "ms": "ms", "us": "us", "ns": "ns"}
 
 
 def _series_values(col: Column, v: np.ndarray) -> object:
@@ -20,7 +24,8 @@ def _series_values(col: Column, v: np.ndarray) -> object:
         return _datetimes(col, v)
     if col.type == "string":
         if dtype in ("str", "string"):
-            return pd.array(v, dtype=dtype)
+            # pandas-stubs take only a literal dtype name; this is "str" or "string".
+            return pd.array(v, dtype=dtype)  # type: ignore[call-overload]
         out = v.copy()
         out[pd.isna(out)] = np.nan  # sklearn's imputers look for NaN, not None
         return out
@@ -41,8 +46,9 @@ def _categorical(col: Column, v: np.ndarray) -> pd.Categorical:
     no category (flagged unseen) is missing, as pandas makes it."""
     texts = list(col.categories) if col.categories is not None else \
         sorted({x for x in v if x is not None})
-    codes = pd.Index(texts, dtype=object).get_indexer(v)
-    return pd.Categorical.from_codes(codes, categories=typed_categories(col, texts))
+    # pandas takes array-likes here (its documented types); pandas-stubs only an Index.
+    codes = pd.Index(texts, dtype=object).get_indexer(v)  # type: ignore[arg-type]
+    return pd.Categorical.from_codes(codes, categories=typed_categories(col, texts))  # type: ignore[call-overload]
 
 
 def _datetimes(col: Column, v: np.ndarray) -> object:
@@ -52,8 +58,8 @@ def _datetimes(col: Column, v: np.ndarray) -> object:
     zone = zone_of(col)
     if zone is not None:
         out = out.tz_localize("UTC").tz_convert(zone)
-    unit = (col.dtype or "").removeprefix("datetime64[").split(",")[0].rstrip("]")
-    if unit in ("s", "ms", "us", "ns"):
+    unit = _UNITS.get((col.dtype or "").removeprefix("datetime64[").split(",")[0].rstrip("]"))
+    if unit is not None:
         out = out.as_unit(unit)
     return out.array
 

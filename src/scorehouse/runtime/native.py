@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -20,12 +21,13 @@ class NativeRuntime(Runtime):
         super().__init__(artifact, schema)
         self.model = artifact.model()
         self.flavor = artifact.flavor
-        self._predict = {
+        predict = {
             "sklearn": self._sklearn, "python": self._sklearn,
             "lightgbm": self._lightgbm, "xgboost": self._xgboost,
         }.get(self.flavor)
-        if self._predict is None:
+        if predict is None:
             raise ModelError(f"the native runtime cannot run {self.flavor} models")
+        self._predict: Callable[[Any], Output] = predict
         if self.flavor == "xgboost":
             best = self.model.attr("best_iteration")
             self._iterations = (0, int(best) + 1) if best is not None else (0, 0)
@@ -65,6 +67,7 @@ class NativeRuntime(Runtime):
         if self.task == "regression":
             return Output(values=out.reshape(-1))
         if self._objective in ("multi:softmax", "binary:hinge"):
+            assert self.classes is not None  # classifier objectives
             return Output(labels=self.classes[out.astype(int).reshape(-1)])
         if self._objective == "binary:logitraw":
             out = 1.0 / (1.0 + np.exp(-out))

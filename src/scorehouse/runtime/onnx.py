@@ -7,7 +7,7 @@ import os
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -24,7 +24,8 @@ _NUMPY = {"tensor(float)": np.float32, "tensor(double)": np.float64,
 
 
 #: Rows per session run when a large batch is split across threads: small enough for the
-#: working set to stay in cache, large enough that the ~40 µs cost of a run is noise.
+#: working set to stay in cache, large enough that the fixed cost of a run is noise
+#: (figures: BENCHMARKS.md, "Figures behind design choices").
 CHUNK_ROWS = 8192
 #: Batches from this size up are split into chunks scored on parallel threads.
 PARALLEL_MIN_ROWS = 4 * CHUNK_ROWS
@@ -90,7 +91,7 @@ class OnnxRuntime(Runtime):
         self._fetch = self._probabilities_only()
         # The graph cut before its tree ensemble (see trees.py); found on the first
         # prediction, or by `prepare`, so loading a model pays nothing for it.
-        self._split: SplitGraph | None | bool = False  # False: not looked for yet
+        self._split: SplitGraph | Literal[False] | None = False  # False: not looked for yet
         self._prefix: dict[int, Any] = {}  # threads -> session of the graph's prefix
 
     def _probabilities_only(self) -> list[str] | None:
@@ -132,7 +133,7 @@ class OnnxRuntime(Runtime):
         Where the kernel applies it takes every batch, down to one row: ORT's ensemble sums
         in float32, the kernel in float64, and a row must get the same digits at any size.
         """
-        cut = self._tree_kernel()
+        cut = self.tree_kernel()
         if cut is None:
             return self._run(sess, feed)
         threads = 1 if sess is self._chunk_session else 0
@@ -144,11 +145,17 @@ class OnnxRuntime(Runtime):
 
     def prepare(self) -> None:
         """Cut the graph and compile the tree kernel now rather than on the first batch."""
-        cut = self._tree_kernel()
+        cut = self.tree_kernel()
         if cut is not None:
             cut.trees.warm()
 
-    def _tree_kernel(self) -> SplitGraph | None:
+    def tree_kernel(self) -> SplitGraph | None:
+        """The graph cut before its tree ensemble, whose trees every batch is scored with
+        (trees.py), or None where ONNX Runtime scores alone: no ensemble the kernel handles,
+        a kernel that disagreed with ONNX Runtime, or SCOREHOUSE_TREE_KERNEL=0.
+
+        Looked for on the first call (or read from the cache of checked cuts), then kept.
+        """
         if self._split is False:  # looked for once; single rows then take no lock
             with self._chunk_lock:
                 if self._split is False:
@@ -220,7 +227,7 @@ class OnnxRuntime(Runtime):
         # One thread: a single row gains nothing from ORT's pool, and a busy server (or
         # several workers) would pay for its spinning threads on every core.
         sess = self._chunk_session or self._single_threaded_session()
-        if self._tree_kernel() is not None:  # the digits of every other batch size
+        if self.tree_kernel() is not None:  # the digits of every other batch size
             return self._run_batch(sess, feed, 1)
         if self._proba_index is None or self.classes is None:
             return self._run(sess, feed)
@@ -235,6 +242,7 @@ class OnnxRuntime(Runtime):
         first = next(iter(by_name.values()))
         if self.task == "regression":
             return Output(values=np.asarray(first, dtype="float64").reshape(-1))
+        assert self.classes is not None  # not a regressor: a classifier
         proba = None
         for name, value in by_name.items():
             kind = self._output_types[name]

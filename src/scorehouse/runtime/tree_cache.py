@@ -1,9 +1,9 @@
 """A graph's cut and the kernel's verdict on it, kept on disk between processes.
 
-Cutting a graph before its tree ensemble and checking the kernel against ONNX Runtime cost
-about half a second per process (parsing the ensemble's attributes, a session for the
-ensemble alone, the probe rows), paid again by every batch run, Spark worker and server
-start. The result depends only on the graph and on the code and libraries that produced
+Cutting a graph before its tree ensemble and checking the kernel against ONNX Runtime is
+slow next to scoring (parsing the ensemble's attributes, a session for the ensemble alone,
+the probe rows; figures: BENCHMARKS.md), and would be paid again by every batch run, Spark
+worker and server start. The result depends only on the graph and on the code and libraries that produced
 it, so it is kept in `$SCOREHOUSE_HOME/cache/trees/`, one file per graph, under a key that
 changes with any of them; a stale or unreadable file is simply computed again.
 """
@@ -16,7 +16,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -61,13 +61,14 @@ def _path(model_bytes: bytes) -> Path:
     return home() / "cache" / "trees" / f"{h.hexdigest()[:40]}.npz"
 
 
-def _read(path: Path) -> SplitGraph | bool | None:
+def _read(path: Path) -> SplitGraph | Literal[False] | None:
     """The cached cut (False: the graph has none, or the kernel disagreed); None: not cached."""
     try:
         with np.load(path, allow_pickle=False) as z:
             if not bool(z["usable"]):
                 return False
-            trees = Trees(**{k: z[k] for k in _ARRAYS}, **{k: bool(z[k]) for k in _FLAGS})
+            flags: dict[str, Any] = {k: bool(z[k]) for k in _FLAGS}
+            trees = Trees(**{k: z[k] for k in _ARRAYS}, **flags)
             return SplitGraph(z["prefix"].tobytes(), b"", trees, str(z["output"]), checked=True)
     except FileNotFoundError:
         return None
@@ -79,7 +80,7 @@ def _read(path: Path) -> SplitGraph | bool | None:
 def _write(path: Path, cut: SplitGraph | None) -> None:
     usable = cut is not None and bool(cut.checked)
     fields: dict[str, Any] = {"usable": usable}
-    if usable:
+    if cut is not None and usable:
         fields.update({k: getattr(cut.trees, k) for k in _ARRAYS})
         fields.update({k: getattr(cut.trees, k) for k in _FLAGS})
         fields.update(prefix=np.frombuffer(cut.prefix, np.uint8), output=cut.output)

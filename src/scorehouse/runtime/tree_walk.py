@@ -6,8 +6,8 @@ import numba
 import numpy as np
 
 #: Trees walked side by side: more independent loads in flight per row, which is what a
-#: walk waits on (on the benchmark forest, 4 lanes: 1.5x one tree at a time). The walk
-#: below is written out for 4.
+#: walk waits on (measured against one tree at a time: BENCHMARKS.md). The walk below is
+#: written out for 4.
 LANES = 4
 
 

@@ -1,10 +1,10 @@
 """A faster evaluator for the tree ensemble that ends a compiled graph.
 
 ONNX Runtime's TreeEnsemble kernel walks every tree for one row before it starts the next,
-so on one core the benchmark forest (100 trees, depth 10) runs at ~110k rows/s, slower than
-scikit-learn's own predict. Here the same trees are walked tree by tree over blocks of
-rows, one branch-free step per level (a leaf points to itself), so a tree stays in cache
-and the walks of many rows overlap: about 2x ONNX Runtime per core. The rest of the graph
+so a deep forest's nodes are fetched from memory again for every row (on one core it is
+slower than scikit-learn's own predict). Here the same trees are walked tree by tree over
+blocks of rows, one branch-free step per level (a leaf points to itself), so a tree stays
+in cache and the walks of many rows overlap (measured: BENCHMARKS.md). The rest of the graph
 (imputation, scaling, one-hot) still runs in ONNX Runtime; this takes its output.
 
 It is used only where it reproduces ONNX Runtime: `split` accepts a graph whose outputs are
@@ -245,6 +245,9 @@ def _parse(op: str, attrs: dict[str, Any]) -> Trees | None:
             return None
         outputs = int(attrs.get("n_targets", 1))
     weights = _numbers(attrs, f"{prefix}_weights")
+    thresholds = _numbers(attrs, "nodes_values")
+    if weights is None or thresholds is None:  # not an ensemble the kernel can read
+        return None
     ids = np.asarray(attrs[f"{prefix}_ids"], np.int64)
     binary = classifier and outputs == 2 and len(set(ids.tolist())) == 1
     width = 1 if binary else outputs
@@ -259,7 +262,7 @@ def _parse(op: str, attrs: dict[str, Any]) -> Trees | None:
     if len(base) != width:
         return None
     missing = np.asarray(attrs.get("nodes_missing_value_tracks_true", [0] * n), bool)
-    threshold = np.where(leaf, np.inf, _numbers(attrs, "nodes_values"))
+    threshold = np.where(leaf, np.inf, thresholds)
     feature = np.where(leaf, 0, np.asarray(attrs["nodes_featureids"], np.int64))
     nodes64, nodes32 = _records(feature, threshold, children, strict=branches == {"BRANCH_LT"})
     return Trees(

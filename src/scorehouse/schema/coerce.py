@@ -134,7 +134,7 @@ def _string_codes(raw: Any) -> tuple[np.ndarray, np.ndarray] | None:
     """(distinct values, codes with -1 for missing) when the column is already a string column.
 
     Such columns hold few distinct values, so the null-token rule runs once per distinct value
-    instead of once per row (a 1M-row column otherwise costs about half a second).
+    instead of once per row (which costs a large column dearly: BENCHMARKS.md).
     """
     if isinstance(raw, (pa.Array, pa.ChunkedArray)):
         t = raw.type

@@ -117,7 +117,13 @@ class Result:
         return dict(Counter(r.column or "<model>" for r in self.rejects))
 
     def raise_for_rejects(self) -> Result:
-        """Raise InvalidInputError naming the first problems if any row was rejected."""
+        """This result, when no row was rejected (for chaining: `predict(x).raise_for_rejects()`).
+
+        Raises
+        ------
+        InvalidInputError
+            Some row was rejected; the message names the first five problems.
+        """
         if self.rejects:
             shown = "; ".join(str(r) for r in self.rejects[:5])
             more = f" (and {len(self.rejects) - 5} more)" if len(self.rejects) > 5 else ""
@@ -129,7 +135,9 @@ class Result:
         """Prediction columns by name, aligned with `rows`."""
         o = self.output
         if self.task == "regression":
+            assert o.values is not None  # a regression runtime always gives values
             return {"value": o.values}
+        assert o.labels is not None  # a classifier's runtime always gives labels
         cols: dict[str, np.ndarray] = {"label": o.labels}
         if o.probabilities is not None:
             for j, c in enumerate(self.classes or []):
@@ -155,7 +163,8 @@ class Result:
         return Result(self.model, self.version, self.task, self.classes, 1, one,
                       self.output.take(at), [replace(r, row=0) for r in self.rejects if r.row == i],
                       {k: np.zeros(1, np.int64) for k, rows in self.flags.items() if i in rows},
-                      self.runtime, self.seconds, self.parity_accepted)
+                      self.runtime, self.seconds, column_check=self.column_check,
+                      parity_accepted=self.parity_accepted)
 
     def to_records(self) -> list[dict[str, Any]]:
         """One JSON-able dict per scored row, with its flags."""
@@ -169,9 +178,11 @@ class Result:
         # Whole columns to Python at once: indexing numpy arrays cell by cell costs more
         # than everything else here.
         if self.task == "regression":
+            assert self.output.values is not None  # a regression runtime always gives values
             values = [float(v) for v in self.output.values.tolist()]
             return [{"row": r, "value": v, "flags": per_row.get(r, [])}
                     for r, v in zip(rows, values, strict=True)]
+        assert self.output.labels is not None  # a classifier's runtime always gives labels
         labels = [_py(v) for v in self.output.labels]
         if self.output.probabilities is None:
             return [{"row": r, "label": lab, "flags": per_row.get(r, [])}

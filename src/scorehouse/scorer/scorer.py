@@ -47,7 +47,39 @@ Hook = Callable[[ScoreEvent], None]
 
 
 class Scorer:
-    """Scores rows with one artifact: `predict` takes a table, DataFrame, records or one dict."""
+    """Scores rows with one artifact: `predict` takes a table, DataFrame, records or one dict.
+
+    Parameters
+    ----------
+    artifact : Artifact
+        The model and its manifest (`scorehouse.artifact.read`, or a registry version).
+    version : int or None
+        The registry version it was loaded as; None for an artifact file.
+    runtime : {"native", "onnx"} or None
+        The runtime to score with; None: the artifact's best (see `runtime_for`).
+    ref : str or None
+        The reference it was loaded by ("churn@production"), for messages; default its name.
+    columns : ColumnPolicy, "lenient", "strict" or None
+        What `predict` does with an absent optional or an unknown column (default lenient).
+    accept_parity_difference : bool
+        Score with a compiled graph that failed the parity gate, reporting the failure.
+
+    Raises
+    ------
+    ParityError
+        `runtime="onnx"` on a graph the parity gate rejected, without
+        `accept_parity_difference`.
+    TrustError
+        A pickled model that nothing trusts (the native runtime unpickles it here).
+    ArtifactError
+        A model file or ONNX graph that cannot be read.
+    ModelError
+        The runtime cannot run this model (no ONNX graph; a flavor with no native runtime).
+    SchemaError
+        A manifest input schema that does not parse, or `columns` not lenient or strict.
+    ScorehouseError
+        An unknown `runtime` name.
+    """
 
     def __init__(self, artifact: Artifact, *, version: int | None = None,
                  runtime: str | None = None, ref: str | None = None,
@@ -87,7 +119,7 @@ class Scorer:
         """The one number a record of `Result.to_records` comes down to (what profiles and
         tables keep as `<model>_score`): the regression value; for two classes P(the second,
         positive class); for more, P(the predicted label). None without probabilities."""
-        probabilities = record.get("probabilities")
+        probabilities: Mapping[str, float] | None = record.get("probabilities")
         if probabilities is None:
             return record.get("value")
         if not self.classes:
@@ -104,24 +136,46 @@ class Scorer:
                 max_rejects: int | None = None) -> Result:
         """Score an Arrow table, DataFrame, list of records or one dict; never raises on bad rows.
 
-        `columns` (default: this scorer's policy): under strict, an input whose columns differ
-        from the schema raises ColumnsError naming them; under lenient it is scored, its rows
-        flagged `absent_column` for an absent optional column, and `Result.column_check` says which
-        columns were absent or unknown.
+        Parameters
+        ----------
+        data : pyarrow.Table, pyarrow.RecordBatch, pandas.DataFrame, list of dict, or dict
+            n rows, one column per schema column (by name); one dict is one row.
+        columns : ColumnPolicy or None
+            Default: this scorer's policy. Under strict, an input whose columns differ from
+            the schema is refused; under lenient it is scored, its rows flagged
+            `absent_column` for an absent optional column, and `Result.column_check` says
+            which columns were absent or unknown.
+        max_rejects : int or None
+            Keep only the first that many rejects and count the rest (`Result.tally`), for
+            callers that answer untrusted input (the HTTP server).
 
-        `max_rejects`: keep only the first that many rejects and count the rest
-        (`Result.tally`), for callers that answer untrusted input (the HTTP server).
+        Returns
+        -------
+        Result
+            Predictions for the rows that passed (`Result.rows`: their input positions) and
+            a reject with its reason for every other row: `n_read == n_scored + n_rejected`.
+            Rows the model itself fails on are rejected too ("model error: ...").
+
+        Raises
+        ------
+        ColumnsError
+            Under the strict column policy, an input whose columns differ from the schema.
+        SchemaError
+            `data` is not one of the input shapes above (e.g. a list holding a non-record).
+        ModelError
+            The model failed on every row, or on so many that isolating them was given up
+            (ISOLATION_BUDGET predict calls).
         """
         start = time.perf_counter()
         check = check_input(self.schema, data).enforce(columns or self.columns)
         if isinstance(data, Mapping):
-            result, columns = self._predict_one(data)
+            result, accepted = self._predict_one(data)
         else:
             checked = validate_batch(self.schema, data, max_rejects=max_rejects)
-            result, columns = self._predict_validated(checked), checked.columns
+            result, accepted = self._predict_validated(checked), checked.columns
         result.column_check = check
         result.seconds = time.perf_counter() - start
-        self._fire(columns, result)
+        self._fire(accepted, result)
         return result
 
     def _result(self, n_read: int, rows: np.ndarray, output: Output, rejects: list[Reject],

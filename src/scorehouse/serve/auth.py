@@ -63,7 +63,7 @@ class ApiKeys:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-        token = token.strip().encode()
+        given = token.strip().encode()
         # Compare with every key in constant time, so timing does not leak a prefix.
-        if not any(hmac.compare_digest(token, k.encode()) for k in self.fixed + self._from_file):
+        if not any(hmac.compare_digest(given, k.encode()) for k in self.fixed + self._from_file):
             raise Unauthorized("invalid API key")

@@ -8,10 +8,11 @@ decoded, scored and encoded on the event loop, where a thread hop would cost mor
 the work; large ones in a worker thread, at most `LARGE_AT_ONCE` at a time, under the
 per-request timeout, so they cannot starve the loop (health probes, other requests).
 
-Why 1 MiB by default: JSON parsing is one C call that holds the interpreter lock, and the
-densest body (nested empty arrays) takes ~65 ns a byte on a shared 2-core machine (with the
-cyclic garbage collector paused, as it is during large requests; ~3x more with it). At
-1 MiB no request holds the loop for more than ~100 ms; `--max-body` raises it at that cost.
+Why 1 MiB by default: JSON parsing is one C call that holds the interpreter lock for a
+time that grows with the body (the densest is nested empty arrays; more with the cyclic
+garbage collector running, so it is paused during large requests). 1 MiB keeps that hold
+near a tenth of a second on a small shared machine (the per-byte figures: BENCHMARKS.md);
+`--max-body` raises it at that cost.
 """
 
 from __future__ import annotations
@@ -166,12 +167,12 @@ def large_work() -> Iterator[None]:
     and a short thread switch interval, for the event loop's sake.
 
     Decoding a large body creates millions of containers, and each full collection they
-    trigger walks all of them inside the parser's one C call: ~3x the parse time, all of it
-    holding the interpreter lock. Request objects hold no cycles (reference counting frees
-    them), so the pause loses nothing. The event loop gives the lock up at every system
-    call and then waits up to the switch interval to get it back from the worker; answering
-    a health probe takes several. Both settings are restored when the last large request
-    ends.
+    trigger walks all of them inside the parser's one C call: several times the parse itself
+    (BENCHMARKS.md), all of it holding the interpreter lock. Request objects hold no cycles
+    (reference counting frees them), so the pause loses nothing. The event loop gives the
+    lock up at every system call and then waits up to the switch interval to get it back
+    from the worker; answering a health probe takes several. Both settings are restored
+    when the last large request ends.
     """
     global _large_running, _saved
     with _large_lock:

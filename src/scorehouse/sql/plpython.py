@@ -83,7 +83,7 @@ def score_json(plpy: Any, gd: dict[str, Any], schema: str, model: str, row: str 
     """`schema.score(model, jsonb)`: one row as JSON in, its prediction as JSON out."""
     if row is None:
         plpy.error("scorehouse: the row is NULL", sqlstate="22004")  # null_value_not_allowed
-    record = json.loads(row)
+    record = json.loads(row)  # type: ignore[arg-type]  # plpy is untyped: plpy.error raises
     if not isinstance(record, dict):
         plpy.error("scorehouse: the row must be a JSON object (row_to_json(t)::jsonb)",
                    sqlstate="22023")
@@ -259,8 +259,8 @@ def _text_column(data: bytes) -> pa.Array:
     """A text column from the bytes of `_aggregate`: each value's UTF-8 bytes, separated by
     0xFF, 0xFE for NULL. Neither byte occurs in UTF-8, so no value can be mistaken for a
     separator; PostgreSQL builds one string instead of an array of text values, and Python
-    splits it in Arrow instead of making a str per value (0.1 s of a 0.47 s 100k-row run
-    went to the five text columns of the benchmark's table, the other way)."""
+    splits it in Arrow instead of making a str per value (which, the other way, was a fifth
+    of a query's time on the benchmark's table: BENCHMARKS.md)."""
     parts = pc.split_pattern(pa.array([data], pa.large_binary()), _END).flatten()
     null = pc.equal(parts, pa.scalar(_NULL, pa.large_binary()))
     return pc.if_else(null, pa.scalar(None, pa.large_binary()), parts).cast(pa.large_string())

@@ -117,7 +117,7 @@ def _function(conn: Any, signature: Any, returns: str, body: str, definer: bool 
 
     # SECURITY DEFINER with a fixed search_path: callers need EXECUTE, not table rights.
     # A function that runs the caller's own SQL must run with the caller's rights instead.
-    security = sql.SQL("SECURITY DEFINER SET search_path = pg_catalog, pg_temp" if definer
+    security: sql.Composable = sql.SQL("SECURITY DEFINER SET search_path = pg_catalog, pg_temp" if definer
                        else "SECURITY INVOKER")
     if settings:  # SET clauses: in force while the function runs, restored after each call
         security = sql.SQL("{} {}").format(security, sql.SQL(settings))
@@ -150,7 +150,8 @@ def _typed_functions(conn: Any, schema: str, scorer: Scorer, names: SqlNames) ->
     result_type = sql.SQL("{}.{}").format(s, _ident(names.result_type))
     outputs = output_columns(scorer.task, scorer.classes)
     sql_types = {c: "text" if c == "label" else "double precision" for c in outputs}
-    fields = [sql.SQL("{} {}").format(_ident(c), sql.SQL(t)) for c, t in sql_types.items()]
+    fields: list[sql.Composable] = [sql.SQL("{} {}").format(_ident(c), sql.SQL(t))
+                                    for c, t in sql_types.items()]
     fields.append(sql.SQL("model_version integer"))
     args = [sql.SQL("{} {}").format(_ident(c.name), sql.SQL(arg_type(c)))
             for c in scorer.schema.columns]

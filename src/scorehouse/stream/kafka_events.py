@@ -87,12 +87,13 @@ class KafkaEvents:
         now = time.monotonic()
         events = []
         for m in msgs:
-            if m.error():
-                if m.error().fatal():
+            if error := m.error():
+                if error.fatal():
                     raise ScorehouseError(f"Kafka consumer failed: {m.error()}")
                 log.warning("Kafka: %s", m.error())
                 continue
             p, o = m.partition(), m.offset()
+            assert p is not None and o is not None  # a message without an error has both
             kind, ms = m.timestamp()  # (TIMESTAMP_NOT_AVAILABLE, -1) when it has none
             e = Event(f"{max(ms, 0)}-{p}-{o}", body_fields(m.value() or b""),
                       position=Position(p, (o,)), published_ms=ms if kind and ms >= 0 else None)

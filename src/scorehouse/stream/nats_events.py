@@ -40,7 +40,7 @@ class NatsEvents:
     def __init__(self, url: str, group: str, consumer: str, *, claim_idle_ms: int = 30_000):
         parts = urlsplit(url)
         params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        self.subject = params.get("subject") or params.get("stream")
+        self.subject: str = params.get("subject") or params.get("stream") or ""
         if not self.subject:
             raise ScorehouseError("a NATS source needs ?subject=NAME, e.g. "
                                   "nats://host:4222?subject=events")

@@ -152,8 +152,8 @@ class ParquetFileWriter:
 
 def _repetitive(table: pa.Table) -> list[str]:
     """Columns worth a Parquet dictionary: fewer distinct values than half the first chunk's
-    rows (labels, segments). Ids and probabilities are not, and building a dictionary for
-    each of their row groups cost 0.13 s per 1M rows and made the file larger."""
+    rows (labels, segments). Ids and probabilities are not: a dictionary for each of their
+    row groups costs time (BENCHMARKS.md) and makes the file larger."""
     if table.num_rows == 0:
         return []
     import pyarrow.compute as pc

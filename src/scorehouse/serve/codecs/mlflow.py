@@ -40,7 +40,7 @@ def _rows(key: str, value: Any) -> list[Mapping[str, Any]]:
         cols = value["columns"]
         if not all(isinstance(c, str) for c in cols):
             raise InvalidInputError("dataframe_split columns must be strings (column names)")
-        rows = []
+        rows: list[Mapping[str, Any]] = []
         for i, row in enumerate(value["data"]):
             if not isinstance(row, list) or len(row) != len(cols):
                 raise InvalidInputError(f"dataframe_split row {i}: expected a list of "
