@@ -132,9 +132,11 @@ def protocol_bodies(base: str, row: dict) -> list[tuple[bytes, dict[str, str]]]:
         if types[c] == "BYTES":
             t = tc.InferInput(c, [1, 1], "BYTES")
             t.set_data_from_numpy(np.array([[b"" if v is None else str(v).encode()]], dtype=object))
-        else:  # a missing number is NaN, so numbers go as FP64
-            t = tc.InferInput(c, [1, 1], "FP64")
-            t.set_data_from_numpy(np.array([[np.nan if v is None else v]], dtype=np.float64))
+        else:  # the datatype the metadata advertises; a missing number goes as FP64 NaN
+            kind = "FP64" if v is None else types[c]
+            t = tc.InferInput(c, [1, 1], kind)
+            t.set_data_from_numpy(np.array([[np.nan if v is None else v]],
+                                           dtype=np.float64 if kind == "FP64" else np.int64))
         tensors.append(t)
     binary, header = tc.InferenceServerClient.generate_request_body(tensors)
     return [(json.dumps({"dataframe_records": [row]}).encode(), {}),

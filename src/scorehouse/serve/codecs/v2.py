@@ -89,14 +89,10 @@ def decode(body: bytes, header_length: str | None
                                 "any input's binary_data_size")
     if rows == 1:
         # The shape MLServer, KServe and Triton clients send per request: building an Arrow
-        # table and validating it as a batch would cost ten times what the row does.
-        return {name: _item(values[0]) for name, values in columns.items()}, doc
+        # table and validating it as a batch would cost ten times what the row does. (A
+        # one-value tensor is read into a plain Python value, binary ones too.)
+        return {name: values[0] for name, values in columns.items()}, doc
     return pa.table({name: _array(name, values) for name, values in columns.items()}), doc
-
-
-def _item(value: Any) -> Any:
-    # A value of binary data is a numpy scalar; the schema reads plain Python values.
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _array(name: str, values: Any) -> pa.Array:
@@ -181,6 +177,11 @@ def _from_json(name: str, dtype: str, data: Any, count: int) -> list[Any]:
         raise InvalidInputError(f"input {name!r}: data must be a list")
     if len(data) != count:
         raise InvalidInputError(f"input {name!r}: shape says {count} values, data has {len(data)}")
+    if count == 1:  # one row: no comprehension to run
+        v = data[0]
+        if isinstance(v, list) and len(v) == 1:
+            v = v[0]
+        return [v if v is None or dtype != "BYTES" else str(v)]
     flat = [v[0] if isinstance(v, list) and len(v) == 1 else v for v in data]
     if dtype == "BYTES":
         return [None if v is None else str(v) for v in flat]
