@@ -382,7 +382,8 @@ def test_the_watcher_follows_an_alias_move(registry_home):
     try:
         registry_home.promote("churn/2", "production")
         deadline = time.time() + 20
-        while models.get("churn").version != 2:
+        # The watcher switches the scorer, then reports the swap: wait for both.
+        while models.get("churn").version != 2 or not swaps:
             assert time.time() < deadline, "the alias move was not picked up"
             time.sleep(0.05)
         assert swaps == [("churn", 1, 2)]
