@@ -130,6 +130,42 @@ def test_v2_with_tritonclient_defaults_binary_in_and_out(server, rows, expected)
     assert labels.shape == (20,) and {x.decode() for x in labels} <= {"yes", "no"}
 
 
+def test_one_row_scores_alike_in_every_protocol(server, http, rows, expected):
+    """One row, as each kind of client sends it (V2: one tensor per column, the shape the
+    one-row path reads; binary as tritonclient writes it), gets the same probability."""
+    import tritonclient.http as tc
+
+    i, row = next((i, r) for i, r in enumerate(rows) if None not in r.values())
+    types = {t["name"]: t["datatype"] for t in http.get("/v2/models/churn").json()["inputs"]}
+    tensors = []
+    for c, v in row.items():
+        t = tc.InferInput(c, [1, 1], types[c])
+        t.set_data_from_numpy(np.array([[str(v).encode() if types[c] == "BYTES" else v]],
+                                       dtype={"BYTES": object, "INT64": np.int64}.get(
+                                           types[c], np.float64)))
+        tensors.append(t)
+    binary, length = tc.InferenceServerClient.generate_request_body(tensors)
+    answers = {
+        "mlflow": http.post("/invocations", json={"dataframe_records": [row]}),
+        "native": http.post("/models/churn/predict", json=row),
+        "v2 json": http.post("/v2/models/churn/infer", json={"inputs": [
+            {"name": c, "shape": [1], "datatype": types[c], "data": [v]} for c, v in row.items()]}),
+        "v2 binary": http.post("/v2/models/churn/infer", content=binary,
+                               headers={"Inference-Header-Content-Length": str(length)}),
+    }
+    assert {k: r.status_code for k, r in answers.items()} == dict.fromkeys(answers, 200)
+    got = {"mlflow": answers["mlflow"].json()["predictions"][0]["probability_yes"],
+           "native": answers["native"].json()["predictions"][0]["probabilities"]["yes"],
+           "v2 json": {o["name"]: o for o in answers["v2 json"].json()["outputs"]}
+           ["probabilities"]["data"][1]}
+    v2_binary = answers["v2 binary"]
+    result = tc.InferResult.from_response_body(
+        v2_binary.content, header_length=int(v2_binary.headers["Inference-Header-Content-Length"]))
+    got["v2 binary"] = float(result.as_numpy("probabilities")[0, 1])
+    for kind, p in got.items():
+        assert p == pytest.approx(expected[i], abs=TOL), kind
+
+
 def _samples(text: str, name: str) -> dict[frozenset, float]:
     """{labels: value} of one metric family in Prometheus' text format."""
     from prometheus_client.parser import text_string_to_metric_families

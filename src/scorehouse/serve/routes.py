@@ -52,29 +52,35 @@ class Route:
         return None if m is None else m.groupdict()
 
 
-def _versioned(path: str, handler: str, methods: tuple[str, ...], metric: str,
-               protocol: Protocol, base: str) -> list[Route]:
-    # A model route and its pinned-version twin: `{base}/x` and `{base}/versions/{version}/x`.
-    return [Route(f"{base}{path}", handler, methods, metric, protocol),
-            Route(f"{base}/versions/{{version}}{path}", handler, methods, metric, protocol)]
+MLFLOW, V2, NATIVE = Protocol.MLFLOW, Protocol.V2, Protocol.NATIVE
 
-
-_MODELS, _V2 = "/models/{name}", "/v2/models/{model}"
-
+#: Every route of the server (each model route also under `/versions/{version}`: a pinned
+#: version, see `serve.models`).
 ROUTES: list[Route] = [
-    Route("/ping", "ping"), Route("/health", "ping"), Route("/version", "version"),
+    Route("/ping", "ping"),
+    Route("/health", "ping"),
+    Route("/version", "version"),
     # MLflow's scoring protocol.
-    Route("/invocations", "invocations", POST, "mlflow", Protocol.MLFLOW),
-    *_versioned("/invocations", "invocations", POST, "mlflow", Protocol.MLFLOW, _MODELS),
+    Route("/invocations", "invocations", POST, "mlflow", MLFLOW),
+    Route("/models/{name}/invocations", "invocations", POST, "mlflow", MLFLOW),
+    Route("/models/{name}/versions/{version}/invocations", "invocations", POST, "mlflow", MLFLOW),
     # Open Inference Protocol (V2).
-    Route("/v2", "server_metadata", GET, "v2_server", Protocol.V2),
-    Route("/v2/health/live", "live"), Route("/v2/health/ready", "ready"),
-    *_versioned("", "model_metadata", GET, "v2_metadata", Protocol.V2, _V2),
-    *_versioned("/ready", "model_ready", GET, "v2_ready", Protocol.V2, _V2),
-    *_versioned("/infer", "infer", POST, "v2_infer", Protocol.V2, _V2),
+    Route("/v2", "server_metadata", GET, "v2_server", V2),
+    Route("/v2/health/live", "live"),
+    Route("/v2/health/ready", "ready"),
+    Route("/v2/models/{model}", "model_metadata", GET, "v2_metadata", V2),
+    Route("/v2/models/{model}/versions/{version}", "model_metadata", GET, "v2_metadata", V2),
+    Route("/v2/models/{model}/ready", "model_ready", GET, "v2_ready", V2),
+    Route("/v2/models/{model}/versions/{version}/ready", "model_ready", GET, "v2_ready", V2),
+    Route("/v2/models/{model}/infer", "infer", POST, "v2_infer", V2),
+    Route("/v2/models/{model}/versions/{version}/infer", "infer", POST, "v2_infer", V2),
     # Native.
-    *_versioned("/predict", "predict", POST, "predict", Protocol.NATIVE, _MODELS),
-    Route("/metrics", "metrics_text"), Route("/openapi.json", "openapi"), Route("/docs", "docs"),
+    Route("/models/{name}/predict", "predict", POST, "predict", NATIVE),
+    Route("/models/{name}/versions/{version}/predict", "predict", POST, "predict", NATIVE),
+    # The server's own pages.
+    Route("/metrics", "metrics_text"),
+    Route("/openapi.json", "openapi"),
+    Route("/docs", "docs"),
 ]
 
 
