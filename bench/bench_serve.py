@@ -2,7 +2,11 @@
 
 Model: the forest pipeline of bench_runtime (impute + scale + one-hot + 100 trees, depth 10,
 13 mixed columns), packaged with `scorehouse.package` (ONNX runtime). One record per request
-to `POST /models/churn/predict`.
+to `POST /models/churn/predict`; then the same record in each protocol, measured in the same
+run: MLflow records (`POST /invocations`, `{"dataframe_records": [row]}`), V2 JSON with one
+tensor per column (`POST /v2/models/churn/infer`, as MLServer, KServe and Triton clients
+send one row), V2 binary as tritonclient sends it (binary tensor data extension, the JSON
+header's length in `Inference-Header-Content-Length`, outputs asked as binary) and native.
 
 Baseline: a bare ASGI app that reads the body, parses the JSON and returns a constant JSON
 answer, served by the same uvicorn settings (same workers, loop, HTTP parser, no access log).
@@ -10,9 +14,11 @@ Load: wrk (keep-alive; uvicorn sets TCP_NODELAY on its sockets, so no Nagle/dela
 for `--seconds` per measurement, 8 connections and 1 connection.
 
 Goals: throughput at 8 connections >= 30% of the bare handler's; p99 < 5 ms at 8 connections;
-p50 < 0.5 ms at 1 connection; no errors.
+p50 < 0.5 ms at 1 connection; no errors; every protocol >= 70% of the fastest protocol's
+throughput at 8 connections.
 
-Run: python bench/bench_serve.py [--seconds 60] [--workers 1] [--quick]  (--quick: 10 s, prints only)
+Run: python bench/bench_serve.py [--seconds 60] [--workers 1] [--quick]  (--quick: 10 s unless
+--seconds says otherwise; prints only)
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_runtime import TRAIN_ROWS, frame, records, revision, train  # noqa: E402
 from report import machine, write_section  # noqa: E402
 
-GOAL_SHARE, GOAL_P99_MS, GOAL_P50_MS = 0.30, 5.0, 0.5
+GOAL_SHARE, GOAL_P99_MS, GOAL_P50_MS, GOAL_PROTOCOL = 0.30, 5.0, 0.5, 0.70
 
 BARE_APP = '''
 import json
@@ -79,15 +85,22 @@ def wait_ready(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
     raise SystemExit(f"{url} never became ready")
 
 
-def wrk(url: str, body: str, connections: int, seconds: int, folder: Path) -> dict[str, float]:
-    """Requests/s, p50/p99 in ms and error count from one wrk run."""
+def wrk(url: str, body: str | bytes, connections: int, seconds: int, folder: Path,
+        headers: dict[str, str] | None = None) -> dict[str, float]:
+    """Requests/s, p50/p99 in ms and error count from one wrk run (`body` read from a file,
+    so binary bodies go as they are)."""
+    (folder / "body.bin").write_bytes(body.encode() if isinstance(body, str) else body)
     script = folder / "post.lua"
-    script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
-                      'wrk.headers["Content-Type"] = "application/json"\n')
+    lines = ['wrk.method = "POST"', f'local f = io.open({json.dumps(str(folder / "body.bin"))}, "rb")',
+             'wrk.body = f:read("*a")', "f:close()"]
+    for name, value in {"Content-Type": "application/json", **(headers or {})}.items():
+        lines.append(f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}")
+    script.write_text("\n".join(lines) + "\n")
     threads = min(connections, 2)
     out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
                           "--latency", "-s", str(script), url], capture_output=True, text=True,
                          check=True).stdout
+
     def latency(p: str) -> float:
         m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
         assert m, out
@@ -97,6 +110,54 @@ def wrk(url: str, body: str, connections: int, seconds: int, folder: Path) -> di
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(non2xx[1]) if non2xx else 0) + (sum(int(x) for x in sock.groups()) if sock else 0)
     return {"rps": rps, "p50": latency("50"), "p99": latency("99"), "errors": errors}
+
+
+#: (label, path) of each protocol's line; the bodies are made by `protocol_bodies`.
+PROTOCOLS = [("MLflow records", "/invocations"),
+             ("V2 JSON, one tensor per column", "/v2/models/churn/infer"),
+             ("V2 binary (tritonclient)", "/v2/models/churn/infer"),
+             ("native", "/models/churn/predict")]
+
+
+def protocol_bodies(base: str, row: dict) -> list[tuple[bytes, dict[str, str]]]:
+    """(body, extra headers) of one record in each protocol of PROTOCOLS, in order."""
+    import numpy as np
+    import tritonclient.http as tc
+
+    types = {i["name"]: i["datatype"] for i in httpx.get(f"{base}/v2/models/churn").json()["inputs"]}
+    v2 = {"inputs": [{"name": c, "shape": [1], "datatype": types[c], "data": [v]}
+                     for c, v in row.items()]}
+    tensors = []
+    for c, v in row.items():
+        if types[c] == "BYTES":
+            t = tc.InferInput(c, [1, 1], "BYTES")
+            t.set_data_from_numpy(np.array([[b"" if v is None else str(v).encode()]], dtype=object))
+        else:  # the datatype the metadata advertises; a missing number goes as FP64 NaN
+            kind = "FP64" if v is None else types[c]
+            t = tc.InferInput(c, [1, 1], kind)
+            t.set_data_from_numpy(np.array([[np.nan if v is None else v]],
+                                           dtype=np.float64 if kind == "FP64" else np.int64))
+        tensors.append(t)
+    binary, header = tc.InferenceServerClient.generate_request_body(tensors)
+    return [(json.dumps({"dataframe_records": [row]}).encode(), {}),
+            (json.dumps(v2).encode(), {}),
+            (binary, {"Content-Type": "application/octet-stream",
+                      "Inference-Header-Content-Length": str(header)}),
+            (json.dumps(row).encode(), {})]
+
+
+def measure_protocols(base: str, row: dict, seconds: int, folder: Path) -> list[dict]:
+    """Per protocol: its 8- and 1-connection wrk figures (after checking one answer)."""
+    out = []
+    for (label, path), (body, headers) in zip(PROTOCOLS, protocol_bodies(base, row), strict=True):
+        check = httpx.post(base + path, content=body,
+                           headers={"Content-Type": "application/json", **headers})
+        assert check.status_code == 200, (label, check.text[:300])
+        wrk(base + path, body, 8, 2, folder, headers)  # warm-up
+        out.append({"label": label, "path": path,
+                    "8": wrk(base + path, body, 8, seconds, folder, headers),
+                    "1": wrk(base + path, body, 1, seconds, folder, headers)})
+    return out
 
 
 def serve(cmd: list[str], ready: str, folder: Path) -> subprocess.Popen:
@@ -115,12 +176,12 @@ def stop(proc: subprocess.Popen) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seconds", type=int, default=60)
+    ap.add_argument("--seconds", type=int, default=None, help="per line (default 60; --quick: 10)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--batching", default="auto", choices=["auto", "on", "off"])
-    ap.add_argument("--quick", action="store_true", help="10 s runs; print only")
+    ap.add_argument("--quick", action="store_true", help="short runs; print only")
     args = ap.parse_args()
-    seconds = 10 if args.quick else args.seconds
+    seconds = args.seconds or (10 if args.quick else 60)
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
     scorehouse = shutil.which("scorehouse", path=str(Path(sys.executable).parent))
@@ -150,6 +211,7 @@ def main() -> None:
             wrk(url, body, 8, 3, d)  # warm-up
             results["scorehouse_8"] = wrk(url, body, 8, seconds, d)
             results["scorehouse_1"] = wrk(url, body, 1, seconds, d)
+            protocols = measure_protocols(f"http://127.0.0.1:{port}", row, seconds, d)
             metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
             batching = 'scorehouse_batching_enabled{model="churn"} 1.0' in metrics
         finally:
@@ -174,16 +236,31 @@ def main() -> None:
         finally:
             stop(proc)
 
-    report(results, seconds, args.workers, batching, args.batching, args.quick)
+    report(results, protocols, seconds, args.workers, batching, args.batching, args.quick)
 
 
-def report(r: dict[str, dict[str, float]], seconds: int, workers: int, batching: bool,
-           mode: str, quick: bool) -> None:
+def protocol_table(protocols: list[dict]) -> str:
+    """The per-protocol table: each protocol's throughput and latency, and its share of the
+    fastest protocol's throughput at 8 connections."""
+    best = max(p["8"]["rps"] for p in protocols)
+    lines = ["| protocol | path | 8 connections, requests/s | 8 connections, p50 / p99 ms "
+             "| 1 connection, requests/s, p50 / p99 ms | share of the fastest | met |",
+             "|---|---|---|---|---|---|---|"]
+    for p in protocols:
+        s8, s1, share = p["8"], p["1"], p["8"]["rps"] / best
+        lines.append(f"| {p['label']} | `{p['path']}` | {s8['rps']:,.0f} | {s8['p50']:.2f} / "
+                     f"{s8['p99']:.2f} | {s1['rps']:,.0f}, {s1['p50']:.2f} / {s1['p99']:.2f} | "
+                     f"{share:.0%} | {'yes' if share >= GOAL_PROTOCOL else 'NO'} |")
+    return "\n".join(lines) + "\n"
+
+
+def report(r: dict[str, dict[str, float]], protocols: list[dict], seconds: int, workers: int,
+           batching: bool, mode: str, quick: bool) -> None:
     s8, s1, b8 = r["scorehouse_8"], r["scorehouse_1"], r["bare_8"]
     share = s8["rps"] / b8["rps"]
     yes = lambda ok: "yes" if ok else "NO"  # noqa: E731
     errors = s8["errors"] + s1["errors"]
-    body = f"""## REST service: `scorehouse serve` (goals: >= {GOAL_SHARE:.0%} of a bare ASGI handler's throughput at 8 connections; p99 < {GOAL_P99_MS:g} ms at 8; p50 < {GOAL_P50_MS:g} ms at 1; no errors)
+    body = f"""## REST service: `scorehouse serve` (goals: >= {GOAL_SHARE:.0%} of a bare ASGI handler's throughput at 8 connections; p99 < {GOAL_P99_MS:g} ms at 8; p50 < {GOAL_P50_MS:g} ms at 1; no errors; every protocol >= {GOAL_PROTOCOL:.0%} of the fastest)
 
 `python bench/bench_serve.py --seconds {seconds} --workers {workers} --batching {mode}` on {machine()}, {revision()}. Forest pipeline (100 trees, depth 10, 13 mixed columns), ONNX runtime, one record per `POST /models/churn/predict`; wrk with keep-alive, {seconds} s per line, client and server on the same 2 cores; uvicorn with {workers} worker(s) for both servers. Micro-batching ({mode}): {"on" if batching else "off"}.
 
@@ -193,7 +270,10 @@ def report(r: dict[str, dict[str, float]], seconds: int, workers: int, batching:
 | 8 connections, p50 / p99 ms | {s8['p50']:.2f} / {s8['p99']:.2f} | {b8['p50']:.2f} / {b8['p99']:.2f} | | p99 < {GOAL_P99_MS:g} | {yes(s8['p99'] < GOAL_P99_MS)} |
 | 1 connection, requests/s, p50 / p99 ms | {s1['rps']:,.0f}, {s1['p50']:.2f} / {s1['p99']:.2f} | | | p50 < {GOAL_P50_MS:g} | {yes(s1['p50'] < GOAL_P50_MS)} |
 | errors (non-2xx, socket) | {errors} | {b8['errors']} | | 0 | {yes(errors == 0)} |
-"""
+
+The same record in each protocol, same server, same run (goal: every protocol >= {GOAL_PROTOCOL:.0%} of the fastest one's requests/s at 8 connections; errors: {sum(p[c]['errors'] for p in protocols for c in "81")}):
+
+{protocol_table(protocols)}"""
     print(body)
     if not quick:
         write_section("serve", body)

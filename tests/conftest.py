@@ -1,11 +1,20 @@
-"""Shared fixtures: an isolated SCOREHOUSE_HOME, real PostgreSQL databases, a trained model."""
+"""Shared fixtures: an isolated SCOREHOUSE_HOME, real PostgreSQL databases, a trained model,
+and the server helpers of the serve tests (a uvicorn thread, a `scorehouse serve` process)."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import socket
+import subprocess
+import sysconfig
+import threading
+import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 import scorehouse
@@ -221,3 +230,135 @@ def run_cli(*args: str, capsys) -> tuple[int, str, str]:
         code = int(e.code or 0)
     got = capsys.readouterr()
     return code, got.out, got.err
+
+
+# --- serve: servers on local ports, and the registry and rows most serve tests use --------
+
+#: The `scorehouse` console script of this environment.
+SCRIPT = shutil.which("scorehouse", path=sysconfig.get_path("scripts")) or "scorehouse"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def is_json(text: str) -> bool:
+    """True when `text` is a JSON document."""
+    try:
+        json.loads(text)
+        return True
+    except ValueError:
+        return False
+
+
+class Server:
+    """uvicorn serving an ASGI app in a background thread, as a context manager that waits
+    until the models are loaded (`url`: its base URL)."""
+
+    def __init__(self, app):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        import uvicorn
+
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.time() + 60
+        while not self.server.started:
+            assert time.time() < deadline, "server did not start"
+            time.sleep(0.05)
+        while httpx.get(f"{self.url}/v2/health/ready").status_code != 200:
+            assert time.time() < deadline, "models did not load"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def cli_env(home: Path) -> dict[str, str]:
+    """This environment without SCOREHOUSE_* variables, SCOREHOUSE_HOME set to `home`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREHOUSE_")}
+    env["SCOREHOUSE_HOME"] = str(home)
+    return env
+
+
+class CliServer:
+    """`scorehouse serve ARGS` in its own process (so its peak memory is its own)."""
+
+    def __init__(self, args: list[str], home: Path, scheme: str = "http", **popen):
+        self.port = free_port()
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([SCRIPT, "serve", *args, "--port", str(self.port)],
+                                     env=cli_env(home), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True, **popen)
+
+    def wait_ready(self, **client) -> None:
+        """Until /v2/health/ready answers 200 (fails when the process exits first)."""
+        deadline = time.time() + 90
+        while True:
+            try:
+                if httpx.get(f"{self.url}/v2/health/ready", **client).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert time.time() < deadline and self.proc.poll() is None, self.stop()
+            time.sleep(0.1)
+
+    def peak_rss_mb(self) -> int:
+        """The process' peak resident memory so far, in MB."""
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(next(x for x in status.splitlines() if x.startswith("VmHWM")).split()[1]) // 1024
+
+    def stop(self) -> str:
+        """Stop the server; returns what it wrote to stderr."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.stderr.read() if self.proc.stderr else ""
+
+
+@pytest.fixture(scope="module")
+def registry_home(tmp_path_factory, strict_churn_artifact):
+    """A registry holding churn/1 (production) and churn/2, with the columns never missing in
+    training required (tests send them absent or null as bad input)."""
+    home = tmp_path_factory.mktemp("serve-home")
+    reg = scorehouse.Registry(f"sqlite:///{home / 'registry.db'}", str(home / "artifacts"))
+    reg.register(strict_churn_artifact)
+    reg.register(strict_churn_artifact, allow_duplicate=True)
+    reg.promote("churn/1", "production")
+    return reg
+
+
+@pytest.fixture(scope="module")
+def server(registry_home):
+    """`churn@production` of `registry_home`, served in this process (a `Server`)."""
+    from scorehouse.serve import ModelSet, create_app
+
+    models = ModelSet(["churn@production"], registry_home)
+    with Server(create_app(models)) as s:
+        yield s
+
+
+@pytest.fixture
+def http(server):
+    """An HTTP client of `server`."""
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def rows(churn_data):
+    """The first 20 churn input rows as JSON-ready records (missing values as None)."""
+    X = churn_data.drop(columns=[TARGET]).head(20)
+    return X.astype(object).where(X.notna(), None).to_dict("records")

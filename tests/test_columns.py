@@ -17,12 +17,12 @@ import pyarrow.parquet as pq
 import pytest
 
 import scorehouse
+from conftest import Server
 from scorehouse.cli.app import main
 from scorehouse.demo.data import TARGET
 from scorehouse.errors import InvalidInputError, SchemaError
 from scorehouse.schema import ABSENT_COLUMN, ColumnPolicy, ColumnsError, check_names
 from scorehouse.serve import ModelSet, create_app
-from test_serve import Server
 
 OPTIONAL, TYPO = "total_charges", "totl_charges"
 

@@ -9,9 +9,8 @@ import shutil
 import httpx
 import pytest
 
-from conftest import unreachable
+from conftest import Server, unreachable
 from scorehouse.serve import ModelSet, create_app
-from test_serve import Server
 
 CHROMIUM = os.environ.get("SCOREHOUSE_TEST_CHROMIUM") or shutil.which("chromium") or \
     "/usr/bin/chromium"

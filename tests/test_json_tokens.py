@@ -17,12 +17,12 @@ import pytest
 
 import scorehouse
 from _stream import REDUCER
+from conftest import Server
 from scorehouse.cli.app import main
 from scorehouse.demo.data import TARGET
 from scorehouse.serve import ModelSet, create_app
 from scorehouse.serve.codecs import jsonbody
 from scorehouse.stream import RedisEvents, RedisProfiles, StreamWorker, from_spec
-from test_serve import Server
 
 #: The nullable number column the tokens go into.
 COLUMN = "total_charges"

@@ -13,10 +13,10 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 import scorehouse
+from conftest import Server
 from scorehouse.errors import ParityError
 from scorehouse.serve import ModelSet, create_app
 from test_cli import CLI, assert_error_line, assert_json_error, ok
-from test_serve import Server
 
 RECORD = {"a": 0.3, "b": -1.2}
 #: What the refusal quotes: the recorded status, rows, figures, and the way out.

@@ -186,7 +186,7 @@ def test_scorehouse_score_csv_and_parquet(case, fmt, tmp_path):
 
 
 def test_rest_server_over_http(case):
-    from test_serve import Server  # the uvicorn-in-a-thread helper of the server tests
+    from conftest import Server  # the uvicorn-in-a-thread helper of the server tests
 
     kind, model, frame, path = case
     tol = tol_of(path)

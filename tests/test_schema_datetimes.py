@@ -193,7 +193,7 @@ def test_scorehouse_score_parquet_timestamps(naive_model, tmp_path, unit_zone):
 
 
 def test_rest_server_answers_mixed_zones_and_names_bad_rows_never_5xx(naive_model):
-    from test_serve import Server
+    from conftest import Server
 
     model, path = naive_model
     values, good_rows, meant = _mixed()

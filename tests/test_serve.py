@@ -13,74 +13,12 @@ import pytest
 import uvicorn
 
 import scorehouse
+from conftest import Server, free_port
 from scorehouse.demo.data import TARGET
 from scorehouse.serve import ModelSet, create_app
 
 #: ONNX Runtime vs the native forest.
 TOL = 1e-6
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """uvicorn serving an app in a background thread."""
-
-    def __init__(self, app):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.time() + 60
-        while not self.server.started:
-            assert time.time() < deadline, "server did not start"
-            time.sleep(0.05)
-        while httpx.get(f"{self.url}/v2/health/ready").status_code != 200:
-            assert time.time() < deadline, "models did not load"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def registry_home(tmp_path_factory, strict_churn_artifact):
-    """A registry holding churn/1 (production) and churn/2, with the columns never missing in
-    training required (tests send them absent or null as bad input)."""
-    home = tmp_path_factory.mktemp("serve-home")
-    reg = scorehouse.Registry(f"sqlite:///{home / 'registry.db'}", str(home / "artifacts"))
-    reg.register(strict_churn_artifact)
-    reg.register(strict_churn_artifact, allow_duplicate=True)
-    reg.promote("churn/1", "production")
-    return reg
-
-
-@pytest.fixture(scope="module")
-def server(registry_home):
-    models = ModelSet(["churn@production"], registry_home)
-    with Server(create_app(models)) as s:
-        yield s
-
-
-@pytest.fixture
-def http(server):
-    with httpx.Client(base_url=server.url, timeout=30) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def rows(churn_data):
-    X = churn_data.drop(columns=[TARGET]).head(20)
-    return X.astype(object).where(X.notna(), None).to_dict("records")
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +130,42 @@ def test_v2_with_tritonclient_defaults_binary_in_and_out(server, rows, expected)
     assert labels.shape == (20,) and {x.decode() for x in labels} <= {"yes", "no"}
 
 
+def test_one_row_scores_alike_in_every_protocol(server, http, rows, expected):
+    """One row, as each kind of client sends it (V2: one tensor per column, the shape the
+    one-row path reads; binary as tritonclient writes it), gets the same probability."""
+    import tritonclient.http as tc
+
+    i, row = next((i, r) for i, r in enumerate(rows) if None not in r.values())
+    types = {t["name"]: t["datatype"] for t in http.get("/v2/models/churn").json()["inputs"]}
+    tensors = []
+    for c, v in row.items():
+        t = tc.InferInput(c, [1, 1], types[c])
+        t.set_data_from_numpy(np.array([[str(v).encode() if types[c] == "BYTES" else v]],
+                                       dtype={"BYTES": object, "INT64": np.int64}.get(
+                                           types[c], np.float64)))
+        tensors.append(t)
+    binary, length = tc.InferenceServerClient.generate_request_body(tensors)
+    answers = {
+        "mlflow": http.post("/invocations", json={"dataframe_records": [row]}),
+        "native": http.post("/models/churn/predict", json=row),
+        "v2 json": http.post("/v2/models/churn/infer", json={"inputs": [
+            {"name": c, "shape": [1], "datatype": types[c], "data": [v]} for c, v in row.items()]}),
+        "v2 binary": http.post("/v2/models/churn/infer", content=binary,
+                               headers={"Inference-Header-Content-Length": str(length)}),
+    }
+    assert {k: r.status_code for k, r in answers.items()} == dict.fromkeys(answers, 200)
+    got = {"mlflow": answers["mlflow"].json()["predictions"][0]["probability_yes"],
+           "native": answers["native"].json()["predictions"][0]["probabilities"]["yes"],
+           "v2 json": {o["name"]: o for o in answers["v2 json"].json()["outputs"]}
+           ["probabilities"]["data"][1]}
+    v2_binary = answers["v2 binary"]
+    result = tc.InferResult.from_response_body(
+        v2_binary.content, header_length=int(v2_binary.headers["Inference-Header-Content-Length"]))
+    got["v2 binary"] = float(result.as_numpy("probabilities")[0, 1])
+    for kind, p in got.items():
+        assert p == pytest.approx(expected[i], abs=TOL), kind
+
+
 def _samples(text: str, name: str) -> dict[frozenset, float]:
     """{labels: value} of one metric family in Prometheus' text format."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -284,7 +258,7 @@ class SlowModels(ModelSet):
 
 def test_live_at_once_ready_after_loading(registry_home, rows):
     app = create_app(SlowModels(["churn@production"], registry_home), watch=False)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -381,14 +355,6 @@ def test_several_models_on_one_server(registry_home, churn_model, churn_data, tm
         assert httpx.get(f"{s.url}/v2/models/retention/ready").json()["ready"] is True
 
 
-def _is_json(text: str) -> bool:
-    try:
-        json.loads(text)
-        return True
-    except ValueError:
-        return False
-
-
 # The schemathesis run (positive and negative, with and without API keys) is in
 # tests/test_serve_limits.py.
 
@@ -406,7 +372,7 @@ def test_cli_serve_finishes_in_flight_requests_on_sigterm(churn_artifact, churn_
     bad = subprocess.run([script, "serve", "nope@production"], env=env, capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode == 3 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
-    port = _free_port()
+    port = free_port()
     p = subprocess.Popen([script, "serve", str(churn_artifact), "--trust", "--port", str(port),
                           "--max-body", str(200 * 1024 * 1024), "--timeout", "120"],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -452,7 +418,8 @@ def test_the_watcher_follows_an_alias_move(registry_home):
     try:
         registry_home.promote("churn/2", "production")
         deadline = time.time() + 20
-        while models.get("churn").version != 2:
+        # The watcher switches the scorer, then reports the swap: wait for both.
+        while models.get("churn").version != 2 or not swaps:
             assert time.time() < deadline, "the alias move was not picked up"
             time.sleep(0.05)
         assert swaps == [("churn", 1, 2)]

@@ -12,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import sysconfig
 import threading
 import time
 from pathlib import Path
@@ -23,59 +22,14 @@ import pandas as pd
 import pytest
 
 import scorehouse
-import test_serve
+from conftest import SCRIPT, CliServer, Server, cli_env, is_json
 from scorehouse.schema import validate_batch
 from scorehouse.serve import ModelSet, create_app
 from scorehouse.serve.auth import ApiKeys, keys_in
 from scorehouse.serve.limits import MAX_BODY, MAX_REJECTS, MAX_ROWS, READ_TIMEOUT, Limits
-from test_serve import Server, _free_port, _is_json
 
-# test_serve's fixtures: a registry with churn/1 (production) and /2, a server, some rows.
-registry_home, server, rows = test_serve.registry_home, test_serve.server, test_serve.rows
-SCRIPT = shutil.which("scorehouse", path=sysconfig.get_path("scripts")) or "scorehouse"
 #: Required numeric columns of the wide test model (a reject per column per bad row).
 WIDE = 40
-
-
-def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREHOUSE_")}
-    env["SCOREHOUSE_HOME"] = str(home)
-    return env
-
-
-class CliServer:
-    """`scorehouse serve ARGS` in its own process (so its peak memory is its own)."""
-
-    def __init__(self, args: list[str], home: Path, scheme: str = "http", **popen):
-        self.port = _free_port()
-        self.url = f"{scheme}://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([SCRIPT, "serve", *args, "--port", str(self.port)],
-                                     env=_env(home), stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, **popen)
-
-    def wait_ready(self, **client) -> None:
-        deadline = time.time() + 90
-        while True:
-            try:
-                if httpx.get(f"{self.url}/v2/health/ready", **client).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.time() < deadline and self.proc.poll() is None, self.stop()
-            time.sleep(0.1)
-
-    def peak_rss_mb(self) -> int:
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        return int(next(x for x in status.splitlines() if x.startswith("VmHWM")).split()[1]) // 1024
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        return self.proc.stderr.read() if self.proc.stderr else ""
 
 
 @pytest.fixture(scope="module")
@@ -296,7 +250,7 @@ def test_clients_that_stall_are_dropped_after_the_read_timeout(churn_artifact, t
         for sock in bodies:
             head, _, body = _read_all(sock).partition(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 408"), head[:200]
-            assert b"did not arrive within 1 s" in body and _is_json(body.decode())
+            assert b"did not arrive within 1 s" in body and is_json(body.decode())
         for sock in [*heads, silent]:
             assert _read_all(sock) == b""  # closed without an answer
         assert time.time() - start < 10
@@ -334,7 +288,7 @@ def test_tls_serving_with_a_self_signed_certificate(churn_artifact, tmp_path, ro
         err = s.stop()
     assert "https://127.0.0.1" in err and "WARNING" not in err
     bad = subprocess.run([SCRIPT, "serve", str(churn_artifact), "--trust", "--ssl-certfile",
-                          str(key)], env=_env(tmp_path), capture_output=True, text=True,
+                          str(key)], env=cli_env(tmp_path), capture_output=True, text=True,
                          timeout=120)
     assert bad.returncode != 0 and "cannot use the TLS certificate" in bad.stderr
     assert "Traceback" not in bad.stderr
@@ -475,17 +429,15 @@ def test_openapi_types_the_label_as_served(tmp_path):
 def test_openapi_documents_every_route(registry_home):
     from starlette.routing import Route
 
-    from scorehouse.serve.app import FAST_ROUTES
+    from scorehouse.serve.routes import ROUTES
 
     app = create_app(ModelSet(["churn@production"], registry_home), watch=False)
     with Server(app) as s:
         documented = httpx.get(f"{s.url}/openapi.json").json()["paths"]
-    served = {r.path.replace("{name}", "churn").replace("{model}", "churn")
-              for r in app.pages.routes if isinstance(r, Route)}  # not /docs/assets' files
-    # The fast path's routes, spelled as templates: named groups become {name}.
-    served |= {re.sub(r"\(\?:(.*?)\)\?", r"\1", p.pattern).strip("^$")
-               .replace("(?P<name>[^/]+)", "churn").replace("(?P<model>[^/]+)", "churn")
-               .replace("(?P<version>[^/]+)", "{version}") for p, _ in FAST_ROUTES}
+    # One table for both transports: the Starlette app holds exactly the fast path's routes.
+    pages = {(r.path, frozenset(r.methods)) for r in app.pages.routes if isinstance(r, Route)}
+    assert pages == {(r.path, frozenset(r.methods)) for r in ROUTES}
+    served = {r.path.replace("{name}", "churn").replace("{model}", "churn") for r in ROUTES}
     served |= {p.replace("/versions/{version}", "") for p in served}
     assert served == set(documented), served ^ set(documented)
     assert len(documented) == 20
@@ -556,7 +508,7 @@ def test_schemathesis_positive_and_negative_over_every_route_gives_no_5xx(
         response = case.call(base_url=target.url, headers=headers, timeout=30)
         cases[kind] = cases.get(kind, 0) + 1
         if response.status_code >= 500 or (response.status_code >= 400
-                                           and not _is_json(response.text)):
+                                           and not is_json(response.text)):
             failures.append(f"{case.method} {case.formatted_path}: {response.status_code} "
                             f"{response.text[:200]} for {case.body!r:.200}")
 

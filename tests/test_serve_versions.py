@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import scorehouse
+from conftest import Server
 from scorehouse.demo.data import TARGET
 from scorehouse.serve import ModelSet, create_app
-from test_serve import Server
 
 
 @pytest.fixture(scope="module")

@@ -698,6 +698,7 @@ def serve(
     import uvicorn
 
     from ..serve.entry import app_from_settings, exposure_warning, listening_socket, tls_options
+    from ..serve.settings import ServeSettings
 
     if batching not in ("auto", "on", "off"):
         raise click_exc.BadParameter("--batching must be auto, on or off")
@@ -705,14 +706,15 @@ def serve(
         raise click_exc.BadParameter("limits must be positive (0 allowed for --max-rejects "
                                      "and --pinned-cache)")
     tls = tls_options(ssl_certfile, ssl_keyfile)  # a bad certificate: one line, here
-    settings = {"refs": list(refs), "runtime": runtime, "trust": trust,
-                "accept_parity_difference": accept_parity_difference, "max_body": max_body,
-                "max_rows": max_rows, "max_rejects": max_rejects, "read_timeout": read_timeout,
-                "pinned_cache": pinned_cache,
-                "timeout": timeout, "batching": batching, "api_keys": list(api_key or []),
-                "api_key_file": str(api_key_file) if api_key_file else None,
-                "columns": _policy(columns).value,
-                "registry": _state["registry"], "artifacts": _state["artifacts"]}
+    settings = ServeSettings(
+        refs=list(refs), runtime=runtime, trust=trust,
+        accept_parity_difference=accept_parity_difference, max_body=max_body,
+        max_rows=max_rows, max_rejects=max_rejects, read_timeout=read_timeout,
+        pinned_cache=pinned_cache,
+        timeout=timeout, batching=batching, api_keys=list(api_key or []),
+        api_key_file=str(api_key_file) if api_key_file else None,
+        columns=_policy(columns).value,
+        registry=_state["registry"], artifacts=_state["artifacts"])
     app = app_from_settings(settings, preload=True)  # a bad model or key file: one line, here
     # Bind before announcing: a busy port is one line and exit 1, never "serving ..." and
     # then a crash at start-up.
@@ -731,7 +733,7 @@ def serve(
 
     options = dict(_UVICORN, timeout_keep_alive=keep_alive, http=HeadDeadlineProtocol, **tls)
     if workers > 1:  # each process loads the models itself: uvicorn needs an import string
-        os.environ["SCOREHOUSE_SERVE_ARGS"] = json.dumps(settings)
+        os.environ["SCOREHOUSE_SERVE_ARGS"] = settings.to_json()
         sock.close()  # uvicorn binds the address again for its worker processes
         uvicorn.run("scorehouse.serve.entry:app_from_env", factory=True, host=host, port=port,
                     workers=workers, **options)

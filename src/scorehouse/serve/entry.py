@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import json
 import os
 import socket
 import ssl
 from pathlib import Path
-from typing import Any
-
-from starlette.applications import Starlette
 
 from ..errors import ScorehouseError
 from ..loading import is_path
@@ -19,30 +15,30 @@ from ..registry import Registry
 from ..schema import ColumnPolicy
 from .app import create_app
 from .auth import ApiKeys
+from .fastpath import FastPath
 from .limits import Limits
 from .models import ModelSet
+from .settings import ServeSettings
 
 
-def app_from_settings(s: dict[str, Any], preload: bool = False) -> Starlette:
+def app_from_settings(s: ServeSettings, preload: bool = False) -> FastPath:
     """The app for the settings of `scorehouse serve` (models load at start-up, or now)."""
-    refs = s["refs"]
-    registry = None if all(is_path(r) for r in refs) else Registry(s["registry"], s["artifacts"])
-    keys = ApiKeys(s["api_keys"], s["api_key_file"])
-    models = ModelSet(refs, registry, runtime=s["runtime"], trust=s["trust"],
-                      accept_parity_difference=s.get("accept_parity_difference", False),
-                      pinned_cache=s.get("pinned_cache"))
+    registry = None if all(is_path(r) for r in s.refs) else Registry(s.registry, s.artifacts)
+    keys = ApiKeys(s.api_keys, s.api_key_file)
+    models = ModelSet(s.refs, registry, runtime=s.runtime, trust=s.trust,
+                      accept_parity_difference=s.accept_parity_difference,
+                      pinned_cache=s.pinned_cache)
     if preload:
         models.load_all()
-    limits = Limits.from_env(max_body=s["max_body"], timeout=s["timeout"],
-                             max_rows=s.get("max_rows"), max_rejects=s.get("max_rejects"),
-                             read_timeout=s.get("read_timeout"))
-    return create_app(models, batching=s["batching"], api_keys=keys, limits=limits,
-                      columns=ColumnPolicy.parse(s.get("columns")))
+    limits = Limits.from_env(max_body=s.max_body, timeout=s.timeout, max_rows=s.max_rows,
+                             max_rejects=s.max_rejects, read_timeout=s.read_timeout)
+    return create_app(models, batching=s.batching, api_keys=keys, limits=limits,
+                      columns=ColumnPolicy.parse(s.columns))
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> FastPath:
     """What uvicorn's worker processes import: settings from $SCOREHOUSE_SERVE_ARGS."""
-    return app_from_settings(json.loads(os.environ["SCOREHOUSE_SERVE_ARGS"]))
+    return app_from_settings(ServeSettings.from_json(os.environ["SCOREHOUSE_SERVE_ARGS"]))
 
 
 def is_loopback(host: str) -> bool:

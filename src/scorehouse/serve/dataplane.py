@@ -1,0 +1,122 @@
+"""What every scoring route does, whatever its wire format: find the model, then
+decode -> score -> encode.
+
+A small body is worked on the event loop, where a thread hop would cost more than the
+work: one record micro-batched with others when that pays (`batching`), up to
+`INLINE_ROWS` rows inline, more in a worker thread. A large body (over
+`limits.INLINE_BYTES`) is decoded, scored and encoded in a worker thread (`limits.Offload`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import InvalidInputError, NotFoundError
+from ..schema import ColumnPolicy, check_input
+from ..scorer import Result, Scorer
+from .batching import MicroBatcher
+from .calls import Call, Reply
+from .limits import INLINE_BYTES, Limits, Offload
+from .metrics import Metrics
+from .models import ModelSet
+from .protocols import WIRE
+from .routes import Protocol
+
+#: Requests with at most this many rows are scored on the event loop (a thread hop costs
+#: more than scoring them); larger ones in the thread pool.
+INLINE_ROWS = 64
+
+#: A version in a path: ASCII digits, at most 9 (str.isdigit also takes '²' and '٣').
+_VERSION = re.compile(r"[0-9]{1,9}")
+
+
+class DataPlane:
+    """Scoring for every protocol over `models`, within `limits`, under the `columns` policy.
+
+    `batched`: the names of the models whose single records are micro-batched (decided at
+    start-up, see `ScoringService.prepare`).
+    """
+
+    def __init__(self, models: ModelSet, limits: Limits, metrics: Metrics,
+                 columns: ColumnPolicy):
+        self.models, self.limits, self.metrics, self.columns = models, limits, metrics, columns
+        self.offload = Offload(limits)
+        self.batcher = MicroBatcher(observe=metrics.batch_size.observe)
+        self.batched: set[str] = set()
+
+    def model(self, call: Call) -> Scorer:
+        """The scorer a request's path names (`name` or `model`, and `version` if pinned);
+        the only one when the path names none. Sets `call.served`.
+
+        Raises:
+            InvalidInputError: no model named and several served.
+            NotFoundError: no such model or version.
+        """
+        name = call.params.get("name") or call.params.get("model")
+        version = call.params.get("version")
+        if name is None:
+            if len(self.models.models) != 1:
+                raise InvalidInputError("this server holds several models; POST to "
+                                        "/models/{name}/invocations")
+            name = next(iter(self.models.models))
+        if version is not None and not _VERSION.fullmatch(version):
+            raise NotFoundError(f"version {version!r} is not a number")
+        scorer = self.models.get(name, int(version) if version is not None else None)
+        call.served = (scorer.name, str(scorer.public_version))
+        return scorer
+
+    async def infer(self, call: Call, protocol: Protocol) -> Reply:
+        """The answer to a scoring request in `protocol`'s wire format.
+
+        Raises:
+            ScorehouseError: as the protocol's decode and encode, the model lookup
+                (`model`) and the limits (`limits.TooLarge`, `TimedOut`, `SlowClient`) do.
+        """
+        scorer = self.model(call)
+        body = await call.read()
+        wire = WIRE[protocol]
+
+        def in_thread() -> Reply:
+            request = wire.decode(body, call.headers)
+            return wire.encode(self._predict(scorer, request.rows), scorer, request)
+
+        if len(body) > INLINE_BYTES:
+            return await self.offload.run(len(body), in_thread)
+        request = wire.decode(body, call.headers)
+        return wire.encode(await self._score(scorer, request.rows), scorer, request)
+
+    def _rows(self, rows: Any) -> tuple[Any, int]:
+        # (rows, how many), one record as a dict (what the micro-batcher and the scorer's
+        # one-row path take); TooLarge beyond the row limit.
+        if isinstance(rows, list) and len(rows) == 1:
+            rows = rows[0]
+        n = rows.num_rows if hasattr(rows, "num_rows") else \
+            len(rows) if isinstance(rows, list) else 1
+        self.limits.check_rows(n)
+        return rows, n
+
+    def _predict(self, scorer: Scorer, rows: Any) -> Result:
+        # Scoring where the caller already is (a worker thread for large bodies).
+        rows, _ = self._rows(rows)
+        result = scorer.predict(rows, columns=self.columns, max_rejects=self.limits.max_rejects)
+        self.metrics.observe(result)
+        return result
+
+    async def _score(self, scorer: Scorer, rows: Any) -> Result:
+        # Scoring for a small body, on the event loop: micro-batched, inline or threaded.
+        rows, n = self._rows(rows)
+        if isinstance(rows, Mapping) and scorer.name in self.batched:
+            # Each request's columns are its own, whatever it is batched with.
+            check = check_input(scorer.schema, rows).enforce(self.columns)
+            result = await self.batcher.score(scorer, rows)
+            result.column_check = check
+        elif n <= INLINE_ROWS:
+            result = scorer.predict(rows, columns=self.columns,
+                                    max_rejects=self.limits.max_rejects)
+        else:
+            result = await self.offload.threaded(lambda: scorer.predict(
+                rows, columns=self.columns, max_rejects=self.limits.max_rejects))
+        self.metrics.observe(result)
+        return result

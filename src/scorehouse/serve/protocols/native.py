@@ -1,0 +1,46 @@
+"""The native protocol (`/models/{name}/predict`): records in; labels, probabilities, the
+version that answered and every reject out. Bad rows do not fail the others."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ...errors import InvalidInputError
+from ...scorer import Result, Scorer
+from ..calls import Decoded, Reply, json_reply
+from ..codecs import jsonbody
+from ..rejects import reject_fields
+
+
+def decode(body: bytes, headers: Mapping[str, str]) -> Decoded:
+    """One record `{"column": value, ...}`, a list of them, or `{"records": [...]}`.
+
+    Raises:
+        InvalidInputError: the body is not JSON, or not one of those forms.
+    """
+    data = jsonbody.loads(body)
+    if isinstance(data, dict) and "records" in data:
+        data = data["records"]
+    if not isinstance(data, (dict, list)) or (isinstance(data, list) and not all(
+            isinstance(r, dict) for r in data)):
+        raise InvalidInputError('send one record {"column": value, ...}, a list of '
+                                'them, or {"records": [...]}')
+    return Decoded(data)
+
+
+def encode(result: Result, scorer: Scorer, request: Decoded) -> Reply:
+    """`{"model", "version", "runtime", "predictions": [...], "rejects": [...], ...}`:
+    200, or 422 when every row was rejected; `columns` when the input's columns differ
+    from the schema (lenient policy)."""
+    out = {"model": scorer.name, "version": scorer.public_version, "runtime": result.runtime,
+           **({"parity_accepted": result.parity_accepted} if result.parity_accepted else {}),
+           "predictions": result.to_records(), **reject_fields(result)}
+    if not result.column_check.clean:
+        out["columns"] = result.column_check.to_dict()
+    return json_reply(out, 422 if result.rejects and not result.n_scored else 200)
+
+
+def error_body(message: str, status: int, extra: dict[str, Any]) -> dict[str, Any]:
+    """`{"error": message, **extra}`."""
+    return {"error": message, **extra}

@@ -1,0 +1,55 @@
+"""The Open Inference Protocol (KServe V2): JSON tensors and the binary tensor extension,
+over the codec of `codecs.v2`; errors are `{"error": "..."}`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ... import __version__
+from ...scorer import Result, Scorer
+from ..calls import Decoded, Reply
+from ..codecs import v2 as codec
+from ..rejects import rejected
+
+HEADER = codec.HEADER
+
+
+def decode(body: bytes, headers: Mapping[str, str]) -> Decoded:
+    """The inputs of an infer request (one record for one row, else an Arrow table) and its
+    JSON header; binary data follows the header when `Inference-Header-Content-Length` says so.
+
+    Raises:
+        InvalidInputError: a malformed request (see `codecs.v2.decode`).
+    """
+    rows, doc = codec.decode(body, headers.get(HEADER.lower()))
+    return Decoded(rows, doc)
+
+
+def encode(result: Result, scorer: Scorer, request: Decoded) -> Reply:
+    """200 with the output tensors (binary ones after the JSON header when asked for).
+
+    Raises:
+        InvalidInputError: a row was rejected (V2 answers all rows or none), or the request
+            asked for an output the model does not have.
+    """
+    if result.rejects:
+        raise rejected(result)
+    payload, header = codec.encode(result, scorer, request.doc)
+    if header is None:
+        return Reply(200, payload)
+    return Reply(200, payload, "application/octet-stream", {HEADER: str(header)})
+
+
+def error_body(message: str, status: int, extra: dict[str, Any]) -> dict[str, Any]:
+    """`{"error": message, **extra}` (the protocol's error object)."""
+    return {"error": message, **extra}
+
+
+def server_metadata() -> dict[str, Any]:
+    """`GET /v2`: name, version and the extensions served."""
+    return {"name": "scorehouse", "version": __version__,
+            "extensions": ["binary_tensor_data", "model_repository"]}
+
+
+model_metadata = codec.model_metadata
