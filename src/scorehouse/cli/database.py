@@ -125,4 +125,3 @@ def _db_report(done: list[Any], schema: str, as_json: bool) -> None:
         [(d.name, d.ref, d.version, "yes" if d.changed else "no",
           f"{schema}.score, {schema}.score_query, {schema}.{d.function}, "
           f"{schema}.{d.query_function}") for d in done]))
-

@@ -79,4 +79,3 @@ def models_lineage(ref: Annotated[str, typer.Argument(help="e.g. churn/3 or chur
     """
     lin = open_registry().lineage(ref)
     emit(lin, as_json, lambda: console.print_json(json.dumps(lin, default=str), ensure_ascii=True))
-

@@ -19,7 +19,6 @@ from .output import err_console
 commands = typer.Typer()
 
 
-
 #: Warnings only, and no access log: /metrics counts every request, and a log line per
 #: request would cost a few percent of the throughput.
 _UVICORN = {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 30}
@@ -119,4 +118,3 @@ def _run_uvicorn(app: Any, sock: Any, settings: dict[str, Any], host: str, port:
                     workers=workers, **options)
         return
     uvicorn.Server(uvicorn.Config(app, host=host, port=port, **options)).run(sockets=[sock])
-

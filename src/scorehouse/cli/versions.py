@@ -149,4 +149,3 @@ def restore(ref: Annotated[str, typer.Argument(help="Version, e.g. churn/1.")],
     """
     mv = open_registry().restore(ref, reason=reason, user=user)
     emit(mv.to_dict(), as_json, f"restored {mv.ref}")
-
