@@ -1,9 +1,10 @@
 """The `scorehouse` command: the root app, its options, and `main`, the console script.
 
-The verbs live in one module per group, each a nameless Typer merged in here:
+The verbs live in one module per group; each module's Typer is added here (the commands
+of most merged into the root, `models` and `db` as groups):
 
     demo.py       demo
-    artifacts.py  package, inspect, verify, sign          (artifact files, no registry needed)
+    artifacts.py  package, inspect, verify, sign          (artifact files)
     versions.py   register, promote, rollback, unalias, archive, restore   (the registry)
     scoring.py    predict, score, lookup                  (records, files and tables)
     serving.py    serve                                   (HTTP)
@@ -11,6 +12,7 @@ The verbs live in one module per group, each a nameless Typer merged in here:
     models.py     the `models` group: list, show, history, lineage
     database.py   the `db` group: install, sync, trigger, worker   (PostgreSQL)
     common.py     what they share: option types, the registry, loading a scorer
+    output.py     how they print: JSON, tables, one line per error, control characters escaped
 
 Exit codes: 0 ok; 1 error; 2 bad usage, unsupported model, or a compiled runtime the parity
 gate rejected; 3 not found; 4 invalid input (rows rejected); 5 artifact refused (tampered,
