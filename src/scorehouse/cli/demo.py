@@ -1,0 +1,51 @@
+"""`scorehouse demo`: the whole path on generated churn data, in one command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .common import JsonOpt, open_registry
+from .output import console, emit_json
+
+#: Merged into the root app by `cli/app.py`.
+commands = typer.Typer()
+
+
+@commands.command()
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="Where to write data and scores.")]
+    = Path("scorehouse-demo"),
+    rows: Annotated[int, typer.Option(help="Training rows to generate.")] = 20_000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate churn data, train, package, register, promote and score a file.
+
+    Example:
+
+        scorehouse demo --rows 5000
+    """
+    from ..demo import run_demo
+
+    reg = open_registry()
+    say = (lambda *_: None) if as_json else console.print
+    say(f"scorehouse demo: registry {reg.url}\n")
+    out = run_demo(directory, reg, rows=rows, say=say)
+    if as_json:
+        emit_json(out)
+        return
+    console.print(f"\ndone in {out['seconds']}s. Try next:\n"
+                  "  scorehouse models list\n"
+                  "  scorehouse models show churn\n"
+                  "  scorehouse predict churn@production --json "
+                  "'{\"tenure\": 3, \"plan\": \"gold\", \"contract\": \"month-to-month\", "
+                  "\"monthly_charges\": 72.5, \"total_charges\": 210, \"support_calls\": 4, "
+                  "\"complaints\": 1, \"age\": 41, \"data_usage_gb\": 3.2, "
+                  "\"days_since_login\": 12, \"payment_method\": \"invoice\", "
+                  "\"region\": \"north\"}'\n"
+                  f"  scorehouse register {out['artifact']} && scorehouse promote churn/2 "
+                  "production\n"
+                  "  scorehouse rollback churn production\n"
+                  "  scorehouse models history churn")

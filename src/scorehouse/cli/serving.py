@@ -1,0 +1,122 @@
+"""`scorehouse serve`: models over HTTP (MLflow /invocations, V2, /models/{name}/predict,
+/metrics), in one process or several, plain or TLS. The web stack is imported only here,
+inside the command."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from .common import ACCEPT_HELP, ColumnsOpt, RuntimeOpt, click_exc, column_policy, where
+from .output import err_console
+
+if TYPE_CHECKING:
+    from ..serve.settings import ServeSettings
+
+#: Merged into the root app by `cli/app.py`.
+commands = typer.Typer()
+
+
+#: Warnings only, and no access log: /metrics counts every request, and a log line per
+#: request would cost a few percent of the throughput.
+_UVICORN: dict[str, Any] = {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 30}
+
+
+#: `serve`'s defaults repeat those of scorehouse.serve.limits and .models (importing them
+#: here would load the web stack for every command); tests/test_serve_limits.py checks them.
+@commands.command()
+def serve(
+    refs: Annotated[list[str], typer.Argument(help="Models: churn@production fraud/3 path/to/model.shz …")],
+    host: Annotated[str, typer.Option(help="Interface to listen on (anything but loopback: use API keys and TLS).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8080,
+    workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
+    runtime: RuntimeOpt = None,
+    accept_parity_difference: Annotated[bool, typer.Option(help=ACCEPT_HELP)] = False,
+    trust: Annotated[bool, typer.Option(help="Trust pickled code in artifact files.")] = False,
+    max_body: Annotated[int, typer.Option(help="Largest request body in bytes (413 beyond); JSON parsing holds the server ~65 ns a byte.")] = 1024 * 1024,
+    max_rows: Annotated[int, typer.Option(envvar="SCOREHOUSE_MAX_ROWS", help="Most rows per request (413 beyond).")] = 100_000,
+    max_rejects: Annotated[int, typer.Option(envvar="SCOREHOUSE_MAX_REJECTS", help="Most rejects listed in an answer; the rest are counted by column and reason.")] = 100,
+    timeout: Annotated[float | None, typer.Option(help="Seconds a request may take (504 beyond).")] = 30.0,
+    read_timeout: Annotated[float, typer.Option(envvar="SCOREHOUSE_READ_TIMEOUT", help="Seconds a client has to send a request body (408 and disconnect beyond).")] = 30.0,
+    keep_alive: Annotated[int, typer.Option(help="Seconds an idle keep-alive connection stays open.")] = 5,
+    pinned_cache: Annotated[int, typer.Option(envvar="SCOREHOUSE_PINNED_CACHE", help="Versions pinned by /versions/{v} paths kept loaded (least recently used dropped); 0 turns pinning off.")] = 4,
+    batching: Annotated[str, typer.Option(help="Micro-batch single records: auto (where it measurably helps), on, off.")] = "auto",
+    api_key: Annotated[list[str] | None, typer.Option("--api-key", envvar="SCOREHOUSE_API_KEY", help="Require this bearer token (repeatable).")] = None,
+    api_key_file: Annotated[Path | None, typer.Option(help="File of bearer tokens, one per line ('#' comments); edits apply without a restart.")] = None,
+    ssl_certfile: Annotated[Path | None, typer.Option(help="Serve HTTPS with this PEM certificate (chain).")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="Private key of --ssl-certfile (PEM), if not in that file.")] = None,
+    columns: ColumnsOpt = "lenient",
+) -> None:
+    """Serve models over HTTP: MLflow /invocations, V2 /v2/models/…/infer, /models/{name}/predict, /metrics.
+
+    Example:
+
+        scorehouse serve churn@production fraud@production --port 8080 --workers 2
+    """
+    from ..serve.entry import app_from_settings, listening_socket, tls_options
+    from ..serve.settings import ServeSettings
+
+    _check_limits(batching, max_body, max_rows, max_rejects, pinned_cache, read_timeout)
+    tls = tls_options(ssl_certfile, ssl_keyfile)  # a bad certificate: one line, here
+    settings = ServeSettings(
+        refs=list(refs), runtime=runtime, trust=trust,
+        accept_parity_difference=accept_parity_difference, max_body=max_body,
+        max_rows=max_rows, max_rejects=max_rejects, read_timeout=read_timeout,
+        pinned_cache=pinned_cache, timeout=timeout, batching=batching,
+        api_keys=list(api_key or []), api_key_file=str(api_key_file) if api_key_file else None,
+        columns=column_policy(columns).value, registry=where.registry, artifacts=where.artifacts)
+    app = app_from_settings(settings, preload=True)  # a bad model or key file: one line, here
+    # Bind before announcing: a busy port is one line and exit 1, never "serving ..." and
+    # then a crash at start-up.
+    sock = listening_socket(host, port)
+    _announce(refs, host, port, workers, tls, bool(api_key or api_key_file))
+    _run_uvicorn(app, sock, settings, host, port, workers, keep_alive, tls, read_timeout)
+
+
+def _check_limits(batching: str, max_body: int, max_rows: int, max_rejects: int,
+                  pinned_cache: int, read_timeout: float) -> None:
+    """Refuse (BadParameter, exit 2) an unknown --batching mode or a negative limit."""
+    if batching not in ("auto", "on", "off"):
+        raise click_exc.BadParameter("--batching must be auto, on or off")
+    if min(max_body, max_rows, max_rejects, pinned_cache) < 0 or read_timeout <= 0:
+        raise click_exc.BadParameter("limits must be positive (0 allowed for --max-rejects "
+                                     "and --pinned-cache)")
+
+
+def _announce(refs: list[str], host: str, port: int, workers: int, tls: dict[str, Any],
+              has_api_keys: bool) -> None:
+    """Say on stderr where the models are served, and warn when that is exposed."""
+    from ..serve.entry import exposure_warning
+
+    scheme = "https" if tls else "http"
+    err_console.print(f"serving {', '.join(refs)} on {scheme}://{host}:{port} ({workers} "
+                      "worker(s)); docs at /docs, metrics at /metrics")
+    warning = exposure_warning(host, has_api_keys, bool(tls))
+    if warning:
+        logging.getLogger("scorehouse.serve").warning(warning)
+        err_console.print(f"[bold red]WARNING[/]: {warning}", highlight=False)
+
+
+def _run_uvicorn(app: Any, sock: Any, settings: ServeSettings, host: str, port: int,
+                 workers: int, keep_alive: int, tls: dict[str, Any], read_timeout: float) -> None:
+    """Serve `app` on the bound socket `sock` until stopped; with several workers, uvicorn
+    starts processes that each build the app again from `settings`."""
+    import uvicorn
+
+    # Request heads get the same deadline as bodies (uvicorn has none); worker processes
+    # read it from the environment.
+    os.environ["SCOREHOUSE_READ_TIMEOUT"] = str(read_timeout)
+    from ..serve.protocol import HeadDeadlineProtocol
+
+    options = dict(_UVICORN, timeout_keep_alive=keep_alive, http=HeadDeadlineProtocol, **tls)
+    if workers > 1:  # each process loads the models itself: uvicorn needs an import string
+        os.environ["SCOREHOUSE_SERVE_ARGS"] = settings.to_json()
+        sock.close()  # uvicorn binds the address again for its worker processes
+        uvicorn.run("scorehouse.serve.entry:app_from_env", factory=True, host=host, port=port,
+                    workers=workers, **options)
+        return
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, **options)).run(sockets=[sock])

@@ -1,0 +1,90 @@
+"""Event streams (Redis Streams, NATS JetStream, Kafka): `stream` updates a profile per event,
+scores it and publishes the score; `enrich` only updates profiles and publishes event +
+profile, for a separate `stream` worker to score.
+
+Both build their worker with the stream channel's `open_worker`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import ACCEPT_HELP, RuntimeOpt, load_scorer
+from .output import err_console
+
+#: Merged into the root app by `cli/app.py`.
+commands = typer.Typer()
+
+
+@commands.command()
+def stream(
+    ref: Annotated[str, typer.Argument(help="churn@production, churn/3, or an artifact path.")],
+    source: Annotated[str, typer.Option(help="Events: redis://host:6379/0?stream=events, nats://host:4222?subject=events (JetStream) or kafka://host:9092?topic=events (dead letters: <topic>.dead, or &dead=NAME).")],
+    key: Annotated[str, typer.Option(help="Event field naming the entity, e.g. customer_id (with PostgreSQL profiles, also the table's key column).")],
+    profiles: Annotated[str | None, typer.Option(help="Profiles: redis://host:6379/0 (hashes <prefix><key>; default: the source's server) or postgresql://user@host/db?table=customer_profile (rows keyed by --key).")] = None,
+    prefix: Annotated[str, typer.Option(help="Profile hash prefix.")] = "profile:",
+    sink: Annotated[str | None, typer.Option(help="Output stream for scores. With Redis profiles: a stream on the profiles' server, written with the profile atomically (redis://…?stream=scores; default <stream>:scores). With PostgreSQL profiles: on the source's broker, fed from the table's outbox after each commit, at least once (a bare name or a URL on that broker; default <stream>:scores on Redis, <subject/topic>.scores on NATS/Kafka).")] = None,
+    reducer: Annotated[str | None, typer.Option(help='How an event changes a profile: JSON spec ({"count": …, "last": …, "sum": …}), a .json file, or module:function.')] = None,
+    group: Annotated[str, typer.Option(help="Consumer group.")] = "scorehouse",
+    consumer: Annotated[str | None, typer.Option(help="Consumer name (default: host-pid).")] = None,
+    batch: Annotated[int, typer.Option(help="Events per round trip.")] = 200,
+    max_attempts: Annotated[int, typer.Option(help="Deliveries before a poison event is dead-lettered.")] = 3,
+    claim_idle_ms: Annotated[int, typer.Option(help="Reclaim events a consumer has held this long (NATS: the ack wait; Kafka: the retry delay of events left unsettled).")] = 30_000,
+    runtime: RuntimeOpt = None,
+    accept_parity_difference: Annotated[bool, typer.Option(help=ACCEPT_HELP)] = False,
+    trust: Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")] = False,
+    until_idle: Annotated[bool, typer.Option(help="Exit when the stream has nothing more.")] = False,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port.")] = None,
+) -> None:
+    """Consume events, update profiles, score them, write back and publish (Redis Streams, NATS, Kafka).
+
+    Example:
+
+        scorehouse stream churn@production --source 'redis://localhost:6379/0?stream=events' --key customer_id --reducer '{"count": {"complaints": "type=complaint"}}'
+    """
+    scorer = load_scorer(ref, runtime=runtime, trust=trust,
+                         accept_parity_difference=accept_parity_difference)
+    from ..stream import WorkerOptions, open_worker
+
+    worker = open_worker(scorer, WorkerOptions(
+        source, key, profiles=profiles, prefix=prefix, sink=sink, reducer=reducer, group=group,
+        consumer=consumer, batch=batch, max_attempts=max_attempts, claim_idle_ms=claim_idle_ms))
+    if metrics_port:
+        from ..stream.metrics import serve_metrics
+        serve_metrics(worker, metrics_port)
+    err_console.print(f"scoring {worker.events.stream} as {group}/{worker.events.consumer} with "
+                      f"{scorer.name}/{scorer.version or '-'} -> {worker.output_stream}")
+    s = worker.run(until_idle=until_idle)
+    err_console.print(f"{s.events:,} events: {s.scored:,} scored, {s.duplicates:,} already applied, "
+                      f"{s.dead:,} dead-lettered, {s.retried:,} left for retry")
+
+
+@commands.command()
+def enrich(
+    source: Annotated[str, typer.Option(help="Events: redis://…?stream=events, nats://…?subject=events or kafka://…?topic=events.")],
+    key: Annotated[str, typer.Option(help="Event field naming the entity, e.g. customer_id.")],
+    sink: Annotated[str, typer.Option(help="Enriched events (event + updated profile): on the profiles' Redis (redis://…?stream=events:enriched), or with PostgreSQL profiles on the source's broker (a bare name or a URL there).")],
+    reducer: Annotated[str | None, typer.Option(help="How an event changes a profile (as for `stream`).")] = None,
+    profiles: Annotated[str | None, typer.Option(help="Profiles: redis://host:6379/0 (default: the source's server) or postgresql://user@host/db?table=NAME.")] = None,
+    prefix: Annotated[str, typer.Option(help="Profile hash prefix.")] = "profile:",
+    group: Annotated[str, typer.Option(help="Consumer group.")] = "scorehouse-enrich",
+    consumer: Annotated[str | None, typer.Option(help="Consumer name (default: host-pid).")] = None,
+    batch: Annotated[int, typer.Option(help="Events per round trip.")] = 200,
+    until_idle: Annotated[bool, typer.Option(help="Exit when the stream has nothing more.")] = False,
+) -> None:
+    """Update profiles from events and publish event + profile, for a separate `stream` worker to score.
+
+    Example:
+
+        scorehouse enrich --source 'redis://localhost:6379/0?stream=events' --key customer_id --reducer '{"last": {"plan": "plan"}}' --sink 'redis://localhost:6379/0?stream=events:enriched'
+    """
+    from ..stream import WorkerOptions, open_worker
+
+    worker = open_worker(None, WorkerOptions(
+        source, key, profiles=profiles, prefix=prefix, sink=sink, output_suffix="enriched",
+        reducer=reducer, group=group, consumer=consumer, batch=batch))
+    s = worker.run(until_idle=until_idle)
+    err_console.print(f"{s.events:,} events: {s.scored:,} applied, {s.duplicates:,} already applied, "
+                      f"{s.dead:,} dead-lettered")
