@@ -37,8 +37,14 @@ def app_from_settings(s: ServeSettings, preload: bool = False) -> FastPath:
 
 
 def app_from_env() -> FastPath:
-    """What uvicorn's worker processes import: settings from $SCOREHOUSE_SERVE_ARGS."""
-    return app_from_settings(ServeSettings.from_json(os.environ["SCOREHOUSE_SERVE_ARGS"]))
+    """What uvicorn's worker processes import: settings from $SCOREHOUSE_SERVE_ARGS.
+
+    The models load before the app is returned, as `scorehouse serve` does with one worker:
+    a worker process accepts no connection from the shared socket until it can score, so
+    one ready worker never hides another that would still answer 503.
+    """
+    return app_from_settings(ServeSettings.from_json(os.environ["SCOREHOUSE_SERVE_ARGS"]),
+                             preload=True)
 
 
 def is_loopback(host: str) -> bool:
