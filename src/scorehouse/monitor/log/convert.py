@@ -18,7 +18,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 
 from ...scorer import ScoreEvent
 from .options import LogOptions
-from .records import FIXED, INPUT, PREDICTION, Channel, row_ids
+from .records import FIXED, INPUT, PREDICTION, Channel, row_id_array
 
 #: A column's values for one call: a Python list (None = null) or an Arrow array.
 Piece: TypeAlias = "list[Any] | pa.Array"
@@ -62,7 +62,7 @@ def kept_rows(call: Call, options: LogOptions) -> int:
     """How many of the call's logged rows sampling keeps (to count a dropped call exactly)."""
     if options.sample >= 1.0:
         return len(_positions(call.event)[0])
-    return int(options.keep(_ids(call, _positions(call.event)[0])).sum())
+    return int(options.keep(_ids(call, _positions(call.event)[0], True)).sum())
 
 
 _TYPES = {f.name: f.type for f in FIXED}
@@ -81,20 +81,24 @@ def _positions(event: ScoreEvent) -> tuple[np.ndarray, dict[int, str]]:
     return rows, reasons
 
 
-def _ids(call: Call, positions: np.ndarray) -> list[str]:
+def _ids(call: Call, positions: np.ndarray, sampled: bool) -> Piece:
+    """The rows' ids: given, or the call's id plus the row's position; as a list when
+    sampling will hash them or for one row, else as an Arrow array."""
     if call.ids is not None:
         return [str(call.ids[p]) for p in positions.tolist()]
     if len(positions) == 1 and positions[0] == 0:
         return [call.call_id]
-    every = row_ids(call.call_id, int(positions[-1]) + 1 if len(positions) else 0)
-    return [every[p] for p in positions.tolist()]
+    ids = row_id_array(call.call_id, positions)
+    return ids.to_pylist() if sampled else ids
 
 
 def _frame(call: Call, options: LogOptions) -> tuple[dict[str, Piece] | None, int]:
     """The call's columns ({name: piece}) and how many rows sampling left out."""
     event, r = call.event, call.event.result
+    if r.n_read == 1 and options.sample >= 1.0 and type(event.columns) is dict:
+        return _single(call, options), 0
     positions, reasons = _positions(event)
-    ids = _ids(call, positions)
+    ids = _ids(call, positions, options.sample < 1.0)
     if options.sample < 1.0:
         keep = options.keep(ids)
         skipped = int((~keep).sum())
@@ -105,25 +109,69 @@ def _frame(call: Call, options: LogOptions) -> tuple[dict[str, Piece] | None, in
     if not n:
         return None, skipped
     frame: dict[str, Piece] = {
-        "id": ids, "time": [call.time_us] * n, "model": [event.model] * n,
-        "version": [event.version] * n, "runtime": [r.runtime] * n,
-        "channel": [call.channel.value] * n, "latency_ms": [call.latency_ms] * n,
-        "reject": [reasons.get(p) for p in positions.tolist()] if reasons else [None] * n,
-        "flags": _flags(r.flags, positions),
+        "id": ids, **{name: _same(value, name, n) for name, value in (
+            ("time", call.time_us), ("model", event.model), ("version", event.version),
+            ("runtime", r.runtime), ("channel", call.channel.value),
+            ("latency_ms", call.latency_ms))},
+        "reject": [reasons.get(p) for p in positions.tolist()] if reasons else
+        _same(None, "reject", n),
+        "flags": _flags(r.flags, positions) if r.flags else _same([], "flags", n),
     }
     frame.update(_inputs(event, positions, options))
-    scored = np.asarray(r.rows, np.int64)
-    if len(scored):
-        at, present = _lookup(scored, positions)
-        for name, values in r.columns().items():
-            if values is not None:
-                frame[PREDICTION + name] = _piece(np.asarray(values), at, present)
+    frame.update(_outputs(event, positions))
     return frame, skipped
 
 
+def _single(call: Call, options: LogOptions) -> dict[str, Piece]:
+    """`_frame` of a one-row call, kept to plain values (the common call of a server)."""
+    event, r = call.event, call.event.result
+    problems = "; ".join(j.problem for j in r.rejects)
+    frame: dict[str, Piece] = {
+        "id": [str(call.ids[0]) if call.ids else call.call_id], "time": [call.time_us],
+        "model": [event.model], "version": [event.version], "runtime": [r.runtime],
+        "channel": [call.channel.value], "latency_ms": [call.latency_ms],
+        "reject": [problems or None],
+        "flags": [[{"kind": k, "column": c} for k, c in r.flags]],
+    }
+    for k, v in event.columns.items():
+        if k not in options.exclude:
+            frame[INPUT + k] = [v.item() if isinstance(v, np.generic) and not
+                                isinstance(v, np.datetime64) else _scalar(v)]
+    for k in options.hash:
+        if INPUT + k in frame:
+            frame[INPUT + k] = options.digest(frame[INPUT + k])
+    if r.n_scored:
+        for k, values in r.columns().items():
+            if values is not None:
+                frame[PREDICTION + k] = [_scalar(values[0])]
+    return frame
+
+
+def _same(value: Any, name: str, n: int) -> Piece:
+    """A column of one value: a list for one row (gathered with other calls' rows into one
+    array), an Arrow array repeating it for more."""
+    if n == 1:
+        return [value]
+    if name == "flags":  # pa.repeat of a list scalar is slow: offsets of empty lists
+        return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)),
+                                        pa.array([], _TYPES[name].value_type))
+    return pa.repeat(pa.scalar(value, _TYPES[name]), n)
+
+
+def _outputs(event: ScoreEvent, positions: np.ndarray) -> dict[str, Piece]:
+    """The `prediction.*` pieces, null for rejected rows."""
+    r = event.result
+    scored = np.asarray(r.rows, np.int64)
+    if not len(scored):
+        return {}
+    columns = {k: v for k, v in r.columns().items() if v is not None}
+    if len(positions) == 1 and len(scored) == 1:  # a single-row call: plain values
+        return {PREDICTION + k: [_scalar(np.asarray(v)[0])] for k, v in columns.items()}
+    at, present = _lookup(scored, positions)
+    return {PREDICTION + k: _piece(np.asarray(v), at, present) for k, v in columns.items()}
+
+
 def _flags(flags: dict[tuple[str, str], np.ndarray], positions: np.ndarray) -> list[Any]:
-    if not flags:
-        return [[]] * len(positions)
     per_row: dict[int, list[dict[str, str]]] = {}
     for (kind, column), rows in flags.items():
         for row in np.asarray(rows).tolist():

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa  # type: ignore[import-untyped]
 
 INPUT = "input."
@@ -83,6 +84,23 @@ def row_ids(call_id: str, n: int) -> list[str]:
     prefix = call_id[:19]  # the high 64 bits and their dash: constant for the call
     low = int(call_id[19:].replace("-", ""), 16)
     return [f"{prefix}{x >> 48:04x}-{x & 0xFFFFFFFFFFFF:012x}" for x in range(low, low + n)]
+
+
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+_SHIFTS = np.arange(60, -4, -4, dtype=np.uint64)
+
+
+def row_id_array(call_id: str, positions: np.ndarray) -> pa.Array:
+    """`row_ids(call_id, ...)` at `positions` as an Arrow string array, built without a
+    Python string per row (the background thread's cost for a large call)."""
+    n = len(positions)
+    low = np.uint64(int(call_id[19:].replace("-", ""), 16)) + positions.astype(np.uint64)
+    digits = _HEX[((low[:, None] >> _SHIFTS) & np.uint64(0xF)).astype(np.intp)]
+    text = np.empty((n, 36), np.uint8)
+    text[:, :19] = np.frombuffer(call_id[:19].encode(), np.uint8)
+    text[:, 19:23], text[:, 23], text[:, 24:] = digits[:, :4], ord("-"), digits[:, 4:]
+    offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text.tobytes()))
 
 
 def row_id(call_id: str, i: int) -> str:
@@ -172,4 +190,4 @@ def to_batch(rows: Iterable[PredictionRecord]) -> pa.RecordBatch:
 
 
 __all__ = ["Channel", "FIXED", "INPUT", "PREDICTION", "PredictionRecord", "new_id", "records",
-           "row_id", "row_ids", "to_batch"]
+           "row_id", "row_id_array", "row_ids", "to_batch"]
