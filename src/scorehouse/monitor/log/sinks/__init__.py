@@ -1,0 +1,9 @@
+"""Prediction log sinks: a Parquet dataset (embedded default), a PostgreSQL table, a Kafka
+topic, a Redis stream; `open_sink` picks one from a `--log-to` URL."""
+
+from .base import Sink
+from .parquet import ParquetSink, read_log, recover
+from .urls import PREDICTIONS, open_sink, parquet_root
+
+__all__ = ["PREDICTIONS", "ParquetSink", "Sink", "open_sink", "parquet_root", "read_log",
+           "recover"]
