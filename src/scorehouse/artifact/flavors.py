@@ -64,7 +64,7 @@ class Flavor:
     def save(self, model: Any) -> dict[str, bytes]:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def load(self, files: dict[str, bytes], manifest: dict[str, Any]) -> Any:
+    def load(self, files: dict[str, bytes], manifest: Manifest) -> Any:
         raise NotImplementedError  # pragma: no cover - interface
 
 
@@ -103,7 +103,7 @@ class SklearnFlavor(Flavor):
     def save(self, model: Any) -> dict[str, bytes]:
         return {PICKLE_FILE: cloudpickle.dumps(model)}
 
-    def load(self, files: dict[str, bytes], manifest: dict[str, Any]) -> Any:
+    def load(self, files: dict[str, bytes], manifest: Manifest) -> Any:
         return cloudpickle.loads(files[PICKLE_FILE])
 
 
@@ -160,7 +160,7 @@ class LightGBMFlavor(Flavor):
     def save(self, model: Any) -> dict[str, bytes]:
         return {self.file: self._booster(model).model_to_string(num_iteration=-1).encode()}
 
-    def load(self, files: dict[str, bytes], manifest: dict[str, Any]) -> Any:
+    def load(self, files: dict[str, bytes], manifest: Manifest) -> Any:
         import lightgbm
 
         return lightgbm.Booster(model_str=files[self.file].decode())
@@ -199,7 +199,7 @@ class XGBoostFlavor(Flavor):
     def save(self, model: Any) -> dict[str, bytes]:
         return {self.file: bytes(self._booster(model).save_raw(raw_format="ubj"))}
 
-    def load(self, files: dict[str, bytes], manifest: dict[str, Any]) -> Any:
+    def load(self, files: dict[str, bytes], manifest: Manifest) -> Any:
         import xgboost
 
         booster = xgboost.Booster()
@@ -243,7 +243,7 @@ class OnnxFlavor(Flavor):
     def save(self, model: Any) -> dict[str, bytes]:
         return {self.file: self._bytes(model)}
 
-    def load(self, files: dict[str, bytes], manifest: dict[str, Any]) -> Any:
+    def load(self, files: dict[str, bytes], manifest: Manifest) -> Any:
         return files[self.file]
 
 
