@@ -82,8 +82,8 @@ def _installed_score(conn: Any, schema: str, model: str) -> Callable[[Any], Any]
         raise NotFoundError(f"model {model!r} is not installed in schema {schema}; run "
                             "scorehouse db install first")
     manifest = read_bytes(bytes(row[0]), model, expected_sha256=row[1]).manifest
-    classes = manifest.get("classes") or []
-    if manifest["task"] == "regression":
+    classes = manifest.classes or []
+    if manifest.task == "regression":
         return lambda p: sql.SQL("({}->>'value')::float8").format(p)
     if len(classes) == 2:
         return lambda p: sql.SQL("({}->'probabilities'->>{})::float8").format(
