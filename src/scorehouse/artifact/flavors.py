@@ -16,6 +16,7 @@ from typing import Any
 import cloudpickle
 
 from ..errors import ArtifactError, UnsupportedModelError
+from .manifest import Manifest
 from .params import param_tree
 
 PICKLE_FILE = "model/model.pkl"
