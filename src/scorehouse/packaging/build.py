@@ -106,7 +106,7 @@ def _infer_task(model: Any, frame: pd.DataFrame) -> tuple[str, list[Any] | None]
     return ("binary" if len(labels) == 2 else "multiclass"), labels
 
 
-def package(  # long: the public signature's parameters, one a line; the body is short
+def package(
     model: Any,
     train_data: Any,
     *,
