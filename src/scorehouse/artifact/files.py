@@ -267,7 +267,9 @@ def _check_listing(container: Container, manifest: Manifest, flavor: Flavor) -> 
     if extra:
         raise IntegrityError(f"{source}: holds files the manifest does not list: {sorted(extra)}")
     sizes = manifest.file_sizes
-    for name in listed if isinstance(sizes, Mapping) else ():
+    if not isinstance(sizes, Mapping):  # artifacts written before sizes were recorded
+        return
+    for name in listed:
         if sizes.get(name) != container.entries[name].size:
             raise IntegrityError(
                 f"{source}: file {name} does not match its size in the manifest (declares "

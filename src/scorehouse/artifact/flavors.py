@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cloudpickle
+import cloudpickle  # type: ignore[import-untyped, unused-ignore]  # no stubs
 
 from ..errors import ArtifactError, UnsupportedModelError
 from .manifest import Manifest
@@ -82,7 +82,7 @@ class SklearnFlavor(Flavor):
 
     def matches(self, model: Any) -> bool:
         try:
-            from sklearn.base import BaseEstimator
+            from sklearn.base import BaseEstimator  # type: ignore[import-untyped, unused-ignore]
         except ImportError:  # pragma: no cover - sklearn is a core dependency
             return False
         return isinstance(model, BaseEstimator)
@@ -142,8 +142,8 @@ class LightGBMFlavor(Flavor):
     def describe(self, model: Any) -> ModelInfo:
         booster = self._booster(model)
         text = booster.model_to_string(num_iteration=-1)
-        objective = re.search(r"^objective=(\S+)", text, re.M)
-        objective = objective.group(1) if objective else "regression"
+        found = re.search(r"^objective=(\S+)", text, re.M)
+        objective = found.group(1) if found else "regression"
         info = ModelInfo(task="regression", feature_names=list(booster.feature_name()),
                          params={"objective": objective, "num_trees": booster.num_trees()},
                          modules=["lightgbm"])
@@ -154,7 +154,8 @@ class LightGBMFlavor(Flavor):
         elif objective.startswith(("binary", "cross_entropy")):
             info.task, info.classes = "binary", [0, 1]
         elif objective.startswith(("multiclass", "softmax", "multiclassova")):
-            k = int(re.search(r"^num_class=(\d+)", text, re.M).group(1))
+            classes = re.search(r"^num_class=(\d+)", text, re.M)
+            k = int(classes.group(1)) if classes else 0
             info.task, info.classes = "multiclass", list(range(k))
         return info
 
@@ -223,7 +224,7 @@ class OnnxFlavor(Flavor):
     def _bytes(self, model: Any) -> bytes:
         if isinstance(model, (str, Path)):
             return Path(model).read_bytes()
-        return model.SerializeToString()
+        return bytes(model.SerializeToString())
 
     def describe(self, model: Any) -> ModelInfo:
         import onnx
