@@ -127,3 +127,12 @@ def test_a_malformed_manifest_says_what_is_wrong(text, error, message):
     with pytest.raises(error, match=message) as e:
         Manifest.from_json(text, "x.shz")
     assert "x.shz" in str(e.value)
+
+
+def test_code_written_for_the_dict_manifest_still_reads_it():
+    data = OLD_MANIFESTS[0].read_bytes()
+    raw, m = json.loads(data), Manifest.from_json(data, "old")
+    assert m["compiled"]["status"] == raw["compiled"]["status"] == m.compiled.status
+    assert m.get("nope", 1) == 1 and "lineage" in m and dict(m) == raw and {**m} == raw
+    m["model"]["runtime"] = "changed"  # a copy: the manifest itself cannot be edited
+    assert m.model.runtime == raw["model"]["runtime"] and m.to_bytes() == data

@@ -14,11 +14,12 @@ from .manifest import (
     OutputColumn,
     Parity,
     TrainingData,
+    valid_name,
 )
 
 __all__ = [
     "Artifact", "ModelInfo", "VersionMismatchWarning", "MANIFEST_FILE", "SUFFIX", "FLAVORS",
     "flavor_of", "flavor_named", "pack", "read", "read_bytes", "resign", "write",
     "Manifest", "ModelSection", "Compiled", "CompileStatus", "Parity", "Environment",
-    "OutputColumn", "Baseline", "Lineage", "TrainingData",
+    "OutputColumn", "Baseline", "Lineage", "TrainingData", "valid_name",
 ]

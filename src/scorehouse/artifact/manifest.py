@@ -30,18 +30,40 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field
 from enum import Enum
 from typing import Any, ClassVar, TypeVar
 
-from ..errors import ArtifactError, IntegrityError
+from ..errors import ArtifactError, IntegrityError, UsageError
 
 MANIFEST_FILE = "MANIFEST.json"
 #: The newest artifact format this version reads and the one it writes.
 FORMAT_VERSION = 1
 
+#: A model (or alias) name: a letter or digit, then letters, digits, '.', '_' or '-'.
+NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+#: Longest model or alias name.
+MAX_NAME = 100
+
 P = TypeVar("P", bound="_Part")
+
+
+def valid_name(name: str, what: str = "model name") -> str:
+    """`name` if it is a valid model or alias name: the one rule of packaging and registry.
+
+    A name starts with a letter or digit and holds letters, digits, '.', '_' or '-', at most
+    `MAX_NAME` characters (it becomes a file name, a URL segment and a SQL identifier's stem).
+    Also exported as `registry.refs.valid_name`.
+
+    Raises:
+        UsageError: (exit 2) the name breaks the rule; the message says the rule.
+    """
+    if not isinstance(name, str) or not re.fullmatch(NAME, name) or len(name) > MAX_NAME:
+        raise UsageError(f"invalid {what} {name!r}: use letters, digits, '.', '_' or '-', "
+                         f"starting with a letter or digit (at most {MAX_NAME} characters)")
+    return name
 
 
 def _part(cls: type[_Part], default: Any = None) -> Any:
@@ -246,11 +268,15 @@ class Lineage(_Part):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Manifest(_Part):
+class Manifest(_Part, Mapping[str, Any]):
     """An artifact's MANIFEST.json. Read with `from_json`/`from_dict`, write with `to_bytes`.
 
     `input_schema` is the schema layer's JSON form (`schema.Schema.from_dict` reads it): this
     layer sits below the schema layer and does not interpret it.
+
+    For code written when the manifest was a dict, it also reads as a read-only mapping of
+    the JSON (`manifest["task"]`, `manifest.get("compiled")`, `{**manifest}`), each lookup a
+    fresh copy; new code reads the typed attributes.
     """
 
     _OPTIONAL = frozenset({"compiled", "output_schema", "baseline", "lineage", "files",
@@ -313,6 +339,15 @@ class Manifest(_Part):
         if not isinstance(data.get("model"), Mapping) or "flavor" not in data["model"]:
             raise IntegrityError(f"{where} lacks model.flavor")
         return super().from_dict(data, where)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
 
     def to_bytes(self) -> bytes:
         """The canonical JSON bytes (sorted keys, so the sha256 is reproducible)."""

@@ -188,7 +188,7 @@ def package_cmd(
     from ..packaging.parity import runtime_summary
 
     art = artifact_io.read(path, require_trust=False, check_versions=False)
-    m = art.manifest.to_dict()
+    m = art.manifest
     out = {"artifact": str(path), "name": m["name"], "task": m["task"], "flavor": art.flavor,
            "manifest_sha256": art.manifest_sha256, "inputs": len(m["input_schema"]["columns"]),
            "metrics": m["lineage"]["metrics"], "runtime": m["model"]["runtime"],
@@ -197,7 +197,7 @@ def package_cmd(
                 for c in m["input_schema"]["columns"] if c.get("nullable")}
     out["nullable"] = nullable
     emit(out, as_json, f"packaged {m['name']} ({m['task']}, {art.flavor}, "
-         f"{out['inputs']} inputs) -> {path}\n{runtime_summary(art.manifest)}\n"
+         f"{out['inputs']} inputs) -> {path}\n{runtime_summary(m)}\n"
          + (f"nullable: {'; '.join(f'{k} ({v})' for k, v in nullable.items())}" if nullable
             else "nullable: none (every input is required)"))
 
@@ -225,7 +225,7 @@ def inspect(
         scorehouse inspect churn.shz --json
     """
     art = _artifact(ref)
-    m = art.manifest.to_dict()
+    m = art.manifest
     if as_json:
         emit_json({**m, "manifest_sha256": art.manifest_sha256})
         return
@@ -246,7 +246,7 @@ def inspect(
     console.print(f"needs: {m.get('environment', {}).get('requirements', {})}")
     from ..packaging.parity import runtime_summary
 
-    console.print(runtime_summary(art.manifest))
+    console.print(runtime_summary(m))
 
 
 def _span(c: dict[str, Any]) -> str:

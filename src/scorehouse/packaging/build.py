@@ -30,13 +30,13 @@ from ..artifact import (
     Parity,
     TrainingData,
     flavor_of,
+    valid_name,
 )
 from ..artifact import write as write_artifact
 from ..artifact.environment import python_version, requirements_for
 from ..artifact.flavors import PICKLE_FILE, Flavor
 from ..artifact.hashing import fingerprint_frame
 from ..errors import ModelError, SchemaError, ScorehouseError, UnsupportedModelError
-from ..registry.refs import valid_name
 from ..runtime.onnx import COMPILED_FILE
 from ..schema import Schema, infer_schema
 from ..scorer import Result, Scorer, output_columns
@@ -133,7 +133,7 @@ def package(
     training sample within `tolerance` of the native model (see `parity.compare`).
 
     Raises:
-        UsageError: `name` is not a valid model name (`registry.refs.valid_name`: the rule
+        UsageError: `name` is not a valid model name (`artifact.valid_name`: the rule
             `register` applies too).
         SchemaError: `target` is not a column, or the training data fails its own schema.
         UnsupportedModelError: the task or the class labels cannot be told.

@@ -13,15 +13,15 @@ from enum import Enum
 from pathlib import Path
 
 from ..artifact.files import SUFFIX
-from ..artifact.manifest import MANIFEST_FILE
+from ..artifact.manifest import MANIFEST_FILE, MAX_NAME, NAME, valid_name
 from ..errors import UsageError
+
+__all__ = ["ACTIVE_ALIAS", "LATEST", "NAME", "MAX_NAME", "Ref", "ModelRef", "RefKind", "parse",
+           "registry_ref", "valid_name"]
 
 #: The alias a bare model name resolves to: the active version.
 ACTIVE_ALIAS = "production"
 LATEST = "latest"
-NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
-#: Longest model or alias name.
-MAX_NAME = 100
 _REF = re.compile(rf"^(?P<name>{NAME})(?:/(?P<version>\d+)|@(?P<alias>{NAME}))?$")
 
 
@@ -35,21 +35,6 @@ class Ref:
 
     def __str__(self) -> str:
         return f"{self.name}/{self.version}" if self.version is not None else f"{self.name}@{self.alias}"
-
-
-def valid_name(name: str, what: str = "model name") -> str:
-    """`name` if it is a valid model or alias name (the one rule for packaging and registry).
-
-    A name starts with a letter or digit and holds letters, digits, '.', '_' or '-', at most
-    `MAX_NAME` characters.
-
-    Raises:
-        UsageError: (exit 2) the name breaks the rule; the message says the rule.
-    """
-    if not isinstance(name, str) or not re.fullmatch(NAME, name) or len(name) > MAX_NAME:
-        raise UsageError(f"invalid {what} {name!r}: use letters, digits, '.', '_' or '-', "
-                         f"starting with a letter or digit (at most {MAX_NAME} characters)")
-    return name
 
 
 def parse(ref: str) -> Ref:
