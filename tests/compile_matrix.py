@@ -287,7 +287,7 @@ def verdict(cell: Cell, path: Path, start: float) -> Outcome:
     """What the artifact's manifest says of its compilation."""
     from scorehouse import artifact as artifact_io
 
-    compiled = artifact_io.read(path, trust=True).manifest["compiled"]
+    compiled = artifact_io.read(path, trust=True).manifest.to_dict()["compiled"]
     parity = compiled.get("parity") or {}
     worst = max([*parity.get("max_abs_diff", {}).values(),
                  *parity.get("max_rel_diff", {}).values()], default=None) \

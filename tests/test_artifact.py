@@ -43,7 +43,7 @@ def _rewrite(path: Path, name: str, data: bytes) -> None:
 
 def test_manifest_holds_schema_lineage_baseline_and_hashes(churn_artifact, churn_data):
     art = artifact_io.read(churn_artifact, trust=True)
-    m = art.manifest
+    m = art.manifest.to_dict()
     assert m["name"] == "churn" and m["task"] == "binary" and m["classes"] == ["no", "yes"]
     assert m["model"] == {**m["model"], "flavor": "sklearn", "pickled": True}
     names = [c["name"] for c in m["input_schema"]["columns"]]
@@ -83,7 +83,7 @@ def test_round_trip_zip_and_folder_give_identical_predictions(tmp_path, churn_mo
 def test_packaging_is_reproducible_apart_from_creation_time(tmp_path, churn_model, churn_data):
     a = scorehouse.package(churn_model, churn_data, name="churn", path=tmp_path / "a.shz")
     b = scorehouse.package(churn_model, churn_data, name="churn", path=tmp_path / "b.shz")
-    ma, mb = (artifact_io.read(p, trust=True).manifest for p in (a, b))
+    ma, mb = (artifact_io.read(p, trust=True).manifest.to_dict() for p in (a, b))
     assert ma["files"] == mb["files"]
     assert ma["lineage"]["training_data"] == mb["lineage"]["training_data"]
 
@@ -105,13 +105,13 @@ def test_tampered_manifest_and_extra_files_are_refused(tmp_path, churn_artifact)
         artifact_io.read(extra, trust=True)
     wrong = tmp_path / "wrong.shz"
     wrong.write_bytes(churn_artifact.read_bytes())
-    m = dict(art.manifest, classes=["yes", "no"])
+    m = dict(art.manifest.to_dict(), classes=["yes", "no"])
     _rewrite(wrong, "MANIFEST.json", json.dumps(m).encode())
     with pytest.raises(IntegrityError, match="does not match the registry's record"):
         artifact_io.read(wrong, expected_sha256=art.manifest_sha256)
     missing = tmp_path / "missing.shz"
     with zipfile.ZipFile(missing, "w") as zf:
-        zf.writestr("MANIFEST.json", json.dumps(art.manifest))
+        zf.writestr("MANIFEST.json", json.dumps(art.manifest.to_dict()))
     with pytest.raises(IntegrityError, match="is missing"):
         artifact_io.read(missing, trust=True)
     notzip = tmp_path / "x.shz"
@@ -148,7 +148,7 @@ def test_signature_covers_every_file(tmp_path, churn_model, churn_data):
 
 def test_version_mismatch_warns_clearly(tmp_path, churn_artifact):
     art = artifact_io.read(churn_artifact, trust=True)
-    m = json.loads(json.dumps(art.manifest))
+    m = json.loads(json.dumps(art.manifest.to_dict()))
     m["environment"]["requirements"]["scikit-learn"] = "0.20.0"
     m["environment"]["requirements"]["not-a-real-package-xyz"] = "1.0"
     p = tmp_path / "old.shz"
@@ -175,7 +175,7 @@ def small(churn_data):
 
 def _package_and_load(tmp_path, model, frame, **kw):
     path = scorehouse.package(model, frame, name="m", path=tmp_path / "m.shz", **kw)
-    return scorehouse.load(path, trust=True), artifact_io.read(path, trust=True).manifest
+    return scorehouse.load(path, trust=True), artifact_io.read(path, trust=True).manifest.to_dict()
 
 
 def test_sklearn_pipeline_with_custom_function_transformer(tmp_path, small):
@@ -308,4 +308,4 @@ def test_unsupported_and_ambiguous_models_are_clear_errors(tmp_path, small):
         scorehouse.package(Opaque(), X, name="x", task="binary", path=tmp_path / "x.shz")
     p = scorehouse.package(Opaque(), X, name="x", task="binary", classes=[0, 1],
                            path=tmp_path / "x.shz")
-    assert artifact_io.read(p, trust=True).manifest["classes"] == [0, 1]
+    assert artifact_io.read(p, trust=True).manifest.to_dict()["classes"] == [0, 1]

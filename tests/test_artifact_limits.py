@@ -147,7 +147,7 @@ def test_bombs_are_refused_with_exit_5_in_bounded_memory(small, tmp_path, case):
 def test_declared_sizes_over_the_limits_are_refused_before_inflating(small, tmp_path,
                                                                     monkeypatch):
     art = artifact_io.read(small)
-    assert art.manifest["file_sizes"] == {n: len(b) for n, b in art.files.items()}
+    assert art.manifest.to_dict()["file_sizes"] == {n: len(b) for n, b in art.files.items()}
     # The manifest records each file's size: a declared size that differs is refused.
     with pytest.raises(IntegrityError, match=f"{MODEL_FILE} does not match its size"):
         _declare_and_read(small, tmp_path / "other.shz", len(art.files[MODEL_FILE]) + 1)

@@ -44,7 +44,7 @@ def data():
 
 def _package(tmp_path, model, frame, name="m", **kw):
     path = scorehouse.package(model, frame, name=name, path=tmp_path / f"{name}.shz", **kw)
-    return path, artifact_io.read(path, trust=True).manifest
+    return path, artifact_io.read(path, trust=True).manifest.to_dict()
 
 
 def _pipelines():
@@ -298,7 +298,7 @@ def test_batch_path_feeds_whole_columns_in_one_session_run(forest_artifact, data
 def test_the_onnx_file_runs_with_plain_onnxruntime(forest_artifact, data, tmp_path):
     path, model = forest_artifact
     X = data[1].head(300)
-    manifest = artifact_io.read(path, trust=True).manifest
+    manifest = artifact_io.read(path, trust=True).manifest.to_dict()
     with zipfile.ZipFile(path) as z:
         (tmp_path / "model.onnx").write_bytes(z.read("compiled/model.onnx"))
     X.to_json(tmp_path / "rows.json", orient="records")

@@ -91,7 +91,7 @@ def _frame(n=400, seed=5):
 
 def _package(tmp_path, model, frame, name="m"):
     path = scorehouse.package(model, frame, name=name, path=tmp_path / f"{name}.shz")
-    return path, artifact_io.read(path, trust=True).manifest["compiled"]
+    return path, artifact_io.read(path, trust=True).manifest.to_dict()["compiled"]
 
 
 @pytest.mark.parametrize("target", ["y", "k"])

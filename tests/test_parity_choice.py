@@ -36,7 +36,7 @@ def failed(tmp_path_factory):
     path = tmp_path_factory.mktemp("parity") / "lr.shz"
     scorehouse.package(LogisticRegression().fit(X, y), X.assign(y=y), name="lr", target="y",
                        path=path, tolerance=1e-300)
-    manifest = scorehouse.artifact.read(path, trust=True).manifest
+    manifest = scorehouse.artifact.read(path, trust=True).manifest.to_dict()
     assert manifest["compiled"]["status"] == "failed parity", manifest["compiled"]
     assert manifest["model"]["runtime"] == "native"
     return path

@@ -409,7 +409,7 @@ def test_lineage_records_training_data_metrics_and_libraries(reg, churn_artifact
     assert libs["scorehouse"] == scorehouse.__version__
     assert "scikit-learn" in libs and libs["python"].count(".") >= 1
     # The registry's copy is the artifact's own lineage, unchanged by the round trip.
-    manifest = artifact_io.read(churn_artifact, trust=True).manifest
+    manifest = artifact_io.read(churn_artifact, trust=True).manifest.to_dict()
     assert {k: v for k, v in lin.items() if k not in ("model", "version", "manifest_sha256")} \
         == json.loads(json.dumps(manifest["lineage"]))
     with pytest.raises(NotFoundError):
@@ -447,7 +447,7 @@ def test_top_level_load_takes_name_slash_version(reg, churn_artifact):
 
 def _other_valid_artifact(churn_artifact: Path, tmp_path: Path) -> bytes:
     art = artifact_io.read(churn_artifact, trust=True, check_versions=False)
-    manifest = {k: v for k, v in art.manifest.items() if k != "files"}
+    manifest = {k: v for k, v in art.manifest.to_dict().items() if k != "files"}
     manifest["description"] = "not the registered one"
     path = tmp_path / "other.shz"
     artifact_io.write(manifest, art.files, path)

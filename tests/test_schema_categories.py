@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import scorehouse
-from scorehouse.artifact import Artifact
+from scorehouse.artifact import Artifact, Manifest
 from scorehouse.cli.app import main
 from scorehouse.errors import SchemaError
 from scorehouse.scorer import Scorer
@@ -265,13 +265,13 @@ def test_a_manifest_written_before_category_types_scores_as_before(tmp_path):
     model, frame = _train(KINDS["text"])
     path = scorehouse.package(model, frame, name="old", target="y", path=tmp_path / "o.shz")
     art = scorehouse.load(str(path)).artifact
-    manifest = json.loads(json.dumps(art.manifest))
+    manifest = json.loads(json.dumps(art.manifest.to_dict()))
     for c in manifest["input_schema"]["columns"]:
         for new in ("category_type", "timezone", "nullable_reason"):
             c.pop(new, None)
         if c.get("categories") is not None:
             c["categories"] = sorted(c["categories"])  # as they were stored
-    old = Scorer(Artifact(manifest, art.files, "", "old", trusted_by="user"))
+    old = Scorer(Artifact(Manifest.from_dict(manifest), art.files, "", "old", trusted_by="user"))
     tol = TOLS[old.runtime.name]
     X = frame[["color", "store", "x"]]
     assert np.abs(p1(old.predict(X)) - model.predict_proba(X)[:, 1]).max() <= tol

@@ -3,48 +3,49 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import artifact as artifact_io
-from .errors import ScorehouseError
-from .registry.refs import parse
+from .registry.refs import ModelRef
 from .scorer import Scorer
 
 if TYPE_CHECKING:  # the registry's SQL stack only when a reference needs it
     from .registry import Registry
 
 
-def is_path(ref: str | os.PathLike) -> bool:
-    """True when `ref` names an artifact file or folder rather than a registry entry."""
-    if isinstance(ref, os.PathLike) or str(ref).endswith(artifact_io.SUFFIX):
-        return True
-    p = Path(ref)
-    if p.is_file() or (p / artifact_io.MANIFEST_FILE).is_file():
-        return True
-    try:
-        parse(str(ref))  # churn, churn/3, churn@production
-    except ScorehouseError:
-        return True
-    return False
+def is_path(ref: str | os.PathLike[str] | ModelRef) -> bool:
+    """True when `ref` names an artifact file or folder rather than a registry entry.
+
+    Kept for callers that still hold text; new code parses once with `ModelRef.parse`.
+    """
+    return ModelRef.parse(ref).is_path
 
 
-def load(ref: str | os.PathLike, *, registry: Registry | None = None, runtime: str | None = None,
-         trust: bool = False, key: str | bytes | None = None,
+def load(ref: str | os.PathLike[str] | ModelRef, *, registry: Registry | None = None,
+         runtime: str | None = None, trust: bool = False, key: str | bytes | None = None,
          accept_parity_difference: bool = False) -> Scorer:
     """A Scorer for `churn@production`, `churn/3`, or a path to an artifact.
 
-    A path holding pickled code needs `trust=True` or a valid signature (`key` or
-    $SCOREHOUSE_SIGNING_KEY); a registry version is trusted through its recorded hash.
-    `runtime="onnx"` on a model whose compiled graph failed the parity gate raises
-    ParityError unless `accept_parity_difference=True` (see `runtime.runtime_for`).
+    Text is parsed once (`ModelRef.parse`). A path holding pickled code needs `trust=True`
+    or a valid signature (`key` or $SCOREHOUSE_SIGNING_KEY); a registry version is trusted
+    through its recorded hash. `registry` is used only for a registry reference (default:
+    `Registry()`, the configured one); a path never opens a registry.
+
+    Raises:
+        UsageError: an empty reference.
+        NotFoundError: no artifact at the path, or no such model, version or alias.
+        TrustError: a pickled artifact at a path that nothing trusts.
+        ParityError: `runtime="onnx"` on a model whose compiled graph failed the parity gate,
+            unless `accept_parity_difference=True` (see `runtime.runtime_for`).
+        ArtifactError, IntegrityError, SignatureError: the artifact does not verify.
     """
-    if is_path(ref):
-        art = artifact_io.read(ref, trust=trust, key=key)
-        return Scorer(art, runtime=runtime, ref=str(ref),
+    parsed = ModelRef.parse(ref)
+    if parsed.path is not None:
+        art = artifact_io.read(parsed.path, trust=trust, key=key)
+        return Scorer(art, runtime=runtime, ref=parsed.text,
                       accept_parity_difference=accept_parity_difference)
     from .registry import Registry
 
     reg = registry or Registry()
-    return reg.load(str(ref), runtime=runtime, key=key,
+    return reg.load(parsed, runtime=runtime, key=key,
                     accept_parity_difference=accept_parity_difference)

@@ -3,8 +3,23 @@
 from .environment import VersionMismatchWarning
 from .files import MANIFEST_FILE, SUFFIX, Artifact, pack, read, read_bytes, resign, write
 from .flavors import FLAVORS, ModelInfo, flavor_named, flavor_of
+from .manifest import (
+    Baseline,
+    Compiled,
+    CompileStatus,
+    Environment,
+    Lineage,
+    Manifest,
+    ModelSection,
+    OutputColumn,
+    Parity,
+    TrainingData,
+    valid_name,
+)
 
 __all__ = [
     "Artifact", "ModelInfo", "VersionMismatchWarning", "MANIFEST_FILE", "SUFFIX", "FLAVORS",
     "flavor_of", "flavor_named", "pack", "read", "read_bytes", "resign", "write",
+    "Manifest", "ModelSection", "Compiled", "CompileStatus", "Parity", "Environment",
+    "OutputColumn", "Baseline", "Lineage", "TrainingData", "valid_name",
 ]

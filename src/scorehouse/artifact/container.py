@@ -79,7 +79,8 @@ class Container:
         entry is damaged or not the size it declares.
         """
         entry = self.entries[name]
-        cap, env = self.limits.max_bytes, BYTES_ENV
+        cap = self.limits.max_bytes
+        env: str | None = BYTES_ENV
         if limit is not None and limit < cap:
             cap, env = limit, limit_env
         if entry.size > cap:
@@ -160,7 +161,7 @@ class ZipContainer(Container):
         super().__init__(source, limits, entries)
 
     def _open(self, entry: Entry) -> BinaryIO:
-        return self._zip.open(self._infos[entry.name])
+        return self._zip.open(self._infos[entry.name])  # type: ignore[return-value]  # ZipExtFile
 
     def close(self) -> None:
         self._zip.close()

@@ -4,11 +4,11 @@ optional SIGNATURE; writing it, reading it back, and verifying every hash."""
 from __future__ import annotations
 
 import io
-import json
 import os
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +18,20 @@ from .environment import warn_on_mismatch
 from .flavors import COMPILED_FILE, Flavor, flavor_named
 from .hashing import sha256
 from .limits import BYTES_ENV, MANIFEST_ENV, Limits, human
+from .manifest import FORMAT_VERSION, MANIFEST_FILE, Manifest
 from .signing import SIGNATURE_FILE, sign, signing_key, verify
 
-MANIFEST_FILE = "MANIFEST.json"
-FORMAT_VERSION = 1
 SUFFIX = ".shz"
+__all__ = ["FORMAT_VERSION", "MANIFEST_FILE", "SUFFIX", "Artifact", "manifest_bytes", "write",
+           "read", "read_bytes", "open_container_checked", "resign", "pack", "zip_bytes",
+           "one_line"]
 
 
 @dataclass
 class Artifact:
     """A verified artifact in memory: its manifest, file bytes, and how it came to be trusted."""
 
-    manifest: dict[str, Any]
+    manifest: Manifest
     files: dict[str, bytes]
     manifest_sha256: str
     source: str
@@ -40,12 +42,12 @@ class Artifact:
     @property
     def name(self) -> str:
         """The model's name."""
-        return self.manifest["name"]
+        return self.manifest.name
 
     @property
     def flavor(self) -> str:
         """How the model is stored: sklearn, python, lightgbm, xgboost or onnx."""
-        return self.manifest["model"]["flavor"]
+        return self.manifest.model.flavor
 
     @property
     def pickled(self) -> bool:
@@ -58,8 +60,9 @@ class Artifact:
     def model(self) -> Any:
         """The native model object (unpickled or loaded on first use).
 
-        Raises TrustError for a pickled model that nothing trusts, and ArtifactError when a
-        model file that is not pickled cannot be read by its library.
+        Raises:
+            TrustError: a pickled model that nothing trusts.
+            ArtifactError: a model file that is not pickled cannot be read by its library.
         """
         if self._model is not None:
             return self._model
@@ -92,34 +95,46 @@ def _untrusted_message(where: str, flavor: str) -> str:
     )
 
 
-def manifest_bytes(manifest: dict[str, Any]) -> bytes:
-    """Canonical JSON bytes of a manifest (sorted keys, so hashes are reproducible)."""
-    return json.dumps(manifest, indent=1, sort_keys=True, default=str).encode()
+def manifest_bytes(manifest: Manifest | Mapping[str, Any]) -> bytes:
+    """Canonical JSON bytes of a manifest (sorted keys, so hashes are reproducible).
+
+    Raises:
+        IntegrityError: a mapping that is not a manifest (no name or model.flavor).
+    """
+    if not isinstance(manifest, Manifest):
+        manifest = Manifest.from_dict(manifest)
+    return manifest.to_bytes()
 
 
-def write(manifest: dict[str, Any], files: dict[str, bytes], path: str | os.PathLike,
-          key: str | bytes | None = None) -> str:
+def write(manifest: Manifest | Mapping[str, Any], files: dict[str, bytes],
+          path: str | os.PathLike[str], key: str | bytes | None = None) -> str:
     """Write an artifact (zip if `path` ends in .shz, else a folder); returns the manifest sha256.
 
     The manifest gets the sha256 and size of every file; with a key (or $SCOREHOUSE_SIGNING_KEY) a
     SIGNATURE is added. The write goes to a temporary name first, then is renamed.
+
+    Raises:
+        ArtifactError: `path` is a folder that exists and is not empty.
+        IntegrityError: `manifest` is a mapping that is not a manifest.
     """
-    manifest = dict(manifest, files={p: sha256(b) for p, b in sorted(files.items())},
-                    file_sizes={p: len(b) for p, b in sorted(files.items())})
-    mbytes = manifest_bytes(manifest)
+    if not isinstance(manifest, Manifest):
+        manifest = Manifest.from_dict(manifest)
+    manifest = replace(manifest, files={p: sha256(b) for p, b in sorted(files.items())},
+                       file_sizes={p: len(b) for p, b in sorted(files.items())})
+    mbytes = manifest.to_bytes()
     k = signing_key(key)
     entries = {MANIFEST_FILE: mbytes, **files}
     if k:
         entries[SIGNATURE_FILE] = sign(mbytes, k)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == SUFFIX:
-        _write_zip(path, entries)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == SUFFIX:
+        _write_zip(out, entries)
     else:
-        if path.exists() and any(path.iterdir()):
-            raise ArtifactError(f"{path} exists and is not empty; choose a new folder")
+        if out.exists() and any(out.iterdir()):
+            raise ArtifactError(f"{out} exists and is not empty; choose a new folder")
         for name, data in entries.items():
-            target = path / name
+            target = out / name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
     return sha256(mbytes)
@@ -130,16 +145,25 @@ MAX_SIGNATURE_BYTES = 4096
 
 
 def read_bytes(data: bytes, source: str, **kw: Any) -> Artifact:
-    """Verify and open an artifact held in memory (a .shz zip's bytes); see `open_container`."""
+    """Verify and open an artifact held in memory (a .shz zip's bytes); see `open_container`.
+
+    Raises:
+        ArtifactError, IntegrityError, SignatureError, TrustError: as `open_container_checked`.
+    """
     return open_container_checked(open_container(data, source), **kw)
 
 
-def read(path: str | os.PathLike, **kw: Any) -> Artifact:
-    """Verify and open the artifact at `path` (see `open_container_checked` for the checks)."""
-    path = Path(path)
-    if not path.exists():
-        raise NotFoundError(f"no artifact at {path}")
-    return open_container_checked(open_container(path, str(path)), **kw)
+def read(path: str | os.PathLike[str], **kw: Any) -> Artifact:
+    """Verify and open the artifact at `path` (see `open_container_checked` for the checks).
+
+    Raises:
+        NotFoundError: nothing at `path`.
+        ArtifactError, IntegrityError, SignatureError, TrustError: as `open_container_checked`.
+    """
+    where = Path(path)
+    if not where.exists():
+        raise NotFoundError(f"no artifact at {where}")
+    return open_container_checked(open_container(where, str(where)), **kw)
 
 
 def open_container_checked(
@@ -152,17 +176,19 @@ def open_container_checked(
     checked against the limits and the manifest. Whether loading runs code is decided by
     the manifest's flavor (whose loader is fixed), never by the manifest's own words.
 
-    Raises IntegrityError on any mismatch (including a manifest that contradicts its flavor),
-    ArtifactError on an entry over the size limits, SignatureError when a key is set and the
-    signature is missing or wrong, and TrustError when the flavor unpickles a file and the
-    artifact is neither from the registry (`expected_sha256`), signed, nor explicitly trusted
-    (with `require_trust=False` such an artifact is returned for its metadata; its `model()`
-    still raises TrustError).
+    Raises:
+        IntegrityError: any mismatch (including a manifest that contradicts its flavor).
+        ArtifactError: an entry over the size limits, or a newer artifact format.
+        SignatureError: a key is set and the signature is missing or wrong.
+        TrustError: the flavor unpickles a file and the artifact is neither from the
+            registry (`expected_sha256`), signed, nor explicitly trusted (with
+            `require_trust=False` such an artifact is returned for its metadata; its
+            `model()` still raises TrustError).
     """
     source = container.source
     try:
         mbytes, msha, manifest, flavor = _read_manifest(container, expected_sha256)
-        listed: dict[str, str] = manifest["files"]
+        listed = manifest.files
         _check_listing(container, manifest, flavor)
         signed = SIGNATURE_FILE in container.entries
         container.check_total([*listed, MANIFEST_FILE] + ([SIGNATURE_FILE] if signed else []))
@@ -178,7 +204,7 @@ def open_container_checked(
             trusted_by = "user"
         if flavor.pickled and trusted_by is None and require_trust:
             raise TrustError(_untrusted_message(source, flavor.name))
-        files = {}
+        files: dict[str, bytes] = {}
         for name, want in listed.items():
             data, got = container.read(name)
             if got != want:
@@ -189,13 +215,14 @@ def open_container_checked(
         container.close()
     art = Artifact(manifest, files, msha, source, trusted_by, signature)
     if check_versions:
-        env = manifest.get("environment", {})
-        warn_on_mismatch(art.name, env.get("requirements", {}), env.get("python"), art.pickled)
+        env = manifest.environment
+        warn_on_mismatch(art.name, dict(manifest.requirements), env.python if env else None,
+                         art.pickled)
     return art
 
 
 def _read_manifest(container: Container, expected_sha256: str | None
-                   ) -> tuple[bytes, str, dict[str, Any], Flavor]:
+                   ) -> tuple[bytes, str, Manifest, Flavor]:
     """MANIFEST.json's bytes, sha256, parsed form and flavor, each checked."""
     source = container.source
     if MANIFEST_FILE not in container.entries:
@@ -205,34 +232,19 @@ def _read_manifest(container: Container, expected_sha256: str | None
     if expected_sha256 is not None and msha != expected_sha256:
         raise IntegrityError(f"{source}: manifest sha256 {msha[:12]}… does not match the "
                              f"registry's record {expected_sha256[:12]}…; the artifact was changed")
-    try:
-        manifest = json.loads(mbytes)
-    except ValueError:
-        raise IntegrityError(f"{source}: {MANIFEST_FILE} is not valid JSON") from None
-    if not isinstance(manifest, dict):
-        raise IntegrityError(f"{source}: {MANIFEST_FILE} is not a JSON object")
-    version = manifest.get("format_version", 0)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ArtifactError(f"{source} uses artifact format {version!r}; "
-                            "upgrade scorehouse to read it")
-    model, listed = manifest.get("model"), manifest.get("files")
-    if (not isinstance(manifest.get("name"), str) or not isinstance(model, dict)
-            or not isinstance(model.get("flavor"), str) or not isinstance(listed, dict)
-            or not all(isinstance(n, str) and isinstance(h, str) for n, h in listed.items())):
-        raise IntegrityError(f"{source}: {MANIFEST_FILE} lacks a name, model.flavor or files "
-                             "map; it was not written by scorehouse")
-    return mbytes, msha, manifest, flavor_named(model["flavor"])
+    manifest = Manifest.from_json(mbytes, source)
+    return mbytes, msha, manifest, flavor_named(manifest.model.flavor)
 
 
-def _check_listing(container: Container, manifest: dict[str, Any], flavor: Flavor) -> None:
+def _check_listing(container: Container, manifest: Manifest, flavor: Flavor) -> None:
     """The files the manifest lists are the flavor's, present, and of their recorded sizes.
 
     The flavor decides which files its loader reads and which it unpickles, so a manifest
     that calls itself unpickled, lists files its flavor never reads, or lacks the file its
     loader needs is refused rather than believed. Raises IntegrityError.
     """
-    source, listed = container.source, manifest["files"]
-    claimed = manifest["model"].get("pickled", flavor.pickled)
+    source, listed = container.source, manifest.files
+    claimed = manifest.model.pickled if manifest.model.holds("pickled") else flavor.pickled
     if claimed is not flavor.pickled:
         does = (f"unpickles {', '.join(flavor.unpickles)}, which runs code," if flavor.pickled
                 else "unpickles nothing")
@@ -254,8 +266,10 @@ def _check_listing(container: Container, manifest: dict[str, Any], flavor: Flavo
     extra = set(container.entries) - set(listed) - {MANIFEST_FILE, SIGNATURE_FILE}
     if extra:
         raise IntegrityError(f"{source}: holds files the manifest does not list: {sorted(extra)}")
-    sizes = manifest.get("file_sizes")
-    for name in listed if isinstance(sizes, dict) else ():
+    sizes = manifest.file_sizes
+    if not isinstance(sizes, Mapping):  # artifacts written before sizes were recorded
+        return
+    for name in listed:
         if sizes.get(name) != container.entries[name].size:
             raise IntegrityError(
                 f"{source}: file {name} does not match its size in the manifest (declares "
@@ -263,12 +277,17 @@ def _check_listing(container: Container, manifest: dict[str, Any], flavor: Flavo
                 f"{sizes.get(name)!r}); the artifact was tampered with or corrupted")
 
 
-def resign(path: str | os.PathLike, key: str | bytes) -> None:
-    """Add (or replace) the HMAC signature of an existing artifact after verifying its hashes."""
+def resign(path: str | os.PathLike[str], key: str | bytes) -> None:
+    """Add (or replace) the HMAC signature of an existing artifact after verifying its hashes.
+
+    Raises:
+        ArtifactError: no key given (or as `read`).
+        IntegrityError: the artifact does not verify, or its manifest is not canonical.
+    """
     path = Path(path)
     art = read(path, require_trust=False, check_versions=False)
-    mbytes = manifest_bytes(art.manifest)
-    if sha256(mbytes) != art.manifest_sha256:  # pragma: no cover - canonical form is stable
+    mbytes = art.manifest.to_bytes()
+    if sha256(mbytes) != art.manifest_sha256:
         raise IntegrityError(f"{path}: manifest is not in canonical form")
     k = signing_key(key)
     if not k:
@@ -290,11 +309,14 @@ def zip_bytes(entries: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def pack(path: str | os.PathLike) -> bytes:
+def pack(path: str | os.PathLike[str]) -> bytes:
     """The artifact at `path` (zip or folder) as .shz zip bytes, not yet verified.
 
     A zip file larger than the inflated-size limit is refused before it is read; a folder's
-    files are read within the limits. Raises ArtifactError.
+    files are read within the limits.
+
+    Raises:
+        ArtifactError: over the size limits, or an unreadable zip or refused entry.
     """
     path = Path(path)
     limits = Limits.from_env()

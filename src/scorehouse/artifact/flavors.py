@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cloudpickle
+import cloudpickle  # type: ignore[import-untyped, unused-ignore]  # no stubs
 
 from ..errors import ArtifactError, UnsupportedModelError
+from .manifest import Manifest
 from .params import param_tree
 
 PICKLE_FILE = "model/model.pkl"
@@ -64,7 +65,7 @@ class Flavor:
     def save(self, model: Any) -> dict[str, bytes]:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def load(self, files: dict[str, bytes], manifest: dict[str, Any]) -> Any:
+    def load(self, files: dict[str, bytes], manifest: Manifest) -> Any:
         raise NotImplementedError  # pragma: no cover - interface
 
 
@@ -81,7 +82,7 @@ class SklearnFlavor(Flavor):
 
     def matches(self, model: Any) -> bool:
         try:
-            from sklearn.base import BaseEstimator
+            from sklearn.base import BaseEstimator  # type: ignore[import-untyped, unused-ignore]
         except ImportError:  # pragma: no cover - sklearn is a core dependency
             return False
         return isinstance(model, BaseEstimator)
@@ -103,7 +104,7 @@ class SklearnFlavor(Flavor):
     def save(self, model: Any) -> dict[str, bytes]:
         return {PICKLE_FILE: cloudpickle.dumps(model)}
 
-    def load(self, files: dict[str, bytes], manifest: dict[str, Any]) -> Any:
+    def load(self, files: dict[str, bytes], manifest: Manifest) -> Any:
         return cloudpickle.loads(files[PICKLE_FILE])
 
 
@@ -141,8 +142,8 @@ class LightGBMFlavor(Flavor):
     def describe(self, model: Any) -> ModelInfo:
         booster = self._booster(model)
         text = booster.model_to_string(num_iteration=-1)
-        objective = re.search(r"^objective=(\S+)", text, re.M)
-        objective = objective.group(1) if objective else "regression"
+        found = re.search(r"^objective=(\S+)", text, re.M)
+        objective = found.group(1) if found else "regression"
         info = ModelInfo(task="regression", feature_names=list(booster.feature_name()),
                          params={"objective": objective, "num_trees": booster.num_trees()},
                          modules=["lightgbm"])
@@ -153,14 +154,15 @@ class LightGBMFlavor(Flavor):
         elif objective.startswith(("binary", "cross_entropy")):
             info.task, info.classes = "binary", [0, 1]
         elif objective.startswith(("multiclass", "softmax", "multiclassova")):
-            k = int(re.search(r"^num_class=(\d+)", text, re.M).group(1))
+            classes = re.search(r"^num_class=(\d+)", text, re.M)
+            k = int(classes.group(1)) if classes else 0
             info.task, info.classes = "multiclass", list(range(k))
         return info
 
     def save(self, model: Any) -> dict[str, bytes]:
         return {self.file: self._booster(model).model_to_string(num_iteration=-1).encode()}
 
-    def load(self, files: dict[str, bytes], manifest: dict[str, Any]) -> Any:
+    def load(self, files: dict[str, bytes], manifest: Manifest) -> Any:
         import lightgbm
 
         return lightgbm.Booster(model_str=files[self.file].decode())
@@ -199,7 +201,7 @@ class XGBoostFlavor(Flavor):
     def save(self, model: Any) -> dict[str, bytes]:
         return {self.file: bytes(self._booster(model).save_raw(raw_format="ubj"))}
 
-    def load(self, files: dict[str, bytes], manifest: dict[str, Any]) -> Any:
+    def load(self, files: dict[str, bytes], manifest: Manifest) -> Any:
         import xgboost
 
         booster = xgboost.Booster()
@@ -222,7 +224,7 @@ class OnnxFlavor(Flavor):
     def _bytes(self, model: Any) -> bytes:
         if isinstance(model, (str, Path)):
             return Path(model).read_bytes()
-        return model.SerializeToString()
+        return bytes(model.SerializeToString())
 
     def describe(self, model: Any) -> ModelInfo:
         import onnx
@@ -243,7 +245,7 @@ class OnnxFlavor(Flavor):
     def save(self, model: Any) -> dict[str, bytes]:
         return {self.file: self._bytes(model)}
 
-    def load(self, files: dict[str, bytes], manifest: dict[str, Any]) -> Any:
+    def load(self, files: dict[str, bytes], manifest: Manifest) -> Any:
         return files[self.file]
 
 

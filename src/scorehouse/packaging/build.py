@@ -6,6 +6,7 @@ import datetime as dt
 import getpass
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +15,31 @@ import pandas as pd
 import pyarrow as pa
 
 from .. import __version__
-from ..artifact import SUFFIX, Artifact, flavor_of
+from ..artifact import (
+    SUFFIX,
+    Artifact,
+    Baseline,
+    Compiled,
+    CompileStatus,
+    Environment,
+    Lineage,
+    Manifest,
+    ModelInfo,
+    ModelSection,
+    OutputColumn,
+    Parity,
+    TrainingData,
+    flavor_of,
+    valid_name,
+)
 from ..artifact import write as write_artifact
 from ..artifact.environment import python_version, requirements_for
-from ..artifact.flavors import PICKLE_FILE
+from ..artifact.flavors import PICKLE_FILE, Flavor
 from ..artifact.hashing import fingerprint_frame
-from ..errors import ModelError, SchemaError, ScorehouseError, UnsupportedModelError, UsageError
+from ..errors import ModelError, SchemaError, ScorehouseError, UnsupportedModelError
 from ..runtime.onnx import COMPILED_FILE
 from ..schema import Schema, infer_schema
-from ..scorer import Scorer, output_columns
+from ..scorer import Result, Scorer, output_columns
 from .baseline import input_profile, prediction_profile
 from .compile import OPSET, ConversionError, to_onnx
 from .metrics import training_metrics
@@ -68,15 +85,16 @@ def _features(info_names: list[str] | None, frame: pd.DataFrame, target: str | N
     return cols
 
 
-def _output_schema(task: str, classes: list[Any] | None, has_proba: bool) -> list[dict[str, str]]:
+def _output_schema(task: str, classes: list[Any] | None, has_proba: bool
+                   ) -> tuple[OutputColumn, ...]:
     out = []
     for name in output_columns(task, classes, has_proba):
         if name == "label":
             kind = "integer" if classes and all(isinstance(c, int) for c in classes) else "string"
         else:
             kind = "number"
-        out.append({"name": name, "type": kind})
-    return out
+        out.append(OutputColumn(name=name, type=kind))
+    return tuple(out)
 
 
 def _infer_task(model: Any, frame: pd.DataFrame) -> tuple[str, list[Any] | None]:
@@ -93,7 +111,7 @@ def package(
     train_data: Any,
     *,
     name: str,
-    path: str | os.PathLike | None = None,
+    path: str | os.PathLike[str] | None = None,
     target: str | None = None,
     features: Sequence[str] | None = None,
     task: str | None = None,
@@ -113,15 +131,45 @@ def package(
     is a column there, is left out of the schema and used for training metrics. With
     `compile`, the model is also converted to ONNX and used by default when it scores the
     training sample within `tolerance` of the native model (see `parity.compare`).
+
+    Raises:
+        UsageError: `name` is not a valid model name (`artifact.valid_name`: the rule
+            `register` applies too).
+        SchemaError: `target` is not a column, or the training data fails its own schema.
+        UnsupportedModelError: the task or the class labels cannot be told.
+        ModelError: the packaged model fails on training rows.
+        ScorehouseError: unreadable training data.
     """
-    if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise UsageError(f"model name {name!r}: use letters, digits, '-', '_' or '.'")
+    valid_name(name)
     frame = read_frame(train_data)
-    source = str(train_data) if isinstance(train_data, (str, os.PathLike)) else None
     flavor = flavor_of(model)
     info = flavor.describe(model)
     if target is not None and target not in frame.columns:
         raise SchemaError(f"target column {target!r} is not in the training data")
+    input_schema, imputed = _input_schema(model, flavor.name, info, frame, target, features,
+                                          schema, schema_overrides)
+    X = frame[input_schema.names]
+    task, classes = _task_and_classes(model, flavor.name, info, X, name, task, classes)
+    files = flavor.save(model)
+    manifest = _first_manifest(name, description, task, classes, flavor, info, params,
+                               input_schema, files)
+    sample = X if len(X) <= SAMPLE_ROWS else X.sample(SAMPLE_ROWS, random_state=0)
+    manifest, result = _check_scores(manifest, files, sample, imputed, tolerance)
+    if compile and flavor.name != "onnx":
+        manifest = _compile(model, manifest, files, sample, result, tolerance)
+    source = str(train_data) if isinstance(train_data, (str, os.PathLike)) else None
+    manifest = _with_records(manifest, frame, sample, result, target, source, metrics)
+    out = Path(path) if path is not None else Path(f"{name}{SUFFIX}")
+    write_artifact(manifest, files, out, key=key)
+    return out
+
+
+def _input_schema(model: Any, flavor: str, info: ModelInfo, frame: pd.DataFrame,
+                  target: str | None, features: Sequence[str] | None,
+                  schema: Schema | Mapping[str, Any] | None,
+                  overrides: Mapping[str, Mapping[str, Any]] | None) -> tuple[Schema, list[str]]:
+    """The input schema (given, or inferred from the training frame) and the columns made
+    nullable because an imputer of the model fills them (checked in `_check_scores`)."""
     names = _features(info.feature_names, frame, target, features)
     if isinstance(schema, Schema):
         input_schema = schema
@@ -130,43 +178,60 @@ def package(
     else:
         input_schema = infer_schema(frame, names)
     imputed: list[str] = []
-    if flavor.name == "lightgbm" and schema is None:
+    if flavor == "lightgbm" and schema is None:
         input_schema = with_model_categories(input_schema, model)
-    if flavor.name in ("sklearn", "python"):
+    if flavor in ("sklearn", "python"):
         input_schema, imputed = _imputed_nullable(model, input_schema)
-    if schema_overrides:
-        input_schema = input_schema.override(schema_overrides)
-    X = frame[input_schema.names]
+    if overrides:
+        input_schema = input_schema.override(overrides)
+    return input_schema, imputed
+
+
+def _task_and_classes(model: Any, flavor: str, info: ModelInfo, X: pd.DataFrame, name: str,
+                      task: str | None, classes: Sequence[Any] | None
+                      ) -> tuple[str, list[Any] | None]:
+    """The task and class labels: given, else the model's own, else (a plain Python model)
+    from its predictions. Raises UnsupportedModelError when neither can be told."""
     if task is None and info.task is None:
-        task, classes = _infer_task(model, X) if flavor.name == "python" else (None, None)
+        task, classes = _infer_task(model, X) if flavor == "python" else (None, None)
     task = task or info.task
-    classes = list(classes) if classes is not None else info.classes
+    labels = list(classes) if classes is not None else info.classes
     if task not in TASKS:
         raise UnsupportedModelError(
             f"cannot tell whether {name!r} is a classifier or a regressor; pass task= "
             f"(one of {', '.join(TASKS)}) and, for classifiers, classes=")
-    if task != "regression" and not classes:
+    if task != "regression" and not labels:
         raise UnsupportedModelError(f"{name!r} is a classifier but its class labels are "
                                     "unknown; pass classes=[...]")
+    return task, labels
 
-    files = flavor.save(model)
-    modules = info.modules
-    requirements = requirements_for(modules, files.get(PICKLE_FILE))
-    manifest: dict[str, Any] = {
-        "format_version": 1,
-        "name": name,
-        "description": description,
-        "task": task,
-        "classes": classes if task != "regression" else None,
-        "model": {"flavor": flavor.name, "pickled": flavor.pickled, "runtime": "native",
-                  "params": {**info.params, **dict(params or {})}},
-        "input_schema": input_schema.to_dict(),
-        "environment": {"python": python_version(), "requirements": requirements},
-    }
-    # Score the training sample with the model as stored (not the object in memory): this
-    # proves the artifact loads and predicts before anyone registers it.
-    probe = Artifact(manifest, files, "", f"model {name!r}", trusted_by="user")
-    sample = X if len(X) <= SAMPLE_ROWS else X.sample(SAMPLE_ROWS, random_state=0)
+
+def _first_manifest(name: str, description: str, task: str, classes: list[Any] | None,
+                    flavor: Flavor, info: ModelInfo, params: Mapping[str, Any] | None,
+                    schema: Schema, files: dict[str, bytes]) -> Manifest:
+    """The manifest before scoring: what the model is, what it reads and what it needs."""
+    requirements = requirements_for(info.modules, files.get(PICKLE_FILE))
+    return Manifest(
+        name=name, description=description, task=task,
+        classes=classes if task != "regression" else None,
+        model=ModelSection(flavor=flavor.name, pickled=flavor.pickled, runtime="native",
+                           params={**info.params, **dict(params or {})}),
+        input_schema=schema.to_dict(),
+        environment=Environment(python=python_version(), requirements=requirements),
+    )
+
+
+def _probe(manifest: Manifest, files: dict[str, bytes]) -> Artifact:
+    """The artifact as it will be stored, held in memory (trusted: it is ours)."""
+    return Artifact(manifest, files, "", f"model {manifest.name!r}", trusted_by="user")
+
+
+def _check_scores(manifest: Manifest, files: dict[str, bytes], sample: pd.DataFrame,
+                  imputed: list[str], tolerance: float) -> tuple[Manifest, Result]:
+    """Score the training sample with the model as stored (not the object in memory): this
+    proves the artifact loads and predicts before anyone registers it. The manifest (its
+    schema corrected for imputed columns the model cannot do without) and the result."""
+    probe = _probe(manifest, files)
     result = Scorer(probe).predict(sample)
     if result.n_rejected:
         shown = "; ".join(str(r) for r in result.rejects[:3])
@@ -174,39 +239,42 @@ def package(
             raise ModelError(f"the packaged model fails on {result.n_rejected} training row(s): "
                              f"{shown}")
         raise SchemaError(f"the training data itself fails the schema: {shown}")
-    check_rebuilt_frame(probe, input_schema, sample, tolerance)
+    schema = Schema.from_dict(manifest.input_schema)
+    check_rebuilt_frame(probe, schema, sample, tolerance)
     if imputed:
-        input_schema = _check_imputed(probe, sample, input_schema, imputed, manifest)
-        probe = Artifact(manifest, files, "", f"model {name!r}", trusted_by="user")
-    if compile and flavor.name != "onnx":
-        manifest["compiled"] = _compile(model, flavor.name, input_schema, manifest, files,
-                                        sample, result, tolerance)
-    o = result.output
-    manifest["output_schema"] = _output_schema(task, classes, o.probabilities is not None)
+        manifest = _check_imputed(probe, sample, schema, imputed, manifest)
+    return manifest, result
+
+
+def _with_records(manifest: Manifest, frame: pd.DataFrame, sample: pd.DataFrame,
+                  result: Result, target: str | None, source: str | None,
+                  metrics: Mapping[str, float] | None) -> Manifest:
+    """The manifest with what monitoring and audits read: output schema, baseline, lineage."""
+    task, classes, o = manifest.task, manifest.classes, result.output
+    labels = list(classes) if classes is not None else None
     all_metrics: dict[str, float] = {}
     if target is not None:
         y = frame.loc[sample.index, target].to_numpy()
         all_metrics.update({f"training_{k}": v for k, v in training_metrics(
-            task, classes, y, o.labels, o.probabilities, o.values).items()})
+            task, labels, y, o.labels, o.probabilities, o.values).items()})
     all_metrics.update({k: float(v) for k, v in (metrics or {}).items()})
-    manifest["baseline"] = {
-        "rows": int(len(frame)), "sample_rows": int(len(sample)),
-        "inputs": input_profile(input_schema, frame),
-        "predictions": prediction_profile(task, classes, o.labels, o.probabilities, o.values),
-    }
-    manifest["lineage"] = {
-        "training_data": {"fingerprint": fingerprint_frame(frame), "rows": int(len(frame)),
-                          "columns": [str(c) for c in frame.columns], "target": target,
-                          "source": source},
-        "params": manifest["model"]["params"],
-        "metrics": all_metrics,
-        "libraries": {"python": python_version(), "scorehouse": __version__, **requirements},
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "created_by": _user(),
-    }
-    out = Path(path) if path is not None else Path(f"{name}{SUFFIX}")
-    write_artifact(manifest, files, out, key=key)
-    return out
+    schema = Schema.from_dict(manifest.input_schema)
+    baseline = Baseline(
+        rows=int(len(frame)), sample_rows=int(len(sample)),
+        inputs=input_profile(schema, frame),
+        predictions=prediction_profile(task, labels, o.labels, o.probabilities, o.values))
+    lineage = Lineage(
+        training_data=TrainingData(
+            fingerprint=fingerprint_frame(frame), rows=int(len(frame)),
+            columns=[str(c) for c in frame.columns], target=target, source=source),
+        params=manifest.model.params,
+        metrics=all_metrics,
+        libraries={"python": python_version(), "scorehouse": __version__,
+                   **manifest.requirements},
+        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        created_by=_user())
+    outputs = _output_schema(task, labels, o.probabilities is not None)
+    return replace(manifest, output_schema=outputs, baseline=baseline, lineage=lineage)
 
 
 def _imputed_nullable(model: Any, schema: Schema) -> tuple[Schema, list[str]]:
@@ -219,42 +287,41 @@ def _imputed_nullable(model: Any, schema: Schema) -> tuple[Schema, list[str]]:
 
 
 def _check_imputed(probe: Artifact, sample: pd.DataFrame, schema: Schema, imputed: list[str],
-                   manifest: dict[str, Any]) -> Schema:
+                   manifest: Manifest) -> Manifest:
     """Score a training row with the `imputed` columns missing; if the model cannot, they
     are required again (as inferred from the data) and the manifest says so."""
     row = sample.head(1).astype({c: object for c in imputed})
     row.loc[:, imputed] = None
     if not Scorer(probe).predict(row).n_rejected:
-        return schema
+        return manifest
     schema = schema.override({n: {"nullable": False} for n in imputed})
-    manifest["input_schema"] = schema.to_dict()
-    return schema
+    return replace(manifest, input_schema=schema.to_dict())
 
 
-def _compile(model: Any, flavor: str, schema: Schema, manifest: dict[str, Any],
-             files: dict[str, bytes], sample: pd.DataFrame, native: Any, tolerance: float
-             ) -> dict[str, Any]:
-    """Convert to ONNX and run the parity gate; adds the graph to `files` when it converts."""
-    info: dict[str, Any] = {"format": "onnx", "file": COMPILED_FILE, "opset": OPSET}
+def _compile(model: Any, manifest: Manifest, files: dict[str, bytes], sample: pd.DataFrame,
+             native: Result, tolerance: float) -> Manifest:
+    """Convert to ONNX and run the parity gate: the manifest with `compiled` (and the onnx
+    runtime when the gate passes); adds the graph to `files` when it converts."""
+    schema = Schema.from_dict(manifest.input_schema)
     try:
-        compiled = to_onnx(model, flavor, schema, manifest["task"])
+        compiled = to_onnx(model, manifest.model.flavor, schema, manifest.task)
     except ConversionError as e:
-        return {"format": "onnx", "status": "not converted", "step": e.step,
-                "reason": f"step {e.step!r} could not be converted: {e.reason}"}
+        return replace(manifest, compiled=Compiled(
+            format="onnx", status=CompileStatus.NOT_CONVERTED, step=e.step,
+            reason=f"step {e.step!r} could not be converted: {e.reason}"))
     files[COMPILED_FILE] = compiled.model_bytes
-    info.update(inputs=compiled.inputs, outputs=compiled.outputs)
-    probe = Artifact(manifest, files, "", f"model {manifest['name']!r}", trusted_by="user")
     try:
-        parity = compare(native, Scorer(probe, runtime="onnx").predict(sample), tolerance)
+        parity = compare(native, Scorer(_probe(manifest, files), runtime="onnx").predict(sample),
+                         tolerance)
     except Exception as e:  # a graph that loads but cannot score is a failed gate
         parity = {"passed": False, "reason": f"the compiled model failed: {type(e).__name__}: {e}"}
-    info["parity"] = parity
-    if parity["passed"]:
-        info["status"] = "passed"
-        manifest["model"]["runtime"] = "onnx"
-    else:
-        info.update(status="failed parity", reason=parity["reason"])
-    return info
+    passed = bool(parity["passed"])
+    info = Compiled(format="onnx", file=COMPILED_FILE, opset=OPSET, inputs=compiled.inputs,
+                    outputs=compiled.outputs, parity=Parity.from_dict(parity),
+                    status=CompileStatus.PASSED if passed else CompileStatus.FAILED_PARITY,
+                    reason=None if passed else parity["reason"])
+    runtime = "onnx" if passed else manifest.model.runtime
+    return replace(manifest, compiled=info, model=replace(manifest.model, runtime=runtime))
 
 
 def _user() -> str:

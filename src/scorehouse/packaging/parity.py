@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..artifact import CompileStatus, Manifest
 from ..scorer import Result, output_columns
 
 #: Default largest allowed difference: absolute on probabilities; on regression values,
@@ -57,14 +58,14 @@ def compare(native: Result, compiled: Result, tolerance: float = TOLERANCE) -> d
     return report
 
 
-def runtime_summary(manifest: dict[str, Any]) -> str:
+def runtime_summary(manifest: Manifest) -> str:
     """One line on the compiled runtime: used, or why not."""
-    c = manifest.get("compiled")
+    c = manifest.compiled
     if not c:
-        return f"runtime: {manifest['model']['runtime']}"
-    if c.get("status") == "passed":
-        p = c["parity"]
-        worst = max([*p["max_abs_diff"].values(), *p.get("max_rel_diff", {}).values()], default=0)
-        return (f"runtime: onnx (parity on {p['rows']:,} rows: max diff {worst:.2g}, "
-                f"{p['label_flips']} label flips, tolerance {p['tolerance']:g})")
-    return f"runtime: native ({c.get('status')}: {c.get('reason')})"
+        return f"runtime: {manifest.model.runtime}"
+    if c.status == CompileStatus.PASSED and c.parity is not None:
+        p = c.parity
+        worst = max([*p.max_abs_diff.values(), *(p.max_rel_diff or {}).values()], default=0)
+        return (f"runtime: onnx (parity on {p.rows:,} rows: max diff {worst:.2g}, "
+                f"{p.label_flips} label flips, tolerance {p.tolerance:g})")
+    return f"runtime: native ({c.status}: {c.reason})"

@@ -29,7 +29,7 @@ from .records import (
     iso,
     version_of,
 )
-from .refs import LATEST, Ref, parse, valid_name
+from .refs import LATEST, ModelRef, Ref, registry_ref, valid_name
 from .store import ArtifactStore
 from .tables import aliases, events, metadata, models, versions
 
@@ -115,9 +115,9 @@ class Registry:
         name = valid_name(art.name)
         if not allow_duplicate:
             self._refuse_duplicate(name, art.manifest_sha256, path)
-        description = description or art.manifest.get("description", "")
+        description = description or art.manifest.description
         uri = self.store.put(name, art.manifest_sha256, data)
-        lineage = art.manifest.get("lineage", {})
+        lineage = art.manifest.lineage.to_dict() if art.manifest.lineage else {}
         who = _user(user)
 
         def work(conn: sa.Connection) -> int:
@@ -131,7 +131,7 @@ class Registry:
                                        .where(models.c.name == name)).one()
             conn.execute(versions.insert().values(
                 model_id=mid, version=number, manifest_sha256=art.manifest_sha256,
-                artifact_uri=uri, status=READY, task=art.manifest["task"], flavor=art.flavor,
+                artifact_uri=uri, status=READY, task=art.manifest.task, flavor=art.flavor,
                 description=description, lineage=lineage, created_at=at, created_by=who))
             conn.execute(events.insert().values(model_id=mid, at=at, user=who,
                                                 action=Action.REGISTER.value, version=number,
@@ -155,7 +155,7 @@ class Registry:
 
     def schema_diff(self, old_ref: str, new_ref: str) -> SchemaDiff:
         """How the input schema changed from `old_ref` to `new_ref` (both registered)."""
-        old, new = (Schema.from_dict(self.load_artifact(r)[0].manifest["input_schema"])
+        old, new = (Schema.from_dict(self.load_artifact(r)[0].manifest.input_schema)
                     for r in (old_ref, new_ref))
         return diff_schemas(old, new)
 
@@ -296,7 +296,7 @@ class Registry:
         """
         return self.resolve(ref)
 
-    def resolve(self, ref: str | Ref) -> ModelVersion:
+    def resolve(self, ref: str | Ref | ModelRef) -> ModelVersion:
         """Resolve a reference to one registered version (archived ones too).
 
         Raises:
@@ -304,7 +304,7 @@ class Registry:
             NotFoundError: no such model, alias or version, or for `@latest` no unarchived
                 version.
         """
-        r = parse(ref) if isinstance(ref, str) else ref
+        r = registry_ref(ref)
         with self._read() as conn:
             mid = self._model_id(conn, r.name)
             number = r.version
@@ -358,7 +358,7 @@ class Registry:
 
     # --- loading --------------------------------------------------------------------------
 
-    def load_artifact(self, ref: str, key: str | bytes | None = None
+    def load_artifact(self, ref: str | ModelRef, key: str | bytes | None = None
                       ) -> tuple[artifact_io.Artifact, ModelVersion]:
         """The verified artifact of `ref` (its manifest hash must match the registry's record).
 
@@ -374,14 +374,14 @@ class Registry:
                                      expected_sha256=mv.manifest_sha256)
         return art, mv
 
-    def load(self, ref: str, *, runtime: str | None = None, key: str | bytes | None = None,
+    def load(self, ref: str | ModelRef, *, runtime: str | None = None, key: str | bytes | None = None,
              accept_parity_difference: bool = False) -> Scorer:
         """A Scorer for `ref`, e.g. `registry.load("churn@production")` (for `runtime` and
         `accept_parity_difference` see `runtime.runtime_for`)."""
         from ..scorer import Scorer
 
         art, mv = self.load_artifact(ref, key)
-        return Scorer(art, version=mv.version, runtime=runtime, ref=ref,
+        return Scorer(art, version=mv.version, runtime=runtime, ref=str(ref),
                       accept_parity_difference=accept_parity_difference)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from ..artifact import Artifact
+from ..artifact import Artifact, CompileStatus
 from ..errors import ParityError, ScorehouseError
 from ..schema import Schema
 from .base import Output, Runtime, proper_probabilities
@@ -28,7 +28,7 @@ def runtime_for(artifact: Artifact, schema: Schema, prefer: str | None = None, *
     `accept_parity_difference` is true: then it runs, the figures are logged as a warning
     and kept on the runtime (`Runtime.parity_accepted`) for results to report.
     """
-    name = prefer or artifact.manifest["model"].get("runtime", "native")
+    name = prefer or artifact.manifest.model.runtime
     if artifact.flavor == "onnx":
         name = "onnx"
     cls = RUNTIMES.get(name)
@@ -56,13 +56,14 @@ def _failed_parity(artifact: Artifact) -> str | None:
     """
     if artifact.flavor == "onnx":
         return None
-    compiled = artifact.manifest.get("compiled") or {}
-    status = compiled.get("status")
-    if status in (None, "passed", "not converted"):
+    compiled = artifact.manifest.compiled
+    status = compiled.status if compiled else None
+    if compiled is None or status in (None, CompileStatus.PASSED, CompileStatus.NOT_CONVERTED):
         return None
-    parity = compiled.get("parity") or {}
-    rows = f" on {parity['rows']:,} rows" if isinstance(parity.get("rows"), int) else ""
-    return f"{status}{rows}: {compiled.get('reason') or parity.get('reason') or 'no reason recorded'}"
+    parity = compiled.parity
+    rows = f" on {parity.rows:,} rows" if parity and isinstance(parity.rows, int) else ""
+    reason = compiled.reason or (parity.reason if parity else None) or "no reason recorded"
+    return f"{status}{rows}: {reason}"
 
 
 __all__ = ["Output", "Runtime", "NativeRuntime", "OnnxRuntime", "RUNTIMES", "ACCEPT_OPTION",

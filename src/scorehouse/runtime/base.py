@@ -50,8 +50,8 @@ class Runtime(ABC):
         self.artifact = artifact
         self.schema = schema
         m = artifact.manifest
-        self.task: str = m["task"]
-        self.classes = np.asarray(m["classes"], dtype=object) if m.get("classes") else None
+        self.task: str = m.task
+        self.classes = np.asarray(list(m.classes), dtype=object) if m.classes else None
 
     @abstractmethod
     def predict(self, columns: Mapping[str, np.ndarray], n: int) -> Output:

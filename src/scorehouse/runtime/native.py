@@ -31,7 +31,7 @@ class NativeRuntime(Runtime):
         if self.flavor == "xgboost":
             best = self.model.attr("best_iteration")
             self._iterations = (0, int(best) + 1) if best is not None else (0, 0)
-            self._objective = artifact.manifest["model"]["params"].get("objective", "")
+            self._objective = artifact.manifest.model.params.get("objective", "")
 
     def predict(self, columns: Mapping[str, np.ndarray], n: int) -> Output:
         """Predict n rows with the native library."""

@@ -63,7 +63,9 @@ class OnnxRuntime(Runtime):
             elif COMPILED_FILE in artifact.files:
                 model_bytes = artifact.files[COMPILED_FILE]
             else:
-                why = artifact.manifest.get("compiled", {}).get("reason", "it was not compiled")
+                compiled = artifact.manifest.compiled
+                why = (compiled.reason if compiled and compiled.holds("reason")
+                       else "it was not compiled")
                 raise ModelError(f"{artifact.name!r} has no ONNX graph to run: {why}; "
                                  "use the native runtime")
         try:

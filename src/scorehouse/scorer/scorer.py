@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..artifact import Artifact
+from ..artifact import Artifact, Manifest
 from ..errors import ModelError
 from ..runtime import Output, Runtime, proper_probabilities, runtime_for
 from ..schema import (
@@ -90,9 +90,9 @@ class Scorer:
         self.version = version
         self.ref = ref or artifact.name
         m = artifact.manifest
-        self.task: str = m["task"]
-        self.classes: list[Any] | None = m.get("classes")
-        self.schema = Schema.from_dict(m["input_schema"])
+        self.task: str = m.task
+        self.classes: list[Any] | None = list(m.classes) if m.classes is not None else None
+        self.schema = Schema.from_dict(m.input_schema)
         # Raises ParityError for a compiled graph the parity gate rejected, unless accepted.
         self.runtime: Runtime = runtime_for(artifact, self.schema, runtime,
                                             accept_parity_difference=accept_parity_difference)
@@ -105,7 +105,7 @@ class Scorer:
         return f"<Scorer {self.name}{v} task={self.task} runtime={self.runtime.name}>"
 
     @property
-    def manifest(self) -> dict[str, Any]:
+    def manifest(self) -> Manifest:
         """The artifact's manifest."""
         return self.artifact.manifest
 

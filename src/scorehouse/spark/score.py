@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from ..loading import is_path, load
+from ..loading import load
 from ..registry import Registry
+from ..registry.refs import ModelRef
 from ..schema import ColumnPolicy
 from ..scorer import Scorer, prediction_schema
 from ..scorer.runs import ALL, Totals, check_columns, kept_columns
@@ -33,7 +34,7 @@ BATCH_ROWS = 20_000
 ERROR = "error"
 
 
-def score(df: DataFrame, ref: str | Scorer, keep: Sequence[str] | None = None, *,
+def score(df: DataFrame, ref: str | ModelRef | Scorer, keep: Sequence[str] | None = None, *,
           registry: Registry | None = None, runtime: str | None = None, trust: bool = False,
           with_model: bool = False, batch_rows: int = BATCH_ROWS,
           totals: Any = None, columns: ColumnPolicy | str | None = None,
@@ -49,7 +50,7 @@ def score(df: DataFrame, ref: str | Scorer, keep: Sequence[str] | None = None, *
     if batch_rows < 1:
         raise ValueError("batch_rows must be at least 1")
     scorer = ref if isinstance(ref, Scorer) else load(
-        ref, registry=None if is_path(ref) else registry or Registry(), runtime=runtime,
+        ref, registry=registry, runtime=runtime,
         trust=trust, accept_parity_difference=accept_parity_difference)
     check_columns(scorer, df.columns, ColumnPolicy.parse(columns))
     kept = kept_columns(ALL if keep == ALL else keep, df.columns, scorer)

@@ -11,8 +11,9 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import ScorehouseError
-from ..loading import is_path, load
+from ..loading import load
 from ..registry import Registry
+from ..registry.refs import ModelRef
 from ..scorer import Result, Scorer, output_columns
 from .names import names_for
 
@@ -31,10 +32,10 @@ def function_name(model: str) -> str:
     return names_for(model).function
 
 
-def register(con: Any, ref: str, *, registry: Registry | None = None, name: str | None = None,
+def register(con: Any, ref: str | ModelRef, *, registry: Registry | None = None, name: str | None = None,
              trust: bool = False) -> Registered:
     """Register `score_<model>(col, ...)` on a DuckDB or sqlite3 connection."""
-    scorer = load(ref, registry=None if is_path(ref) else registry, trust=trust)
+    scorer = load(ref, registry=registry, trust=trust)  # a path never opens the registry
     reg = Registered(name or function_name(scorer.name), scorer)
     kind = type(con).__module__.split(".")[0].lstrip("_")
     if kind == "duckdb":

@@ -73,8 +73,8 @@ def _installed_score(conn: Any, schema: str, model: str) -> Callable[[Any], Any]
     from psycopg import sql
 
     manifest = installed_artifact(conn, schema, model)[0].manifest  # NotFoundError if absent
-    classes = manifest.get("classes") or []
-    if manifest["task"] == "regression":
+    classes = manifest.classes or []
+    if manifest.task == "regression":
         return lambda p: sql.SQL("({}->>'value')::float8").format(p)
     if len(classes) == 2:
         return lambda p: sql.SQL("({}->'probabilities'->>{})::float8").format(
