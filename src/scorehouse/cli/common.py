@@ -102,6 +102,8 @@ def read_records(json_input: str | None, input_file: Path | None) -> Any:
         if json_input is not None:
             data = json.loads(json_input)
         else:
+            if input_file is None:
+                raise click_exc.UsageError("give exactly one of --json '{...}' or --input FILE.jsonl")
             fh = sys.stdin if str(input_file) == "-" else open(input_file)  # noqa: SIM115
             with fh:
                 data = [json.loads(line) for line in fh if line.strip()]

@@ -94,7 +94,7 @@ def text_stream(path: str) -> tuple[io.BufferedReader, Hashing, int | None]:
     if codec is None:
         return io.BufferedReader(hashing, 1 << 20), hashing, size
     stream = pa.input_stream(io.BufferedReader(hashing, 1 << 20), compression=codec)
-    return io.BufferedReader(stream, 1 << 20), hashing, size  # type: ignore[arg-type]
+    return io.BufferedReader(stream, 1 << 20), hashing, size
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -244,8 +244,10 @@ def _outputs(result: Result, scorer: Scorer) -> dict[str, tuple[str, np.ndarray]
     if scorer.task == "regression":
         return {"value": ("FP64", np.asarray(o.values, dtype=np.float64))}
     label_type = outputs_metadata(scorer)[0]["datatype"]
-    labels = np.asarray([v.item() if isinstance(v, np.generic) else v for v in o.labels],
-                        dtype=np.int64 if label_type == "INT64" else object)
+    assert o.labels is not None  # a classifier's output always has labels
+    dtype: type = np.int64 if label_type == "INT64" else object
+    labels: np.ndarray = np.asarray([v.item() if isinstance(v, np.generic) else v for v in o.labels],
+                        dtype=dtype)
     return {"label": (label_type, labels),
             "probabilities": ("FP64", np.asarray(o.probabilities, dtype=np.float64))}
 

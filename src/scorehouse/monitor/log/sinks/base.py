@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 
-import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow as pa
 
 
 class Sink(abc.ABC):
