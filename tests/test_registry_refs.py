@@ -13,7 +13,6 @@ from sklearn.linear_model import LogisticRegression
 import scorehouse
 from scorehouse import artifact as artifact_io
 from scorehouse.errors import UsageError
-from scorehouse.loading import is_path
 from scorehouse.registry import Registry
 from scorehouse.registry.refs import ModelRef, Ref, RefKind, registry_ref, valid_name
 
@@ -39,7 +38,7 @@ def small():
 def test_a_reference_is_parsed_once_into_its_kind(text, kind, name, version, alias):
     ref = ModelRef.parse(text)
     assert (ref.kind, ref.name, str(ref)) == (kind, name, text)
-    assert ref.is_path is (kind is RefKind.PATH) is is_path(text)
+    assert ref.is_path is (kind is RefKind.PATH)
     if kind is RefKind.PATH:
         assert ref.path == Path(text) and ref.registry is None
         with pytest.raises(UsageError, match="path of an artifact, not a registry reference"):

@@ -13,14 +13,6 @@ if TYPE_CHECKING:  # the registry's SQL stack only when a reference needs it
     from .registry import Registry
 
 
-def is_path(ref: str | os.PathLike[str] | ModelRef) -> bool:
-    """True when `ref` names an artifact file or folder rather than a registry entry.
-
-    Kept for callers that still hold text; new code parses once with `ModelRef.parse`.
-    """
-    return ModelRef.parse(ref).is_path
-
-
 def load(ref: str | os.PathLike[str] | ModelRef, *, registry: Registry | None = None,
          runtime: str | None = None, trust: bool = False, key: str | bytes | None = None,
          accept_parity_difference: bool = False) -> Scorer:

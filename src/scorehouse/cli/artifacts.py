@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from .common import JsonOpt, click_exc, open_registry
 from .output import console, emit, emit_json, printable, table
+
+if TYPE_CHECKING:
+    from ..schema import Column
 
 #: Merged into the root app by `cli/app.py`.
 commands = typer.Typer()
@@ -81,17 +84,18 @@ def _report_package(path: Path, as_json: bool) -> None:
     """Print what was packaged at `path`: name, task, inputs, runtime, nullable inputs."""
     from .. import artifact as artifact_io
     from ..packaging.parity import runtime_summary
+    from ..schema import Schema
 
     art = artifact_io.read(path, require_trust=False, check_versions=False)
     m = art.manifest
-    out = {"artifact": str(path), "name": m["name"], "task": m["task"], "flavor": art.flavor,
-           "manifest_sha256": art.manifest_sha256, "inputs": len(m["input_schema"]["columns"]),
-           "metrics": m["lineage"]["metrics"], "runtime": m["model"]["runtime"],
-           "compiled": m.get("compiled")}
-    nullable = {c["name"]: c.get("nullable_reason") or "nullable"
-                for c in m["input_schema"]["columns"] if c.get("nullable")}
+    columns = Schema.from_dict(m.input_schema).columns
+    out = {"artifact": str(path), "name": m.name, "task": m.task, "flavor": art.flavor,
+           "manifest_sha256": art.manifest_sha256, "inputs": len(columns),
+           "metrics": dict(m.metrics), "runtime": m.model.runtime,
+           "compiled": m.compiled.to_dict() if m.compiled else None}
+    nullable = {c.name: c.nullable_reason or "nullable" for c in columns if c.nullable}
     out["nullable"] = nullable
-    emit(out, as_json, f"packaged {m['name']} ({m['task']}, {art.flavor}, "
+    emit(out, as_json, f"packaged {m.name} ({m.task}, {art.flavor}, "
          f"{out['inputs']} inputs) -> {path}\n{runtime_summary(m)}\n"
          + (f"nullable: {'; '.join(f'{k} ({v})' for k, v in nullable.items())}" if nullable
             else "nullable: none (every input is required)"))
@@ -112,45 +116,48 @@ def inspect(
 
         scorehouse inspect churn.shz --json
     """
+    from ..schema import Schema
+
     art = _artifact(ref)
     m = art.manifest
     if as_json:
-        emit_json({**m, "manifest_sha256": art.manifest_sha256})
+        emit_json({**m.to_dict(), "manifest_sha256": art.manifest_sha256})
         return
-    console.print(f"[bold]{escape(printable(str(m['name'])))}[/] {m['task']} ({art.flavor}); "
+    console.print(f"[bold]{escape(printable(m.name))}[/] {m.task} ({art.flavor}); "
                   f"manifest sha256 {art.manifest_sha256}", markup=True)
-    if m.get("classes"):
-        console.print(f"classes: {m['classes']}")
+    if m.classes:
+        console.print(f"classes: {list(m.classes)}")
     table(["input", "type", "nullable", "categories / range"],
-          [(c["name"], c["type"] + (f" ({c['category_type']} categories)"
-                                    if c.get("category_type") else ""),
-            c.get("nullable_reason") or c.get("nullable", False), _span(c))
-           for c in m["input_schema"]["columns"]])
-    lin = m.get("lineage", {})
-    console.print(f"trained on {lin.get('training_data', {}).get('rows')} rows "
-                  f"({lin.get('training_data', {}).get('fingerprint', '')[:19]}…), "
-                  f"created {lin.get('created_at')} by {lin.get('created_by')}")
-    console.print(f"metrics: {lin.get('metrics', {})}")
-    console.print(f"needs: {m.get('environment', {}).get('requirements', {})}")
+          [(c.name, f"{c.type}" + (f" ({c.category_type} categories)" if c.category_type else ""),
+            c.nullable_reason or c.nullable, _span(c))
+           for c in Schema.from_dict(m.input_schema).columns])
+    lin = m.lineage
+    data = lin.training_data if lin else None
+    console.print(f"trained on {data.rows if data else None} rows "
+                  f"({(data.fingerprint if data else '')[:19]}…), "
+                  f"created {lin.created_at if lin else None} by {lin.created_by if lin else None}")
+    console.print(f"metrics: {dict(m.metrics)}")
+    console.print(f"needs: {dict(m.requirements)}")
     from ..packaging.parity import runtime_summary
 
     console.print(runtime_summary(m))
 
 
-def _span(c: dict[str, Any]) -> str:
-    if c.get("categories") is not None:
-        cats = c["categories"]
+def _span(c: Column) -> str:
+    """A column's category set (the first six) or its training range, for `inspect`."""
+    if c.categories is not None:
+        cats = [str(x) for x in c.categories]
         return ", ".join(cats[:6]) + (f" … ({len(cats)})" if len(cats) > 6 else "")
-    if c.get("min") is not None:
-        return f"{c['min']:g} .. {c['max']:g}"
+    if c.min is not None and c.max is not None:
+        return f"{c.min:g} .. {c.max:g}"
     return ""
 
 
 def _artifact(ref: str):
     from .. import artifact as artifact_io
-    from ..loading import is_path
+    from ..registry.refs import ModelRef
 
-    if is_path(ref):  # verified, but never loaded: reading metadata needs no trust
+    if ModelRef.parse(ref).is_path:  # verified, but never loaded: reading metadata needs no trust
         return artifact_io.read(ref, require_trust=False, check_versions=False)
     return open_registry().load_artifact(ref)[0]
 

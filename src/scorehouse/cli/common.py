@@ -70,9 +70,11 @@ def load_scorer(ref: str, *, runtime: str | None, trust: bool,
         ParityError: `runtime="onnx"` on a graph that failed the parity gate, without
             `accept_parity_difference`.
     """
-    from ..loading import is_path, load
+    from ..loading import load
+    from ..registry.refs import ModelRef
 
-    return load(ref, registry=None if is_path(ref) else open_registry(), runtime=runtime,
+    model = ModelRef.parse(ref)
+    return load(model, registry=None if model.is_path else open_registry(), runtime=runtime,
                 trust=trust, accept_parity_difference=accept_parity_difference)
 
 

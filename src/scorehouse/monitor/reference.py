@@ -33,10 +33,14 @@ def training_baseline(source: Scorer | Artifact | Mapping[str, Any]) -> dict[str
     Raises:
         ArtifactError: the manifest has no baseline.
     """
-    manifest = source.manifest if isinstance(source, (Scorer, Artifact)) else source
-    baseline = manifest.get("baseline")
+    if isinstance(source, (Scorer, Artifact)):
+        part = source.manifest.baseline
+        name: Any = source.manifest.name
+        baseline: Any = part.to_dict() if part is not None else None
+    else:
+        name, baseline = source.get("name"), source.get("baseline")
     if not isinstance(baseline, Mapping) or "inputs" not in baseline:
-        raise ArtifactError(f"model {manifest.get('name')!r} has no training baseline "
+        raise ArtifactError(f"model {name!r} has no training baseline "
                             "(package it again with scorehouse >= 0.1)")
     return dict(baseline)
 

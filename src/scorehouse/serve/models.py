@@ -19,8 +19,9 @@ import threading
 from collections.abc import Callable
 
 from ..errors import NotFoundError, ScorehouseError
-from ..loading import is_path, load
-from ..registry import Registry, parse
+from ..loading import load
+from ..registry import Registry
+from ..registry.refs import ModelRef, RefKind
 from ..scorer import Scorer, ScorerCache
 
 log = logging.getLogger("scorehouse.serve")
@@ -55,6 +56,7 @@ class Served:
     def __init__(self, name: str, ref: str, current: ScorerCache[str],
                  pins: ScorerCache[tuple[str, int]]):
         self.name, self.ref = name, ref
+        self.model_ref = ModelRef.parse(ref)  # its kind, decided once
         self._current, self._pins = current, pins
 
     def __repr__(self) -> str:
@@ -112,7 +114,7 @@ class ModelSet:
         return self.registry
 
     def _load(self, ref: str) -> Scorer:
-        if is_path(ref):
+        if ModelRef.parse(ref).is_path:
             return load(ref, runtime=self.runtime, trust=self.trust,
                         accept_parity_difference=self.accept_parity_difference)
         return self._from_registry(ref)
@@ -167,7 +169,7 @@ class ModelSet:
         current = served.scorer
         if version is None or version == current.public_version:
             return current
-        if is_path(served.ref):
+        if served.model_ref.is_path:
             raise NotFoundError(f"model {name!r} is served from a file and has one "
                                 f"version, {current.public_version}; version {version} "
                                 "does not exist")
@@ -195,7 +197,7 @@ class ModelSet:
         """
         swaps = []
         for served in list(self.models.values()):
-            if is_path(served.ref) or parse(served.ref).version is not None:
+            if served.model_ref.kind is not RefKind.ALIAS:
                 continue  # a file or a fixed version never moves
             with self._refreshing:
                 target = self._registry().resolve(served.ref)
@@ -213,7 +215,7 @@ class ModelSet:
     def watch(self, every: float = WATCH_EVERY) -> None:
         """Check the registry for moved aliases (and pinned versions archived since they were
         loaded) every `every` seconds, in the background."""
-        if self._watcher is not None or all(is_path(s.ref) for s in self.models.values()):
+        if self._watcher is not None or all(s.model_ref.is_path for s in self.models.values()):
             return  # files never move, and cannot pin versions
 
         def loop() -> None:

@@ -15,7 +15,8 @@ from typing import Any
 
 from ..connections import postgres as connect
 from ..errors import NotFoundError, ScorehouseError
-from ..registry import Registry, parse
+from ..registry import Registry
+from ..registry.refs import registry_ref
 from ..schema import Column, ColumnType
 from ..scorer import Scorer, output_columns
 from .catalog import claim
@@ -258,7 +259,7 @@ def install(url: str, refs: list[str], *, registry: Registry, schema: str = "sco
     from psycopg import sql
 
     for ref in refs:
-        parse(ref)
+        registry_ref(ref)  # a malformed reference fails here, before any change
     with connect(url) as conn:
         _check_superuser(conn)
         _setup(conn, schema, python_path or python_paths())
