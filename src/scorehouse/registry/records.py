@@ -14,21 +14,17 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any, Protocol
 
+from ..schema.types import TextEnum
 
-class VersionStatus(str, Enum):
+
+class VersionStatus(TextEnum):
     """Whether a version can be promoted: ready, or archived (kept for audit only)."""
 
     READY = "ready"
     ARCHIVED = "archived"
 
-    def __str__(self) -> str:  # the bare text ("integer"), as the strings it replaces
-        return str.__str__(self)
 
-    def __format__(self, spec: str) -> str:
-        return str.__format__(self, spec)
-
-
-class Action(str, Enum):
+class Action(TextEnum):
     """What an entry of a model's history records."""
 
     REGISTER = "register"  # a new version
@@ -37,12 +33,6 @@ class Action(str, Enum):
     UNALIAS = "unalias"  # an alias deleted
     ARCHIVE = "archive"  # a version archived
     RESTORE = "restore"  # an archived version made ready again
-
-    def __str__(self) -> str:  # the bare text ("integer"), as the strings it replaces
-        return str.__str__(self)
-
-    def __format__(self, spec: str) -> str:
-        return str.__format__(self, spec)
 
 
 class _ByKey:

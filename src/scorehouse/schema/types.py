@@ -30,7 +30,18 @@ import pyarrow as pa
 from ..errors import SchemaError
 
 
-class ColumnType(str, Enum):
+class TextEnum(str, Enum):
+    """A `str` enum whose text is its value: `str(ColumnType.INTEGER)` and f-strings give
+    "integer", as the plain strings the enums replaced (3.11's `StrEnum`, on 3.10 too)."""
+
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+    def __format__(self, spec: str) -> str:
+        return str.__format__(self, spec)
+
+
+class ColumnType(TextEnum):
     """The logical type of a model input column, with its name in each channel."""
 
     INTEGER = "integer"
@@ -38,12 +49,6 @@ class ColumnType(str, Enum):
     BOOLEAN = "boolean"
     STRING = "string"
     DATETIME = "datetime"
-
-    def __str__(self) -> str:  # the bare text ("integer"), as the strings it replaces
-        return str.__str__(self)
-
-    def __format__(self, spec: str) -> str:
-        return str.__format__(self, spec)
 
     @classmethod
     def parse(cls, value: str | ColumnType, column: str | None = None) -> ColumnType:
@@ -100,19 +105,13 @@ class ColumnType(str, Enum):
         return _NUMPY[self]
 
 
-class CategoryType(str, Enum):
+class CategoryType(TextEnum):
     """The value type of a categorical column's categories (`Column.category_type`)."""
 
     INT = "int"
     FLOAT = "float"
     BOOL = "bool"
     TEXT = "text"
-
-    def __str__(self) -> str:  # the bare text ("integer"), as the strings it replaces
-        return str.__str__(self)
-
-    def __format__(self, spec: str) -> str:
-        return str.__format__(self, spec)
 
     @classmethod
     def parse(cls, value: str | CategoryType, column: str | None = None) -> CategoryType:
