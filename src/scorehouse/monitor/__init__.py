@@ -1,6 +1,8 @@
 """Watching deployed models: mergeable drift sketches, drift statistics and input quality
-against the training baseline (above `scorer` and `registry`; imports no channel)."""
+against the training baseline, alerts (above `scorer` and `registry`; imports no channel)."""
 
+from .alert_rules import AlertRule, Op, RuleSet, Webhook, load_rules, parse_rules
+from .alerts import Alert, AlertState, AlertStatus, CheckResult, check, run_check
 from .drift import (
     ColumnDrift,
     DatasetDrift,
@@ -10,6 +12,7 @@ from .drift import (
     dataset_drift,
     exact_numeric_drift,
 )
+from .figures import WindowFigures, drift_score, figure_value
 from .quality import QualityCheck, QualityReport, QualityThresholds, input_quality
 from .reference import (
     FeatureReference,
@@ -23,6 +26,9 @@ from .sketch import CategorySketch, NumericSketch, Sketch, sketch_from_json
 from .state import DriftState, FeatureWindow
 
 __all__ = [
+    "Alert", "AlertRule", "AlertState", "AlertStatus", "CheckResult", "Op", "RuleSet",
+    "Webhook", "WindowFigures", "check", "drift_score", "figure_value", "load_rules",
+    "parse_rules", "run_check",
     "CategorySketch", "ColumnDrift", "DatasetDrift", "DriftOptions", "DriftState",
     "FeatureReference", "FeatureWindow", "Method", "NumericSketch", "QualityCheck",
     "QualityReport", "QualityThresholds", "Reference", "Sketch", "baseline_reference",

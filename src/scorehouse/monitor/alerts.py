@@ -79,12 +79,19 @@ class Alert:
         verb = self.op if self.status is AlertStatus.FIRING else f"no longer {self.op}"
         model = f"{self.model}: " if self.model else ""
         return (f"{self.status.value.upper()} {model}{self.rule}: {self.figure}{of} = "
-                f"{self.value:.4g} {verb} {self.threshold:g} ({self.streak} windows"
+                f"{self.value:.4g} {verb} {self.threshold:g} ({self.streak} window"
+                f"{'s' if self.streak != 1 else ''}"
                 f"{', up to ' + self.window if self.window else ''})")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data (the webhook's and --json's shape)."""
         return {**asdict(self), "status": self.status.value, "message": self.message}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Alert:
+        """The event `to_dict` wrote."""
+        fields = {k: v for k, v in d.items() if k != "message"}
+        return cls(**{**fields, "status": AlertStatus(d["status"])})
 
 
 @dataclass
@@ -101,16 +108,19 @@ class RuleState:
 
 @dataclass
 class AlertState:
-    """Every rule's streaks for one model, kept between runs as JSON (`save`/`load`)."""
+    """Every rule's streaks for one model, kept between runs as JSON (`save`/`load`), and
+    the events a webhook has not taken yet (`pending`, sent again by the next run)."""
 
     model: str = ""
     rules: dict[str, RuleState] = field(default_factory=dict)
     updated: str | None = None
+    pending: list[Alert] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data; `from_json` reads it back."""
         return {"format": STATE_FORMAT, "model": self.model, "updated": self.updated,
-                "rules": {k: asdict(v) for k, v in self.rules.items()}}
+                "rules": {k: asdict(v) for k, v in self.rules.items()},
+                "pending": [a.to_dict() for a in self.pending]}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> AlertState:
@@ -122,7 +132,7 @@ class AlertState:
         if d.get("format") != STATE_FORMAT:
             raise UsageError(f"alert state format {d.get('format')!r} is not {STATE_FORMAT}")
         return cls(str(d.get("model", "")), {k: RuleState(**v) for k, v in d["rules"].items()},
-                   d.get("updated"))
+                   d.get("updated"), [Alert.from_dict(a) for a in d.get("pending", [])])
 
     @classmethod
     def load(cls, path: str | Path, model: str = "") -> AlertState:
@@ -231,7 +241,7 @@ def check(window_figures: WindowFigures | Sequence[WindowFigures],
             if event is not None:
                 alerts.append(event)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    out = AlertState(state.model, new, now)
+    out = AlertState(state.model, new, now, list(state.pending))
     firing = tuple(name for name, s in new.items() if s.firing)
     return CheckResult(tuple(alerts), firing, tuple(breaching), tuple(no_data), out)
 
@@ -301,12 +311,13 @@ def post_webhook(hook: Webhook, alerts: Sequence[Alert], model: str = "",
     return Delivery(hook.url, False, attempt, code, error)
 
 
-def run_check(window_figures: WindowFigures | Sequence[WindowFigures], rules: RuleSet,
-              model: str, path: str | Path | None = None, backoff: float = 0.5
-              ) -> CheckResult:
+def run_check(window_figures: WindowFigures | Sequence[WindowFigures],
+              rules: RuleSet | Sequence[AlertRule], model: str,
+              path: str | Path | None = None, backoff: float = 0.5) -> CheckResult:
     """`check` with its state read from and saved to `path` (default `state_path(model)`),
     and the events delivered to the log and the rule set's webhook: what
-    `scorehouse monitor check` runs.
+    `scorehouse monitor check` runs. Events the webhook did not take are kept in the state
+    and sent again, before the new ones, by the next run.
 
     Raises:
         UsageError: as `check`, or a state file that is not one.
@@ -316,7 +327,13 @@ def run_check(window_figures: WindowFigures | Sequence[WindowFigures], rules: Ru
     state.model = model
     result = check(window_figures, rules, state)
     deliveries = [log_alerts(result.alerts)]
-    if result.alerts and rules.webhook is not None:
-        deliveries.append(post_webhook(rules.webhook, result.alerts, model, backoff))
+    hook = rules.webhook if isinstance(rules, RuleSet) else None
+    outbox = [*result.state.pending, *result.alerts]
+    result.state.pending = []
+    if outbox and hook is not None:
+        sent = post_webhook(hook, outbox, model, backoff)
+        deliveries.append(sent)
+        if not sent.ok:
+            result.state.pending = outbox
     result.state.save(where)
     return replace(result, deliveries=tuple(deliveries))

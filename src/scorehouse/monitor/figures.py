@@ -18,7 +18,8 @@ A figure is named by a short text (the `figure` of an alert rule):
 | `latency_p99_ms` | none | 99th percentile latency, milliseconds |
 
 "largest"/"smallest": with a column, that column's value; without one, the largest
-(smallest) over the input columns. A figure the window does not have (no labels yet, no latency figures) is None: "no data".
+(smallest) over the input columns. A figure the window does not have (no labels yet, no
+latency figures) is None: "no data".
 """
 
 from __future__ import annotations
