@@ -71,6 +71,7 @@ def build_report(report: ReportInput, path: str | Path | None = None) -> str:
         "predictions": [f for f in features if f.name.startswith(PREDICTION)],
         "breached": report.quality.breached,
         "quality_rows": _quality_rows(report.quality.checks),
+        "quality_zero": sum(not c.breached and c.value == 0 for c in report.quality.checks),
         "svg": _series_plots(report) | {
             "drift": Markup(plots.drift_bars(drift)),
             "quality": _markup(plots.quality_bars(report.quality))},
@@ -124,5 +125,6 @@ def _null_rate(s: Sketch) -> float:
 
 
 def _quality_rows(checks: tuple[QualityCheck, ...]) -> list[QualityCheck]:
-    """The checks worth a table row: breached or non-zero first, then the rest by column."""
-    return sorted(checks, key=lambda c: (not c.breached, c.value == 0, c.column or "", c.measure))
+    """The checks worth a table row (breached or non-zero), breached first, then by column."""
+    return sorted((c for c in checks if c.breached or c.value > 0),
+                  key=lambda c: (not c.breached, c.column or "", c.measure))

@@ -70,6 +70,8 @@ def feature_plot(reference: Sketch, current: Sketch) -> str:
             _numeric(ax, reference, current)
         elif isinstance(reference, CategorySketch) and isinstance(current, CategorySketch):
             _categories(ax, reference, current)
+        # Above the axes, where it never hides a bar.
+        fig.legend(loc="outside upper right", ncols=2, fontsize=8)
         return to_svg(fig)
 
 
@@ -96,7 +98,6 @@ def _numeric(ax: Axes, reference: NumericSketch, current: NumericSketch) -> None
         ax.axvline(edge, color="#57606a", linestyle=":", linewidth=1)
     ax.set_ylabel("density")
     ax.set_yticks([])
-    ax.legend(loc="upper right")
 
 
 def _shares(s: CategorySketch) -> dict[str, float]:
@@ -113,7 +114,7 @@ def _categories(ax: Axes, reference: CategorySketch, current: CategorySketch) ->
     shown, rest = names[:MAX_CATEGORIES], names[MAX_CATEGORIES:]
     r = [ref.get(k, 0.0) for k in shown]
     c = [cur.get(k, 0.0) for k in shown]
-    labels = [k if k in seen or k == OTHER else f"{k} (unseen)" for k in shown]
+    labels = [_short(k) if k in seen or k == OTHER else f"{_short(k)} (unseen)" for k in shown]
     if rest:
         r.append(sum(ref.get(k, 0.0) for k in rest))
         c.append(sum(cur.get(k, 0.0) for k in rest))
@@ -124,7 +125,11 @@ def _categories(ax: Axes, reference: CategorySketch, current: CategorySketch) ->
     ax.set_yticks(y, labels)
     ax.invert_yaxis()
     ax.set_xlabel("share of values")
-    ax.legend(loc="lower right")
+
+
+def _short(text: str, most: int = 32) -> str:
+    """A category label cut to `most` characters, so one long name cannot squeeze the plot."""
+    return text if len(text) <= most else text[:most - 1] + "…"
 
 
 def drift_bars(drift: DatasetDrift) -> str:
@@ -201,7 +206,7 @@ def quality_bars(quality: QualityReport) -> str | None:
         ax.set_yticks(y, [f"{c.column or 'all rows'} · {c.measure}" for c in checks])
         ax.invert_yaxis()
         ax.set_xlabel("rate")
-        ax.legend(loc="lower right")
+        fig.legend(loc="outside upper right", fontsize=8)
         return to_svg(fig)
 
 
@@ -228,7 +233,7 @@ def performance_plot(series: Sequence[tuple[str, Mapping[str, float]]],
     names = sorted({k for _, m in series for k in m})
     x = np.arange(len(series))
     with _style():
-        fig = _figure(min(2.6 * len(names), 10.0) + 0.5, 2.6)
+        fig = _figure(7.5, 2.6)
         axes = np.atleast_1d(fig.subplots(1, len(names), squeeze=False)[0])
         for ax, name in zip(axes, names, strict=True):
             ax.plot(x, [m.get(name, np.nan) for _, m in series], marker="o", color=NOW,
@@ -237,7 +242,7 @@ def performance_plot(series: Sequence[tuple[str, Mapping[str, float]]],
                 ax.axhline(reference[name], color=TRAINING, linestyle="--", label="training")
             ax.set_title(name)
             ax.set_xticks(x, [w for w, _ in series], rotation=30, ha="right", fontsize=7)
-        axes[0].legend(loc="lower left", fontsize=8)
+        axes[0].legend(loc="best", fontsize=8)
         return to_svg(fig)
 
 
