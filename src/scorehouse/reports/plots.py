@@ -50,7 +50,9 @@ def to_svg(fig: Figure) -> str:
     """The figure as an <svg> element (no XML prologue), sized by its viewBox."""
     buf = io.StringIO()
     with _style():
-        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+        # No date (the same input gives the same file) and no RDF block with outside URLs.
+        fig.savefig(buf, format="svg", bbox_inches="tight",
+                    metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     text = buf.getvalue()
     return text[text.index("<svg"):]
 
