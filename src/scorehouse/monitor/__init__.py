@@ -1,7 +1,9 @@
 """Watching deployed models: mergeable drift sketches, drift statistics and input quality
-against the training baseline, and the prediction log (`monitor.log`) (above `scorer` and
-`registry`; imports no channel)."""
+against the training baseline, the prediction log (`monitor.log`), alert rules and their
+check (above `scorer` and `registry`; imports no channel)."""
 
+from .alert_rules import AlertRule, Op, RuleSet, Webhook, load_rules, parse_rules
+from .alerts import Alert, AlertState, AlertStatus, CheckResult, check, run_check
 from .drift import (
     ColumnDrift,
     DatasetDrift,
@@ -11,6 +13,7 @@ from .drift import (
     dataset_drift,
     exact_numeric_drift,
 )
+from .figures import WindowFigures, drift_score, figure_value
 from .log import (
     Channel,
     LogOptions,
@@ -31,6 +34,9 @@ from .sketch import CategorySketch, NumericSketch, Sketch, sketch_from_json
 from .state import DriftState, FeatureWindow
 
 __all__ = [
+    "Alert", "AlertRule", "AlertState", "AlertStatus", "CheckResult", "Op", "RuleSet",
+    "Webhook", "WindowFigures", "check", "drift_score", "figure_value", "load_rules",
+    "parse_rules", "run_check",
     "CategorySketch", "Channel", "ColumnDrift", "DatasetDrift", "DriftOptions", "DriftState",
     "FeatureReference", "FeatureWindow", "LogOptions", "Method", "NumericSketch",
     "PredictionLogger", "PredictionRecord", "QualityCheck",

@@ -1,0 +1,8 @@
+"""Reports: one self-contained HTML file with plots of a model's drift, input quality,
+predictions and performance, over `monitor` (imports no channel). Needs the `reports`
+extra (matplotlib, Jinja2)."""
+
+from .html import build_report
+from .inputs import ReportInput, WindowStart, report_input
+
+__all__ = ["ReportInput", "WindowStart", "build_report", "report_input"]
