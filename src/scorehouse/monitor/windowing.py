@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.compute as pc  # type: ignore[import-untyped]
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import UsageError
 from ..schema import Schema
@@ -99,8 +99,8 @@ class LogWindow:
 
 def _times_us(table: pa.Table) -> np.ndarray:
     """Row times as int64 microseconds since the epoch (UTC)."""
-    return np.asarray(table.column("time").cast(pa.int64()).to_numpy(zero_copy_only=False),
-                      np.int64)
+    times = table.column("time").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    return np.asarray(times.to_numpy(zero_copy_only=False), np.int64)
 
 
 def _at(us: int) -> dt.datetime:
