@@ -196,9 +196,13 @@ def _print_feedback(report: Any) -> None:
                       + (f" and {more} more" if more else ""))
     names = list(report.metrics)
     ref = report.reference
-    rows = [("reference", "", "", *(_fmt(ref[m].value) if m in ref else "-" for m in names),
-             ", ".join(sorted({f.source for f in ref.values()})))]
-    rows += [(_when(w).split(" ", 1)[0], f"{w.start:%Y-%m-%d %H:%M:%S}", w.rows,
-              *(_fmt(w.metric(m)) for m in names), "; ".join(w.notes)) for w in report.windows]
-    table(["version", "window", "rows", *names, "notes"], rows,
+    rows = [("packaging", "", "", *(_fmt(ref[m].value) if m in ref else "-" for m in names))]
+    rows += [("file" if w.version is None else f"v{w.version}", f"{w.start:%m-%d %H:%M}", w.rows,
+              *(_fmt(w.metric(m)) for m in names)) for w in report.windows]
+    table(["version", "from", "rows", *names], rows,
           title=f"{report.model}: {report.task}, windows of {report.window}")
+    if ref:
+        console.print("packaging figures: " + ", ".join(f.source for f in ref.values()))
+    for w in report.windows:
+        for note in w.notes:
+            console.print(f"{_when(w)}: {note}")
