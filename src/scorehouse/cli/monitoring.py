@@ -1,0 +1,209 @@
+"""The `monitor` group: what the prediction log says about a deployed model.
+
+    monitor log REF        the most recent logged rows
+    monitor quality REF    traffic and input quality per window (null, unseen, out-of-range,
+                           reject and absent rates against the training baseline)
+    monitor drift REF      drift of every column per window against the training baseline
+                           (or another version's); exit 0 whatever drifts: `check` gates
+    monitor feedback REF LABELS --id ID --target COL
+                           performance over windows once the true labels arrived
+
+Each is a thin layer over `scorehouse.monitor` (`recent`, `analyse_log`, `decay`). Exit
+codes: 2 bad window/time/file type, 3 no model or no logged rows or no labels file, 4 a
+labels file without the id or target column, 5 artifact refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .common import JsonOpt, open_registry
+from .output import console, emit, table
+
+#: Added to the root app as `scorehouse monitor` by `cli/app.py`.
+group = typer.Typer(help="Watch deployed models: the prediction log, quality, drift, decay.",
+                    no_args_is_help=True)
+
+RefArg = Annotated[str, typer.Argument(help="Model: churn@production, churn/3 or an artifact.")]
+SinceOpt = Annotated[str | None, typer.Option(
+    help="Only rows logged since then: ISO time (UTC if naive) or an age such as 6h, 7d.")]
+WindowOpt = Annotated[str, typer.Option(
+    help="Window: all, hour, day, week, a width (15min, 6h, 2d) or a row count (5000rows).")]
+SourceOpt = Annotated[str | None, typer.Option(
+    help="The Parquet prediction log (folder or parquet: URL; default "
+         "$SCOREHOUSE_HOME/predictions).")]
+AllVersionsOpt = Annotated[bool, typer.Option(
+    "--all-versions", help="Rows of every version of the model, not only REF's.")]
+TrustOpt = Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")]
+
+
+def _model(ref: str, trust: bool) -> Any:
+    from ..monitor import monitored
+    from ..registry.refs import ModelRef
+
+    model = ModelRef.parse(ref)
+    return monitored(model, registry=None if model.is_path else open_registry(), trust=trust)
+
+
+def _select(since: str | None, source: str | None, all_versions: bool) -> dict[str, Any]:
+    from ..monitor import parse_time
+
+    return {"since": parse_time(since) if since else None, "source": source,
+            "all_versions": all_versions}
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def _when(w: Any) -> str:
+    version = "file" if w.version is None else f"v{w.version}"
+    return f"{version} {w.start:%Y-%m-%d %H:%M:%S} .. {w.end:%Y-%m-%d %H:%M:%S}"
+
+
+@group.command("log")
+def monitor_log(ref: RefArg, since: SinceOpt = None,
+                limit: Annotated[int, typer.Option(min=1, help="Rows shown.")] = 20,
+                source: SourceOpt = None, all_versions: AllVersionsOpt = False,
+                trust: TrustOpt = False, as_json: JsonOpt = False) -> None:
+    """The most recent logged rows of a model, newest first.
+
+    Example:
+
+        scorehouse monitor log churn@production --since 1h --limit 5
+    """
+    from ..monitor import recent
+
+    rows = recent(_model(ref, trust), limit, **_select(since, source, all_versions))
+    emit([r.to_dict() for r in rows], as_json, lambda: table(
+        ["time", "id", "version", "channel", "ms", "prediction", "flags", "reject"],
+        [(f"{r.time:%Y-%m-%d %H:%M:%S}", r.id, r.version, r.channel.value,
+          _fmt(r.latency_ms, 3), " ".join(f"{k}={_fmt(v, 3)}" for k, v in r.outputs.items()),
+          " ".join(f"{k}:{c}" for k, c in r.flags), r.reject) for r in rows],
+        title=f"{len(rows)} most recent logged rows"))
+
+
+@group.command("quality")
+def monitor_quality(ref: RefArg, since: SinceOpt = None, window: WindowOpt = "day",
+                    source: SourceOpt = None, all_versions: AllVersionsOpt = False,
+                    trust: TrustOpt = False, as_json: JsonOpt = False) -> None:
+    """Traffic and input quality per window against the training baseline.
+
+    Example:
+
+        scorehouse monitor quality churn@production --since 7d --window day
+    """
+    from ..monitor import analyse_log
+
+    result = analyse_log(_model(ref, trust), window=window, drift=False,
+                         **_select(since, source, all_versions))
+    emit(result, as_json, lambda: _print_quality(result))
+
+
+def _print_quality(result: Any) -> None:
+    for w in result.windows:
+        t, q = w.traffic, w.quality
+        console.print(f"{_when(w)}: {t.rows} rows, {t.calls} calls, reject rate "
+                      f"{t.reject_rate:.2%}, {_fmt(t.rows_per_second, 3)} rows/s, latency p50 "
+                      f"{_fmt(t.latency_p50_ms, 3)} ms p99 {_fmt(t.latency_p99_ms, 3)} ms")
+        shown = [c for c in q.checks if c.value > 0 or c.breached]
+        table(["column", "measure", "value", "limit", "training", "breached"],
+              [(c.column or "*", c.measure, f"{c.value:.2%}", f"{c.limit:.2%}",
+                f"{c.training:.2%}", "yes" if c.breached else "") for c in shown])
+        console.print(f"{len(q.breached)} of {len(q.checks)} checks breached "
+                      f"({len(q.checks) - len(shown)} at 0 not shown; --json for all)\n")
+
+
+@group.command("drift")
+def monitor_drift(ref: RefArg, since: SinceOpt = None, window: WindowOpt = "day",
+                  reference: Annotated[str, typer.Option(
+                      help="training (REF's training baseline) or another model reference, "
+                           "e.g. churn/2, whose training baseline to compare with.")] = "training",
+                  source: SourceOpt = None, all_versions: AllVersionsOpt = False,
+                  trust: TrustOpt = False, as_json: JsonOpt = False) -> None:
+    """Drift of every input and prediction column per window. Exits 0 whatever drifted:
+    drift is information; `scorehouse monitor check` is the gate.
+
+    Example:
+
+        scorehouse monitor drift churn@production --since 7d --window day --json
+    """
+    from ..monitor import analyse_log, reference_for
+    from ..registry.refs import ModelRef
+
+    scorer = _model(ref, trust)
+    against = reference_for(scorer, reference, trust=trust,
+                            registry=None if ModelRef.parse(reference).is_path else open_registry())
+    result = analyse_log(scorer, window=window, reference=against, quality=False,
+                         **_select(since, source, all_versions))
+    emit(result, as_json, lambda: _print_drift(result))
+
+
+def _print_drift(result: Any) -> None:
+    for w in result.windows:
+        d = w.drift
+        table(["column", "method", "statistic", "threshold", "drifted", "effect"],
+              [(c.column, c.method, _fmt(c.statistic), _fmt(c.threshold), "yes" if c.drifted
+                else "", f"{c.effect}={_fmt(c.effect_size, 3)}") for c in d.columns],
+              title=f"{_when(w)}: {d.n_current} rows against the {d.reference}")
+        verdict = "data set drifted" if d.drifted else "no data set drift"
+        console.print(f"{verdict}: {len(d.drifted_columns)} of {len(d.inputs)} input columns "
+                      f"({d.share:.0%}; drifts at {d.drift_share:.0%})"
+                      + (f": {', '.join(d.drifted_columns)}" if d.drifted_columns else "") + "\n")
+
+
+@group.command("feedback")
+def monitor_feedback(ref: RefArg,
+                     labels: Annotated[Path, typer.Argument(
+                         help="Parquet or CSV file of late labels (id + target).")],
+                     id_column: Annotated[str, typer.Option(
+                         "--id", help="The labels' column holding the logged row id.")],
+                     target: Annotated[str, typer.Option(
+                         help="The labels' column holding the true value.")],
+                     since: SinceOpt = None, window: WindowOpt = "day",
+                     source: SourceOpt = None, trust: TrustOpt = False,
+                     as_json: JsonOpt = False) -> None:
+    """Performance over windows of logged predictions whose labels arrived, per version,
+    against the figures recorded at packaging.
+
+    Example:
+
+        scorehouse monitor feedback churn@production labels.parquet --id id --target churned
+    """
+    from ..monitor import decay
+
+    report = decay(_model(ref, trust), labels, id_column=id_column, target=target,
+                   window=window, since=_select(since, None, True)["since"], source=source)
+    emit(report, as_json, lambda: _print_feedback(report))
+
+
+def _print_feedback(report: Any) -> None:
+    a = report.labels
+    console.print(f"labels: {a.read} read, {a.matched} matched ({a.scored} scored, "
+                  f"{a.matched_rejected} rejected when scored), {a.unmatched} unmatched, "
+                  f"{a.duplicate_rows} duplicate rows ({a.conflicting_ids} ids with "
+                  f"conflicting targets, last kept), {a.null_id} without id, "
+                  f"{a.null_target} without target")
+    if a.unmatched_ids:
+        more = a.unmatched - len(a.unmatched_ids)
+        console.print("unmatched: " + ", ".join(a.unmatched_ids)
+                      + (f" and {more} more" if more else ""))
+    names = list(report.metrics)
+    ref = report.reference
+    rows = [("packaging", "", "", *(_fmt(ref[m].value) if m in ref else "-" for m in names))]
+    rows += [("file" if w.version is None else f"v{w.version}", f"{w.start:%m-%d %H:%M}", w.rows,
+              *(_fmt(w.metric(m)) for m in names)) for w in report.windows]
+    table(["version", "from", "rows", *names], rows,
+          title=f"{report.model}: {report.task}, windows of {report.window}")
+    if ref:
+        console.print("packaging figures: " + ", ".join(f.source for f in ref.values()))
+    for w in report.windows:
+        for note in w.notes:
+            console.print(f"{_when(w)}: {note}")
