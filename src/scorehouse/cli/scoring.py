@@ -17,10 +17,13 @@ from .common import (
     ACCEPT_HELP,
     ColumnsOpt,
     JsonOpt,
+    LogSampleOpt,
+    LogToOpt,
     RuntimeOpt,
     click_exc,
     column_policy,
     load_scorer,
+    log_options,
     read_records,
 )
 from .output import emit, emit_json, err_console, table
@@ -40,8 +43,13 @@ def predict(
     accept_parity_difference: Annotated[bool, typer.Option(help=ACCEPT_HELP)] = False,
     trust: Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")] = False,
     columns: ColumnsOpt = "lenient",
+    log_to: LogToOpt = None,
+    log_sample: LogSampleOpt = None,
 ) -> None:
     """Score records given as JSON; prints predictions and rejects as JSON (exit 4 on rejects).
+
+    With --log-to, the output's `request_id` is the logged id of one record (of record i
+    of several: `<request_id>/<i>`).
 
     Examples:
 
@@ -52,12 +60,14 @@ def predict(
     if (json_input is None) == (input_file is None):
         raise click_exc.UsageError("give exactly one of --json '{...}' or --input FILE.jsonl")
     records = read_records(json_input, input_file)
+    log = log_options(log_to, log_sample)
     scorer = load_scorer(ref, runtime=runtime, trust=trust,
                          accept_parity_difference=accept_parity_difference)
-    result = scorer.predict(records, columns=column_policy(columns))
+    result, request_id = _predict_logged(scorer, records, column_policy(columns), log)
     if not result.column_check.clean:
         err_console.print(f"[yellow]warning:[/] {result.column_check.describe()}", markup=True)
     emit_json({"model": scorer.name, "version": scorer.version, "runtime": result.runtime,
+               **({"request_id": request_id} if request_id else {}),
                **({"parity_accepted": result.parity_accepted} if result.parity_accepted else {}),
                "predictions": result.to_records(),
                "rejects": [r.to_dict() for r in result.rejects],
@@ -92,6 +102,8 @@ def score(
     engine: Annotated[str, typer.Option(help="batch (this machine) or spark (Parquet in and out, on a Spark cluster).")] = "batch",
     master: Annotated[str | None, typer.Option(help="Spark master for --engine spark: local[*], spark://host:7077, … (default: spark-submit's, else local[*]).")] = None,
     columns: ColumnsOpt = "lenient",
+    log_to: LogToOpt = None,
+    log_sample: LogSampleOpt = None,
 ) -> None:
     """Score a file, folder or table in bounded memory; exit 0 all scored, 4 too many rejects, 1 failure.
 
@@ -104,6 +116,9 @@ def score(
     from ..batch import BatchJob, RunOptions, run_job
 
     _check_score_usage(output, to, as_json, engine)
+    log = log_options(log_to, log_sample)
+    if log is not None and engine == "spark":
+        raise click_exc.UsageError("--log-to is not supported with --engine spark yet")
     scorer = load_scorer(ref, runtime=runtime, trust=trust,
                          accept_parity_difference=accept_parity_difference)
     options = RunOptions(keep=_kept_columns(keep), with_model=with_model, workers=workers,
@@ -117,7 +132,8 @@ def score(
     else:
         result = run_job(scorer, BatchJob(
             input, output, options, input_format=fmt, output_format=output_format, query=query,
-            key=key, cache=to, ttl=ttl, rejects=rejects, manifest=manifest, progress=not quiet))
+            key=key, cache=to, ttl=ttl, rejects=rejects, manifest=manifest, progress=not quiet,
+            log=log))
     if as_json:
         emit_json(result.to_dict())
     elif not quiet:
@@ -151,6 +167,26 @@ def lookup(
     if scores is None:
         raise NotFoundError(f"no cached scores under {hash_name(model, key)} in {redis_url}")
     emit(scores, as_json, lambda: table(["field", "value"], sorted(scores.items())))
+
+
+def _predict_logged(scorer: Any, records: Any, columns: Any, log: Any) -> tuple[Any, str | None]:
+    """(`scorer.predict(records)`, the request id its rows were logged under, or None
+    without a log); the log is flushed before returning."""
+    if log is None:
+        return scorer.predict(records, columns=columns), None
+    from ..monitor.live import LiveMonitor, NumberedIds, row_ids
+    from ..monitor.log import Channel, new_id
+
+    request_id = new_id()
+    n = len(records) if isinstance(records, list) else 1
+    live = LiveMonitor(log, Channel.PREDICT, drift=False)
+    try:
+        live.watch(scorer)
+        with row_ids([request_id] if n == 1 else NumberedIds(request_id, n)):
+            result = scorer.predict(records, columns=columns)
+    finally:
+        live.close()
+    return result, request_id
 
 
 def _check_score_usage(output: str | None, to: str | None, as_json: bool, engine: str) -> None:

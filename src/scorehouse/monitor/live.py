@@ -139,6 +139,7 @@ class LiveMonitor:
             log_options, channel=self.channel, registry=self.registry)
         self._windows: dict[tuple[str, str], _Window] = {}
         self._watched: weakref.WeakSet[Scorer] = weakref.WeakSet()
+        self._hooks: list[tuple[weakref.ref[Scorer], Any]] = []
         self._lock = threading.Lock()
         if drift:
             self.registry.register(_DriftCollector(self))
@@ -157,7 +158,9 @@ class LiveMonitor:
                 return
             self._watched.add(scorer)
             window = self._window(scorer) if self.drift else None
-            scorer.add_hook(self._hook(window))
+            hook = self._hook(window)
+            scorer.add_hook(hook)
+            self._hooks.append((weakref.ref(scorer), hook))
 
     def _window(self, scorer: Scorer) -> _Window | None:
         try:
@@ -195,7 +198,14 @@ class LiveMonitor:
             self.logger.flush()
 
     def close(self) -> None:
-        """Flush and close the log (graceful shutdown). Idempotent."""
+        """Detach from every watched scorer, flush and close the log (graceful shutdown).
+        Idempotent."""
+        with self._lock:
+            hooks, self._hooks = self._hooks, []
+        for ref, hook in hooks:
+            scorer = ref()
+            if scorer is not None and hook in scorer.hooks:
+                scorer.hooks.remove(hook)
         if self.logger is not None:
             self.logger.close()
 
