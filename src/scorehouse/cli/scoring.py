@@ -115,19 +115,14 @@ def score(
     """
     from ..batch import BatchJob, RunOptions, run_job
 
-    _check_score_usage(output, to, as_json, engine)
     log = log_options(log_to, log_sample)
-    if log is not None and engine == "spark":
-        raise click_exc.UsageError("--log-to is not supported with --engine spark yet")
+    _check_score_usage(input, output, to, as_json, engine, query, log)
     scorer = load_scorer(ref, runtime=runtime, trust=trust,
                          accept_parity_difference=accept_parity_difference)
     options = RunOptions(keep=_kept_columns(keep), with_model=with_model, workers=workers,
                          chunk_rows=chunk_rows, max_reject_rate=max_reject_rate,
                          columns=column_policy(columns))
     if engine == "spark":
-        if output is None or to or query or output == "-" or input == "-":
-            raise click_exc.UsageError("--engine spark reads Parquet from INPUT and writes Parquet to OUTPUT "
-                                       "(no stdin/stdout, --to or --query)")
         result = _score_on_spark(scorer, input, output, options, master, rejects, manifest)
     else:
         result = run_job(scorer, BatchJob(
@@ -189,15 +184,22 @@ def _predict_logged(scorer: Any, records: Any, columns: Any, log: Any) -> tuple[
     return result, request_id
 
 
-def _check_score_usage(output: str | None, to: str | None, as_json: bool, engine: str) -> None:
+def _check_score_usage(input: str, output: str | None, to: str | None, as_json: bool,
+                       engine: str, query: str | None, log: Any) -> None:
     """Refuse (UsageError, exit 2) a `score` call that names nowhere to write, or prints
-    JSON on a stdout the scores already use, or names an unknown engine."""
+    JSON on a stdout the scores already use, or names an unknown engine, or asks Spark for
+    what it does not do."""
     if output is None and to is None:
         raise click_exc.UsageError("give an OUTPUT, --to redis://…, or both")
     if as_json and output == "-":
         raise click_exc.UsageError("--json prints on stdout, which the output '-' already uses")
     if engine not in ("batch", "spark"):
         raise click_exc.UsageError(f"--engine must be batch or spark, not {engine!r}")
+    if engine == "spark" and (output is None or to or query or output == "-" or input == "-"):
+        raise click_exc.UsageError("--engine spark reads Parquet from INPUT and writes Parquet to OUTPUT "
+                                   "(no stdin/stdout, --to or --query)")
+    if engine == "spark" and log is not None:
+        raise click_exc.UsageError("--log-to is not supported with --engine spark yet")
 
 
 def _kept_columns(keep: str | None) -> list[str] | tuple[str, ...] | None:
