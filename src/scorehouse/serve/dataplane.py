@@ -43,13 +43,16 @@ class DataPlane:
 
     Ids: a request's id is its `X-Request-Id` header, else the body's (V2 `id`, native
     `{"id", "records"}`), else a generated uuid7; a one-row request's row is logged under
-    it, row i of a larger one under `<request id>/<i>`.
+    it, row i of a larger one under `<request id>/<i>`. Every answer has it in its
+    `X-Request-Id` header; V2's `id` and native's `request_id` carry it when the client
+    gave it or the server logs.
     """
 
     def __init__(self, models: ModelSet, limits: Limits, metrics: Metrics,
                  columns: ColumnPolicy, live: LiveMonitor | None = None):
         self.models, self.limits, self.metrics, self.columns = models, limits, metrics, columns
         self.live = live if live is not None and live.active else None
+        self.logging = live is not None and live.logger is not None
         self.offload = Offload(limits)
         self.batcher = MicroBatcher(observe=metrics.batch_size.observe)
         self.batched: set[str] = set()
@@ -90,14 +93,15 @@ class DataPlane:
         wire = WIRE[protocol]
 
         def in_thread() -> Reply:
-            request = _identified(wire.decode(body, call.headers), call)
+            request = _identified(wire.decode(body, call.headers), call, self.logging)
             rows, n = self._rows(request.rows)
-            return wire.encode(self._predict(scorer, rows, n, request.id), scorer, request)
+            return wire.encode(self._predict(scorer, rows, n, call.request_id), scorer, request)
 
         if len(body) > INLINE_BYTES:
             return await self.offload.run(len(body), in_thread)
-        request = _identified(wire.decode(body, call.headers), call)
-        return wire.encode(await self._score(scorer, request.rows, request.id), scorer, request)
+        request = _identified(wire.decode(body, call.headers), call, self.logging)
+        return wire.encode(await self._score(scorer, request.rows, call.request_id), scorer,
+                           request)
 
     def _rows(self, rows: Any) -> tuple[Any, int]:
         # (rows, how many), one record as a dict (what the micro-batcher and the scorer's
@@ -136,11 +140,14 @@ class DataPlane:
         return await self.offload.threaded(lambda: self._predict(scorer, rows, n, request_id))
 
 
-def _identified(request: Decoded, call: Call) -> Decoded:
-    """`request` with its id: the header's, else the body's, else a new one (also kept
-    in `call.request_id`, for the response header)."""
-    request.id = call.request_id or request.id or new_id()
-    call.request_id = request.id
+def _identified(request: Decoded, call: Call, logging: bool) -> Decoded:
+    """`request` with its id: the header's, else the body's, else a new one, kept in
+    `call.request_id` (the response header). The answer's body names it (`request.id`)
+    when the client gave it or the row is logged under it: otherwise the body stays as it
+    was before ids, the same for the same rows."""
+    given = call.request_id or request.id
+    call.request_id = given or new_id()
+    request.id = call.request_id if given or logging else None
     return request
 
 
