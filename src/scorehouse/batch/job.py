@@ -21,6 +21,7 @@ from ..monitor.log import Channel, LogOptions
 from ..scorer import Scorer
 from ..scorer.runs import ALL, RunManifest, RunOptions
 from .addresses import open_cache, open_input, open_output, side_files
+from .chunks import ChunkIds
 from .progress import Progress
 from .rejects import RejectsFile
 from .run import run
@@ -91,7 +92,7 @@ def run_job(scorer: Scorer, job: BatchJob) -> RunManifest:
             live.close()
 
 
-def _row_ids(key: str | None, run_id: str):  # type: ignore[no-untyped-def]
+def _row_ids(key: str | None, run_id: str) -> ChunkIds:
     """The log ids of a chunk's rows: the key column's values (a null key: the row
     number), else `<run id>:<input row number>`."""
     def ids(batch: pa.RecordBatch, where: np.ndarray) -> Sequence[str]:

@@ -212,9 +212,10 @@ def _kept_columns(keep: str | None) -> list[str] | tuple[str, ...] | None:
 # --- wiring: `score --engine spark` -> the Spark channel ------------------------------------
 
 
-def _score_on_spark(scorer: Any, input: str, output: str, options: Any, master: str | None,
-                    rejects: Path | None, manifest: Path | None) -> Any:
+def _score_on_spark(scorer: Any, input: str, output: str | None, options: Any,
+                    master: str | None, rejects: Path | None, manifest: Path | None) -> Any:
     """The Spark channel's job on INPUT -> OUTPUT, with the side files beside OUTPUT."""
+    assert output is not None  # _check_score_usage refused a Spark job without one
     from ..spark.job import JobPaths, run_job, session
 
     paths = JobPaths.beside(output, scorer.name, str(rejects) if rejects else None, manifest)

@@ -67,17 +67,18 @@ def row_ids(ids: Sequence[str] | None) -> Iterator[None]:
 
 
 class NumberedIds(Sequence[str]):
-    """Ids `<prefix><sep><number>` of rows numbered `numbers[i]` (or `i`), made only when
+    """Ids `<prefix><sep><number>` of rows numbered `numbers[i]` (a sequence or array of
+    ints; None: `i`), made only when
     read: a call of many rows costs nothing on the scoring thread."""
 
-    def __init__(self, prefix: str, n: int, numbers: Sequence[int] | None = None,
+    def __init__(self, prefix: str, n: int, numbers: Any = None,
                  sep: str = "/") -> None:
         self.prefix, self.n, self.numbers, self.sep = prefix, n, numbers, sep
 
     def __len__(self) -> int:
         return self.n
 
-    def __getitem__(self, i):  # type: ignore[no-untyped-def,override]
+    def __getitem__(self, i: Any) -> Any:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(self.n))]
         if not -self.n <= i < self.n:
@@ -176,7 +177,7 @@ class LiveMonitor:
         self._windows[(scorer.name, version)] = w
         return w
 
-    def _hook(self, window: _Window | None):  # type: ignore[no-untyped-def]
+    def _hook(self, window: _Window | None) -> Any:
         logger, channel, seconds = self.logger, self.channel, self.window
 
         def hook(event: ScoreEvent) -> None:

@@ -48,8 +48,8 @@ class MicroBatcher:
             part, queue = queue[: self.max_batch], queue[self.max_batch:]
             if self.observe:
                 self.observe(len(part))
-            ids = [rid for _, _, rid in part]
-            token = ROW_IDS.set(ids if all(ids) else None)  # the log's id of each row
+            ids = [rid for _, _, rid in part if rid is not None]
+            token = ROW_IDS.set(ids if len(ids) == len(part) else None)  # each row's log id
             try:
                 if len(part) == 1:
                     results = [scorer.predict(part[0][0])]

@@ -58,7 +58,7 @@ class ServeSettings:
         if self.log_to is not None:
             return LogOptions.from_env({**os.environ, "SCOREHOUSE_LOG_TO": self.log_to},
                                        **overrides)
-        return LogOptions.from_env(**overrides)
+        return LogOptions.from_env(None, **overrides)
 
     def to_json(self) -> str:
         """These settings as JSON (`$SCOREHOUSE_SERVE_ARGS` of uvicorn's worker processes)."""
