@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -183,7 +184,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def measure_logging(scorehouse: str, artifact: Path, body: str, common: list[str],
-                    rounds: int, seconds: int, d: Path) -> dict[str, float]:
+                    rounds: int, seconds: int, d: Path) -> dict[str, Any]:
     """Requests/s at 8 connections with logging off and on (every request, Parquet),
     interleaved; also the rows the log holds afterwards."""
     from scorehouse.monitor import read_log
@@ -206,13 +207,13 @@ def measure_logging(scorehouse: str, artifact: Path, body: str, common: list[str
             stop(proc)  # SIGTERM: the logging server flushes its log
     logged = read_log(d / "predictions").num_rows
     return {"off": totals[0] / rounds, "on": totals[1] / rounds, "logged": logged,
-            "rounds": rounds, "seconds": seconds}
+            "rounds": rounds, "seconds": seconds, "batching": common[-1]}
 
 
-def log_section(r: dict[str, float], workers: int) -> str:
+def log_section(r: dict[str, Any], workers: int) -> str:
     """The serve-log lines: logging on vs off."""
     ratio = r["on"] / r["off"]
-    return f"""Logging on vs off (goal: >= {GOAL_LOG:.0%}): `python bench/bench_serve.py --log-ab --log-rounds {r['rounds']} --log-seconds {r['seconds']} --workers {workers}`, {revision()}; two servers of the same model (one with `--log-to parquet:`, every request logged to the default Parquet sink, live drift on in both), 8 connections, {r['rounds']} interleaved pairs of {r['seconds']} s runs on a shared machine; {r['logged']:,.0f} rows in the log after SIGTERM.
+    return f"""Logging on vs off (goal: >= {GOAL_LOG:.0%}): `python bench/bench_serve.py --log-ab --log-rounds {r['rounds']} --log-seconds {r['seconds']} --workers {workers} --batching {r['batching']}`, {revision()}; two servers of the same model, one record per `POST /models/churn/predict` (one with `--log-to FOLDER`: the default Parquet sink, every request logged; live drift on in both), 8 connections, {r['rounds']} interleaved pairs of {r['seconds']} s runs on a shared machine; {r['logged']:,.0f} rows in the log after SIGTERM.
 
 | 8 connections | logging off | logging on | ratio | goal | met |
 |---|---|---|---|---|---|
@@ -231,7 +232,8 @@ def main_log_ab(args: argparse.Namespace, scorehouse: str) -> None:
         artifact = sh.package(train("forest", data), data, name="churn", target=TARGET,
                               path=d / "churn.shz")
         body = json.dumps(records(frame(10, seed=7).drop(columns=[TARGET]))[0])
-        r = measure_logging(scorehouse, artifact, body, ["--workers", str(args.workers)],
+        r = measure_logging(scorehouse, artifact, body, ["--workers", str(args.workers),
+                                                         "--batching", args.batching],
                             args.log_rounds, args.log_seconds, d)
     text = log_section(r, args.workers)
     print(text)
@@ -243,7 +245,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=int, default=None, help="per line (default 60; --quick: 10)")
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--batching", default="auto", choices=["auto", "on", "off"])
+    ap.add_argument("--batching", default="auto", choices=["auto", "on", "off"],
+                    help="(with --log-ab, give on or off: auto may choose differently for "
+                         "the two servers)")
     ap.add_argument("--quick", action="store_true", help="short runs; print only")
     ap.add_argument("--log-ab", action="store_true", help="only logging on vs off")
     ap.add_argument("--log-rounds", type=int, default=5)
