@@ -17,8 +17,15 @@ Goals: throughput at 8 connections >= 30% of the bare handler's; p99 < 5 ms at 8
 p50 < 0.5 ms at 1 connection; no errors; every protocol >= 70% of the fastest protocol's
 throughput at 8 connections.
 
+Logging on vs off (issue 21; goal: >= 90% of the throughput with logging off, at 8
+connections): two servers of the same model, one with `--log-to parquet:` (the default
+Parquet sink, every request logged), one without, measured interleaved (off, on, off, on,
+...; `--log-rounds` pairs of `--log-seconds` each), so the noise of a shared machine falls
+on both; the ratio is of the summed requests.
+
 Run: python bench/bench_serve.py [--seconds 60] [--workers 1] [--quick]  (--quick: 10 s unless
---seconds says otherwise; prints only)
+--seconds says otherwise; prints only); python bench/bench_serve.py --log-ab [--log-rounds 5]
+[--log-seconds 5] measures logging on vs off only (section serve-log, inside serve's).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -41,6 +49,7 @@ from bench_runtime import TRAIN_ROWS, frame, records, revision, train  # noqa: E
 from report import machine, write_section  # noqa: E402
 
 GOAL_SHARE, GOAL_P99_MS, GOAL_P50_MS, GOAL_PROTOCOL = 0.30, 5.0, 0.5, 0.70
+GOAL_LOG = 0.90
 
 BARE_APP = '''
 import json
@@ -174,17 +183,84 @@ def stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
+def measure_logging(scorehouse: str, artifact: Path, body: str, common: list[str],
+                    rounds: int, seconds: int, d: Path) -> dict[str, Any]:
+    """Requests/s at 8 connections with logging off and on (every request, Parquet),
+    interleaved; also the rows the log holds afterwards."""
+    from scorehouse.monitor import read_log
+
+    procs, urls = [], []
+    for extra in ([], ["--log-to", str(d / "predictions")]):
+        port = free_port()
+        procs.append(serve([scorehouse, "serve", str(artifact), "--trust", "--port", str(port),
+                            *common, *extra], f"http://127.0.0.1:{port}/v2/health/ready", d))
+        urls.append(f"http://127.0.0.1:{port}/models/churn/predict")
+    totals = [0.0, 0.0]
+    try:
+        for url in urls:
+            wrk(url, body, 8, 2, d)  # warm-up
+        for _ in range(rounds):
+            for i, url in enumerate(urls):
+                totals[i] += wrk(url, body, 8, seconds, d)["rps"]
+    finally:
+        for proc in procs:
+            stop(proc)  # SIGTERM: the logging server flushes its log
+    logged = read_log(d / "predictions").num_rows
+    return {"off": totals[0] / rounds, "on": totals[1] / rounds, "logged": logged,
+            "rounds": rounds, "seconds": seconds, "batching": common[-1]}
+
+
+def log_section(r: dict[str, Any], workers: int) -> str:
+    """The serve-log lines: logging on vs off."""
+    ratio = r["on"] / r["off"]
+    return f"""Logging on vs off (goal: >= {GOAL_LOG:.0%}): `python bench/bench_serve.py --log-ab --log-rounds {r['rounds']} --log-seconds {r['seconds']} --workers {workers} --batching {r['batching']}`, {revision()}; two servers of the same model, one record per `POST /models/churn/predict` (one with `--log-to FOLDER`: the default Parquet sink, every request logged; live drift on in both), 8 connections, {r['rounds']} interleaved pairs of {r['seconds']} s runs on a shared machine; {r['logged']:,.0f} rows in the log after SIGTERM.
+
+| 8 connections | logging off | logging on | ratio | goal | met |
+|---|---|---|---|---|---|
+| requests/s (mean of the rounds) | {r['off']:,.0f} | {r['on']:,.0f} | {ratio:.0%} | >= {GOAL_LOG:.0%} | {"yes" if ratio >= GOAL_LOG else "NO"} |
+"""
+
+
+def main_log_ab(args: argparse.Namespace, scorehouse: str) -> None:
+    """`--log-ab`: logging on vs off only, into the serve-log section."""
+    import scorehouse as sh
+    from scorehouse.demo.data import TARGET
+
+    with tempfile.TemporaryDirectory(prefix="sh-bench-serve-log-") as tmp:
+        d = Path(tmp)
+        data = frame(TRAIN_ROWS, seed=1)
+        artifact = sh.package(train("forest", data), data, name="churn", target=TARGET,
+                              path=d / "churn.shz")
+        body = json.dumps(records(frame(10, seed=7).drop(columns=[TARGET]))[0])
+        r = measure_logging(scorehouse, artifact, body, ["--workers", str(args.workers),
+                                                         "--batching", args.batching],
+                            args.log_rounds, args.log_seconds, d)
+    text = log_section(r, args.workers)
+    print(text)
+    if not args.quick:
+        write_section("serve-log", text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=int, default=None, help="per line (default 60; --quick: 10)")
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--batching", default="auto", choices=["auto", "on", "off"])
+    ap.add_argument("--batching", default="auto", choices=["auto", "on", "off"],
+                    help="(with --log-ab, give on or off: auto may choose differently for "
+                         "the two servers)")
     ap.add_argument("--quick", action="store_true", help="short runs; print only")
+    ap.add_argument("--log-ab", action="store_true", help="only logging on vs off")
+    ap.add_argument("--log-rounds", type=int, default=5)
+    ap.add_argument("--log-seconds", type=int, default=5)
     args = ap.parse_args()
     seconds = args.seconds or (10 if args.quick else 60)
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
     scorehouse = shutil.which("scorehouse", path=str(Path(sys.executable).parent))
+    assert scorehouse, "the scorehouse console script is not installed"
+    if args.log_ab:
+        main_log_ab(args, scorehouse)
+        return
 
     import scorehouse as sh
     from scorehouse.demo.data import TARGET
@@ -276,7 +352,17 @@ The same record in each protocol, same server, same run (goal: every protocol >=
 {protocol_table(protocols)}"""
     print(body)
     if not quick:
-        write_section("serve", body)
+        write_section("serve", body + kept_log_section())
+
+
+def kept_log_section() -> str:
+    """The serve-log block now in BENCHMARKS.md (kept when the serve section is rewritten;
+    `--log-ab` rewrites it)."""
+    from report import BENCHMARKS
+
+    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else ""
+    m = re.search(r"<!-- serve-log:start -->.*?<!-- serve-log:end -->", text, re.S)
+    return "\n" + (m[0] if m else "<!-- serve-log:start -->\n<!-- serve-log:end -->") + "\n"
 
 
 if __name__ == "__main__":

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
+from ..monitor.live import ROW_IDS
 from ..scorer import Result, Scorer, prediction_schema
+
+#: The prediction log's ids of a chunk's rows, from the chunk and its input positions.
+ChunkIds = Callable[[pa.RecordBatch, np.ndarray], Sequence[str]]
 
 
 @dataclass
@@ -57,9 +61,15 @@ def output_schema(scorer: Scorer, kept: pa.Schema, with_model: bool) -> pa.Schem
 
 
 def score_chunk(scorer: Scorer, batch: pa.RecordBatch, where: np.ndarray, keep: list[str],
-                schema: pa.Schema, with_model: bool) -> Scored:
-    """Score one batch whose rows sit at input positions `where`."""
-    result = scorer.predict(batch)
+                schema: pa.Schema, with_model: bool, ids: ChunkIds | None = None) -> Scored:
+    """Score one batch whose rows sit at input positions `where`; `ids` names its rows
+    for the prediction log's hook."""
+    token = ROW_IDS.set(ids(batch, where)) if ids is not None else None
+    try:
+        result = scorer.predict(batch)
+    finally:
+        if token is not None:
+            ROW_IDS.reset(token)
     rows = result.rows
     columns: list[pa.Array] = [pa.array(where[rows], pa.int64())]
     taken = pa.array(rows, pa.int64())

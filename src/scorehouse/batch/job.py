@@ -7,13 +7,21 @@ the job, and returns the manifest it also wrote.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+
 from ..errors import ScorehouseError
+from ..monitor.live import LiveMonitor, NumberedIds
+from ..monitor.log import Channel, LogOptions
 from ..scorer import Scorer
 from ..scorer.runs import ALL, RunManifest, RunOptions
 from .addresses import open_cache, open_input, open_output, side_files
+from .chunks import ChunkIds
 from .progress import Progress
 from .rejects import RejectsFile
 from .run import run
@@ -48,6 +56,9 @@ class BatchJob:
     manifest: Path | None = None
     #: Show a progress bar (a terminal) or progress lines (a log) on stderr.
     progress: bool = True
+    #: The prediction log (None: none). A row's id is its `key` value when there is a key,
+    #: else `<run id>:<input row number>` (the output's `row`).
+    log: LogOptions | None = None
 
 
 def run_job(scorer: Scorer, job: BatchJob) -> RunManifest:
@@ -67,8 +78,30 @@ def run_job(scorer: Scorer, job: BatchJob) -> RunManifest:
     sinks = _open_sinks(scorer, job)
     default_rejects, default_manifest = side_files(job.output, scorer.name)
     progress = Progress(source.total, source.unit, enabled=job.progress)
-    return run(scorer, source, sinks, RejectsFile(job.rejects or default_rejects),
-               job.manifest or default_manifest, options, progress)
+    run_id = uuid.uuid4().hex
+    live = None
+    if job.log is not None:  # closed below: the log is flushed when the job ends
+        live = LiveMonitor(job.log, Channel.SCORE, drift=False)
+        live.watch(scorer)
+    try:
+        return run(scorer, source, sinks, RejectsFile(job.rejects or default_rejects),
+                   job.manifest or default_manifest, options, progress,
+                   ids=_row_ids(job.key, run_id) if live is not None else None, run_id=run_id)
+    finally:
+        if live is not None:
+            live.close()
+
+
+def _row_ids(key: str | None, run_id: str) -> ChunkIds:
+    """The log ids of a chunk's rows: the key column's values (a null key: the row
+    number), else `<run id>:<input row number>`."""
+    def ids(batch: pa.RecordBatch, where: np.ndarray) -> Sequence[str]:
+        numbered = NumberedIds(run_id, len(where), where, sep=":")
+        if key is None or key not in batch.schema.names:
+            return numbered
+        values = batch.column(key).to_pylist()
+        return [numbered[i] if v is None else str(v) for i, v in enumerate(values)]
+    return ids
 
 
 def _open_sinks(scorer: Scorer, job: BatchJob) -> list[Sink]:

@@ -30,7 +30,7 @@ from ..scorer.runs import (
     default_workers,
     kept_columns,
 )
-from .chunks import Scored, output_schema, positions, score_chunk
+from .chunks import ChunkIds, Scored, output_schema, positions, score_chunk
 from .progress import Progress
 from .rejects import RejectsFile
 from .sources_sinks import Sink, Source
@@ -43,9 +43,11 @@ class Interrupted(ScorehouseError):
 
 
 def run(scorer: Scorer, source: Source, sinks: Sequence[Sink], rejects: RejectsFile,
-        manifest_path: Path | None, options: RunOptions, progress: Progress | None = None
-        ) -> RunManifest:
+        manifest_path: Path | None, options: RunOptions, progress: Progress | None = None,
+        *, ids: ChunkIds | None = None, run_id: str | None = None) -> RunManifest:
     """Score `source` into `sinks`; returns the run manifest (also written to `manifest_path`).
+    `ids` names each chunk's rows for the prediction log; `run_id`: the manifest's
+    (default: a new one).
 
     On any failure or signal the sinks and the rejects file are rolled back and the error
     is raised; nothing appears under a final name.
@@ -61,9 +63,10 @@ def run(scorer: Scorer, source: Source, sinks: Sequence[Sink], rejects: RejectsF
     progress = progress or Progress(None, "rows", enabled=False)
     try:
         with _signals_raise():
-            _stream(scorer, source, sinks, rejects, options, totals, progress)
+            _stream(scorer, source, sinks, rejects, options, totals, progress, ids)
         seconds = time.perf_counter() - clock
         manifest = RunManifest.of(scorer, totals, source.describe(), options, started, seconds)
+        manifest.run_id = run_id or manifest.run_id
         schema = output_schema(scorer, pa.schema([]), options.with_model)
         for sink in sinks:
             sink.commit(schema)
@@ -83,7 +86,8 @@ def run(scorer: Scorer, source: Source, sinks: Sequence[Sink], rejects: RejectsF
 
 
 def _stream(scorer: Scorer, source: Source, sinks: Sequence[Sink], rejects: RejectsFile,
-            options: RunOptions, totals: Totals, progress: Progress) -> None:
+            options: RunOptions, totals: Totals, progress: Progress,
+            ids: ChunkIds | None = None) -> None:
     workers = options.workers or default_workers(scorer)
     pending: deque[Future[Scored]] = deque()
     parsed = 0  # rows the parser produced so far (malformed records excluded)
@@ -120,7 +124,7 @@ def _stream(scorer: Scorer, source: Source, sinks: Sequence[Sink], rejects: Reje
                 where = positions(parsed, batch.num_rows, [m.row for m in source.malformed])
                 parsed += batch.num_rows
                 pending.append(pool.submit(score_chunk, scorer, batch, where, keep, schema,
-                                           options.with_model))
+                                           options.with_model, ids))
                 drain(workers)  # bounded: a few chunks in flight, whatever the input size
             drain(0)
         except BaseException:

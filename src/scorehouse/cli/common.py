@@ -8,6 +8,7 @@ a runtime, the web stack) when it runs, so `scorehouse --help` stays fast.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +23,9 @@ try:  # recent typer vendors its own click and does not install click itself
 except ImportError:  # pragma: no cover - older typer runs on click
     from click import exceptions as click_exc  # type: ignore[no-redef]  # the same module
 
-__all__ = ["ACCEPT_HELP", "ColumnsOpt", "JsonOpt", "Reason", "RuntimeOpt", "User", "click_exc",
-           "column_policy", "load_scorer", "open_registry", "read_records", "where"]
+__all__ = ["ACCEPT_HELP", "ColumnsOpt", "JsonOpt", "LogSampleOpt", "LogToOpt", "Reason",
+           "RuntimeOpt", "User", "click_exc", "column_policy", "load_scorer", "log_options",
+           "open_registry", "read_records", "where"]
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts and CI/CD.")]
 RuntimeOpt = Annotated[Literal["native", "onnx"] | None, typer.Option(
@@ -35,6 +37,12 @@ ColumnsOpt = Annotated[str, typer.Option(
 #: --accept-parity-difference: the one way to run a compiled graph the parity gate rejected.
 ACCEPT_HELP = ("With --runtime onnx: score with the compiled graph even though it failed the "
                "parity gate at packaging (refused otherwise); results then say so.")
+LogToOpt = Annotated[str | None, typer.Option(
+    "--log-to", help="Log every scored and rejected row (prediction log): 'parquet:' "
+    "($SCOREHOUSE_HOME/predictions), a folder, postgresql://…?table=, kafka://host/topic or "
+    "redis://…?stream=; options in the query (sample, exclude, hash, salt, queue, flush).")]
+LogSampleOpt = Annotated[float | None, typer.Option(
+    "--log-sample", help="Share of rows logged, 0..1, by a hash of the row id (default 1).")]
 Reason = Annotated[str, typer.Option("--reason", "-m", help="Why (kept in the history).")]
 User = Annotated[str | None, typer.Option("--user", help="Who (default: $SCOREHOUSE_USER or login).")]
 
@@ -76,6 +84,26 @@ def load_scorer(ref: str, *, runtime: str | None, trust: bool,
     model = ModelRef.parse(ref)
     return load(model, registry=None if model.is_path else open_registry(), runtime=runtime,
                 trust=trust, accept_parity_difference=accept_parity_difference)
+
+
+def log_options(log_to: str | None, log_sample: float | None) -> Any:
+    """The `LogOptions` of `--log-to URL --log-sample R` (None: no log), the other
+    SCOREHOUSE_LOG_* variables applying as for servers.
+
+    Raises:
+        click BadParameter: --log-sample without --log-to, or an option out of range (exit 2).
+    """
+    if log_to is None:
+        if log_sample is not None:
+            raise click_exc.BadParameter("--log-sample needs --log-to")
+        return None
+    from ..monitor.log import LogOptions
+
+    try:
+        return LogOptions.from_env({**os.environ, "SCOREHOUSE_LOG_TO": log_to},
+                                   **({} if log_sample is None else {"sample": log_sample}))
+    except ScorehouseError as e:
+        raise click_exc.BadParameter(str(e)) from None
 
 
 def column_policy(columns: str) -> Any:

@@ -17,10 +17,13 @@ from .common import (
     ACCEPT_HELP,
     ColumnsOpt,
     JsonOpt,
+    LogSampleOpt,
+    LogToOpt,
     RuntimeOpt,
     click_exc,
     column_policy,
     load_scorer,
+    log_options,
     read_records,
 )
 from .output import emit, emit_json, err_console, table
@@ -40,8 +43,13 @@ def predict(
     accept_parity_difference: Annotated[bool, typer.Option(help=ACCEPT_HELP)] = False,
     trust: Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")] = False,
     columns: ColumnsOpt = "lenient",
+    log_to: LogToOpt = None,
+    log_sample: LogSampleOpt = None,
 ) -> None:
     """Score records given as JSON; prints predictions and rejects as JSON (exit 4 on rejects).
+
+    With --log-to, the output's `request_id` is the logged id of one record (of record i
+    of several: `<request_id>/<i>`).
 
     Examples:
 
@@ -52,12 +60,14 @@ def predict(
     if (json_input is None) == (input_file is None):
         raise click_exc.UsageError("give exactly one of --json '{...}' or --input FILE.jsonl")
     records = read_records(json_input, input_file)
+    log = log_options(log_to, log_sample)
     scorer = load_scorer(ref, runtime=runtime, trust=trust,
                          accept_parity_difference=accept_parity_difference)
-    result = scorer.predict(records, columns=column_policy(columns))
+    result, request_id = _predict_logged(scorer, records, column_policy(columns), log)
     if not result.column_check.clean:
         err_console.print(f"[yellow]warning:[/] {result.column_check.describe()}", markup=True)
     emit_json({"model": scorer.name, "version": scorer.version, "runtime": result.runtime,
+               **({"request_id": request_id} if request_id else {}),
                **({"parity_accepted": result.parity_accepted} if result.parity_accepted else {}),
                "predictions": result.to_records(),
                "rejects": [r.to_dict() for r in result.rejects],
@@ -92,6 +102,8 @@ def score(
     engine: Annotated[str, typer.Option(help="batch (this machine) or spark (Parquet in and out, on a Spark cluster).")] = "batch",
     master: Annotated[str | None, typer.Option(help="Spark master for --engine spark: local[*], spark://host:7077, … (default: spark-submit's, else local[*]).")] = None,
     columns: ColumnsOpt = "lenient",
+    log_to: LogToOpt = None,
+    log_sample: LogSampleOpt = None,
 ) -> None:
     """Score a file, folder or table in bounded memory; exit 0 all scored, 4 too many rejects, 1 failure.
 
@@ -103,21 +115,20 @@ def score(
     """
     from ..batch import BatchJob, RunOptions, run_job
 
-    _check_score_usage(output, to, as_json, engine)
+    log = log_options(log_to, log_sample)
+    _check_score_usage(input, output, to, as_json, engine, query, log)
     scorer = load_scorer(ref, runtime=runtime, trust=trust,
                          accept_parity_difference=accept_parity_difference)
     options = RunOptions(keep=_kept_columns(keep), with_model=with_model, workers=workers,
                          chunk_rows=chunk_rows, max_reject_rate=max_reject_rate,
                          columns=column_policy(columns))
     if engine == "spark":
-        if output is None or to or query or output == "-" or input == "-":
-            raise click_exc.UsageError("--engine spark reads Parquet from INPUT and writes Parquet to OUTPUT "
-                                       "(no stdin/stdout, --to or --query)")
         result = _score_on_spark(scorer, input, output, options, master, rejects, manifest)
     else:
         result = run_job(scorer, BatchJob(
             input, output, options, input_format=fmt, output_format=output_format, query=query,
-            key=key, cache=to, ttl=ttl, rejects=rejects, manifest=manifest, progress=not quiet))
+            key=key, cache=to, ttl=ttl, rejects=rejects, manifest=manifest, progress=not quiet,
+            log=log))
     if as_json:
         emit_json(result.to_dict())
     elif not quiet:
@@ -153,15 +164,42 @@ def lookup(
     emit(scores, as_json, lambda: table(["field", "value"], sorted(scores.items())))
 
 
-def _check_score_usage(output: str | None, to: str | None, as_json: bool, engine: str) -> None:
+def _predict_logged(scorer: Any, records: Any, columns: Any, log: Any) -> tuple[Any, str | None]:
+    """(`scorer.predict(records)`, the request id its rows were logged under, or None
+    without a log); the log is flushed before returning."""
+    if log is None:
+        return scorer.predict(records, columns=columns), None
+    from ..monitor.live import LiveMonitor, NumberedIds, row_ids
+    from ..monitor.log import Channel, new_id
+
+    request_id = new_id()
+    n = len(records) if isinstance(records, list) else 1
+    live = LiveMonitor(log, Channel.PREDICT, drift=False)
+    try:
+        live.watch(scorer)
+        with row_ids([request_id] if n == 1 else NumberedIds(request_id, n)):
+            result = scorer.predict(records, columns=columns)
+    finally:
+        live.close()
+    return result, request_id
+
+
+def _check_score_usage(input: str, output: str | None, to: str | None, as_json: bool,
+                       engine: str, query: str | None, log: Any) -> None:
     """Refuse (UsageError, exit 2) a `score` call that names nowhere to write, or prints
-    JSON on a stdout the scores already use, or names an unknown engine."""
+    JSON on a stdout the scores already use, or names an unknown engine, or asks Spark for
+    what it does not do."""
     if output is None and to is None:
         raise click_exc.UsageError("give an OUTPUT, --to redis://…, or both")
     if as_json and output == "-":
         raise click_exc.UsageError("--json prints on stdout, which the output '-' already uses")
     if engine not in ("batch", "spark"):
         raise click_exc.UsageError(f"--engine must be batch or spark, not {engine!r}")
+    if engine == "spark" and (output is None or to or query or output == "-" or input == "-"):
+        raise click_exc.UsageError("--engine spark reads Parquet from INPUT and writes Parquet to OUTPUT "
+                                   "(no stdin/stdout, --to or --query)")
+    if engine == "spark" and log is not None:
+        raise click_exc.UsageError("--log-to is not supported with --engine spark yet")
 
 
 def _kept_columns(keep: str | None) -> list[str] | tuple[str, ...] | None:
@@ -174,9 +212,10 @@ def _kept_columns(keep: str | None) -> list[str] | tuple[str, ...] | None:
 # --- wiring: `score --engine spark` -> the Spark channel ------------------------------------
 
 
-def _score_on_spark(scorer: Any, input: str, output: str, options: Any, master: str | None,
-                    rejects: Path | None, manifest: Path | None) -> Any:
+def _score_on_spark(scorer: Any, input: str, output: str | None, options: Any,
+                    master: str | None, rejects: Path | None, manifest: Path | None) -> Any:
     """The Spark channel's job on INPUT -> OUTPUT, with the side files beside OUTPUT."""
+    assert output is not None  # _check_score_usage refused a Spark job without one
     from ..spark.job import JobPaths, run_job, session
 
     paths = JobPaths.beside(output, scorer.name, str(rejects) if rejects else None, manifest)

@@ -11,7 +11,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .common import ACCEPT_HELP, ColumnsOpt, RuntimeOpt, click_exc, column_policy, where
+from .common import (
+    ACCEPT_HELP,
+    ColumnsOpt,
+    LogSampleOpt,
+    RuntimeOpt,
+    click_exc,
+    column_policy,
+    log_options,
+    where,
+)
 from .output import err_console
 
 if TYPE_CHECKING:
@@ -50,6 +59,9 @@ def serve(
     ssl_certfile: Annotated[Path | None, typer.Option(help="Serve HTTPS with this PEM certificate (chain).")] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option(help="Private key of --ssl-certfile (PEM), if not in that file.")] = None,
     columns: ColumnsOpt = "lenient",
+    log_to: Annotated[str | None, typer.Option("--log-to", envvar="SCOREHOUSE_LOG_TO", help="Log every scored and rejected row (prediction log): 'parquet:' ($SCOREHOUSE_HOME/predictions), a folder, postgresql://…?table=, kafka://host/topic or redis://…?stream=; the other SCOREHOUSE_LOG_* variables apply. Each row's id is its request's X-Request-Id (answered in that header).")] = None,
+    log_sample: LogSampleOpt = None,
+    drift: Annotated[bool, typer.Option(help="Keep live drift windows against each model's training baseline, on /metrics (scorehouse_feature_drift, scorehouse_input_quality).")] = True,
 ) -> None:
     """Serve models over HTTP: MLflow /invocations, V2 /v2/models/…/infer, /models/{name}/predict, /metrics.
 
@@ -62,13 +74,15 @@ def serve(
 
     _check_limits(batching, max_body, max_rows, max_rejects, pinned_cache, read_timeout)
     tls = tls_options(ssl_certfile, ssl_keyfile)  # a bad certificate: one line, here
+    log_options(log_to, log_sample)  # a bad log option: exit 2 here, not in each worker
     settings = ServeSettings(
         refs=list(refs), runtime=runtime, trust=trust,
         accept_parity_difference=accept_parity_difference, max_body=max_body,
         max_rows=max_rows, max_rejects=max_rejects, read_timeout=read_timeout,
         pinned_cache=pinned_cache, timeout=timeout, batching=batching,
         api_keys=list(api_key or []), api_key_file=str(api_key_file) if api_key_file else None,
-        columns=column_policy(columns).value, registry=where.registry, artifacts=where.artifacts)
+        columns=column_policy(columns).value, registry=where.registry, artifacts=where.artifacts,
+        log_to=log_to, log_sample=log_sample, drift=drift)
     app = app_from_settings(settings, preload=True)  # a bad model or key file: one line, here
     # Bind before announcing: a busy port is one line and exit 1, never "serving ..." and
     # then a crash at start-up.

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from .common import ACCEPT_HELP, RuntimeOpt, load_scorer
+from .common import ACCEPT_HELP, LogSampleOpt, LogToOpt, RuntimeOpt, load_scorer, log_options
 from .output import err_console
 
 #: Merged into the root app by `cli/app.py`.
@@ -37,6 +37,9 @@ def stream(
     trust: Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")] = False,
     until_idle: Annotated[bool, typer.Option(help="Exit when the stream has nothing more.")] = False,
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port.")] = None,
+    log_to: LogToOpt = None,
+    log_sample: LogSampleOpt = None,
+    drift: Annotated[bool, typer.Option(help="Keep a live drift window against the training baseline (on --metrics-port).")] = True,
 ) -> None:
     """Consume events, update profiles, score them, write back and publish (Redis Streams, NATS, Kafka).
 
@@ -44,19 +47,24 @@ def stream(
 
         scorehouse stream churn@production --source 'redis://localhost:6379/0?stream=events' --key customer_id --reducer '{"count": {"complaints": "type=complaint"}}'
     """
+    log = log_options(log_to, log_sample)
     scorer = load_scorer(ref, runtime=runtime, trust=trust,
                          accept_parity_difference=accept_parity_difference)
     from ..stream import WorkerOptions, open_worker
 
     worker = open_worker(scorer, WorkerOptions(
         source, key, profiles=profiles, prefix=prefix, sink=sink, reducer=reducer, group=group,
-        consumer=consumer, batch=batch, max_attempts=max_attempts, claim_idle_ms=claim_idle_ms))
+        consumer=consumer, batch=batch, max_attempts=max_attempts, claim_idle_ms=claim_idle_ms,
+        log=log, drift=drift))
     if metrics_port:
         from ..stream.metrics import serve_metrics
         serve_metrics(worker, metrics_port)
     err_console.print(f"scoring {worker.events.stream} as {group}/{worker.events.consumer} with "
                       f"{scorer.name}/{scorer.version or '-'} -> {worker.output_stream}")
-    s = worker.run(until_idle=until_idle)
+    try:
+        s = worker.run(until_idle=until_idle)
+    finally:
+        worker.close()  # the prediction log is flushed on SIGTERM too
     err_console.print(f"{s.events:,} events: {s.scored:,} scored, {s.duplicates:,} already applied, "
                       f"{s.dead:,} dead-lettered, {s.retried:,} left for retry")
 

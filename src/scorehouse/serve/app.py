@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.routing import Route as StarletteRoute
 from starlette.staticfiles import StaticFiles
 
+from ..monitor.log import LogOptions
 from ..schema import ColumnPolicy
 from .auth import ApiKeys
 from .calls import Call, Reply, json_reply
@@ -34,18 +35,21 @@ __all__ = ["MAX_BODY", "Limits", "TimedOut", "TooLarge", "create_app"]
 def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True,
                api_keys: ApiKeys | None = None, timeout: float | None = None,
                batching: str = "auto", columns: ColumnPolicy = ColumnPolicy.LENIENT,
-               limits: Limits | None = None) -> FastPath:
+               limits: Limits | None = None, log: LogOptions | None = None,
+               drift: bool = True) -> FastPath:
     """The ASGI app serving `models` (loaded at startup; readiness follows).
 
     `batching`: "auto" (micro-batch single records where start-up measurement shows it
     pays), "on" or "off"; `timeout`: seconds per request (504 beyond it); `columns`: the
     column policy of every request (strict: 400 naming absent and unknown columns);
     `limits`: every per-request limit (see `limits.Limits`; when given, `max_body` and
-    `timeout` are not used). `.pages` of the app is the Starlette app of the same routes.
+    `timeout` are not used); `log`: the prediction log of every scored row (None: none);
+    `drift`: live drift windows on /metrics. `.pages` of the app is the Starlette app of
+    the same routes.
     """
     limits = limits or Limits.from_env(max_body=max_body, timeout=timeout)
     service = ScoringService(models, limits, keys=api_keys, batching=batching,
-                             columns=columns, watch=watch)
+                             columns=columns, watch=watch, log=log, drift=drift)
     routes: list[BaseRoute] = [StarletteRoute(r.path, _page(service, r), methods=list(r.methods))
                                for r in ROUTES]
     routes.append(Mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_files())))

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..monitor.live import ROW_IDS
 from ..scorer import Result, Scorer
 
 #: Most records scored in one call.
@@ -25,17 +26,20 @@ class MicroBatcher:
     def __init__(self, max_batch: int = MAX_BATCH, observe: Callable[[int], None] | None = None):
         self.max_batch = max_batch
         self.observe = observe
-        self._queues: dict[int, tuple[Scorer, list[tuple[Mapping[str, Any], asyncio.Future]]]] = {}
+        self._queues: dict[int, tuple[Scorer, list[tuple[Mapping[str, Any], asyncio.Future,
+                                                         str | None]]]] = {}
 
-    async def score(self, scorer: Scorer, record: Mapping[str, Any]) -> Result:
-        """The result of one record, scored with whatever else is queued for `scorer`."""
+    async def score(self, scorer: Scorer, record: Mapping[str, Any],
+                    request_id: str | None = None) -> Result:
+        """The result of one record, scored with whatever else is queued for `scorer`;
+        `request_id` is the id the prediction log gives its row."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
         key = id(scorer)
         if key not in self._queues:
             self._queues[key] = (scorer, [])
             loop.call_soon(self._flush, key)
-        self._queues[key][1].append((record, future))
+        self._queues[key][1].append((record, future, request_id))
         return await future
 
     def _flush(self, key: int) -> None:
@@ -44,18 +48,22 @@ class MicroBatcher:
             part, queue = queue[: self.max_batch], queue[self.max_batch:]
             if self.observe:
                 self.observe(len(part))
+            ids = [rid for _, _, rid in part if rid is not None]
+            token = ROW_IDS.set(ids if len(ids) == len(part) else None)  # each row's log id
             try:
                 if len(part) == 1:
                     results = [scorer.predict(part[0][0])]
                 else:
-                    merged = scorer.predict([rec for rec, _ in part])
+                    merged = scorer.predict([rec for rec, _, _ in part])
                     results = [merged.pick(i) for i in range(len(part))]
             except Exception as e:  # noqa: BLE001 - every waiting request gets the error
-                for _, f in part:
+                for _, f, _ in part:
                     if not f.done():
                         f.set_exception(e)
                 continue
-            for (_, f), r in zip(part, results, strict=True):
+            finally:
+                ROW_IDS.reset(token)
+            for (_, f, _), r in zip(part, results, strict=True):
                 if not f.done():
                     f.set_result(r)
 

@@ -40,6 +40,9 @@ class Call:
     read: Callable[[], Awaitable[bytes]]
     #: The model and version that answered (set once the model is found), for metrics.
     served: tuple[str, str] = ("", "")
+    #: The request's id (`X-Request-Id`, the body's `id`, or generated): answered in the
+    #: `X-Request-Id` header and logged as the id of its rows.
+    request_id: str | None = None
 
 
 @dataclass
@@ -53,3 +56,5 @@ class Decoded:
 
     rows: Any
     doc: dict[str, Any] = field(default_factory=dict)
+    #: The request id the body carries (V2's `id`; native `{"id", "records"}`), if any.
+    id: str | None = None

@@ -14,10 +14,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidInputError, NotFoundError
+from ..monitor.live import ROW_IDS, LiveMonitor, NumberedIds
+from ..monitor.log import new_id
 from ..schema import ColumnPolicy, check_input
 from ..scorer import Result, Scorer
 from .batching import MicroBatcher
-from .calls import Call, Reply
+from .calls import Call, Decoded, Reply
 from .limits import INLINE_BYTES, Limits, Offload
 from .metrics import Metrics
 from .models import ModelSet
@@ -36,12 +38,21 @@ class DataPlane:
     """Scoring for every protocol over `models`, within `limits`, under the `columns` policy.
 
     `batched`: the names of the models whose single records are micro-batched (decided at
-    start-up, see `ScoringService.prepare`).
+    start-up, see `ScoringService.prepare`); `live`: the prediction log and drift windows
+    every scorer used is attached to (None: neither).
+
+    Ids: a request's id is its `X-Request-Id` header, else the body's (V2 `id`, native
+    `{"id", "records"}`), else a generated uuid7; a one-row request's row is logged under
+    it, row i of a larger one under `<request id>/<i>`. Every answer has it in its
+    `X-Request-Id` header; V2's `id` and native's `request_id` carry it when the client
+    gave it or the server logs.
     """
 
     def __init__(self, models: ModelSet, limits: Limits, metrics: Metrics,
-                 columns: ColumnPolicy):
+                 columns: ColumnPolicy, live: LiveMonitor | None = None):
         self.models, self.limits, self.metrics, self.columns = models, limits, metrics, columns
+        self.live = live if live is not None and live.active else None
+        self.logging = live is not None and live.logger is not None
         self.offload = Offload(limits)
         self.batcher = MicroBatcher(observe=metrics.batch_size.observe)
         self.batched: set[str] = set()
@@ -65,6 +76,8 @@ class DataPlane:
             raise NotFoundError(f"version {version!r} is not a number")
         scorer = self.models.get(name, int(version) if version is not None else None)
         call.served = (scorer.name, str(scorer.public_version))
+        if self.live is not None:
+            self.live.watch(scorer)  # once per scorer: a set lookup afterwards
         return scorer
 
     async def infer(self, call: Call, protocol: Protocol) -> Reply:
@@ -74,18 +87,21 @@ class DataPlane:
             ScorehouseError: as the protocol's decode and encode, the model lookup
                 (`model`) and the limits (`limits.TooLarge`, `TimedOut`, `SlowClient`) do.
         """
+        call.request_id = call.headers.get("x-request-id") or None
         scorer = self.model(call)
         body = await call.read()
         wire = WIRE[protocol]
 
         def in_thread() -> Reply:
-            request = wire.decode(body, call.headers)
-            return wire.encode(self._predict(scorer, request.rows), scorer, request)
+            request = _identified(wire.decode(body, call.headers), call, self.logging)
+            rows, n = self._rows(request.rows)
+            return wire.encode(self._predict(scorer, rows, n, call.request_id), scorer, request)
 
         if len(body) > INLINE_BYTES:
             return await self.offload.run(len(body), in_thread)
-        request = wire.decode(body, call.headers)
-        return wire.encode(await self._score(scorer, request.rows), scorer, request)
+        request = _identified(wire.decode(body, call.headers), call, self.logging)
+        return wire.encode(await self._score(scorer, request.rows, call.request_id), scorer,
+                           request)
 
     def _rows(self, rows: Any) -> tuple[Any, int]:
         # (rows, how many), one record as a dict (what the micro-batcher and the scorer's
@@ -97,26 +113,46 @@ class DataPlane:
         self.limits.check_rows(n)
         return rows, n
 
-    def _predict(self, scorer: Scorer, rows: Any) -> Result:
-        # Scoring where the caller already is (a worker thread for large bodies).
-        rows, _ = self._rows(rows)
-        result = scorer.predict(rows, columns=self.columns, max_rejects=self.limits.max_rejects)
+    def _predict(self, scorer: Scorer, rows: Any, n: int, request_id: str | None) -> Result:
+        # Scoring `n` rows (as `_rows` gave them) where the caller already is (the event
+        # loop, or a worker thread), the rows' ids set for the log hook.
+        token = ROW_IDS.set(_row_ids(request_id, n))
+        try:
+            result = scorer.predict(rows, columns=self.columns,
+                                    max_rejects=self.limits.max_rejects)
+        finally:
+            ROW_IDS.reset(token)
         self.metrics.observe(result)
         return result
 
-    async def _score(self, scorer: Scorer, rows: Any) -> Result:
+    async def _score(self, scorer: Scorer, rows: Any, request_id: str | None) -> Result:
         # Scoring for a small body, on the event loop: micro-batched, inline or threaded.
         rows, n = self._rows(rows)
         if isinstance(rows, Mapping) and scorer.name in self.batched:
             # Each request's columns are its own, whatever it is batched with.
             check = check_input(scorer.schema, rows).enforce(self.columns)
-            result = await self.batcher.score(scorer, rows)
+            result = await self.batcher.score(scorer, rows, request_id)
             result.column_check = check
-        elif n <= INLINE_ROWS:
-            result = scorer.predict(rows, columns=self.columns,
-                                    max_rejects=self.limits.max_rejects)
-        else:
-            result = await self.offload.threaded(lambda: scorer.predict(
-                rows, columns=self.columns, max_rejects=self.limits.max_rejects))
-        self.metrics.observe(result)
-        return result
+            self.metrics.observe(result)
+            return result
+        if n <= INLINE_ROWS:
+            return self._predict(scorer, rows, n, request_id)
+        return await self.offload.threaded(lambda: self._predict(scorer, rows, n, request_id))
+
+
+def _identified(request: Decoded, call: Call, logging: bool) -> Decoded:
+    """`request` with its id: the header's, else the body's, else a new one, kept in
+    `call.request_id` (the response header). The answer's body names it (`request.id`)
+    when the client gave it or the row is logged under it: otherwise the body stays as it
+    was before ids, the same for the same rows."""
+    given = call.request_id or request.id
+    call.request_id = given or new_id()
+    request.id = call.request_id if given or logging else None
+    return request
+
+
+def _row_ids(request_id: str | None, n: int) -> Any:
+    """The log ids of a request's `n` rows: the request id for one row, else `<id>/<i>`."""
+    if request_id is None:
+        return None
+    return [request_id] if n == 1 else NumberedIds(request_id, n)

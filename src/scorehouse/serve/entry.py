@@ -33,7 +33,8 @@ def app_from_settings(s: ServeSettings, preload: bool = False) -> FastPath:
     limits = Limits.from_env(max_body=s.max_body, timeout=s.timeout, max_rows=s.max_rows,
                              max_rejects=s.max_rejects, read_timeout=s.read_timeout)
     return create_app(models, batching=s.batching, api_keys=keys, limits=limits,
-                      columns=ColumnPolicy.parse(s.columns))
+                      columns=ColumnPolicy.parse(s.columns), log=s.log_options(),
+                      drift=s.drift)
 
 
 def app_from_env() -> FastPath:

@@ -19,6 +19,8 @@ from typing import Any
 
 from .. import __version__
 from ..errors import NotFoundError, ScorehouseError
+from ..monitor.live import LiveMonitor
+from ..monitor.log import Channel, LogOptions
 from ..schema import ColumnPolicy, ColumnsError
 from .auth import ApiKeys, Unauthorized
 from .batching import worth_it
@@ -67,17 +69,20 @@ class ScoringService:
     """The handlers of every route over `models` (see the module docstring).
 
     `batching`: "auto" (micro-batch single records where start-up measurement shows it
-    pays), "on" or "off"; `watch`: follow moved aliases in the background.
+    pays), "on" or "off"; `watch`: follow moved aliases in the background; `log`: the
+    prediction log's options (None: no log); `drift`: keep live drift windows, exported
+    on /metrics (see `monitor.live`).
     """
 
     def __init__(self, models: ModelSet, limits: Limits, *, keys: ApiKeys | None = None,
                  batching: str = "auto", columns: ColumnPolicy = ColumnPolicy.LENIENT,
-                 watch: bool = True):
+                 watch: bool = True, log: LogOptions | None = None, drift: bool = True):
         self.models, self.limits, self.batching, self.watch = models, limits, batching, watch
         self.metrics = Metrics()
         self.keys = keys or ApiKeys()
         self.bodies = BodyReader(limits)
-        self.plane = DataPlane(models, limits, self.metrics, columns)
+        self.monitoring = LiveMonitor(log, Channel.SERVE, drift=drift, registry=self.metrics.registry)
+        self.plane = DataPlane(models, limits, self.metrics, columns, self.monitoring)
         self.is_ready = False
         self.load_error: str | None = None
         models.on_swap = self._swapped
@@ -106,6 +111,8 @@ class ScoringService:
             reply = error_reply(e, route.protocol)
         finally:
             in_flight.dec()
+        if call.request_id is not None:
+            reply.headers = {**(reply.headers or {}), "X-Request-Id": call.request_id}
         self.metrics.request(route.metric, reply.status, time.perf_counter() - start,
                              *call.served)
         return reply
@@ -201,3 +208,4 @@ class ScoringService:
         yield
         self.bodies.close()
         self.models.close()
+        self.monitoring.close()  # graceful shutdown: every logged row reaches the sink

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 
+from ..monitor.log import LogOptions
 from .limits import MAX_BODY
 
 
@@ -18,7 +20,10 @@ class ServeSettings:
     `columns`: the column policy ("lenient" or "strict"); byte, row and second limits as
     in `serve.limits.Limits` (`timeout` None: none; the others None: from the environment,
     else the defaults, see `Limits.from_env`); `pinned_cache`: pinned versions kept
-    loaded (None: `$SCOREHOUSE_PINNED_CACHE` or the default).
+    loaded (None: `$SCOREHOUSE_PINNED_CACHE` or the default); `log_to`, `log_sample`: the
+    prediction log's URL and sampling rate (`log_to` None: `$SCOREHOUSE_LOG_TO` and the
+    other `SCOREHOUSE_LOG_*` variables, else no log; see `log_options`); `drift`: keep live
+    drift windows, exported on /metrics.
     """
 
     refs: list[str]
@@ -37,6 +42,23 @@ class ServeSettings:
     api_keys: list[str] = field(default_factory=list)
     api_key_file: str | None = None
     columns: str = "lenient"
+    log_to: str | None = None
+    log_sample: float | None = None
+    drift: bool = True
+
+    def log_options(self) -> LogOptions | None:
+        """The prediction log's options: `log_to` (its query and the SCOREHOUSE_LOG_*
+        variables other than the URL apply too), else the environment's, else None (off);
+        `log_sample` wins over both.
+
+        Raises:
+            UsageError: an option out of range or that does not parse.
+        """
+        overrides = {} if self.log_sample is None else {"sample": self.log_sample}
+        if self.log_to is not None:
+            return LogOptions.from_env({**os.environ, "SCOREHOUSE_LOG_TO": self.log_to},
+                                       **overrides)
+        return LogOptions.from_env(None, **overrides)
 
     def to_json(self) -> str:
         """These settings as JSON (`$SCOREHOUSE_SERVE_ARGS` of uvicorn's worker processes)."""

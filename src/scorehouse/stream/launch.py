@@ -10,6 +10,8 @@ import os
 import socket
 from dataclasses import dataclass
 
+from ..monitor.live import LiveMonitor
+from ..monitor.log import Channel, LogOptions
 from ..scorer import Scorer
 from . import addresses
 from .reducers import load_reducer
@@ -45,6 +47,10 @@ class WorkerOptions:
     max_attempts: int = 3
     #: Reclaim events a consumer held this long (NATS: the ack wait; Kafka: the retry delay).
     claim_idle_ms: int = 30_000
+    #: The prediction log of every scored profile, logged under its event's id (None: none).
+    log: LogOptions | None = None
+    #: Keep a live drift window against the model's training baseline (on the metrics).
+    drift: bool = True
 
 
 def open_worker(scorer: Scorer | None, options: WorkerOptions) -> StreamWorker:
@@ -63,5 +69,10 @@ def open_worker(scorer: Scorer | None, options: WorkerOptions) -> StreamWorker:
     out = addresses.output_stream(o.sink, server,
                                   addresses.default_output(events, server, o.output_suffix))
     profiles = addresses.open_profiles(store, events, key=o.key, prefix=o.prefix)
+    live = None
+    if scorer is not None and (o.log is not None or o.drift):
+        live = LiveMonitor(o.log, Channel.STREAM, drift=o.drift)
+        live.watch(scorer)
     return StreamWorker(scorer, events, profiles, load_reducer(o.reducer), key=o.key,
-                        output_stream=out, batch=o.batch, max_attempts=o.max_attempts)
+                        output_stream=out, batch=o.batch, max_attempts=o.max_attempts,
+                        live=live)

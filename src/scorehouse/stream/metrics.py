@@ -39,7 +39,8 @@ class StreamCollector:
 
 
 def serve_metrics(worker: StreamWorker, port: int, addr: str = "0.0.0.0") -> None:
-    """Expose the worker's metrics on http://addr:port/metrics (a background thread)."""
-    registry = CollectorRegistry()
+    """Expose the worker's metrics on http://addr:port/metrics (a background thread), with
+    its live drift and input quality (`monitor.live`) and prediction log counters."""
+    registry = worker.live.registry if worker.live is not None else CollectorRegistry()
     registry.register(StreamCollector(worker))
     start_http_server(port, addr=addr, registry=registry)

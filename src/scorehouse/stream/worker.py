@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from ..monitor.live import LiveMonitor, row_ids
 from ..scorer import Scorer
 from .events import Event, Events
 from .order import POSITIONS, settle
@@ -91,13 +92,16 @@ class StreamWorker:
 
     def __init__(self, scorer: Scorer | None, events: Events, profiles: Profiles,
                  reducer: Reducer, *, key: str, output_stream: str | None = None,
-                 batch: int = 200, block_ms: int = 1000, max_attempts: int = 3):
+                 batch: int = 200, block_ms: int = 1000, max_attempts: int = 3,
+                 live: LiveMonitor | None = None):
         if not isinstance(reducer, Reducer):  # a plain function(profile, event)
             reducer = Reducer(reducer)
         self.scorer, self.events, self.profiles, self.reducer = scorer, events, profiles, reducer
         self.key, self.output_stream = key, output_stream
         self.batch, self.block_ms, self.max_attempts = batch, block_ms, max_attempts
         self.stats = Stats()
+        #: The prediction log and drift window attached to the scorer (`close` flushes).
+        self.live = live
         self._stop = threading.Event()
         if scorer is not None:
             scorer.runtime.prepare()  # compile now, not while the first events wait
@@ -172,7 +176,8 @@ class StreamWorker:
         reasons: dict[int, str] = {}
         if self.scorer is not None and plans:
             started = time.perf_counter()
-            result = self.scorer.predict(_as_table([p.profile for p in plans]))
+            with row_ids([p.step.event.id for p in plans]):  # logged under the event ids
+                result = self.scorer.predict(_as_table([p.profile for p in plans]))
             self.stats.scoring_seconds += time.perf_counter() - started
             answers = dict(zip(result.rows.tolist(), result.to_records(), strict=True))
             for rej in result.rejects:
@@ -262,7 +267,8 @@ class StreamWorker:
                     return
                 answer = None
                 if self.scorer is not None:
-                    result = self.scorer.predict(_as_table([profile]))
+                    with row_ids([s.event.id]):
+                        result = self.scorer.predict(_as_table([profile]))
                     if result.rejects:
                         self._poison(s.event, result.rejects[0].problem)
                         return
@@ -322,3 +328,8 @@ class StreamWorker:
     def stop(self) -> None:
         """Finish the current batch, then return from `run`."""
         self._stop.set()
+
+    def close(self) -> None:
+        """Flush and close the prediction log (after `run` returned). Idempotent."""
+        if self.live is not None:
+            self.live.close()

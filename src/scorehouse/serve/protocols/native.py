@@ -14,26 +14,31 @@ from ..rejects import reject_fields
 
 
 def decode(body: bytes, headers: Mapping[str, str]) -> Decoded:
-    """One record `{"column": value, ...}`, a list of them, or `{"records": [...]}`.
+    """One record `{"column": value, ...}`, a list of them, or `{"records": [...]}`
+    (which may carry the request's `"id"`).
 
     Raises:
         InvalidInputError: the body is not JSON, or not one of those forms.
     """
     data = jsonbody.loads(body)
+    given = None
     if isinstance(data, dict) and "records" in data:
+        given = data.get("id")
         data = data["records"]
     if not isinstance(data, (dict, list)) or (isinstance(data, list) and not all(
             isinstance(r, dict) for r in data)):
         raise InvalidInputError('send one record {"column": value, ...}, a list of '
                                 'them, or {"records": [...]}')
-    return Decoded(data)
+    return Decoded(data, id=str(given) if given not in (None, "") else None)
 
 
 def encode(result: Result, scorer: Scorer, request: Decoded) -> Reply:
-    """`{"model", "version", "runtime", "predictions": [...], "rejects": [...], ...}`:
+    """`{"model", "version", "runtime", "request_id", "predictions": [...], "rejects": [...],
+    ...}`:
     200, or 422 when every row was rejected; `columns` when the input's columns differ
     from the schema (lenient policy)."""
     out = {"model": scorer.name, "version": scorer.public_version, "runtime": result.runtime,
+           **({"request_id": request.id} if request.id is not None else {}),
            **({"parity_accepted": result.parity_accepted} if result.parity_accepted else {}),
            "predictions": result.to_records(), **reject_fields(result)}
     if not result.column_check.clean:

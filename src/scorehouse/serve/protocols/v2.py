@@ -23,11 +23,13 @@ def decode(body: bytes, headers: Mapping[str, str]) -> Decoded:
         InvalidInputError: a malformed request (see `codecs.v2.decode`).
     """
     rows, doc = codec.decode(body, headers.get(HEADER.lower()))
-    return Decoded(rows, doc)
+    given = doc.get("id")
+    return Decoded(rows, doc, str(given) if given not in (None, "") else None)
 
 
 def encode(result: Result, scorer: Scorer, request: Decoded) -> Reply:
-    """200 with the output tensors (binary ones after the JSON header when asked for).
+    """200 with the output tensors (binary ones after the JSON header when asked for);
+    `id` is the request's id (`request.id`: given or generated).
 
     Raises:
         InvalidInputError: a row was rejected (V2 answers all rows or none), or the request
@@ -35,7 +37,9 @@ def encode(result: Result, scorer: Scorer, request: Decoded) -> Reply:
     """
     if result.rejects:
         raise rejected(result)
-    payload, header = codec.encode(result, scorer, request.doc)
+    doc = request.doc if request.id is None or request.doc.get("id") else \
+        {**request.doc, "id": request.id}
+    payload, header = codec.encode(result, scorer, doc)
     if header is None:
         return Reply(200, payload)
     return Reply(200, payload, "application/octet-stream", {HEADER: str(header)})
