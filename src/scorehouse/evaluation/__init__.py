@@ -6,7 +6,19 @@ through the `Scorer`, measures with scikit-learn, and keeps its results in the r
 """
 
 from .evaluate import evaluate, evaluate_table, read_holdout
+from .gates import GatePolicy, GateReport, GateResult, GatesRefused, Rule, Verdict
+from .promotion import (
+    Promotion,
+    check_gates,
+    evaluate_ref,
+    measure_latency,
+    promote,
+    schema_breaks,
+    stored_evaluation,
+)
 from .result import Counts, Curve, Evaluation, Holdout, HoldoutDrift, MetricSet, Segment
 
-__all__ = ["Counts", "Curve", "Evaluation", "Holdout", "HoldoutDrift", "MetricSet", "Segment",
-           "evaluate", "evaluate_table", "read_holdout"]
+__all__ = ["Counts", "Curve", "Evaluation", "GatePolicy", "GateReport", "GateResult",
+           "GatesRefused", "Holdout", "HoldoutDrift", "MetricSet", "Promotion", "Rule",
+           "Segment", "Verdict", "check_gates", "evaluate", "evaluate_ref", "evaluate_table",
+           "measure_latency", "promote", "read_holdout", "schema_breaks", "stored_evaluation"]

@@ -123,24 +123,26 @@ def multiclass_metrics(y: Array, proba: Array, labels: Array, classes: list[str]
 
 def per_class_metrics(y: Array, proba: Array, labels: Array, classes: list[str]
                       ) -> dict[str, MetricSet]:
-    """One-vs-rest metrics of each class: ROC AUC, PR AUC, Brier, F1, ECE."""
-    out: dict[str, MetricSet] = {}
-    for j, c in enumerate(classes):
-        y01, p = (y == c).astype(np.int64), proba[:, j]
-        m = _Collector(int(y01.sum()))  # rows: the class's support
-        single = _one_class(y01)
-        for name, fn in (("roc_auc", lambda: skm.roc_auc_score(y01, p)),
-                         ("pr_auc", lambda: skm.average_precision_score(y01, p))):
-            if single:
-                m.absent[name] = single
-            else:
-                m.add(name, fn)
-        m.add("brier", lambda: skm.brier_score_loss(y01, p, pos_label=1))
-        m.add("f1", lambda: skm.f1_score(y01, (labels == c).astype(np.int64),
-                                         zero_division=0))
-        m.add("ece", lambda: calibration(y01, p)[0])
-        out[c] = m.result()
-    return out
+    """One-vs-rest metrics of each class: ROC AUC, PR AUC, Brier, F1, ECE (`rows`: the
+    class's support)."""
+    return {c: _one_vs_rest((y == c).astype(np.int64), proba[:, j],
+                            (labels == c).astype(np.int64))
+            for j, c in enumerate(classes)}
+
+
+def _one_vs_rest(y01: Array, p: Array, pred01: Array) -> MetricSet:
+    m = _Collector(int(y01.sum()))
+    single = _one_class(y01)
+    for name, fn in (("roc_auc", lambda: skm.roc_auc_score(y01, p)),
+                     ("pr_auc", lambda: skm.average_precision_score(y01, p))):
+        if single:
+            m.absent[name] = single
+        else:
+            m.add(name, fn)
+    m.add("brier", lambda: skm.brier_score_loss(y01, p, pos_label=1))
+    m.add("f1", lambda: skm.f1_score(y01, pred01, zero_division=0))
+    m.add("ece", lambda: calibration(y01, p)[0])
+    return m.result()
 
 
 def regression_metrics(y: Array, pred: Array) -> MetricSet:

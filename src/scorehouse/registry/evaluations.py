@@ -100,10 +100,12 @@ class EvaluationStore:
 
         def work(conn: sa.Connection) -> int:
             mid = self._model_id(conn, mv.name, lock=True)
-            return int(conn.execute(evaluations.insert().values(
+            key = conn.execute(evaluations.insert().values(
                 model_id=mid, version=mv.version, at=at, user=who,
                 holdout=str(holdout.get("path", "")), holdout_sha256=str(holdout["sha256"]),
-                result=result)).inserted_primary_key[0])
+                result=result)).inserted_primary_key
+            assert key is not None  # an INSERT of one row
+            return int(key[0])
 
         eid = self._write(work)
         return EvaluationRecord(eid, mv.name, mv.version, iso(at), who,

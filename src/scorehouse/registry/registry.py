@@ -18,8 +18,8 @@ from ..schema import Schema
 from ..schema.diff import SchemaDiff, diff_schemas
 from . import migrate
 from .aliases import alias_names, alias_stack, aliases_by_version, move_alias, now
-from .evaluations import EvaluationStore
 from .database import insert_ignore, open_engine, write
+from .evaluations import EvaluationStore
 from .records import (
     Action,
     AliasMove,
