@@ -9,6 +9,7 @@ of most merged into the root, `models` and `db` as groups):
     scoring.py    predict, score, lookup                  (records, files and tables)
     serving.py    serve                                   (HTTP)
     streaming.py  stream, enrich                          (Redis Streams, NATS, Kafka)
+    evaluating.py evaluate, and the `gates` group: set, show, check   (promotion evidence)
     models.py     the `models` group: list, show, history, lineage
     database.py   the `db` group: install, sync, trigger, worker   (PostgreSQL)
     common.py     what they share: option types, the registry, loading a scorer
@@ -32,7 +33,17 @@ import typer
 
 from .. import __version__
 from ..errors import ScorehouseError
-from . import artifacts, database, demo, models, scoring, serving, streaming, versions
+from . import (
+    artifacts,
+    database,
+    demo,
+    evaluating,
+    models,
+    scoring,
+    serving,
+    streaming,
+    versions,
+)
 from .common import click_exc, where
 from .output import console, err_console, error_line, warning_line
 
@@ -48,9 +59,10 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
 # The order here is the order `scorehouse --help` lists them in: commands, then groups.
-for _verbs in (demo, artifacts, versions, scoring, serving, streaming):
+for _verbs in (demo, artifacts, versions, evaluating, scoring, serving, streaming):
     app.add_typer(_verbs.commands)
 app.add_typer(models.group, name="models")
+app.add_typer(evaluating.group, name="gates")
 app.add_typer(database.group, name="db")
 
 

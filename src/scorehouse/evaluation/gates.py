@@ -214,11 +214,15 @@ class GateReport:
                 "gates": [r.to_dict() for r in self.results]}
 
 
+def _shown(figure: float | str | None) -> str:
+    return f"was {figure:.4g}" if isinstance(figure, float) else f"was {figure}"
+
+
 class GatesRefused(ConflictError):
     """A promotion the alias's gates refused (exit 6); `report` holds every gate's result."""
 
     def __init__(self, report: GateReport):
         self.report = report
-        failed = "; ".join(f"{r.name} ({r.detail or r.figure})" for r in report.failing)
+        failed = "; ".join(f"{r.name} ({r.detail or _shown(r.figure)})" for r in report.failing)
         super().__init__(f"{report.ref} may not take @{report.alias}: failed {failed}; "
                          "--force -m WHY overrides (recorded in the alias history)")
