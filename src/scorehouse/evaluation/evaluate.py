@@ -146,10 +146,11 @@ def _reject_reasons(result: Result) -> dict[str, int]:
 
 def class_text(values: Any) -> list[str | None]:
     """Target values as the text of a class label (what `str(class)` gives): 1.0 -> '1'
-    (a CSV reader's floats for integer classes), missing -> None."""
+    (a CSV reader's floats for integer classes), missing -> None (an empty string too: a
+    CSV reader's missing text)."""
     out: list[str | None] = []
     for v in values:
-        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) or v == "":
             out.append(None)
         elif isinstance(v, (float, np.floating)) and float(v).is_integer():
             out.append(str(int(v)))
