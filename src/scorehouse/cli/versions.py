@@ -143,7 +143,7 @@ def unalias(
     emit(move, as_json, f"removed {name}@{alias} (was version {move['from_version']})")
 
 
-def _move_text(move: dict[str, Any]) -> str:
+def _move_text(move: Any) -> str:
     where = f"{move['model']}@{move['alias']}"
     if not move["changed"]:
         return f"{where} already points to version {move['version']}; nothing changed"
