@@ -36,7 +36,10 @@ from scorehouse.errors import (
 from scorehouse.registry import Registry, migrate
 
 WORKER = Path(__file__).with_name("_register_worker.py")
-TABLES = {"sh_models", "sh_versions", "sh_aliases", "sh_events"}
+TABLES = {"sh_models", "sh_versions", "sh_aliases", "sh_events", "sh_evaluations",
+          "sh_gate_policies"}
+#: The newest migration (0002e: evaluations and gate policies).
+HEAD = "0002e"
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -558,13 +561,13 @@ def test_fresh_database_is_migrated_to_head(registry_url, open_registry, churn_a
     try:
         assert sa.inspect(raw).get_table_names() == []  # truly fresh
         reg = open_registry()
-        assert migrate.head() == "0001"
+        assert migrate.head() == HEAD
         with raw.connect() as conn:
             assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() \
-                == ["0001"]
+                == [HEAD]
             assert migrate.current(conn) == migrate.head()
         assert TABLES <= set(sa.inspect(raw).get_table_names())
-        assert migrate.upgrade(reg.engine) == "0001"  # already at head: nothing to do
+        assert migrate.upgrade(reg.engine) == HEAD  # already at head: nothing to do
 
         reg.register(churn_artifact)
         reg.promote("churn/1", "production")
@@ -576,7 +579,7 @@ def test_fresh_database_is_migrated_to_head(registry_url, open_registry, churn_a
         assert third.register(churn_artifact, allow_duplicate=True).version == 2
         with raw.connect() as conn:
             assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() \
-                == ["0001"]
+                == [HEAD]
     finally:
         raw.dispose()
 

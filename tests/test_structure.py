@@ -61,7 +61,7 @@ LAYERS: dict[str, int] = {
     "packaging": 5, "registry": 5,
     "loading": 6,
     "routing": 7, "monitor": 7,
-    "reports": 8,
+    "reports": 8, "evaluation": 8,
     "batch": 9, "serve": 9, "sql": 9, "stream": 9, "spark": 9, "ui": 9,
     "demo": 10, "deploy": 10, "serverless": 10,
     "cli": 11, "__init__": 11, "__main__": 11,

@@ -19,6 +19,7 @@ with that code:
     + TrustError ......................... 5    pickled code from outside the registry
     + SignatureError ..................... 5    HMAC signature missing or not verifying
   x ConflictError ........................ 6    contradicts the registry's or database's state
+    + GatesRefused (evaluation.gates) .... 6    a promotion an alias's gate policy refuses
   x Interrupted (batch.run) .............. 130  a run stopped by a signal, outputs removed
   x ConversionError (packaging.compile) .. 1    never reaches the CLI: packaging records
                                                 "not converted" and goes on

@@ -9,6 +9,7 @@ of most merged into the root, `models` and `db` as groups):
     scoring.py    predict, score, lookup                  (records, files and tables)
     serving.py    serve                                   (HTTP)
     streaming.py  stream, enrich                          (Redis Streams, NATS, Kafka)
+    evaluating.py evaluate, and the `gates` group: set, show, check   (promotion evidence)
     models.py     the `models` group: list, show, history, lineage
     database.py   the `db` group: install, sync, trigger, worker   (PostgreSQL)
     monitoring.py the `monitor` group: log, quality, drift, feedback (the prediction log)
@@ -37,6 +38,7 @@ from . import (
     artifacts,
     database,
     demo,
+    evaluating,
     models,
     monitoring,
     scoring,
@@ -59,9 +61,10 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
 # The order here is the order `scorehouse --help` lists them in: commands, then groups.
-for _verbs in (demo, artifacts, versions, scoring, serving, streaming):
+for _verbs in (demo, artifacts, versions, evaluating, scoring, serving, streaming):
     app.add_typer(_verbs.commands)
 app.add_typer(models.group, name="models")
+app.add_typer(evaluating.group, name="gates")
 app.add_typer(database.group, name="db")
 app.add_typer(monitoring.group, name="monitor")
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from .common import JsonOpt, Reason, User, open_registry
+from .evaluating import gate_table
 from .output import console, emit, emit_json, err_console
 
 #: Merged into the root app by `cli/app.py`.
@@ -68,18 +69,42 @@ def _diff_json(diff: Any) -> dict[str, Any] | None:
 def promote(
     ref: Annotated[str, typer.Argument(help="Version to promote, e.g. churn/3.")],
     alias: Annotated[str, typer.Argument(help="Alias to point at it, e.g. production.")],
+    force: Annotated[bool, typer.Option("--force", help="Promote past failing gates (needs -m WHY; recorded in the history).")] = False,
     reason: Reason = "",
     user: User = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Point an alias (production, staging, champion, ...) at a version.
 
+    When the alias has a gate policy (scorehouse gates set), the gates run first: a
+    failing gate refuses (exit 6) with a table of each gate's figure and verdict.
+
     Example:
 
         scorehouse promote churn/3 production -m "holdout AUC 0.91"
     """
-    move = open_registry().promote(ref, alias, reason=reason, user=user)
-    emit(move, as_json, _move_text(move))
+    from ..evaluation import GatesRefused
+    from ..evaluation import promote as gated_promote
+
+    try:
+        done = gated_promote(open_registry(), ref, alias, force=force, reason=reason, user=user)
+    except GatesRefused as e:
+        if as_json:
+            emit_json({"error": str(e), "type": type(e).__name__, "exit_code": e.exit_code,
+                       "gates": e.report.to_dict()})
+            raise typer.Exit(e.exit_code) from None
+        gate_table(e.report)
+        raise
+    if not done.report.policy:  # no gates: exactly what promote printed before gates existed
+        emit(done.move, as_json, _move_text(done.move))
+        return
+
+    def text() -> None:
+        gate_table(done.report)
+        console.print(_move_text(done.move)
+                      + (" (FORCED past failing gates)" if done.forced else ""))
+
+    emit(done, as_json, text)
 
 
 @commands.command()
@@ -118,7 +143,7 @@ def unalias(
     emit(move, as_json, f"removed {name}@{alias} (was version {move['from_version']})")
 
 
-def _move_text(move: dict[str, Any]) -> str:
+def _move_text(move: Any) -> str:
     where = f"{move['model']}@{move['alias']}"
     if not move["changed"]:
         return f"{where} already points to version {move['version']}; nothing changed"

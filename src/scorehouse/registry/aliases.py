@@ -8,6 +8,7 @@ replaying them gives the versions it held, which is what a rollback walks back t
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -23,14 +24,16 @@ def now() -> dt.datetime:
 
 def move_alias(conn: sa.Connection, mid: int, *, name: str, alias: str, version: int | None,
                action: Action, reason: str, who: str,
-               expect: list[int] | None = None) -> AliasMove:
+               expect: list[int] | None = None,
+               gates: list[dict[str, Any]] | None = None) -> AliasMove:
     """Point `alias` of model `name` (id `mid`) at `version` (None: delete it) and record
     the move as `action`; a no-op (`changed` False) when it already points there.
 
     The caller holds the model's write lock (`Registry._model_id(lock=True)`), so the checks
     here see the alias as it is: it may have moved (even away and back) or its target been
     archived since the caller looked. `expect`: for a rollback, the alias's stack the caller
-    computed its target from.
+    computed its target from. `gates`: the gate results that let (or, forced, did not let)
+    the move through, kept on its event.
 
     Raises:
         ConflictError: a rollback whose alias moved meanwhile, or an archived `version`.
@@ -62,7 +65,7 @@ def move_alias(conn: sa.Connection, mid: int, *, name: str, alias: str, version:
             version=version, updated_at=at, updated_by=who))
     conn.execute(events.insert().values(
         model_id=mid, at=at, user=who, action=action.value, alias=alias, version=version,
-        from_version=before, reason=reason))
+        from_version=before, reason=reason, gates=gates))
     return move
 
 

@@ -129,10 +129,16 @@ class Event:
     version: int | None
     from_version: int | None
     reason: str
+    #: A promotion's gate results (`GateResult.to_dict()` each) when the alias had a gate
+    #: policy; a forced promotion keeps the failing ones here. None: no gates ran.
+    gates: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return {**asdict(self), "action": self.action.value}
+        """JSON-able form (`gates` only when gates ran)."""
+        d = {**asdict(self), "action": self.action.value}
+        if self.gates is None:
+            d.pop("gates")
+        return d
 
 
 def iso(t: dt.datetime | None) -> str:

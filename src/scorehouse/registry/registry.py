@@ -19,6 +19,7 @@ from ..schema.diff import SchemaDiff, diff_schemas
 from . import migrate
 from .aliases import alias_names, alias_stack, aliases_by_version, move_alias, now
 from .database import insert_ignore, open_engine, write
+from .evaluations import EvaluationStore
 from .records import (
     Action,
     AliasMove,
@@ -50,7 +51,7 @@ def _user(user: str | None) -> str:
         return "unknown"
 
 
-class Registry:
+class Registry(EvaluationStore):
     """Every version of every model: `Registry()` uses $SCOREHOUSE_REGISTRY or a local SQLite."""
 
     def __init__(self, url: str | None = None, artifacts: str | None = None):
@@ -159,9 +160,12 @@ class Registry:
                     for r in (old_ref, new_ref))
         return diff_schemas(old, new)
 
-    def promote(self, ref: str, alias: str, *, reason: str = "", user: str | None = None
-                ) -> AliasMove:
+    def promote(self, ref: str, alias: str, *, reason: str = "", user: str | None = None,
+                gates: list[dict[str, Any]] | None = None) -> AliasMove:
         """Point `alias` at the version `ref` names; a no-op when it already does.
+
+        This runs no gate: `scorehouse.evaluation.promote` checks the alias's gate policy
+        first and passes the results here as `gates` (kept on the history event).
 
         Raises:
             UsageError: an invalid alias name or reference.
@@ -172,7 +176,8 @@ class Registry:
         if alias == LATEST:
             raise ConflictError("'latest' always means the newest version; pick another alias")
         target = self.resolve(ref)
-        return self._move(target.name, alias, target.version, Action.PROMOTE, reason, user)
+        return self._move(target.name, alias, target.version, Action.PROMOTE, reason, user,
+                          gates=gates)
 
     def rollback(self, name: str, alias: str, *, reason: str = "", user: str | None = None
                  ) -> AliasMove:
@@ -204,13 +209,14 @@ class Registry:
         return self._move(name, alias, None, Action.UNALIAS, reason, user)
 
     def _move(self, name: str, alias: str, version: int | None, action: Action, reason: str,
-              user: str | None, expect: list[int] | None = None) -> AliasMove:
+              user: str | None, expect: list[int] | None = None,
+              gates: list[dict[str, Any]] | None = None) -> AliasMove:
         who = _user(user)
 
         def work(conn: sa.Connection) -> AliasMove:
             mid = self._model_id(conn, name, lock=True)
             return move_alias(conn, mid, name=name, alias=alias, version=version, action=action,
-                              reason=reason, who=who, expect=expect)
+                              reason=reason, who=who, expect=expect, gates=gates)
 
         return self._write(work)
 
@@ -343,7 +349,7 @@ class Registry:
                 q = q.where(events.c.alias == alias)
             rows = conn.execute(q.order_by(events.c.id)).mappings().all()
         return [Event(iso(r["at"]), r["user"], name, Action(r["action"]), r["alias"], r["version"],
-                      r["from_version"], r["reason"]) for r in rows]
+                      r["from_version"], r["reason"], r["gates"]) for r in rows]
 
     def lineage(self, ref: str) -> dict[str, Any]:
         """Training data fingerprint, parameters, metrics and library versions of a version:

@@ -53,5 +53,36 @@ events = sa.Table(
     sa.Column("version", sa.Integer),
     sa.Column("from_version", sa.Integer),
     sa.Column("reason", sa.Text, nullable=False, default=""),
+    # Migration 0002e: a promotion's gate results ([GateResult.to_dict()]), when gates ran.
+    sa.Column("gates", sa.JSON),
     sa.Index("ix_sh_events_model_alias", "model_id", "alias", "id"),
+)
+
+# --- added by migration 0002e: holdout evaluations and gate policies ---------------------
+
+evaluations = sa.Table(
+    "sh_evaluations", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("sh_models.id"), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("user", sa.String(200), nullable=False),
+    sa.Column("holdout", sa.Text, nullable=False),  # the file evaluated on, as given
+    sa.Column("holdout_sha256", sa.String(64), nullable=False),
+    sa.Column("result", sa.JSON, nullable=False),  # `Evaluation.to_dict()`
+    sa.Index("ix_sh_evaluations_model_version", "model_id", "version", "id"),
+)
+
+#: One row per change of an alias's gate policy (its history); the newest row is in force,
+#: a row whose `policy` is NULL removed it.
+gate_policies = sa.Table(
+    "sh_gate_policies", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("sh_models.id"), nullable=False),
+    sa.Column("alias", sa.String(100), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("user", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("policy", sa.JSON),  # `GatePolicy.to_dict()`; NULL: policy removed
+    sa.Index("ix_sh_gate_policies_model_alias", "model_id", "alias", "id"),
 )
