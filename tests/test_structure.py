@@ -61,10 +61,11 @@ LAYERS: dict[str, int] = {
     "packaging": 5, "registry": 5,
     "loading": 6,
     "routing": 7, "monitor": 7,
-    "reports": 8, "evaluation": 8,
-    "batch": 9, "serve": 9, "sql": 9, "stream": 9, "spark": 9, "ui": 9,
-    "demo": 10, "deploy": 10, "serverless": 10,
-    "cli": 11, "__init__": 11, "__main__": 11,
+    "evaluation": 8,
+    "reports": 9,
+    "batch": 10, "serve": 10, "sql": 10, "stream": 10, "spark": 10, "ui": 10,
+    "demo": 11, "deploy": 11, "serverless": 11,
+    "cli": 12, "__init__": 12, "__main__": 12,
 }
 
 
