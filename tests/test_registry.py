@@ -558,13 +558,13 @@ def test_fresh_database_is_migrated_to_head(registry_url, open_registry, churn_a
     try:
         assert sa.inspect(raw).get_table_names() == []  # truly fresh
         reg = open_registry()
-        assert migrate.head() == "0001"
+        assert migrate.head() == "0002"  # 0001 models, 0002 deployments
         with raw.connect() as conn:
             assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() \
-                == ["0001"]
+                == [migrate.head()]
             assert migrate.current(conn) == migrate.head()
         assert TABLES <= set(sa.inspect(raw).get_table_names())
-        assert migrate.upgrade(reg.engine) == "0001"  # already at head: nothing to do
+        assert migrate.upgrade(reg.engine) == migrate.head()  # already at head: nothing to do
 
         reg.register(churn_artifact)
         reg.promote("churn/1", "production")
@@ -576,7 +576,7 @@ def test_fresh_database_is_migrated_to_head(registry_url, open_registry, churn_a
         assert third.register(churn_artifact, allow_duplicate=True).version == 2
         with raw.connect() as conn:
             assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() \
-                == ["0001"]
+                == [migrate.head()]
     finally:
         raw.dispose()
 
