@@ -11,6 +11,7 @@ of most merged into the root, `models` and `db` as groups):
     streaming.py  stream, enrich                          (Redis Streams, NATS, Kafka)
     models.py     the `models` group: list, show, history, lineage
     database.py   the `db` group: install, sync, trigger, worker   (PostgreSQL)
+    deploying.py  the `deploy` group: create, show, list, set, history, rollback (deployments)
     common.py     what they share: option types, the registry, loading a scorer
     output.py     how they print: JSON, tables, one line per error, control characters escaped
 
@@ -32,7 +33,7 @@ import typer
 
 from .. import __version__
 from ..errors import ScorehouseError
-from . import artifacts, database, demo, models, scoring, serving, streaming, versions
+from . import artifacts, database, demo, deploying, models, scoring, serving, streaming, versions
 from .common import click_exc, where
 from .output import console, err_console, error_line, warning_line
 
@@ -52,6 +53,7 @@ for _verbs in (demo, artifacts, versions, scoring, serving, streaming):
     app.add_typer(_verbs.commands)
 app.add_typer(models.group, name="models")
 app.add_typer(database.group, name="db")
+app.add_typer(deploying.group, name="deploy")
 
 
 def _print_version(value: bool) -> None:

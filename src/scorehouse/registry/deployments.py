@@ -113,9 +113,11 @@ class DeploymentMethods:
                 raise ConflictError(f"deployment {name!r} exists; change it with "
                                     "'scorehouse deploy set' (set_deployment)")
             at = now()
-            did = conn.execute(deployments.insert().values(
+            conn.execute(deployments.insert().values(
                 name=name, spec=body, revision=1, created_at=at, updated_at=at,
-                updated_by=who)).inserted_primary_key[0]
+                updated_by=who))
+            did = conn.execute(sa.select(deployments.c.id)
+                               .where(deployments.c.name == name)).scalar_one()
             conn.execute(deployment_events.insert().values(
                 deployment_id=did, revision=1, at=at, user=who,
                 action=DeploymentAction.CREATE.value, restores=None, reason=reason, spec=body))

@@ -106,7 +106,8 @@ class Rule:
 
 
 def _refuse(node: ast.AST, what: str) -> UsageError:
-    return UsageError(f"default.rule: {what} is not allowed (at column {getattr(node, 'col_offset', 0) + 1}); "
+    column = getattr(node, "col_offset", 0) + 1
+    return UsageError(f"default.rule: {what} is not allowed (at column {column}); "
                       "a rule holds field names, numbers, strings, comparisons, and/or/not, "
                       "+ - * / // %, and 'A if CONDITION else B'")
 

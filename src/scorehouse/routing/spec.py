@@ -208,7 +208,9 @@ class DeploymentSpec:
             "sticky_by": self.sticky_by,
             "route_by": None if self.route_by is None else self.route_by.to_dict(),
         }
-        out.update({k: v for k, v in optional.items() if v not in (None, [], False)})
+        # `is`, not `in`: a default of 0 or 0.0 equals False and must stay.
+        out.update({k: v for k, v in optional.items()
+                    if v is not None and v is not False and not (isinstance(v, list) and not v)})
         return out
 
     def change(self, **changes: Any) -> DeploymentSpec:
