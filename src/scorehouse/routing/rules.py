@@ -10,14 +10,14 @@ What a rule may hold:
 
 - field names of the input record (a field absent from the record reads as None);
 - numbers, strings, True, False, None, and tuples or lists of those (for ``in``);
-- comparisons ``== != < <= > >= in not in``, chained as in Python (``0 < x <= 5``);
+- comparisons ``== != < <= > >= in not in is is not``, chained as in Python (``0 < x <= 5``);
 - ``and``, ``or``, ``not``; arithmetic ``+ - * / // %`` and unary ``-``/``+``;
 - ``A if CONDITION else B``.
 
 Refused with a `UsageError` naming the construct: calls, attribute access, subscripts,
 names starting with an underscore, lambdas, comprehensions, ``**``, f-strings, and any
-other node. `*` takes numbers only (``"x" * 10**9`` would fill memory), and the text is
-at most MAX_RULE_CHARS long.
+other node. `*` takes numbers only (``"x" * 10**9`` would fill memory), the text is at
+most MAX_RULE_CHARS long and MAX_RULE_NODES nodes big.
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ from ..errors import ModelError, UsageError
 
 #: The longest rule text accepted.
 MAX_RULE_CHARS = 2000
+#: The most syntax nodes a rule may hold: bounds its nesting, so neither compiling nor
+#: evaluating it can exhaust the stack (`- - - ... 1`).
+MAX_RULE_NODES = 256
 
 #: A compiled node: the record -> the node's value.
 Node = Callable[[Mapping[str, Any]], Any]
@@ -55,6 +58,7 @@ _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
     ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
     ast.Gt: operator.gt, ast.GtE: operator.ge,
     ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
+    ast.Is: operator.is_, ast.IsNot: operator.is_not,  # for `field is None`
 }
 _CONSTANT_TYPES = (int, float, str, bool, type(None))
 
@@ -88,6 +92,11 @@ class Rule:
             tree = ast.parse(text.strip(), mode="eval")
         except SyntaxError as e:
             raise UsageError(f"default.rule {text!r} is not an expression: {e.msg}") from None
+        except (RecursionError, MemoryError):
+            raise UsageError("default.rule: nested too deeply") from None
+        if sum(1 for _ in ast.walk(tree)) > MAX_RULE_NODES:
+            raise UsageError(f"default.rule: at most {MAX_RULE_NODES} terms and operators; "
+                             "simplify the rule")
         names: list[str] = []
         run = _compile(tree.body, names)
         return cls(text.strip(), tuple(dict.fromkeys(names)), run)
@@ -212,4 +221,4 @@ def _comparison(node: ast.Compare, names: list[str]) -> Node:
     return compare
 
 
-__all__ = ["MAX_RULE_CHARS", "Rule"]
+__all__ = ["MAX_RULE_CHARS", "MAX_RULE_NODES", "Rule"]
