@@ -40,7 +40,8 @@ def _changes(**flags: Any) -> Any:
     from ..routing.flags import SpecChanges
 
     lists = ("challengers", "shadows", "canaries", "fallbacks", "remove", "routes")
-    return SpecChanges(**{k: (v or []) if k in lists else v for k, v in flags.items()})
+    given: dict[str, Any] = {k: (v or []) if k in lists else v for k, v in flags.items()}
+    return SpecChanges(**given)
 
 
 def _show(stored: Any, as_json: bool, verb: str = "") -> None:
