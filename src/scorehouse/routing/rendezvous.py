@@ -168,10 +168,10 @@ class Rendezvous:
         return {"fallbacks": self._fallbacks,
                 "skipped": {r.value: n for r, n in sorted(self._skipped.items())}}
 
-    def close(self) -> None:
-        """Stop the pools (waiting for running calls)."""
-        self._answering.shutdown(wait=True)
-        self._off.shutdown(wait=True)
+    def close(self, wait: bool = True) -> None:
+        """Stop the pools; with `wait`, after the running calls (a hung model's too) end."""
+        self._answering.shutdown(wait=wait, cancel_futures=not wait)
+        self._off.shutdown(wait=wait, cancel_futures=not wait)
 
     # --- answering ---------------------------------------------------------------------------
 
