@@ -121,6 +121,40 @@ def test_invalid_specs_name_the_field(change, message):
         DeploymentSpec.from_dict({**FULL, **change})
 
 
+@pytest.mark.parametrize(("changes", "expected"), [
+    (SpecChanges(shadows=["m/9"], canaries=["m/8"], decoy=True),
+     {"shadows": ["m/4", "m/9"], "canaries": ["m/8"], "decoy": True}),
+    (SpecChanges(remove=["m/4", "m/2"], deadline_ms=0, sticky_by="", no_default=True),
+     {"shadows": [], "challengers": [], "fallbacks": [], "deadline_ms": None,
+      "sticky_by": None, "default": None}),
+    (SpecChanges(route_by="tenant", routes=["a=t/1", "b=t/2"]),
+     {"route_by": {"field": "tenant", "models": {"a": "t/1", "b": "t/2"}}}),
+    (SpecChanges(challengers=["m/3=0.2", "m/2=0"], default="\"no\""),
+     {"challengers": [{"model": "m/3", "weight": 0.2}], "default": "no"}),
+])
+def test_flags_change_the_spec(changes, expected):
+    base = apply(None, SpecChanges(champion="m/1", challengers=["m/2=0.1"], shadows=["m/4"],
+                                   fallbacks=["m/2"], deadline_ms=50, sticky_by="cid",
+                                   default="0.5"), name="api")
+    got = {"shadows": [], "challengers": [], "fallbacks": [], "canaries": [], "decoy": False,
+           "deadline_ms": None, "sticky_by": None, "default": None, "route_by": None,
+           **apply(base, changes).to_dict()}
+    assert {k: got[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    (SpecChanges(challengers=["m/3"]), "REF=WEIGHT"),
+    (SpecChanges(challengers=["m/3=lots"]), "is not a number"),
+    (SpecChanges(default="1", default_rule="x"), "not both"),
+    (SpecChanges(routes=["a=t/1"]), "needs --route-by"),
+    (SpecChanges(promote="m/7"), "not a challenger"),
+])
+def test_bad_flags_say_what_to_give(changes, message):
+    base = DeploymentSpec.from_dict({"name": "api", "champion": "m/1"})
+    with pytest.raises(UsageError, match=message):
+        apply(base, changes)
+
+
 # --- the default's rules --------------------------------------------------------------------
 
 
