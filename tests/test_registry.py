@@ -37,9 +37,9 @@ from scorehouse.registry import Registry, migrate
 
 WORKER = Path(__file__).with_name("_register_worker.py")
 TABLES = {"sh_models", "sh_versions", "sh_aliases", "sh_events", "sh_evaluations",
-          "sh_gate_policies"}
-#: The newest migration (0002e: evaluations and gate policies).
-HEAD = "0002e"
+          "sh_gate_policies", "sh_deployments", "sh_deployment_events"}
+#: The newest migration (0001 models, 0002 evaluations and gate policies, 0003 deployments).
+HEAD = "0003"
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ of most merged into the root, `models` and `db` as groups):
     models.py     the `models` group: list, show, history, lineage
     database.py   the `db` group: install, sync, trigger, worker   (PostgreSQL)
     monitoring.py the `monitor` group: log, quality, drift, feedback (the prediction log)
+    deploying.py  the `deploy` group: create, show, list, set, history, rollback (deployments)
     common.py     what they share: option types, the registry, loading a scorer
     output.py     how they print: JSON, tables, one line per error, control characters escaped
 
@@ -38,6 +39,7 @@ from . import (
     artifacts,
     database,
     demo,
+    deploying,
     evaluating,
     models,
     monitoring,
@@ -67,6 +69,7 @@ app.add_typer(models.group, name="models")
 app.add_typer(evaluating.group, name="gates")
 app.add_typer(database.group, name="db")
 app.add_typer(monitoring.group, name="monitor")
+app.add_typer(deploying.group, name="deploy")
 
 
 def _print_version(value: bool) -> None:

@@ -9,14 +9,17 @@ from .records import Action, AliasMove, Event, ModelSummary, ModelVersion, Versi
 from .refs import ACTIVE_ALIAS, LATEST, Ref, parse
 
 if TYPE_CHECKING:
+    from .deployments import Deployment, DeploymentAction, DeploymentChange
     from .registry import Registry
     from .store import ArtifactStore
 
 __all__ = ["Registry", "ModelVersion", "Event", "AliasMove", "ModelSummary", "VersionStatus",
-           "Action", "ArtifactStore", "Ref", "parse", "ACTIVE_ALIAS", "LATEST"]
+           "Action", "ArtifactStore", "Ref", "parse", "ACTIVE_ALIAS", "LATEST", "Deployment",
+           "DeploymentAction", "DeploymentChange"]
 
 # SQLAlchemy and Alembic load on first use: reading a reference needs neither.
-_LAZY = {"Registry": ".registry", "ArtifactStore": ".store"}
+_LAZY = {"Registry": ".registry", "ArtifactStore": ".store", "Deployment": ".deployments",
+         "DeploymentAction": ".deployments", "DeploymentChange": ".deployments"}
 
 
 def __getattr__(name: str) -> Any:

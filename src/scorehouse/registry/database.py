@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -90,3 +92,12 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+def user_name(user: str | None) -> str:
+    """`user`, else $SCOREHOUSE_USER, else the login name ("unknown" when there is none)."""
+    if user:
+        return user
+    try:
+        return os.environ.get("SCOREHOUSE_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

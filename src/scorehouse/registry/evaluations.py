@@ -1,4 +1,4 @@
-"""Holdout evaluations and gate policies kept on the registry (migration 0002e).
+"""Holdout evaluations and gate policies kept on the registry (migration 0002).
 
 The registry stores what the evaluation layer (`scorehouse.evaluation`, above it) computes,
 as JSON it does not interpret: an `Evaluation.to_dict()` per evaluation of a version, and a
@@ -89,7 +89,7 @@ class EvaluationStore:
             UsageError: a malformed reference, or an evaluation without its holdout.
             NotFoundError: no such model or version.
         """
-        from .registry import _user
+        from .database import user_name as _user
 
         mv = self.resolve(ref)
         result = dict(evaluation) if isinstance(evaluation, Mapping) else evaluation.to_dict()
@@ -146,7 +146,7 @@ class EvaluationStore:
             UsageError: an invalid model or alias name, or the alias 'latest'.
             NotFoundError: no such model.
         """
-        from .registry import _user
+        from .database import user_name as _user
 
         valid_name(alias, "alias")
         if alias == LATEST:

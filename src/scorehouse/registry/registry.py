@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,6 +18,8 @@ from ..schema.diff import SchemaDiff, diff_schemas
 from . import migrate
 from .aliases import alias_names, alias_stack, aliases_by_version, move_alias, now
 from .database import insert_ignore, open_engine, write
+from .database import user_name as _user
+from .deployments import DeploymentMethods
 from .evaluations import EvaluationStore
 from .records import (
     Action,
@@ -42,17 +43,13 @@ T = TypeVar("T")
 READY = VersionStatus.READY.value
 
 
-def _user(user: str | None) -> str:
-    if user:
-        return user
-    try:
-        return os.environ.get("SCOREHOUSE_USER") or getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+class Registry(EvaluationStore, DeploymentMethods):
+    """Every version of every model: `Registry()` uses $SCOREHOUSE_REGISTRY or a local SQLite.
 
-
-class Registry(EvaluationStore):
-    """Every version of every model: `Registry()` uses $SCOREHOUSE_REGISTRY or a local SQLite."""
+    Evaluations and gate policies are in `evaluations.py`; deployments
+    (`create_deployment`, `deployment`, `set_deployment`, `deployment_history`,
+    `rollback_deployment`) in `deployments.py`.
+    """
 
     def __init__(self, url: str | None = None, artifacts: str | None = None):
         self.url = registry_url(url)

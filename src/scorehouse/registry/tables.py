@@ -53,12 +53,12 @@ events = sa.Table(
     sa.Column("version", sa.Integer),
     sa.Column("from_version", sa.Integer),
     sa.Column("reason", sa.Text, nullable=False, default=""),
-    # Migration 0002e: a promotion's gate results ([GateResult.to_dict()]), when gates ran.
+    # Migration 0002: a promotion's gate results ([GateResult.to_dict()]), when gates ran.
     sa.Column("gates", sa.JSON),
     sa.Index("ix_sh_events_model_alias", "model_id", "alias", "id"),
 )
 
-# --- added by migration 0002e: holdout evaluations and gate policies ---------------------
+# --- added by migration 0002: holdout evaluations and gate policies ---------------------
 
 evaluations = sa.Table(
     "sh_evaluations", metadata,
@@ -85,4 +85,31 @@ gate_policies = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("policy", sa.JSON),  # `GatePolicy.to_dict()`; NULL: policy removed
     sa.Index("ix_sh_gate_policies_model_alias", "model_id", "alias", "id"),
+)
+
+# --- added by migration 0003: deployments and their history ------------------------------
+
+deployments = sa.Table(
+    "sh_deployments", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_by", sa.String(200), nullable=False),
+)
+
+deployment_events = sa.Table(
+    "sh_deployment_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("deployment_id", sa.Integer, sa.ForeignKey("sh_deployments.id"), nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("user", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),
+    sa.Column("restores", sa.Integer),
+    sa.Column("reason", sa.Text, nullable=False, default=""),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Index("ix_sh_deployment_events_deployment", "deployment_id", "id"),
 )

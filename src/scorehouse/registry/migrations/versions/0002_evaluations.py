@@ -1,13 +1,13 @@
 """Holdout evaluations, gate policies with history, and gate results on alias events.
 
-Revision ID: 0002e
+Revision ID: 0002
 Revises: 0001
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002e"
+revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None

@@ -1,0 +1,342 @@
+"""`Rendezvous`: score one request the way a `DeploymentSpec` says, and say who answered.
+
+For each request the `Router` gives the answering chain (the chosen model, its fallbacks,
+the default) and the off-path roles. The chosen model runs with the spec's deadline; when
+it raises, rejects the row as a model error, or misses the deadline, the next step of the
+chain runs, down to the default (a constant or a rule, which cannot time out). The result
+is an `Answer`: which model (reference, name, version) in which role answered, whether a
+fallback did and why.
+
+Off the response path, the shadows and canaries score the same record and the decoy keeps
+it as received, on a bounded pool that is only fed once the answer is known: when
+`max_pending` calls wait already, the role is skipped for that request and counted
+(`stats()`), so off-path work never delays an answer nor piles up. Their `OffPathResult`s
+go to `on_off_path` (e.g. the prediction log, under the request's id) and are returned as
+futures.
+
+Both `decide_and_score` (threads: the stream worker, batch) and `decide_and_score_async`
+(the asyncio server) run the same decision and bookkeeping; only the waiting differs. A
+model call that misses its deadline cannot be stopped: it finishes in its pool thread and
+its result is dropped (`workers` bounds how many such calls may hang at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ModelError
+from ..scorer import Result, ScorerCache
+from .router import Decision, Router, Step
+from .spec import DeploymentSpec, Role
+
+log = logging.getLogger("scorehouse.routing")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Who answered one request, and with what.
+
+    `result`: the model's `Result` (None when the default answered, then `value` holds
+    the default's value). `fallback`: True when the chosen model did not answer (a
+    fallback or the default did); `reason` says why, one clause per step that failed
+    ("churn@production missed the 50 ms deadline"). `latency_ms`: from the decision to
+    the answer.
+    """
+
+    request_id: str
+    role: Role
+    ref: str | None
+    model: str | None
+    version: int | None
+    fallback: bool
+    reason: str
+    result: Result | None = None
+    value: Any = None
+    latency_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The "who answered" part (what a response header or field carries)."""
+        return {"request_id": self.request_id, "role": self.role.value, "ref": self.ref,
+                "model": self.model, "version": self.version, "fallback": self.fallback,
+                "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class OffPathResult:
+    """One off-path role's work for a request: a shadow's or canary's `result` (or the
+    `error` it raised), or for the decoy the `record` as received."""
+
+    request_id: str
+    role: Role
+    ref: str | None
+    result: Result | None = None
+    error: str = ""
+    record: Mapping[str, Any] | None = None
+    latency_ms: float = 0.0
+
+
+@dataclass
+class Routed:
+    """The answer to one request, the decision behind it, and the off-path work started
+    (`skipped`: the off-path roles dropped because their pool was full)."""
+
+    answer: Answer
+    decision: Decision
+    off_path: list[Future[OffPathResult]] = field(default_factory=list)
+    skipped: list[Role] = field(default_factory=list)
+
+
+class StepFailed(Exception):
+    """An answering step that did not answer; `reason` says why, for `Answer.reason`."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Rendezvous:
+    """Scores requests for one deployment over a `ScorerCache` keyed by model reference.
+
+    Args:
+        spec: the deployment.
+        scorers: reference text -> prepared Scorer (its loader loads a missing one); a
+            watcher may `reload` a key when an alias moves, and `use` swaps the spec.
+        workers: threads running deadline-bound model calls.
+        off_path_workers, max_pending: threads for off-path work, and how many off-path
+            calls may wait or run before new ones are skipped.
+        on_off_path: called (in a pool thread) with each finished `OffPathResult`.
+    """
+
+    def __init__(self, spec: DeploymentSpec, scorers: ScorerCache[str], *, workers: int = 8,
+                 off_path_workers: int = 2, max_pending: int = 64,
+                 on_off_path: Callable[[OffPathResult], None] | None = None):
+        self.scorers = scorers
+        self.router = Router(spec)
+        self.on_off_path = on_off_path
+        self._answering = ThreadPoolExecutor(workers, thread_name_prefix="scorehouse-answer")
+        self._off = ThreadPoolExecutor(off_path_workers, thread_name_prefix="scorehouse-offpath")
+        self._room = threading.BoundedSemaphore(max_pending)
+        self._skipped: Counter[Role] = Counter()
+        self._fallbacks = 0
+        self._lock = threading.Lock()
+
+    @property
+    def spec(self) -> DeploymentSpec:
+        """The spec in force."""
+        return self.router.spec
+
+    def use(self, spec: DeploymentSpec) -> None:
+        """Switch to `spec` with no failed request: its models are loaded first, then the
+        new router is published in one assignment, then models it no longer uses dropped.
+
+        Raises:
+            Whatever loading a model raises (the old spec stays in force).
+        """
+        for ref in spec.refs():
+            self.scorers.get(ref)
+        old = set(self.router.spec.refs()) - set(spec.refs())
+        self.router = Router(spec)
+        self.scorers.swap(dict.fromkeys(old))
+
+    def refresh(self, current_sha256: Callable[[str], str | None]) -> list[str]:
+        """Reload every model whose reference now names another artifact (an alias moved):
+        `current_sha256(ref)` gives the manifest hash the reference resolves to now (None:
+        unknown, keep). Returns the references reloaded.
+
+        Raises:
+            Whatever loading raises (the loaded scorer stays in use).
+        """
+        moved = []
+        for ref in self.router.spec.refs():
+            sha, entry = current_sha256(ref), self.scorers.entry(ref)
+            if sha is not None and (entry is None or entry.sha256 != sha):
+                self.scorers.reload(ref)
+                moved.append(ref)
+        return moved
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: answers given by a fallback or the default; off-path calls skipped."""
+        return {"fallbacks": self._fallbacks,
+                "skipped": {r.value: n for r, n in sorted(self._skipped.items())}}
+
+    def close(self, wait: bool = True) -> None:
+        """Stop the pools; with `wait`, after the running calls (a hung model's too) end."""
+        self._answering.shutdown(wait=wait, cancel_futures=not wait)
+        self._off.shutdown(wait=wait, cancel_futures=not wait)
+
+    # --- answering ---------------------------------------------------------------------------
+
+    def decide_and_score(self, record: Mapping[str, Any], request_id: str | None = None
+                         ) -> Routed:
+        """Score one record: the answer (within the deadline per step), then the off-path
+        work started.
+
+        Raises:
+            ModelError: every step of the chain failed and the spec has no default, or the
+                default rule failed on this record.
+        """
+        start = time.perf_counter()
+        router = self.router  # one read: a concurrent `use` does not mix two specs
+        decision = router.decide(record, request_id)
+        deadline = router.spec.deadline_ms
+        failures: list[str] = []
+        for i, step in enumerate(decision.chain):
+            if step.role is Role.DEFAULT:
+                return self._default(router, decision, record, failures, start)
+            try:
+                result = self._wait(step, record, deadline)
+            except StepFailed as e:
+                failures.append(e.reason)
+                continue
+            return self._answered(decision, record, i, step, result, failures, start)
+        raise self._nobody(router, failures)
+
+    async def decide_and_score_async(self, record: Mapping[str, Any],
+                                     request_id: str | None = None) -> Routed:
+        """`decide_and_score` for an event loop: model calls with a deadline wait in the
+        answering pool without blocking the loop (without a deadline, one row is scored
+        inline, as the server's one-row path does).
+
+        Raises:
+            ModelError: as `decide_and_score`.
+        """
+        start = time.perf_counter()
+        router = self.router
+        decision = router.decide(record, request_id)
+        deadline = router.spec.deadline_ms
+        failures: list[str] = []
+        for i, step in enumerate(decision.chain):
+            if step.role is Role.DEFAULT:
+                return self._default(router, decision, record, failures, start)
+            try:
+                result = await self._wait_async(step, record, deadline)
+            except StepFailed as e:
+                failures.append(e.reason)
+                continue
+            return self._answered(decision, record, i, step, result, failures, start)
+        raise self._nobody(router, failures)
+
+    def _score(self, ref: str, record: Mapping[str, Any]) -> Result:
+        result = self.scorers.get(ref).predict(record)
+        broken = [r.reason for r in result.rejects if r.reason.startswith("model error")]
+        if result.n_scored == 0 and broken:
+            raise StepFailed(f"{ref} failed: {broken[0]}")
+        return result
+
+    def _wait(self, step: Step, record: Mapping[str, Any], deadline_ms: float | None) -> Result:
+        assert step.ref is not None
+        try:
+            if deadline_ms is None:
+                return self._score(step.ref, record)
+            future = self._answering.submit(self._score, step.ref, record)
+            try:
+                return future.result(timeout=deadline_ms / 1000)
+            except FutureTimeout:
+                future.cancel()  # only helps if it has not started: a running call finishes
+                raise StepFailed(f"{step.ref} missed the {deadline_ms:g} ms deadline") from None
+        except StepFailed:
+            raise
+        except Exception as e:  # any failure of this model moves on to the next step
+            raise StepFailed(f"{step.ref} failed: {type(e).__name__}: {e}") from None
+
+    async def _wait_async(self, step: Step, record: Mapping[str, Any],
+                          deadline_ms: float | None) -> Result:
+        assert step.ref is not None
+        try:
+            if deadline_ms is None:
+                return self._score(step.ref, record)
+            loop = asyncio.get_running_loop()
+            call = loop.run_in_executor(self._answering, self._score, step.ref, record)
+            try:
+                return await asyncio.wait_for(call, deadline_ms / 1000)
+            except asyncio.TimeoutError:
+                raise StepFailed(f"{step.ref} missed the {deadline_ms:g} ms deadline") from None
+        except StepFailed:
+            raise
+        except Exception as e:
+            raise StepFailed(f"{step.ref} failed: {type(e).__name__}: {e}") from None
+
+    # --- the shared bookkeeping -------------------------------------------------------------
+
+    def _answered(self, decision: Decision, record: Mapping[str, Any], i: int, step: Step,
+                  result: Result, failures: list[str], start: float) -> Routed:
+        answer = Answer(decision.request_id, step.role, step.ref, result.model, result.version,
+                        fallback=i > 0, reason="; ".join(failures), result=result,
+                        latency_ms=(time.perf_counter() - start) * 1000)
+        return self._finish(answer, decision, record)
+
+    def _default(self, router: Router, decision: Decision, record: Mapping[str, Any],
+                 failures: list[str], start: float) -> Routed:
+        assert router.spec.default is not None  # the router adds the step only then
+        value = router.spec.default.evaluate(record)  # ModelError when a rule fails
+        answer = Answer(decision.request_id, Role.DEFAULT, None, None, None, fallback=True,
+                        reason="; ".join(failures), value=value,
+                        latency_ms=(time.perf_counter() - start) * 1000)
+        return self._finish(answer, decision, record)
+
+    def _nobody(self, router: Router, failures: list[str]) -> ModelError:
+        return ModelError(f"deployment {router.spec.name}: no model answered and it has no "
+                          f"default ({'; '.join(failures)})")
+
+    def _finish(self, answer: Answer, decision: Decision, record: Mapping[str, Any]) -> Routed:
+        if answer.fallback:
+            with self._lock:
+                self._fallbacks += 1
+        routed = Routed(answer, decision)
+        if decision.off_path:
+            copy = dict(record)  # the caller may reuse its dict once answered
+            for role, ref in decision.off_path:
+                future = self._submit(role, ref, copy, decision.request_id)
+                if future is None:
+                    routed.skipped.append(role)
+                else:
+                    routed.off_path.append(future)
+        return routed
+
+    def _submit(self, role: Role, ref: str | None, record: Mapping[str, Any], rid: str
+                ) -> Future[OffPathResult] | None:
+        if not self._room.acquire(blocking=False):
+            with self._lock:
+                self._skipped[role] += 1
+            return None
+        try:
+            return self._off.submit(self._off_path, role, ref, record, rid)
+        except RuntimeError:  # the pool is shut down
+            self._room.release()
+            return None
+
+    def _off_path(self, role: Role, ref: str | None, record: Mapping[str, Any], rid: str
+                  ) -> OffPathResult:
+        start = time.perf_counter()
+        try:
+            if ref is None:  # the decoy: the input as received
+                out = OffPathResult(rid, role, None, record=record)
+            else:
+                try:
+                    out = OffPathResult(rid, role, ref, result=self._score(ref, record))
+                except StepFailed as e:
+                    out = OffPathResult(rid, role, ref, error=e.reason)
+                except Exception as e:  # an off-path model's failure is only reported
+                    out = OffPathResult(rid, role, ref, error=f"{type(e).__name__}: {e}")
+            out = OffPathResult(out.request_id, out.role, out.ref, out.result, out.error,
+                                out.record, (time.perf_counter() - start) * 1000)
+            if self.on_off_path is not None:
+                try:
+                    self.on_off_path(out)
+                except Exception:  # a sink's failure must not end the pool's thread
+                    log.exception("on_off_path failed for request %s", rid)
+            return out
+        finally:
+            self._room.release()
+
+
+__all__ = ["Answer", "OffPathResult", "Rendezvous", "Routed", "StepFailed"]
