@@ -254,5 +254,4 @@ def _known(conn: sa.Connection) -> str:
     return "known: " + ", ".join(names)
 
 
-__all__ = ["Deployment", "DeploymentAction", "DeploymentChange", "DeploymentMethods",
-           "user_name"]
+__all__ = ["Deployment", "DeploymentAction", "DeploymentChange", "DeploymentMethods"]
