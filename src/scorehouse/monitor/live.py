@@ -41,7 +41,6 @@ from prometheus_client.core import GaugeMetricFamily
 
 from ..errors import ScorehouseError
 from ..scorer import FILE_VERSION, ScoreEvent, Scorer
-from .drift import dataset_drift
 from .log import Channel, LogOptions, PredictionLogger
 from .quality import input_quality
 from .reference import Reference, baseline_reference, empty_state, training_baseline
@@ -236,7 +235,7 @@ class _DriftCollector:
             rows.add_metric([model, version], state.read)
             if not state.read:
                 continue
-            for c in dataset_drift(state, reference).columns:
+            for c in _dataset_drift(state, reference).columns:
                 for method, value in (("psi", c.psi), ("jensenshannon", c.jensenshannon),
                                       ("wasserstein", c.wasserstein), (c.test, c.p_adjusted)):
                     if value is not None:
@@ -248,3 +247,11 @@ class _DriftCollector:
 
 
 __all__ = ["LiveMonitor", "NumberedIds", "ROW_IDS", "WINDOW_SECONDS", "row_ids"]
+
+
+def _dataset_drift(state: DriftState, reference: Reference) -> Any:
+    # scipy's statistics load at the first scrape, not when a channel imports this module:
+    # `scorehouse score` without --log-to pays nothing for them.
+    from .drift import dataset_drift
+
+    return dataset_drift(state, reference)
