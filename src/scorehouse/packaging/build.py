@@ -16,9 +16,11 @@ import pyarrow as pa
 
 from .. import __version__
 from ..artifact import (
+    CARD_FILE,
     SUFFIX,
     Artifact,
     Baseline,
+    CardText,
     Compiled,
     CompileStatus,
     Environment,
@@ -124,6 +126,7 @@ def package(
     key: str | bytes | None = None,
     compile: bool = True,
     tolerance: float = TOLERANCE,
+    card: CardText | str | os.PathLike[str] | None = None,
 ) -> Path:
     """Package `model` with its schema, lineage and baseline into `path` (default NAME.shz).
 
@@ -131,6 +134,8 @@ def package(
     is a column there, is left out of the schema and used for training metrics. With
     `compile`, the model is also converted to ONNX and used by default when it scores the
     training sample within `tolerance` of the native model (see `parity.compare`).
+    `card`: the author's text for the model card (a `CardText` or a .toml/.json file; see
+    `artifact.card_text`), stored in the artifact and hashed like every file.
 
     Raises:
         UsageError: `name` is not a valid model name (`artifact.valid_name`: the rule
@@ -139,8 +144,10 @@ def package(
         UnsupportedModelError: the task or the class labels cannot be told.
         ModelError: the packaged model fails on training rows.
         ScorehouseError: unreadable training data.
+        UsageError: an unreadable or invalid card file.
     """
     valid_name(name)
+    card_text = card if isinstance(card, CardText) or card is None else CardText.from_file(card)
     frame = read_frame(train_data)
     flavor = flavor_of(model)
     info = flavor.describe(model)
@@ -151,6 +158,8 @@ def package(
     X = frame[input_schema.names]
     task, classes = _task_and_classes(model, flavor.name, info, X, name, task, classes)
     files = flavor.save(model)
+    if card_text:
+        files[CARD_FILE] = card_text.to_bytes()
     manifest = _first_manifest(name, description, task, classes, flavor, info, params,
                                input_schema, files)
     sample = X if len(X) <= SAMPLE_ROWS else X.sample(SAMPLE_ROWS, random_state=0)
