@@ -20,6 +20,7 @@ Each field is a text or a list of texts; every field is optional.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -65,7 +66,7 @@ class CardText:
                       if name in data})
 
     @classmethod
-    def from_file(cls, path: str | Path) -> CardText:
+    def from_file(cls, path: str | os.PathLike[str]) -> CardText:
         """Read a .toml or .json card file.
 
         Raises:

@@ -139,15 +139,13 @@ def package(
 
     Raises:
         UsageError: `name` is not a valid model name (`artifact.valid_name`: the rule
-            `register` applies too).
+            `register` applies too), or an unreadable or invalid `card` file.
         SchemaError: `target` is not a column, or the training data fails its own schema.
         UnsupportedModelError: the task or the class labels cannot be told.
         ModelError: the packaged model fails on training rows.
         ScorehouseError: unreadable training data.
-        UsageError: an unreadable or invalid card file.
     """
     valid_name(name)
-    card_text = card if isinstance(card, CardText) or card is None else CardText.from_file(card)
     frame = read_frame(train_data)
     flavor = flavor_of(model)
     info = flavor.describe(model)
@@ -157,9 +155,7 @@ def package(
                                           schema, schema_overrides)
     X = frame[input_schema.names]
     task, classes = _task_and_classes(model, flavor.name, info, X, name, task, classes)
-    files = flavor.save(model)
-    if card_text:
-        files[CARD_FILE] = card_text.to_bytes()
+    files = _with_card(flavor.save(model), card)
     manifest = _first_manifest(name, description, task, classes, flavor, info, params,
                                input_schema, files)
     sample = X if len(X) <= SAMPLE_ROWS else X.sample(SAMPLE_ROWS, random_state=0)
@@ -171,6 +167,15 @@ def package(
     out = Path(path) if path is not None else Path(f"{name}{SUFFIX}")
     write_artifact(manifest, files, out, key=key)
     return out
+
+
+def _with_card(files: dict[str, bytes], card: CardText | str | os.PathLike[str] | None
+               ) -> dict[str, bytes]:
+    """The model's files with the card text (`artifact.card_text`) added when there is one."""
+    text = card if isinstance(card, CardText) or card is None else CardText.from_file(card)
+    if text:
+        files[CARD_FILE] = text.to_bytes()
+    return files
 
 
 def _input_schema(model: Any, flavor: str, info: ModelInfo, frame: pd.DataFrame,

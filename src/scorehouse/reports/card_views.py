@@ -187,15 +187,15 @@ def log_view(card: CardInput, draw: bool) -> dict[str, Any] | None:
     log = card.log
     if log is None:
         return None
-    drift = [(w.start.strftime("%Y-%m-%d %H:%M"), w) for w in
+    drift = [(w.start.strftime("%Y-%m-%d %H:%M:%S"), w) for w in
              (log.analysis.windows if log.analysis else ()) if w.drift is not None]
     rows = [[label, str(w.traffic.rows), f"{w.drift.share:.0%}",
              ", ".join(w.drift.drifted_columns) or "none"] for label, w in drift if w.drift]
     decay = log.decay
-    perf = [(w.start.strftime("%Y-%m-%d %H:%M"), {n: v for n in decay.metrics
+    perf = [(w.start.strftime("%Y-%m-%d %H:%M:%S"), {n: v for n in decay.metrics
                                                   if (v := w.metric(n)) is not None})
             for w in decay.windows] if decay else []
-    svg = {}
+    svg: dict[str, Markup | None] = {"drift": None, "performance": None}
     if draw and len(drift) > 1:
         svg["drift"] = Markup(plots.drift_over_time([(lbl, w.drift) for lbl, w in drift
                                                      if w.drift]))
