@@ -1,5 +1,6 @@
 """The artifact format: manifest, model files in their safest format, hashes, signing, trust."""
 
+from .card_text import CARD_FILE, CardText
 from .environment import VersionMismatchWarning
 from .files import MANIFEST_FILE, SUFFIX, Artifact, pack, read, read_bytes, resign, write
 from .flavors import FLAVORS, ModelInfo, flavor_named, flavor_of
@@ -18,7 +19,8 @@ from .manifest import (
 )
 
 __all__ = [
-    "Artifact", "ModelInfo", "VersionMismatchWarning", "MANIFEST_FILE", "SUFFIX", "FLAVORS",
+    "Artifact", "CARD_FILE", "CardText", "ModelInfo", "VersionMismatchWarning",
+    "MANIFEST_FILE", "SUFFIX", "FLAVORS",
     "flavor_of", "flavor_named", "pack", "read", "read_bytes", "resign", "write",
     "Manifest", "ModelSection", "Compiled", "CompileStatus", "Parity", "Environment",
     "OutputColumn", "Baseline", "Lineage", "TrainingData", "valid_name",

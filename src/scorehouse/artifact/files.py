@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ArtifactError, IntegrityError, NotFoundError, TrustError
+from .card_text import CARD_FILE
 from .container import Container, check_name, open_container
 from .environment import warn_on_mismatch
 from .flavors import COMPILED_FILE, Flavor, flavor_named
@@ -253,7 +254,8 @@ def _check_listing(container: Container, manifest: Manifest, flavor: Flavor) -> 
                              "edited, so the artifact is refused")
     for name in listed:
         check_name(name, source)
-    unused = sorted(set(listed) - set(flavor.files) - {COMPILED_FILE})
+    # Beside the flavor's own files: the compiled graph and the model card's text.
+    unused = sorted(set(listed) - set(flavor.files) - {COMPILED_FILE, CARD_FILE})
     if unused:
         raise IntegrityError(f"{source}: the manifest lists files a {flavor.name} artifact does "
                              f"not use: {unused}; refused")

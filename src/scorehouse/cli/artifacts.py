@@ -33,6 +33,7 @@ def package_cmd(
     description: Annotated[str, typer.Option(help="What this model is for.")] = "",
     compile_onnx: Annotated[bool, typer.Option("--compile/--no-compile", help="Also compile to ONNX, used when it passes the parity gate.")] = True,
     tolerance: Annotated[float, typer.Option(help="Parity gate: largest allowed difference from the native model.")] = 1e-6,
+    card: Annotated[Path | None, typer.Option(help="Model card text (.toml/.json): intended_use, users, out_of_scope, ethical_considerations, caveats.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Package a trained model with its schema, lineage and baseline.
@@ -56,7 +57,7 @@ def package_cmd(
         load_model_file(model), train_data, name=name, path=output, target=target, task=task,
         classes=[_label(c) for c in classes.split(",")] if classes else None,
         metrics=metrics, description=description, compile=compile_onnx,
-        tolerance=tolerance, **kwargs,
+        tolerance=tolerance, card=card, **kwargs,
     )
     _report_package(path, as_json)
 

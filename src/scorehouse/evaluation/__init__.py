@@ -16,9 +16,19 @@ from .promotion import (
     schema_breaks,
     stored_evaluation,
 )
-from .result import Counts, Curve, Evaluation, Holdout, HoldoutDrift, MetricSet, Segment
+from .result import (
+    Counts,
+    Curve,
+    Evaluation,
+    FeatureImportance,
+    Holdout,
+    HoldoutDrift,
+    Importance,
+    MetricSet,
+    Segment,
+)
 
-__all__ = ["Counts", "Curve", "Evaluation", "GatePolicy", "GateReport", "GateResult",
-           "GatesRefused", "Holdout", "HoldoutDrift", "MetricSet", "Promotion", "Rule",
+__all__ = ["Counts", "Curve", "Evaluation", "FeatureImportance", "GatePolicy", "GateReport", "GateResult",
+           "GatesRefused", "Holdout", "HoldoutDrift", "Importance", "MetricSet", "Promotion", "Rule",
            "Segment", "Verdict", "check_gates", "evaluate", "evaluate_ref", "evaluate_table",
            "measure_latency", "promote", "read_holdout", "schema_breaks", "stored_evaluation"]

@@ -21,6 +21,7 @@ import pyarrow as pa
 from ..errors import ArtifactError, NotFoundError, UsageError
 from ..monitor import baseline_reference, dataset_drift, empty_state, training_baseline
 from ..scorer import Result, Scorer
+from .importance import permutation
 from .metrics import (
     Array,
     binary_metrics,
@@ -84,7 +85,8 @@ def evaluate_table(scorer: Scorer, table: pa.Table, target: str, segments: Seque
 
     Returns:
         An `Evaluation`: counts, metrics (see `metrics.py` for what each is), per class
-        for multiclass, per segment value, curves, and the holdout's drift from training.
+        for multiclass, per segment value, curves, the holdout's drift from training,
+        and permutation importance (`importance.py`).
 
     Raises:
         UsageError: `target` or a segment column is not in the table.
@@ -115,10 +117,12 @@ def evaluate_table(scorer: Scorer, table: pa.Table, target: str, segments: Seque
         curves = classification_curves(y, proba, labels, classes) if len(y) else []
         if len(classes) > 2:
             per_class = per_class_metrics(y, proba, labels, classes)
+    inputs = table.drop_columns([target]).to_pandas().iloc[rows]
+    importance = permutation(scorer, inputs, y) if len(y) else None
     return Evaluation(scorer.name, scorer.version, scorer.task,
                       None if scorer.classes is None else [str(c) for c in scorer.classes],
                       result.runtime, holdout, counts, measure(whole), per_class, segs,
-                      curves, drift, round(seconds, 6))
+                      curves, drift, round(seconds, 6), importance)
 
 
 def _score(scorer: Scorer, inputs: pa.Table) -> tuple[Result, HoldoutDrift]:

@@ -94,13 +94,42 @@ class HoldoutDrift:
 
 
 @dataclass(frozen=True)
+class FeatureImportance:
+    """One input column's permutation importance: the mean drop of the metric over the
+    shuffles (negative: shuffling helped, i.e. noise) and its standard deviation."""
+
+    feature: str
+    mean: float
+    std: float
+
+
+@dataclass(frozen=True)
+class Importance:
+    """Permutation importance on the holdout (`importance.permutation`): `metric` the one
+    that drops, `rows` and `repeats` what was shuffled, `features` largest drop first;
+    `reason` says why none was measured when `features` is empty."""
+
+    metric: str
+    rows: int
+    repeats: int
+    features: list[FeatureImportance] = field(default_factory=list)
+    reason: str = ""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Importance:
+        """The form `asdict` wrote."""
+        return cls(d["metric"], d["rows"], d["repeats"],
+                   [FeatureImportance(**f) for f in d.get("features", [])], d.get("reason", ""))
+
+
+@dataclass(frozen=True)
 class Evaluation:
     """A version's figures on one holdout.
 
     `metrics`: the model as a whole (binary: for the positive class, the last of `classes`;
     multiclass: macro averages over one-vs-rest); `per_class`: one-vs-rest per class
     (multiclass only); `segments`: per value of each `--segment` column; `curves`: see
-    `Curve`; `seconds`: time spent scoring.
+    `Curve`; `seconds`: time spent scoring; `importance`: permutation importance.
     """
 
     model: str
@@ -116,6 +145,8 @@ class Evaluation:
     curves: list[Curve] = field(default_factory=list)
     drift: HoldoutDrift | None = None
     seconds: float = 0.0
+    #: Permutation importance (None in evaluations stored before it was measured).
+    importance: Importance | None = None
 
     @property
     def ref(self) -> str:
@@ -137,7 +168,7 @@ class Evaluation:
         Raises:
             KeyError, TypeError: `d` is not an evaluation's JSON form.
         """
-        drift = d.get("drift")
+        drift, importance = d.get("drift"), d.get("importance")
         return cls(
             model=d["model"], version=d["version"], task=d["task"], classes=d["classes"],
             runtime=d["runtime"], holdout=Holdout(**d["holdout"]), counts=Counts(**d["counts"]),
@@ -147,4 +178,5 @@ class Evaluation:
                       for s in d.get("segments", [])],
             curves=[Curve(**c) for c in d.get("curves", [])],
             drift=None if drift is None else HoldoutDrift(**drift),
-            seconds=float(d.get("seconds", 0.0)))
+            seconds=float(d.get("seconds", 0.0)),
+            importance=None if importance is None else Importance.from_dict(importance))

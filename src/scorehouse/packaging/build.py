@@ -16,9 +16,11 @@ import pyarrow as pa
 
 from .. import __version__
 from ..artifact import (
+    CARD_FILE,
     SUFFIX,
     Artifact,
     Baseline,
+    CardText,
     Compiled,
     CompileStatus,
     Environment,
@@ -124,6 +126,7 @@ def package(
     key: str | bytes | None = None,
     compile: bool = True,
     tolerance: float = TOLERANCE,
+    card: CardText | str | os.PathLike[str] | None = None,
 ) -> Path:
     """Package `model` with its schema, lineage and baseline into `path` (default NAME.shz).
 
@@ -131,10 +134,12 @@ def package(
     is a column there, is left out of the schema and used for training metrics. With
     `compile`, the model is also converted to ONNX and used by default when it scores the
     training sample within `tolerance` of the native model (see `parity.compare`).
+    `card`: the author's text for the model card (a `CardText` or a .toml/.json file; see
+    `artifact.card_text`), stored in the artifact and hashed like every file.
 
     Raises:
         UsageError: `name` is not a valid model name (`artifact.valid_name`: the rule
-            `register` applies too).
+            `register` applies too), or an unreadable or invalid `card` file.
         SchemaError: `target` is not a column, or the training data fails its own schema.
         UnsupportedModelError: the task or the class labels cannot be told.
         ModelError: the packaged model fails on training rows.
@@ -150,7 +155,7 @@ def package(
                                           schema, schema_overrides)
     X = frame[input_schema.names]
     task, classes = _task_and_classes(model, flavor.name, info, X, name, task, classes)
-    files = flavor.save(model)
+    files = _with_card(flavor.save(model), card)
     manifest = _first_manifest(name, description, task, classes, flavor, info, params,
                                input_schema, files)
     sample = X if len(X) <= SAMPLE_ROWS else X.sample(SAMPLE_ROWS, random_state=0)
@@ -162,6 +167,15 @@ def package(
     out = Path(path) if path is not None else Path(f"{name}{SUFFIX}")
     write_artifact(manifest, files, out, key=key)
     return out
+
+
+def _with_card(files: dict[str, bytes], card: CardText | str | os.PathLike[str] | None
+               ) -> dict[str, bytes]:
+    """The model's files with the card text (`artifact.card_text`) added when there is one."""
+    text = card if isinstance(card, CardText) or card is None else CardText.from_file(card)
+    if text:
+        files[CARD_FILE] = text.to_bytes()
+    return files
 
 
 def _input_schema(model: Any, flavor: str, info: ModelInfo, frame: pd.DataFrame,
