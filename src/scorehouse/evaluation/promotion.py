@@ -20,7 +20,7 @@ from ..errors import NotFoundError, UsageError
 from ..loading import load
 from ..registry import AliasMove, ModelVersion, Registry
 from ..registry.evaluations import EvaluationRecord
-from ..registry.refs import ModelRef
+from ..registry.refs import ModelRef, valid_name
 from ..schema import Schema
 from ..schema.diff import diff_schemas
 from ..scorer import Scorer
@@ -256,6 +256,7 @@ def promote(reg: Registry, ref: str, alias: str, *, force: bool = False, reason:
         UsageError: `force` past failing gates without a `reason`; as `Registry.promote`.
         ConflictError, NotFoundError: as `Registry.promote`.
     """
+    valid_name(alias, "alias")  # a malformed alias is bad usage (exit 2), before lookups
     mv = reg.resolve(ref)
     current = _current(reg, mv.name, alias)
     if current is not None and current.version == mv.version:
