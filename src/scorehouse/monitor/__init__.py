@@ -1,11 +1,22 @@
 """Watching deployed models: mergeable drift sketches, drift statistics and input quality
 against the training baseline, the prediction log (`monitor.log`), its windows
-(`windowing`, `windows`), decay against late labels (`labels`, `feedback`), and alert rules
-and their check (`alert_rules`, `alerts`, `figures`) (above `scorer` and `registry`; imports
+(`windowing`, `windows`), decay against late labels (`labels`, `feedback`), alert rules
+and their check (`alert_rules`, `alerts`, `figures`), and the windows of the log with
+every figure, checked against rules (`checking`) (above `scorer` and `registry`; imports
 no channel)."""
 
 from .alert_rules import AlertRule, Op, RuleSet, Webhook, load_rules, parse_rules
 from .alerts import Alert, AlertState, AlertStatus, CheckResult, check, run_check
+from .checking import (
+    Labels,
+    LogCheck,
+    LoggedWindow,
+    RuleStatus,
+    Standing,
+    check_log,
+    log_windows,
+    rule_statuses,
+)
 from .drift import (
     ColumnDrift,
     DatasetDrift,
@@ -51,6 +62,8 @@ __all__ = [
     "Alert", "AlertRule", "AlertState", "AlertStatus", "CheckResult", "Op", "RuleSet",
     "Webhook", "WindowFigures", "check", "drift_score", "figure_value", "load_rules",
     "parse_rules", "run_check",
+    "Labels", "LogCheck", "LoggedWindow", "RuleStatus", "Standing", "check_log",
+    "log_windows", "rule_statuses",
     "CategorySketch", "Channel", "ColumnDrift", "DatasetDrift", "DecayReport", "DriftOptions",
     "DriftState", "FeatureReference", "FeatureWindow", "FeedbackWindow", "LabelAccounting",
     "LogOptions", "LogWindow", "Method", "NumericSketch", "PredictionLogger",
