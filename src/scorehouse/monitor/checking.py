@@ -138,8 +138,9 @@ def _label_metrics(scorer: Scorer, joined: pa.Table | None, rows: pa.Table
 def _error_rate(rows: pa.Table) -> float | None:
     if ERROR not in rows.column_names or not rows.num_rows:
         return None
-    errors = rows.num_rows - int(rows.column(ERROR).null_count)
-    return errors / int(rows.num_rows)
+    n: int = rows.num_rows
+    errors: int = n - rows.column(ERROR).null_count
+    return errors / n
 
 
 class Standing(str, Enum):
