@@ -35,15 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from .. import config
-from ..errors import UsageError
+from ..errors import EXIT_ALERT_FIRING, EXIT_ALERT_UNDELIVERED, UsageError
 from .alert_rules import AlertRule, RuleSet, Webhook
 from .figures import WindowFigures, figure_value
 
 log = logging.getLogger("scorehouse.monitor.alerts")
 
 EXIT_OK = 0
-EXIT_FIRING = 1
-EXIT_UNDELIVERED = 7
+EXIT_FIRING = EXIT_ALERT_FIRING
+EXIT_UNDELIVERED = EXIT_ALERT_UNDELIVERED
 STATE_FORMAT = 1
 
 
