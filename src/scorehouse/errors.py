@@ -29,11 +29,19 @@ with that code:
 
 Outside the tree, `main` also exits 2 on click's usage errors (unknown option, missing
 argument), 130 on Ctrl-C and 1 on any other exception ("unexpected ...", with the
-traceback under SCOREHOUSE_DEBUG=1). The README's "CLI exit codes" table is the user's view
-of the same codes.
+traceback under SCOREHOUSE_DEBUG=1). `scorehouse monitor check` exits with the outcome of
+its alert rules, which is no error: 1 when a rule is firing (`EXIT_ALERT_FIRING`) and 7
+when nothing fires but an alert webhook delivery failed after its retries
+(`EXIT_ALERT_UNDELIVERED`; the alerts wait in the alert state for the next run). The
+README's "CLI exit codes" table is the user's view of the same codes.
 """
 
 from __future__ import annotations
+
+#: `monitor check`: an alert rule is firing (not an error: the check's outcome).
+EXIT_ALERT_FIRING = 1
+#: `monitor check`: nothing firing, but a webhook did not take the alerts after its retries.
+EXIT_ALERT_UNDELIVERED = 7
 
 
 class ScorehouseError(Exception):

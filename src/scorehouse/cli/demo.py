@@ -19,13 +19,17 @@ def demo(
     directory: Annotated[Path, typer.Option("--dir", help="Where to write data and scores.")]
     = Path("scorehouse-demo"),
     rows: Annotated[int, typer.Option(help="Training rows to generate.")] = 20_000,
+    drift: Annotated[bool, typer.Option(
+        "--drift", help="Then score clean and shifted customers with the prediction log on "
+                        "and write a monitoring report (report.html).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Generate churn data, train, package, register, promote and score a file.
+    """Generate churn data, train, package, register, promote and score a file; with
+    --drift, also log clean then drifted scoring and write a monitoring report.
 
     Example:
 
-        scorehouse demo --rows 5000
+        scorehouse demo --rows 5000 --drift
     """
     from ..demo import run_demo
 
@@ -33,6 +37,11 @@ def demo(
     say = (lambda *_: None) if as_json else console.print
     say(f"scorehouse demo: registry {reg.url}\n")
     out = run_demo(directory, reg, rows=rows, say=say)
+    if drift:
+        from ..demo.drift import run_drift
+
+        out["drift"] = run_drift(directory, reg, say=say)
+        out["seconds"] = round(out["seconds"] + out["drift"]["seconds"], 2)
     if as_json:
         emit_json(out)
         return
@@ -48,4 +57,6 @@ def demo(
                   f"  scorehouse register {out['artifact']} && scorehouse promote churn/2 "
                   "production\n"
                   "  scorehouse rollback churn production\n"
-                  "  scorehouse models history churn")
+                  "  scorehouse models history churn"
+                  + ("\n  scorehouse monitor drift churn@production --window 5000rows\n"
+                     f"  open {out['drift']['report']}" if drift else ""))

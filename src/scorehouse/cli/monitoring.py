@@ -7,10 +7,16 @@
                            (or another version's); exit 0 whatever drifts: `check` gates
     monitor feedback REF LABELS --id ID --target COL
                            performance over windows once the true labels arrived
+    monitor check REF --rules alerts.toml
+                           alert rules over the windows logged since the last check; exit
+                           0 ok, 1 a rule firing, 7 a webhook delivery failed
+    monitor report REF -o report.html
+                           one self-contained HTML file: drift, quality, performance
 
-Each is a thin layer over `scorehouse.monitor` (`recent`, `analyse_log`, `decay`). Exit
-codes: 2 bad window/time/file type, 3 no model or no logged rows or no labels file, 4 a
-labels file without the id or target column, 5 artifact refused.
+Each is a thin layer over `scorehouse.monitor` (`recent`, `analyse_log`, `decay`,
+`check_log`) or `scorehouse.reports` (`log_report`, `build_report`). Exit codes: 2 bad
+window/time/file type or bad rules, 3 no model or no logged rows or no labels or rules
+file, 4 a labels file without the id or target column, 5 artifact refused.
 """
 
 from __future__ import annotations
@@ -38,6 +44,11 @@ SourceOpt = Annotated[str | None, typer.Option(
 AllVersionsOpt = Annotated[bool, typer.Option(
     "--all-versions", help="Rows of every version of the model, not only REF's.")]
 TrustOpt = Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")]
+LabelsOpt = Annotated[Path | None, typer.Option(
+    help="Late labels (Parquet or CSV: id + target) for performance figures.")]
+IdOpt = Annotated[str | None, typer.Option("--id", help="The labels' column of the row id.")]
+TargetOpt = Annotated[str | None, typer.Option(
+    help="The labels' column of the true value.")]
 
 
 def _model(ref: str, trust: bool) -> Any:
@@ -207,3 +218,99 @@ def _print_feedback(report: Any) -> None:
     for w in report.windows:
         for note in w.notes:
             console.print(f"{_when(w)}: {note}")
+
+
+def _labels(path: Path | None, id_column: str | None, target: str | None) -> Any:
+    from ..errors import UsageError
+    from ..monitor import Labels
+
+    if path is None:
+        if id_column or target:
+            raise UsageError("--id and --target go with --labels FILE")
+        return None
+    if not id_column or not target:
+        raise UsageError("--labels needs --id (the row id column) and --target")
+    return Labels(path, id_column, target)
+
+
+@group.command("check")
+def monitor_check(ref: RefArg,
+                  rules: Annotated[Path, typer.Option(
+                      help="The alert rules (TOML; see scorehouse.monitor.alert_rules).")],
+                  since: SinceOpt = None,
+                  window: WindowOpt = "all", labels: LabelsOpt = None, id_column: IdOpt = None,
+                  target: TargetOpt = None, source: SourceOpt = None, trust: TrustOpt = False,
+                  as_json: JsonOpt = False) -> None:
+    """Test alert rules on the windows logged since the previous check (its state is kept
+    under $SCOREHOUSE_HOME/monitor/alerts), deliver alerts to the log and the rules'
+    webhook, and exit 0 (all clear), 1 (a rule firing) or 7 (a webhook delivery failed):
+    a gate for CI and cron jobs.
+
+    Example:
+
+        scorehouse monitor check churn@production --rules alerts.toml --since 1d
+    """
+    from ..monitor import check_log, load_rules
+
+    rule_set = load_rules(rules)
+    select = _select(since, source, False)
+    del select["all_versions"]
+    result = check_log(_model(ref, trust), rule_set, window=window,
+                       labels=_labels(labels, id_column, target), **select)
+    emit(result, as_json, lambda: _print_check(result))
+    raise typer.Exit(result.exit_code)
+
+
+def _print_check(result: Any) -> None:
+    table(["rule", "test", "value", "windows", "state", "severity"],
+          [(s.rule.name, s.rule.describe(), _fmt(s.value),
+            f"{s.breaching}/{s.rule.windows}", s.standing.value, s.rule.severity)
+           for s in result.rules],
+          title=f"{result.model}: {len(result.windows)} new window(s)"
+          + (f" since {result.since:%Y-%m-%d %H:%M:%S}" if result.since else ""))
+    for a in result.result.alerts:
+        console.print(a.message)
+    for d in result.result.deliveries:
+        if not d.ok:
+            console.print(f"delivery to {d.target} failed after {d.attempts} tries: {d.error}")
+    firing = result.result.firing
+    console.print(f"{len(firing)} rule(s) firing" + (f": {', '.join(firing)}" if firing else "")
+                  + f"; exit {result.exit_code}")
+
+
+@group.command("report")
+def monitor_report(ref: RefArg,
+                   output: Annotated[Path, typer.Option("-o", "--output",
+                                                        help="The HTML file to write.")],
+                   since: SinceOpt = None, window: WindowOpt = "day",
+                   reference: Annotated[str, typer.Option(
+                       help="training, or another model reference whose training baseline "
+                            "to compare with.")] = "training",
+                   labels: LabelsOpt = None, id_column: IdOpt = None, target: TargetOpt = None,
+                   source: SourceOpt = None, trust: TrustOpt = False,
+                   as_json: JsonOpt = False) -> None:
+    """Write one self-contained HTML report (works offline): each feature's distribution,
+    training vs the newest window; drift and quality over the windows; the prediction's
+    distribution; performance over time with --labels.
+
+    Example:
+
+        scorehouse monitor report churn@production -o report.html --since 14d
+    """
+    from ..monitor import reference_for
+    from ..registry.refs import ModelRef
+    from ..reports import build_report, log_report
+
+    scorer = _model(ref, trust)
+    against = reference_for(scorer, reference, trust=trust,
+                            registry=None if ModelRef.parse(reference).is_path else open_registry())
+    select = _select(since, source, False)
+    report = log_report(scorer, window=window, reference=against,
+                        labels=_labels(labels, id_column, target), **select)
+    build_report(report, output)
+    drifted = list(report.drift.drifted_columns)
+    windows = len(report.drift_series)
+    emit({"report": str(output), "model": report.model, "version": report.version,
+          "windows": windows, "drifted_columns": drifted}, as_json,
+         f"wrote {output}: {windows} window(s) of {window}; drifted now: "
+         + (", ".join(drifted) or "none"))

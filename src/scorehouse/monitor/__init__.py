@@ -1,7 +1,8 @@
 """Watching deployed models: mergeable drift sketches, drift statistics and input quality
 against the training baseline, the prediction log (`monitor.log`), its windows
-(`windowing`, `windows`), decay against late labels (`labels`, `feedback`), and alert rules
-and their check (`alert_rules`, `alerts`, `figures`) (above `scorer` and `registry`; imports
+(`windowing`, `windows`), decay against late labels (`labels`, `feedback`), alert rules
+and their check (`alert_rules`, `alerts`, `figures`), and the windows of the log with
+every figure, checked against rules (`checking`) (above `scorer` and `registry`; imports
 no channel).
 
 The names below load on first use: a channel that imports `monitor.live` or `monitor.log`
@@ -15,6 +16,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .alert_rules import AlertRule, Op, RuleSet, Webhook, load_rules, parse_rules
     from .alerts import Alert, AlertState, AlertStatus, CheckResult, check, run_check
+    from .checking import (
+        Labels,
+        LogCheck,
+        LoggedWindow,
+        RuleStatus,
+        Standing,
+        check_log,
+        log_windows,
+        rule_statuses,
+    )
     from .drift import (
         ColumnDrift,
         DatasetDrift,
@@ -73,8 +84,11 @@ _LAZY = {
     "FeatureWindow": ".state",
     "FeedbackWindow": ".feedback",
     "LabelAccounting": ".labels",
+    "Labels": ".checking",
+    "LogCheck": ".checking",
     "LogOptions": ".log",
     "LogWindow": ".windowing",
+    "LoggedWindow": ".checking",
     "Method": ".drift",
     "NumericSketch": ".sketch",
     "Op": ".alert_rules",
@@ -86,7 +100,9 @@ _LAZY = {
     "Reference": ".reference",
     "ReferenceFigure": ".feedback",
     "RuleSet": ".alert_rules",
+    "RuleStatus": ".checking",
     "Sketch": ".sketch",
+    "Standing": ".checking",
     "Traffic": ".windowing",
     "Webhook": ".alert_rules",
     "WindowAnalysis": ".windows",
@@ -96,6 +112,7 @@ _LAZY = {
     "analyse_log": ".windows",
     "baseline_reference": ".reference",
     "check": ".alerts",
+    "check_log": ".checking",
     "column_drift": ".drift",
     "dataset_drift": ".drift",
     "decay": ".feedback",
@@ -106,6 +123,7 @@ _LAZY = {
     "input_quality": ".quality",
     "join_labels": ".labels",
     "load_rules": ".alert_rules",
+    "log_windows": ".checking",
     "logged_rows": ".windows",
     "monitored": ".windows",
     "parse_rules": ".alert_rules",
@@ -114,6 +132,7 @@ _LAZY = {
     "read_log": ".log",
     "recent": ".windows",
     "reference_for": ".windows",
+    "rule_statuses": ".checking",
     "run_check": ".alerts",
     "sketch_from_json": ".sketch",
     "split_log": ".windowing",
@@ -124,16 +143,17 @@ _LAZY = {
 __all__ = [
     "Alert", "AlertRule", "AlertState", "AlertStatus", "CategorySketch", "Channel",
     "CheckResult", "ColumnDrift", "DatasetDrift", "DecayReport", "DriftOptions", "DriftState",
-    "FeatureReference", "FeatureWindow", "FeedbackWindow", "LabelAccounting", "LogOptions",
-    "LogWindow", "Method", "NumericSketch", "Op", "PredictionLogger", "PredictionRecord",
-    "QualityCheck", "QualityReport", "QualityThresholds", "Reference", "ReferenceFigure",
-    "RuleSet", "Sketch", "Traffic", "Webhook", "WindowAnalysis", "WindowFigures",
-    "WindowReport", "WindowSpec", "analyse_log", "baseline_reference", "check", "column_drift",
+    "FeatureReference", "FeatureWindow", "FeedbackWindow", "LabelAccounting", "Labels",
+    "LogCheck", "LogOptions", "LogWindow", "LoggedWindow", "Method", "NumericSketch", "Op",
+    "PredictionLogger", "PredictionRecord", "QualityCheck", "QualityReport",
+    "QualityThresholds", "Reference", "ReferenceFigure", "RuleSet", "RuleStatus", "Sketch",
+    "Standing", "Traffic", "Webhook", "WindowAnalysis", "WindowFigures", "WindowReport",
+    "WindowSpec", "analyse_log", "baseline_reference", "check", "check_log", "column_drift",
     "dataset_drift", "decay", "drift_score", "empty_state", "exact_numeric_drift",
-    "figure_value", "input_quality", "join_labels", "load_rules", "logged_rows", "monitored",
-    "parse_rules", "parse_time", "read_labels", "read_log", "recent", "reference_for",
-    "run_check", "sketch_from_json", "split_log", "training_baseline", "window_reference",
-    "window_state",
+    "figure_value", "input_quality", "join_labels", "load_rules", "log_windows", "logged_rows",
+    "monitored", "parse_rules", "parse_time", "read_labels", "read_log", "recent",
+    "reference_for", "rule_statuses", "run_check", "sketch_from_json", "split_log",
+    "training_baseline", "window_reference", "window_state",
 ]
 
 

@@ -35,15 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from .. import config
-from ..errors import UsageError
+from ..errors import EXIT_ALERT_FIRING, EXIT_ALERT_UNDELIVERED, UsageError
 from .alert_rules import AlertRule, RuleSet, Webhook
 from .figures import WindowFigures, figure_value
 
 log = logging.getLogger("scorehouse.monitor.alerts")
 
 EXIT_OK = 0
-EXIT_FIRING = 1
-EXIT_UNDELIVERED = 7
+EXIT_FIRING = EXIT_ALERT_FIRING
+EXIT_UNDELIVERED = EXIT_ALERT_UNDELIVERED
 STATE_FORMAT = 1
 
 
@@ -108,19 +108,23 @@ class RuleState:
 
 @dataclass
 class AlertState:
-    """Every rule's streaks for one model, kept between runs as JSON (`save`/`load`), and
-    the events a webhook has not taken yet (`pending`, sent again by the next run)."""
+    """Every rule's streaks for one model, kept between runs as JSON (`save`/`load`), the
+    events a webhook has not taken yet (`pending`, sent again by the next run), and
+    `checked_until`: the time (ISO) of the newest logged row a check has counted, so the
+    next `monitor check` counts only rows logged after it."""
 
     model: str = ""
     rules: dict[str, RuleState] = field(default_factory=dict)
     updated: str | None = None
     pending: list[Alert] = field(default_factory=list)
+    checked_until: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data; `from_json` reads it back."""
         return {"format": STATE_FORMAT, "model": self.model, "updated": self.updated,
                 "rules": {k: asdict(v) for k, v in self.rules.items()},
-                "pending": [a.to_dict() for a in self.pending]}
+                "pending": [a.to_dict() for a in self.pending],
+                "checked_until": self.checked_until}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> AlertState:
@@ -132,7 +136,8 @@ class AlertState:
         if d.get("format") != STATE_FORMAT:
             raise UsageError(f"alert state format {d.get('format')!r} is not {STATE_FORMAT}")
         return cls(str(d.get("model", "")), {k: RuleState(**v) for k, v in d["rules"].items()},
-                   d.get("updated"), [Alert.from_dict(a) for a in d.get("pending", [])])
+                   d.get("updated"), [Alert.from_dict(a) for a in d.get("pending", [])],
+                   d.get("checked_until"))
 
     @classmethod
     def load(cls, path: str | Path, model: str = "") -> AlertState:
@@ -241,7 +246,7 @@ def check(window_figures: WindowFigures | Sequence[WindowFigures],
             if event is not None:
                 alerts.append(event)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    out = AlertState(state.model, new, now, list(state.pending))
+    out = AlertState(state.model, new, now, list(state.pending), state.checked_until)
     firing = tuple(name for name, s in new.items() if s.firing)
     return CheckResult(tuple(alerts), firing, tuple(breaching), tuple(no_data), out)
 
@@ -313,11 +318,13 @@ def post_webhook(hook: Webhook, alerts: Sequence[Alert], model: str = "",
 
 def run_check(window_figures: WindowFigures | Sequence[WindowFigures],
               rules: RuleSet | Sequence[AlertRule], model: str,
-              path: str | Path | None = None, backoff: float = 0.5) -> CheckResult:
+              path: str | Path | None = None, backoff: float = 0.5,
+              until: str | None = None) -> CheckResult:
     """`check` with its state read from and saved to `path` (default `state_path(model)`),
     and the events delivered to the log and the rule set's webhook: what
     `scorehouse monitor check` runs. Events the webhook did not take are kept in the state
-    and sent again, before the new ones, by the next run.
+    and sent again, before the new ones, by the next run. `until` (ISO time of the newest
+    logged row in these windows) is saved as the state's `checked_until`.
 
     Raises:
         UsageError: as `check`, or a state file that is not one.
@@ -330,6 +337,8 @@ def run_check(window_figures: WindowFigures | Sequence[WindowFigures],
     hook = rules.webhook if isinstance(rules, RuleSet) else None
     outbox = [*result.state.pending, *result.alerts]
     result.state.pending = []
+    if until is not None:
+        result.state.checked_until = until
     if outbox and hook is not None:
         sent = post_webhook(hook, outbox, model, backoff)
         deliveries.append(sent)

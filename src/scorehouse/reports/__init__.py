@@ -2,7 +2,8 @@
 predictions and performance, over `monitor` (imports no channel). Needs the `reports`
 extra (matplotlib, Jinja2)."""
 
+from .from_log import log_report
 from .html import build_report
 from .inputs import ReportInput, WindowStart, report_input
 
-__all__ = ["ReportInput", "WindowStart", "build_report", "report_input"]
+__all__ = ["ReportInput", "WindowStart", "build_report", "log_report", "report_input"]
