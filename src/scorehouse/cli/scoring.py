@@ -123,8 +123,7 @@ def score(
                          chunk_rows=chunk_rows, max_reject_rate=max_reject_rate,
                          columns=column_policy(columns))
     if engine == "spark":
-        result = _score_on_spark(scorer, input, output, options, master, rejects, manifest,
-                                 log, key)
+        result = _score_on_spark(scorer, input, output, options, master, rejects, manifest, log, key)
     else:
         result = run_job(scorer, BatchJob(
             input, output, options, input_format=fmt, output_format=output_format, query=query,

@@ -82,8 +82,7 @@ def run_job(spark: Any, scorer: Scorer, source: str, paths: JobPaths, options: R
     check = check_columns(scorer, df.columns, options.columns)
     totals = totals_accumulator(spark)
     run_id = uuid.uuid4().hex
-    # Every input column rides along so a refused row is kept whole beside its reason.
-    # Persisted: the two writes below read the scored rows, so each is scored (and logged) once.
+    # All input columns ride along (a refused row is kept whole); persisted: scored, logged once.
     scored = score(df, scorer, df.columns, with_model=options.with_model,
                    batch_rows=options.chunk_rows, totals=totals, columns=options.columns,
                    log=log, log_key=key, run_id=run_id)
