@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from ..artifact import read_bytes
 from ..schema.arrays import loose_array
 from ..scorer import Result, Scorer, ScorerCache
-from .predlog import logged
+from .predlog import LOG_TABLES, logged
 
 #: Rows fetched and scored per round in the set-based function.
 BATCH = 10_000
@@ -38,19 +38,23 @@ def scorer(plpy: Any, gd: dict[str, Any], schema: str, model: str) -> Scorer:
     """The Scorer of installed model `model`, reloaded when its installed hash changes.
 
     GD (one dict per database connection) keeps the prepared plans and the connection's
-    `ScorerCache`, keyed by (schema, model).
+    `ScorerCache`, keyed by (schema, model). The same lookup reads the model's log table
+    (`predlog.LOG_TABLES` in GD, for `predlog.logged`): no second query per call.
     """
     plans = gd.setdefault("scorehouse_plans", {})
-    key = (schema, "hash")
+    key = (schema, "hash and log table")
     if key not in plans:
         plans[key] = plpy.prepare(
-            f"SELECT manifest_sha256 FROM {schema}.models WHERE name = $1", ["text"])
+            f"SELECT m.manifest_sha256, c.value AS log_table FROM {schema}.models m "
+            f"LEFT JOIN {schema}.config c ON c.key = 'log_table:' || m.name "
+            "WHERE m.name = $1", ["text"])
     rows = plpy.execute(plans[key], [model])
     if not rows:
         names = [r["name"] for r in plpy.execute(f"SELECT name FROM {schema}.models ORDER BY 1")]
         plpy.error(f"scorehouse: no model {model!r} is installed in schema {schema}",
                    hint=f"installed: {', '.join(names) or 'none'}; run scorehouse db install",
                    sqlstate="42704")  # undefined_object
+    gd.setdefault(LOG_TABLES, {})[(schema, model)] = rows[0]["log_table"]
     cache = gd.get("scorehouse_scorers")
     if cache is None:
         # Not prepared ahead: a connection may score one row, and pays only what it uses.

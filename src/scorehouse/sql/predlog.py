@@ -4,8 +4,9 @@ in the caller's transaction (`scorehouse db install REF --log-table NAME`).
 At install, the table is created with the PostgreSQL sink's DDL (`create_table_sql`) and
 its quoted name (qualified by the installer's current schema when given without one)
 recorded in `<schema>.config` under `log_table:<model>`; an install without
-`--log-table` removes that entry (logging off). Inside PostgreSQL, each scoring call looks
-the entry up (one indexed read, a cached plan) and, when there is one, inserts the call's
+`--log-table` removes that entry (logging off). Inside PostgreSQL, each scoring call reads
+the entry with the model's hash (`plpython.scorer`: the same indexed lookup, joined) and,
+when there is one, inserts the call's
 rows with one prepared multi-row `INSERT ... SELECT FROM unnest(...)` through `plpy`: the
 rows join the caller's transaction, so a rolled-back transaction leaves no log rows. A
 single-row call that refuses its row raises an SQL error, which rolls back its log row too
@@ -27,6 +28,8 @@ from ..scorer import Result, ScoreEvent, Scorer
 # The monitor's modules are imported where used: a connection whose model logs nothing
 # (most) does not pay for importing the log (Arrow conversion, sinks, Prometheus).
 
+#: The GD entry {(schema, model): quoted log table or None} that `plpython.scorer` sets.
+LOG_TABLES = "scorehouse_log_tables"
 #: The SQL type of each log column as the INSERT's array parameters carry it.
 _TYPES = ("text", "timestamptz", "text", "integer", "text", "text", "float8", "text", "jsonb",
           "jsonb", "jsonb")
@@ -62,14 +65,11 @@ def configure(conn: Any, schema: Any, model: str, table: str | None) -> None:
                          "SET value = excluded.value").format(schema), [key, quoted])
 
 
-def log_table(plpy: Any, gd: dict[str, Any], schema: str, model: str) -> str | None:
-    """The quoted log table of installed `model` (None: it logs nothing)."""
-    plans = gd.setdefault("scorehouse_plans", {})
-    key = (schema, "log_table")
-    if key not in plans:
-        plans[key] = plpy.prepare(f"SELECT value FROM {schema}.config WHERE key = $1", ["text"])
-    rows = plpy.execute(plans[key], [config_key(model)])
-    return rows[0]["value"] if rows else None
+def log_table(gd: dict[str, Any], schema: str, model: str) -> str | None:
+    """The quoted log table of installed `model` as the last `plpython.scorer` call read
+    it (None: it logs nothing)."""
+    found: str | None = gd.get(LOG_TABLES, {}).get((schema, model))
+    return found
 
 
 def logged(plpy: Any, gd: dict[str, Any], schema: str, scorer: Scorer,
@@ -77,7 +77,7 @@ def logged(plpy: Any, gd: dict[str, Any], schema: str, scorer: Scorer,
            ) -> Result:
     """`predict()`, whose rows go to the model's log table (if it has one) in the current
     transaction; `keys()` gives each input row's key (None: generated ids)."""
-    table = log_table(plpy, gd, schema, scorer.name)
+    table = log_table(gd, schema, scorer.name)
     if table is None:
         return predict()
     events: list[ScoreEvent] = []
@@ -126,4 +126,4 @@ def _plan(plpy: Any, gd: dict[str, Any], table: str) -> Any:
     return plans[key]
 
 
-__all__ = ["config_key", "configure", "insert", "log_table", "logged"]
+__all__ = ["LOG_TABLES", "config_key", "configure", "insert", "log_table", "logged"]
