@@ -454,3 +454,28 @@ def test_installed_functions_log_their_rows_in_the_callers_transaction(db, regis
         conn.execute("INSERT INTO complaints (customer_id) VALUES (5)")
         conn.commit()
         assert conn.execute(count).fetchone()[0] == 215
+
+
+def test_the_outbox_worker_logs_the_profiles_it_scores_under_their_keys(db, registry):
+    from scorehouse.sql.worker import Worker
+
+    install(db, ["churn@production"], registry=registry, log_table="predlog")
+    _profiles(db)
+    _cli("db", "trigger", db, "--model", "churn", "--events", "complaints", "--profiles",
+         "customer_profile", "--key", "customer_id", "--increment", "complaints",
+         "--mode", "outbox")
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("UPDATE customer_profile SET region = NULL WHERE customer_id = 21")
+        for i in range(20, 30):
+            conn.execute("INSERT INTO complaints (customer_id) VALUES (%s)", [i])
+    worker = Worker(db, "churn", batch=4)
+    worker.run(once=True)
+    worker.close()
+    with psycopg.connect(db) as conn:
+        rows = conn.execute("SELECT id, channel, reject, outputs FROM predlog").fetchall()
+    assert sorted((r[0] for r in rows), key=int) == [str(i) for i in range(20, 30)]
+    assert {r[1] for r in rows} == {"sql"}
+    assert [r[0] for r in rows if r[2] is not None] == ["21"] and "region" in [
+        r[2] for r in rows if r[0] == "21"][0]
+    assert all(set(r[3]) == {"label", "probability_no", "probability_yes"} for r in rows
+               if r[0] != "21")

@@ -10,7 +10,9 @@ when there is one, inserts the call's
 rows with one prepared multi-row `INSERT ... SELECT FROM unnest(...)` through `plpy`: the
 rows join the caller's transaction, so a rolled-back transaction leaves no log rows. A
 single-row call that refuses its row raises an SQL error, which rolls back its log row too
-(the set-based functions keep refused rows, and log them with their reason).
+(the set-based functions keep refused rows, and log them with their reason). The outbox
+worker (`db worker`) logs the profiles it scores in its own transaction, keyed by the
+profile's key, with COPY (`copy_rows`).
 
 Rows: id = the key argument's value (`score_query`, `score_<model>_query`; a NULL key: the
 call's generated id numbered by row), else a generated uuid7; channel `sql`; inputs as the
@@ -94,22 +96,51 @@ def logged(plpy: Any, gd: dict[str, Any], schema: str, scorer: Scorer,
 def insert(plpy: Any, gd: dict[str, Any], table: str, event: ScoreEvent,
            keys: Sequence[Any] | None) -> int:
     """Insert the rows of one scoring call into `table` (quoted); returns the rows."""
+    plan = _plan(plpy, gd, table)
+    n = 0
+    for rows in table_rows(event, keys):
+        plpy.execute(plan, [list(column) for column in zip(*rows, strict=True)])
+        n += len(rows)
+    return n
+
+
+def table_rows(event: ScoreEvent, keys: Sequence[Any] | None) -> list[list[tuple[Any, ...]]]:
+    """The rows of one scoring call as the log table holds them (`COLUMNS` order), one list
+    per record batch; `keys`: each input row's key (None, or a None key: generated ids)."""
     from ..monitor.log import Channel, LogOptions, new_id, row_id
     from ..monitor.log.convert import Call, batches
-    from ..monitor.log.sinks.postgres import table_rows
+    from ..monitor.log.sinks import postgres
 
     call_id = new_id()
     ids = None if keys is None else [row_id(call_id, i) if k is None else str(k)
                                      for i, k in enumerate(keys)]
     call = Call(event, Channel.SQL, call_id, ids, event.result.seconds * 1000.0,
                 time.time_ns() // 1000)
-    plan = _plan(plpy, gd, table)
-    n = 0
-    for batch in batches([call], LogOptions())[0]:
-        rows = list(table_rows(batch))
-        plpy.execute(plan, [list(column) for column in zip(*rows, strict=True)])
-        n += len(rows)
-    return n
+    return [list(postgres.table_rows(batch)) for batch in batches([call], LogOptions())[0]]
+
+
+def copy_rows(conn: Any, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """COPY `rows` (`table_rows`') into `table` (quoted) on psycopg `conn`, in its current
+    transaction (the outbox worker's)."""
+    from psycopg import sql
+
+    from ..monitor.log.sinks.postgres import COLUMNS
+
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.SQL(table), sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def installed_log_table(conn: Any, schema: Any, model: str) -> str | None:
+    """The quoted log table of installed `model`, read on psycopg `conn` (`schema` an
+    identifier); None: it logs nothing."""
+    from psycopg import sql
+
+    row = conn.execute(sql.SQL("SELECT value FROM {}.config WHERE key = %s").format(schema),
+                       [config_key(model)]).fetchone()
+    return None if row is None else str(row[0])
 
 
 def _plan(plpy: Any, gd: dict[str, Any], table: str) -> Any:
@@ -126,4 +157,5 @@ def _plan(plpy: Any, gd: dict[str, Any], table: str) -> Any:
     return plans[key]
 
 
-__all__ = ["LOG_TABLES", "config_key", "configure", "insert", "log_table", "logged"]
+__all__ = ["LOG_TABLES", "config_key", "configure", "copy_rows", "insert",
+           "installed_log_table", "log_table", "logged", "table_rows"]
