@@ -14,6 +14,7 @@ import uuid
 
 import numpy as np
 import orjson
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from prometheus_client import generate_latest
@@ -25,6 +26,7 @@ from scorehouse.monitor.log import (
     ParquetSink,
     PredictionLogger,
     PredictionRecord,
+    convert,
     new_id,
     read_log,
     records,
@@ -32,6 +34,8 @@ from scorehouse.monitor.log import (
     row_ids,
     to_batch,
 )
+from scorehouse.monitor.log.convert import Call, batches
+from scorehouse.monitor.log.gather import values_array
 from scorehouse.monitor.log.sinks import recover
 
 SALT = "pepper"
@@ -197,6 +201,37 @@ def test_given_ids_are_logged_and_sampling_keeps_the_same_ids(tmp_path, scorer, 
         assert logger.stats.written + logger.stats.sampled_out == 400
     assert kept[0] == kept[1] and 150 < len(kept[0]) < 250
     assert kept[0] == sorted(np.array(ids)[LogOptions(sample=0.5).keep(ids)].tolist())
+
+
+def test_one_row_calls_gathered_column_wise_give_the_general_paths_records(scorer, features):
+    """A drain converts one-row calls column by column (`gather.Run`); the records and
+    column types are those of converting each call on its own (`convert._frame`)."""
+    rows = _rows(features, 30).to_dict("records")
+    rows[4]["monthly_charges"] = None
+    events = []
+    scorer.add_hook(events.append)
+    for r in rows:
+        scorer.predict(r)
+    scorer.hooks.clear()
+    calls = [Call(e, Channel.SERVE, new_id(), [f"k{i}"] if i % 2 else None, 0.5 + i, 1000 + i)
+             for i, e in enumerate(events)]
+    options = LogOptions(exclude=("age",), hash=("region",), salt=SALT)
+    gathered, _ = batches(calls, options)
+    alone = []
+    for c in calls:
+        frame, _ = convert._frame(c, options)
+        alone.append(pa.RecordBatch.from_arrays(
+            [convert._column([frame[n]], convert._TYPES.get(n)) for n in frame],
+            names=list(frame)))
+    assert len(gathered) == 2  # one batch of scored rows, one of rejected
+    by_id = lambda batches_: sorted((r for b in batches_ for r in records(b)),  # noqa: E731
+                                    key=lambda r: r.id)
+    assert by_id(gathered) == by_id(alone) and len(by_id(gathered)) == 30
+    types = {f.name: f.type for b in alone for f in b.schema if f.type != pa.null()}
+    assert {f.name: f.type for b in gathered for f in b.schema if f.type != pa.null()} == types
+    # The numpy scalars `values_array` hands to Arrow as they are give their Python values' type.
+    for value in (np.int64(3), np.float64(2.5), np.bool_(True), np.str_("a")):
+        assert values_array([value, None]).equals(pa.array([value.item(), None]))
 
 
 # --- never blocking, never silent ---------------------------------------------------------------

@@ -142,6 +142,37 @@ def test_cli_engine_spark_writes_scores_rejects_and_a_manifest(spark, tmp_path, 
     assert len(pq.read_table(output)) == 2998
 
 
+def test_cli_engine_spark_logs_every_row_once_on_the_executors(spark, tmp_path,
+                                                                strict_churn_artifact, frame,
+                                                                capsys):
+    from scorehouse.monitor.log import read_log
+
+    source = tmp_path / "customers"
+    source.mkdir()
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    for i, at in enumerate(range(0, 3000, 1000)):  # three files: at least three partitions
+        pq.write_table(table.slice(at, 1000), source / f"part-{i}.parquet")
+    root = tmp_path / "predictions"
+    main(["score", str(strict_churn_artifact), str(source), str(tmp_path / "scores.parquet"),
+          "--engine", "spark", "--master", "local[2]", "--keep", "id", "--key", "id",
+          "--trust", "-q", "--max-reject-rate", "0.01", "--log-to", str(root)])
+    log = read_log(root).to_pandas()
+    assert len(log) == 3000 and sorted(log["id"]) == sorted(str(i) for i in frame["id"])
+    assert set(log["channel"]) == {"spark"} and set(log["model"]) == {"churn"}
+    rejected = log[log["reject"].notna()].sort_values("id")
+    assert rejected["id"].tolist() == ["11", "7"] and rejected["prediction.label"].isna().all()
+    assert log["reject"].isna().sum() == 2998 and log["prediction.label"].notna().sum() == 2998
+    assert not list(root.rglob(".*"))  # every partition's logger closed its files
+
+    # Without a key: `<run id>:<n>`, unique, the run id that of the manifest.
+    main(["score", str(strict_churn_artifact), str(source), str(tmp_path / "again.parquet"),
+          "--engine", "spark", "--master", "local[2]", "--trust", "--json",
+          "--max-reject-rate", "0.01", "--log-to", str(tmp_path / "unkeyed")])
+    run_id = json.loads(capsys.readouterr().out)["run_id"]
+    ids = read_log(tmp_path / "unkeyed").column("id").to_pylist()
+    assert len(ids) == len(set(ids)) == 3000 and {i.split(":")[0] for i in ids} == {run_id}
+
+
 def test_cli_engine_spark_refuses_what_it_cannot_do(spark, churn_artifact, tmp_path, frame,
                                                     capsys):
     with pytest.raises(SystemExit) as done:

@@ -401,3 +401,81 @@ def test_outbox_trigger_and_worker(db, registry):
     np.testing.assert_allclose([r[1] for r in scored],
                                _expected(registry, db, [r[0] for r in scored]), atol=TOL)
     assert "column 'region'" in dict((r[0], r[3]) for r in rows)[21]
+
+
+def test_installed_functions_log_their_rows_in_the_callers_transaction(db, registry):
+    """`db install --log-table`: every function form and the trigger log each row they
+    score into the table, in the caller's transaction: committed with it, rolled back
+    with it."""
+    _cli("db", "install", db, "churn@production", "--log-table", "predlog")
+    count = "SELECT count(*) FROM predlog"
+    with psycopg.connect(db) as conn:  # one transaction, rolled back: no log row stays
+        assert conn.execute(count).fetchone()[0] == 0  # created at install
+        conn.execute("SELECT * FROM scorehouse.score_churn_query('SELECT * FROM customers', "
+                     "'id')").fetchall()
+        assert conn.execute(count).fetchone()[0] == 200  # visible inside the transaction
+        conn.rollback()
+        assert conn.execute(count).fetchone()[0] == 0
+        conn.execute("UPDATE customers SET region = NULL WHERE id IN (3, 7)")
+        conn.execute(f"SELECT scorehouse.score_churn({', '.join(COLUMNS)}) FROM customers "
+                     "WHERE id < 3").fetchall()
+        conn.execute("SELECT scorehouse.score('churn', row_to_json(c)::jsonb) FROM customers c "
+                     "WHERE id = 5").fetchall()
+        conn.execute("SELECT * FROM scorehouse.score_query('churn', 'SELECT * FROM customers "
+                     "WHERE id < 10', 'id')").fetchall()
+        conn.execute("SELECT * FROM scorehouse.score_churn_query('SELECT * FROM customers', "
+                     "'id')").fetchall()
+        conn.commit()
+        rows = conn.execute("SELECT id, model, version, channel, runtime, latency_ms, reject, "
+                            "inputs, outputs, flags FROM predlog").fetchall()
+    assert len(rows) == 3 + 1 + 10 + 200
+    assert {(r[1], r[2], r[3]) for r in rows} == {("churn", 1, "sql")}
+    assert all(r[4] and r[5] > 0 for r in rows)
+    keyed = [r for r in rows if r[0] in {str(i) for i in range(200)}]
+    assert len(keyed) == 210 and sorted({r[0] for r in keyed}, key=int) == [str(i) for i in
+                                                                           range(200)]
+    refused = [r for r in keyed if r[6] is not None]
+    assert sorted(r[0] for r in refused) == ["3", "3", "7", "7"]  # in both set functions
+    assert all("region" in r[6] and not r[8] for r in refused)
+    scored = [r for r in rows if r[6] is None]
+    assert all(set(r[8]) == {"label", "probability_no", "probability_yes"} for r in scored)
+    assert all(isinstance(r[7]["tenure"], int) for r in scored)  # as coerced
+    generated = [r for r in rows if r not in keyed]
+    assert len(generated) == 4 and all(len(r[0]) == 36 for r in generated)  # uuid7
+    # The transaction-mode trigger scores through scorehouse.score: it logs too.
+    _profiles(db)
+    _cli("db", "trigger", db, "--model", "churn", "--events", "complaints", "--profiles",
+         "customer_profile", "--key", "customer_id", "--increment", "complaints")
+    with psycopg.connect(db) as conn:
+        conn.execute("INSERT INTO complaints (customer_id) VALUES (5)")
+        assert conn.execute(count).fetchone()[0] == 215
+        conn.rollback()
+        assert conn.execute(count).fetchone()[0] == 214
+        conn.execute("INSERT INTO complaints (customer_id) VALUES (5)")
+        conn.commit()
+        assert conn.execute(count).fetchone()[0] == 215
+
+
+def test_the_outbox_worker_logs_the_profiles_it_scores_under_their_keys(db, registry):
+    from scorehouse.sql.worker import Worker
+
+    install(db, ["churn@production"], registry=registry, log_table="predlog")
+    _profiles(db)
+    _cli("db", "trigger", db, "--model", "churn", "--events", "complaints", "--profiles",
+         "customer_profile", "--key", "customer_id", "--increment", "complaints",
+         "--mode", "outbox")
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("UPDATE customer_profile SET region = NULL WHERE customer_id = 21")
+        for i in range(20, 30):
+            conn.execute("INSERT INTO complaints (customer_id) VALUES (%s)", [i])
+    worker = Worker(db, "churn", batch=4)
+    worker.run(once=True)
+    worker.close()
+    with psycopg.connect(db) as conn:
+        rows = conn.execute("SELECT id, channel, reject, outputs FROM predlog").fetchall()
+    assert sorted((r[0] for r in rows), key=int) == [str(i) for i in range(20, 30)]
+    assert {r[1] for r in rows} == {"sql"}
+    assert [r[0] for r in rows if r[2] is not None] == ["21"] and "region" in [
+        r[2] for r in rows if r[0] == "21"][0]
+    assert all(set(r[3]) == {"label", "probability_no", "probability_yes"} for r in rows
+               if r[0] != "21")

@@ -23,6 +23,7 @@ def db_install(
     schema: Annotated[str, typer.Option(help="Schema for the functions and models.")] = "scorehouse",
     grant: Annotated[list[str] | None, typer.Option("--grant", help="Role to grant EXECUTE (repeatable).")] = None,
     python_path: Annotated[list[str] | None, typer.Option(help="Where the server imports scorehouse from (default: this installation).")] = None,
+    log_table: Annotated[str | None, typer.Option(help="Log every row the functions score into this table (created if missing), in the caller's transaction.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create (idempotently) the scoring functions and copy the models into the database.
@@ -34,7 +35,7 @@ def db_install(
     from ..sql.postgres import install
 
     done = install(url, list(refs), registry=open_registry(), schema=schema, grant=grant,
-                   python_path=python_path)
+                   python_path=python_path, log_table=log_table)
     _db_report(done, schema, as_json)
 
 

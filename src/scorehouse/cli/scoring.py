@@ -89,7 +89,7 @@ def score(
     chunk_rows: Annotated[int, typer.Option(help="Rows per chunk; memory grows with chunk x workers, not with the input.")] = 49152,
     max_reject_rate: Annotated[float, typer.Option(help="Exit 4 when the share of rejected rows is above this (0: any reject).")] = 0.0,
     query: Annotated[str | None, typer.Option(help="SQL query to read instead of ?table= (database input).")] = None,
-    key: Annotated[str | None, typer.Option(help="Key column: upsert on it in a table, name each Redis hash by it.")] = None,
+    key: Annotated[str | None, typer.Option(help="Key column: upsert on it in a table, name each Redis hash by it, id of each row in the prediction log.")] = None,
     to: Annotated[str | None, typer.Option("--to", help="Also write scores to Redis: redis://host:6379/0 (needs --key).")] = None,
     ttl: Annotated[int | None, typer.Option(help="Expire Redis hashes after this many seconds.")] = None,
     rejects: Annotated[Path | None, typer.Option(help="Rejects CSV (default: OUTPUT.rejects.csv, or $SCOREHOUSE_HOME/runs/…).")] = None,
@@ -123,7 +123,7 @@ def score(
                          chunk_rows=chunk_rows, max_reject_rate=max_reject_rate,
                          columns=column_policy(columns))
     if engine == "spark":
-        result = _score_on_spark(scorer, input, output, options, master, rejects, manifest)
+        result = _score_on_spark(scorer, input, output, options, master, rejects, manifest, log, key)
     else:
         result = run_job(scorer, BatchJob(
             input, output, options, input_format=fmt, output_format=output_format, query=query,
@@ -198,8 +198,6 @@ def _check_score_usage(input: str, output: str | None, to: str | None, as_json: 
     if engine == "spark" and (output is None or to or query or output == "-" or input == "-"):
         raise click_exc.UsageError("--engine spark reads Parquet from INPUT and writes Parquet to OUTPUT "
                                    "(no stdin/stdout, --to or --query)")
-    if engine == "spark" and log is not None:
-        raise click_exc.UsageError("--log-to is not supported with --engine spark yet")
 
 
 def _kept_columns(keep: str | None) -> list[str] | tuple[str, ...] | None:
@@ -213,10 +211,13 @@ def _kept_columns(keep: str | None) -> list[str] | tuple[str, ...] | None:
 
 
 def _score_on_spark(scorer: Any, input: str, output: str | None, options: Any,
-                    master: str | None, rejects: Path | None, manifest: Path | None) -> Any:
-    """The Spark channel's job on INPUT -> OUTPUT, with the side files beside OUTPUT."""
+                    master: str | None, rejects: Path | None, manifest: Path | None,
+                    log: Any, key: str | None) -> Any:
+    """The Spark channel's job on INPUT -> OUTPUT, with the side files beside OUTPUT; with a
+    log, executors log every row (id: the `key` column's value, else `<run id>:<n>`)."""
     assert output is not None  # _check_score_usage refused a Spark job without one
     from ..spark.job import JobPaths, run_job, session
 
     paths = JobPaths.beside(output, scorer.name, str(rejects) if rejects else None, manifest)
-    return run_job(session(master, options.chunk_rows), scorer, input, paths, options)
+    return run_job(session(master, options.chunk_rows), scorer, input, paths, options,
+                   log=log, key=key)

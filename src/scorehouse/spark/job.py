@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ScorehouseError
+from ..monitor.log import LogOptions
 from ..scorer import Scorer, prediction_schema
 from ..scorer.runs import (
     RunManifest,
@@ -60,9 +61,12 @@ def session(master: str | None = None, batch_rows: int | None = None) -> Any:
     return builder.getOrCreate()
 
 
-def run_job(spark: Any, scorer: Scorer, source: str, paths: JobPaths, options: RunOptions
-            ) -> RunManifest:
+def run_job(spark: Any, scorer: Scorer, source: str, paths: JobPaths, options: RunOptions,
+            *, log: LogOptions | None = None, key: str | None = None) -> RunManifest:
     """Score the Parquet at `source` into `paths`; returns the run manifest (also written).
+
+    `log`: log every row read, on the executors (`score`'s `log`); a row's id is its `key`
+    column's value, else `<run id of the manifest>:<n>`.
 
     Raises:
         SchemaError, ColumnsError: the input's columns do not fit the model.
@@ -77,9 +81,11 @@ def run_job(spark: Any, scorer: Scorer, source: str, paths: JobPaths, options: R
     keep = kept_columns(options.keep, df.columns, scorer)  # checked before any work starts
     check = check_columns(scorer, df.columns, options.columns)
     totals = totals_accumulator(spark)
-    # Every input column rides along so a refused row is kept whole beside its reason.
+    run_id = uuid.uuid4().hex
+    # All input columns ride along (a refused row is kept whole); persisted: scored, logged once.
     scored = score(df, scorer, df.columns, with_model=options.with_model,
-                   batch_rows=options.chunk_rows, totals=totals, columns=options.columns)
+                   batch_rows=options.chunk_rows, totals=totals, columns=options.columns,
+                   log=log, log_key=key, run_id=run_id)
     scored = scored.persist(StorageLevel.DISK_ONLY)
     predictions = [*prediction_schema(scorer.task, scorer.classes).names,
                    *(["model", "model_version"] if options.with_model else [])]
@@ -109,6 +115,7 @@ def run_job(spark: Any, scorer: Scorer, source: str, paths: JobPaths, options: R
     counted.columns = check
     manifest = RunManifest.of(scorer, counted, {"uri": source, "format": "parquet"}, options,
                               started, time.perf_counter() - clock)
+    manifest.run_id = run_id
     manifest.engine = {"engine": "spark", "master": spark.sparkContext.master}
     manifest.outputs = [{"uri": paths.output, "format": "parquet", "rows": n_scored}]
     manifest.rejects = {"uri": paths.rejects, "format": "parquet", "rows": n_rejected}

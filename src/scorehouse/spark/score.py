@@ -4,6 +4,12 @@ Rows cross the JVM/Python boundary as Arrow batches; each batch goes through the
 The output has one row per input row, in the input's order within each partition: the kept
 columns, the prediction columns (null for a refused row), optionally the model and its
 version, and `error` (null when scored; else each problem, naming its column and reason).
+
+With `log`, every row read (scored and refused) goes to the prediction log once per
+computation of the partition: each task opens a logger from the options shipped with the
+model, names its rows (`LogPlan`) and closes the logger, flushed, at the partition's end.
+A Parquet sink's folder must be reachable from every executor under the same path (a
+shared file system; any folder in local mode); a task Spark retries logs its rows again.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import uuid
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,12 +25,14 @@ import numpy as np
 import pyarrow as pa
 
 from ..loading import load
+from ..monitor.live import LiveMonitor, NumberedIds, row_ids
+from ..monitor.log import Channel, LogOptions
 from ..registry import Registry
 from ..registry.refs import ModelRef
 from ..schema import ColumnPolicy
 from ..scorer import Scorer, prediction_schema
 from ..scorer.runs import ALL, Totals, check_columns, kept_columns
-from .shipment import Shipment, pack, unpack
+from .shipment import LogPlan, Shipment, pack, unpack
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -38,7 +47,8 @@ def score(df: DataFrame, ref: str | ModelRef | Scorer, keep: Sequence[str] | Non
           registry: Registry | None = None, runtime: str | None = None, trust: bool = False,
           with_model: bool = False, batch_rows: int = BATCH_ROWS,
           totals: Any = None, columns: ColumnPolicy | str | None = None,
-          accept_parity_difference: bool = False) -> DataFrame:
+          accept_parity_difference: bool = False, log: LogOptions | None = None,
+          log_key: str | None = None, run_id: str | None = None) -> DataFrame:
     """Score a Spark DataFrame with `ref` (resolved now, on the driver) or a loaded Scorer;
     lazy, like any query.
 
@@ -46,6 +56,8 @@ def score(df: DataFrame, ref: str | ModelRef | Scorer, keep: Sequence[str] | Non
     `columns`: the column policy ("lenient" or "strict", see `schema.policy`), applied to
     `df`'s columns here, on the driver: a required column absent is a SchemaError, and under
     strict an absent optional or an unknown column is a ColumnsError.
+    `log`: log every row read on the executors (see the module docstring); a row's id is
+    its `log_key` column's value, else `<run_id>:<n>` (`LogPlan`; run_id default: a new one).
     """
     if batch_rows < 1:
         raise ValueError("batch_rows must be at least 1")
@@ -56,9 +68,12 @@ def score(df: DataFrame, ref: str | ModelRef | Scorer, keep: Sequence[str] | Non
     kept = kept_columns(ALL if keep == ALL else keep, df.columns, scorer)
     taken = kept + [c.name for c in scorer.schema.columns
                     if c.name in df.columns and c.name not in kept]
+    if log is not None and log_key is not None and log_key not in taken:
+        taken.append(log_key)  # read for the ids only: not in the output
     out = output_schema(scorer, df.select(*taken).schema, kept, with_model)
     use_this_interpreter(df.sparkSession.sparkContext)
-    shipment = df.sparkSession.sparkContext.broadcast(pack(scorer))
+    plan = None if log is None else LogPlan(log, run_id or uuid.uuid4().hex, log_key)
+    shipment = df.sparkSession.sparkContext.broadcast(pack(scorer, plan))
     run = functools.partial(_score_partition, shipment, kept, out, batch_rows, totals)
     return df.select(*taken).mapInArrow(run, _spark_schema(out))
 
@@ -101,11 +116,42 @@ def _score_partition(shipment: Any, kept: list[str], schema: pa.Schema, batch_ro
                      ) -> Iterator[pa.RecordBatch]:
     # Runs on an executor: the broadcast is read and the model loaded once per process.
     scorer = unpack(shipment.value)
+    plan: LogPlan | None = shipment.value.log
     tally = Totals()
-    for batch in _rebatched(batches, batch_rows):
-        yield _scored(scorer, shipment.value, batch, kept, schema, tally)
+    live = None
+    if plan is not None:  # one logger per partition, detached and flushed at its end
+        live = LiveMonitor(plan.options, Channel.SPARK, drift=False)
+        live.watch(scorer)
+    try:
+        start = _partition() << 33  # as Spark's monotonically_increasing_id()
+        for batch in _rebatched(batches, batch_rows):
+            with row_ids(None if plan is None else _log_ids(plan, batch, start)):
+                out = _scored(scorer, shipment.value, batch, kept, schema, tally)
+            start += batch.num_rows
+            yield out
+    finally:
+        if live is not None:
+            live.close()
     if totals is not None:
         totals.add(tally)
+
+
+def _partition() -> int:
+    """The partition this task computes (0 outside a Spark task)."""
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    return context.partitionId() if context is not None else 0
+
+
+def _log_ids(plan: LogPlan, batch: pa.RecordBatch, start: int) -> Sequence[str]:
+    """The log ids of `batch`'s rows, the first of which is row number `start`."""
+    numbered = NumberedIds(plan.run_id, batch.num_rows,
+                           np.arange(start, start + batch.num_rows), sep=":")
+    if plan.key is None or plan.key not in batch.schema.names:
+        return numbered
+    values = batch.column(plan.key).to_pylist()
+    return [numbered[i] if v is None else str(v) for i, v in enumerate(values)]
 
 
 def _rebatched(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:

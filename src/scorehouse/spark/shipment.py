@@ -13,7 +13,20 @@ from ..artifact import MANIFEST_FILE, read_bytes
 from ..artifact.files import manifest_bytes, zip_bytes
 from ..artifact.hashing import sha256
 from ..errors import IntegrityError
+from ..monitor.log import LogOptions
 from ..scorer import Scorer, ScorerCache
+
+
+@dataclass(frozen=True)
+class LogPlan:
+    """How executors log the rows they score: each partition opens a logger on `options`
+    and closes it (flushed) at the partition's end. A row's id is its `key` column's value
+    when there is one (a null key: as without), else `<run_id>:<n>` with n Spark's
+    `monotonically_increasing_id()` of the row (partition << 33 + row in the partition)."""
+
+    options: LogOptions
+    run_id: str
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -28,17 +41,20 @@ class Shipment:
     data: bytes
     #: The driver accepted a compiled graph that failed the parity gate (see runtime_for).
     accept_parity_difference: bool = False
+    #: The prediction log of the rows executors score (None: none).
+    log: LogPlan | None = None
 
 
-def pack(scorer: Scorer) -> Shipment:
-    """The Scorer's artifact as zip bytes, with the identity executors check it against."""
+def pack(scorer: Scorer, log: LogPlan | None = None) -> Shipment:
+    """The Scorer's artifact as zip bytes, with the identity executors check it against,
+    and the prediction log plan `log` (None: no log)."""
     art = scorer.artifact
     mbytes = manifest_bytes(art.manifest)
     if sha256(mbytes) != art.manifest_sha256:  # pragma: no cover - canonical form is stable
         raise IntegrityError(f"{art.source}: manifest is not in canonical form; re-package it")
     data = zip_bytes({MANIFEST_FILE: mbytes, **art.files})
     return Shipment(scorer.name, scorer.version, scorer.ref, scorer.runtime.name,
-                    art.manifest_sha256, data, scorer.runtime.parity_accepted is not None)
+                    art.manifest_sha256, data, scorer.runtime.parity_accepted is not None, log)
 
 
 def _build(shipment: Shipment) -> Scorer:

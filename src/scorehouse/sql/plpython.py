@@ -3,12 +3,15 @@
 A model is loaded once per database connection and kept in GD with the manifest hash it
 was loaded from; every call compares that hash with the installed one (one indexed lookup,
 a cached plan), so after `scorehouse db sync` the next call scores with the new version.
+A model installed with a log table logs every call's rows in the caller's transaction
+(`predlog.logged`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +22,7 @@ import pyarrow.compute as pc
 from ..artifact import read_bytes
 from ..schema.arrays import loose_array
 from ..scorer import Result, Scorer, ScorerCache
+from .predlog import LOG_TABLES, logged
 
 #: Rows fetched and scored per round in the set-based function.
 BATCH = 10_000
@@ -34,19 +38,23 @@ def scorer(plpy: Any, gd: dict[str, Any], schema: str, model: str) -> Scorer:
     """The Scorer of installed model `model`, reloaded when its installed hash changes.
 
     GD (one dict per database connection) keeps the prepared plans and the connection's
-    `ScorerCache`, keyed by (schema, model).
+    `ScorerCache`, keyed by (schema, model). The same lookup reads the model's log table
+    (`predlog.LOG_TABLES` in GD, for `predlog.logged`): no second query per call.
     """
     plans = gd.setdefault("scorehouse_plans", {})
-    key = (schema, "hash")
+    key = (schema, "hash and log table")
     if key not in plans:
         plans[key] = plpy.prepare(
-            f"SELECT manifest_sha256 FROM {schema}.models WHERE name = $1", ["text"])
+            f"SELECT m.manifest_sha256, c.value AS log_table FROM {schema}.models m "
+            f"LEFT JOIN {schema}.config c ON c.key = 'log_table:' || m.name "
+            "WHERE m.name = $1", ["text"])
     rows = plpy.execute(plans[key], [model])
     if not rows:
         names = [r["name"] for r in plpy.execute(f"SELECT name FROM {schema}.models ORDER BY 1")]
         plpy.error(f"scorehouse: no model {model!r} is installed in schema {schema}",
                    hint=f"installed: {', '.join(names) or 'none'}; run scorehouse db install",
                    sqlstate="42704")  # undefined_object
+    gd.setdefault(LOG_TABLES, {})[(schema, model)] = rows[0]["log_table"]
     cache = gd.get("scorehouse_scorers")
     if cache is None:
         # Not prepared ahead: a connection may score one row, and pays only what it uses.
@@ -88,7 +96,7 @@ def score_json(plpy: Any, gd: dict[str, Any], schema: str, model: str, row: str 
         plpy.error("scorehouse: the row must be a JSON object (row_to_json(t)::jsonb)",
                    sqlstate="22023")
     s = scorer(plpy, gd, schema, model)
-    result = s.predict(record)
+    result = logged(plpy, gd, schema, s, lambda: s.predict(record))
     if result.rejects:
         _fail(plpy, result, model)
     return json.dumps(_answer(result, result.to_records()[0]))
@@ -98,7 +106,7 @@ def score_typed(plpy: Any, gd: dict[str, Any], schema: str, model: str,
                 args: Mapping[str, Any]) -> dict[str, Any]:
     """`schema.score_<model>(col, ...)`: typed arguments in, a composite row out."""
     s = scorer(plpy, gd, schema, model)
-    result = s.predict(dict(args))
+    result = logged(plpy, gd, schema, s, lambda: s.predict(dict(args)))
     if result.rejects:
         _fail(plpy, result, model)
     return _composite(result, 0)
@@ -134,7 +142,9 @@ def score_query(plpy: Any, gd: dict[str, Any], schema: str, model: str, query: s
             plpy.error(f"scorehouse: the query has no column {key!r} to key the results by",
                        sqlstate="42703")  # undefined_column
         columns = {n: [r[n] for r in rows] for n in names}
-        result = s.predict(pa.table({n: loose_array(v) for n, v in columns.items()}))
+        table = pa.table({n: loose_array(v) for n, v in columns.items()})
+        result = logged(plpy, gd, schema, s, functools.partial(s.predict, table),
+                        functools.partial(columns.__getitem__, key))
         answers = dict(zip(result.rows.tolist(), _json_rows(result), strict=True))
         problems = _problems(result)
         for pos, k in enumerate(columns[key]):
@@ -193,11 +203,15 @@ def score_batches(plpy: Any, gd: dict[str, Any], schema: str, model: str, query:
     batched = (f"SELECT {aggregates} FROM (SELECT {', '.join(q)}, row_number() OVER () - 1 "
                f"AS scorehouse_n FROM ({query}) q) b GROUP BY scorehouse_n / {int(batch_rows)}")
     cursor = plpy.cursor(batched)
+
+    def predict(table: pa.Table) -> Result:
+        return logged(plpy, gd, schema, s, lambda: s.predict(table),
+                      lambda: table.column(key).to_pylist())
     while True:
         got = cursor.fetch(1)
         if not got:
             return
-        yield _scored_literals(s, got[0], key)
+        yield _scored_literals(s, got[0], key, predict)
 
 
 def complement(columns: Sequence[str]) -> tuple[str, str] | None:
@@ -266,12 +280,14 @@ def _text_column(data: bytes) -> pa.Array:
     return pc.if_else(null, pa.scalar(None, pa.large_binary()), parts).cast(pa.large_string())
 
 
-def _scored_literals(s: Scorer, columns: Mapping[str, Any], key: str) -> tuple[Any, ...]:
-    """(version, keys, one literal per prediction column, errors) of one batch's columns."""
+def _scored_literals(s: Scorer, columns: Mapping[str, Any], key: str,
+                     predict: Callable[[pa.Table], Result] | None = None) -> tuple[Any, ...]:
+    """(version, keys, one literal per prediction column, errors) of one batch's columns,
+    scored by `predict` (default `s.predict`)."""
     table = pa.table({name: _text_column(v) if isinstance(v, bytes) else loose_array(v)
                       for name, v in columns.items()})
     n = table.num_rows
-    result = s.predict(table)
+    result = (predict or s.predict)(table)
     missing = np.ones(n, bool)  # rows without a prediction: rejected
     missing[result.rows] = False
     out = [_array_literal(table.column(key).combine_chunks())]

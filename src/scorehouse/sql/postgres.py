@@ -11,10 +11,12 @@ from __future__ import annotations
 import sysconfig
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..connections import postgres as connect
 from ..errors import NotFoundError, ScorehouseError
+from ..monitor.log.sinks.postgres import quoted_table
 from ..registry import Registry
 from ..registry.refs import registry_ref
 from ..schema import Column, ColumnType
@@ -22,6 +24,7 @@ from ..scorer import Scorer, output_columns
 from .catalog import claim
 from .names import SqlNames, names_for
 from .plpython import TYPED_BATCH, complement, label_text
+from .predlog import configure as configure_log
 
 #: Set while `_score_<model>_batches` runs (restored after): the batches are grouped in
 #: memory (a hash of 50k-row arrays) instead of sorted on disk at the default 4MB, 0.03 s
@@ -65,8 +68,12 @@ def _check_superuser(conn: Any) -> None:
 
 
 def python_paths() -> list[str]:
-    """Where this scorehouse and its dependencies are installed (recorded for the server)."""
-    return [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    """Where this scorehouse and its dependencies are installed (recorded for the server):
+    the folder this scorehouse is imported from first (for a source checkout on PYTHONPATH
+    or an editable install, the server then runs the same code), then site-packages."""
+    here = str(Path(__file__).resolve().parents[2])
+    return list(dict.fromkeys([here, sysconfig.get_paths()["purelib"],
+                               sysconfig.get_paths()["platlib"]]))
 
 
 def _setup(conn: Any, schema: str, paths: list[str]) -> None:
@@ -253,9 +260,18 @@ def _resolve(registry: Registry, ref: str) -> tuple[Scorer, bytes]:
 
 
 def install(url: str, refs: list[str], *, registry: Registry, schema: str = "scorehouse",
-            grant: list[str] | None = None, python_path: list[str] | None = None
-            ) -> list[Installed]:
-    """Install (idempotently) the scoring functions and the models `refs` into `schema`."""
+            grant: list[str] | None = None, python_path: list[str] | None = None,
+            log_table: str | None = None) -> list[Installed]:
+    """Install (idempotently) the scoring functions and the models `refs` into `schema`.
+
+    `log_table`: the functions of these models log every row they score into this table
+    (`name` or `schema.name`, created if missing) in the caller's transaction; None: they
+    log nothing (an earlier install's log table is forgotten). See `sql.predlog`.
+
+    Raises:
+        ScorehouseError: not a superuser, no PL/Python, a model name another model's
+            functions hold; UsageError: `log_table` is not a table name.
+    """
     from psycopg import sql
 
     for ref in refs:
@@ -270,6 +286,7 @@ def install(url: str, refs: list[str], *, registry: Registry, schema: str = "sco
             names = names_for(scorer.name)
             claim(conn, schema, names)  # refuses a name another model's functions hold
             changed = _store(conn, schema, scorer, ref, data)
+            configure_log(conn, _ident(schema), scorer.name, log_table)
             functions.extend(_typed_functions(conn, schema, scorer, names))
             done.append(Installed(scorer.name, ref, scorer.version,
                                   scorer.artifact.manifest_sha256, changed, names.function,
@@ -284,6 +301,9 @@ def install(url: str, refs: list[str], *, registry: Registry, schema: str = "sco
                 _ident(schema), _ident(schema), _ident(role)))
             for f in functions:
                 conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(f, _ident(role)))
+            if log_table is not None:  # the set-based functions run (and log) as the caller
+                conn.execute(sql.SQL("GRANT INSERT ON {} TO {}").format(
+                    sql.SQL(quoted_table(conn, log_table)), _ident(role)))
         conn.execute(sql.SQL("NOTIFY scorehouse_models"))
     return done
 

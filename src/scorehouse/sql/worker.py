@@ -18,6 +18,7 @@ from ..scorer import Scorer, ScorerCache
 from .installed import installed_hash, installed_scorer
 from .names import names_for
 from .postgres import _ident
+from .predlog import copy_rows, installed_log_table, table_rows
 from .triggers import _qualified
 
 log = logging.getLogger("scorehouse.sql.worker")
@@ -78,12 +79,17 @@ class Worker:
         # A refused profile keeps its last good score and that score's scored_at: the
         # error says the score is stale, and no fresh timestamp suggests otherwise.
         refused: list[tuple[str, object]] = []
+        events: list = []  # the call, for the prediction log
+        scorer.add_hook(events.append)
         try:
             result = scorer.predict(rows)
         except ModelError as e:  # failed on every row: each profile's score is stale, and
             # the entries are dequeued (a poison batch must not block the queue forever)
             refused = [(str(e), row[key_column]) for row in rows]
             result = None
+        finally:
+            scorer.hooks.remove(events.append)
+        self._log(events, [row[key_column] for row in rows])
         if result is not None:
             answers = result.to_records()
             for i, pos in enumerate(result.rows):
@@ -101,6 +107,16 @@ class Worker:
                 table, assignments, _ident(names.column("scored_at")), key), updates)
             cur.executemany(sql.SQL("UPDATE {} SET {} = %s WHERE {} = %s").format(
                 table, _ident(names.column("error")), key), refused)
+
+    def _log(self, events: list, keys: list) -> None:
+        """The scored call's rows into the model's log table (`db install --log-table`),
+        in the batch's transaction, each under its profile's key."""
+        table = installed_log_table(self.conn, _ident(self.schema), self.model)
+        if table is None:
+            return
+        for event in events:
+            for rows in table_rows(event, keys):
+                copy_rows(self.conn, table, rows)
 
     def run(self, *, once: bool = False, idle: float = 1.0) -> None:
         """Drain the queue; then wait for notifications (or return, with `once`)."""

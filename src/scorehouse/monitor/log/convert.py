@@ -3,13 +3,13 @@
 The scoring thread only queues a `Call` (the event as the scorer made it, whole columns,
 nothing copied); everything per row happens here: ids, sampling, hashing, the alignment
 of inputs, predictions and rejects by input position, and one Arrow array per column for
-all the calls of a drain (single-row calls are gathered column-wise, not row by row).
+all the calls of a drain (one-row calls are gathered column-wise: `gather.Run`).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from ...scorer import ScoreEvent
+from .gather import Run, names, scalar, shape, single
 from .options import LogOptions
 from .records import FIXED, INPUT, PREDICTION, Channel, row_id_array
 
@@ -44,17 +45,29 @@ class Call:
 def batches(calls: Sequence[Call], options: LogOptions) -> tuple[list[pa.RecordBatch], int]:
     """(record batches of the `calls`' logged rows, one per model and set of columns;
     rows sampling left out)."""
-    groups: dict[tuple[str, ...], list[dict[str, Piece]]] = {}
+    groups: dict[tuple[str, ...], list[dict[str, Piece] | Run]] = {}
+    shapes: dict[Hashable, tuple[str, ...]] = {}  # a one-row call's shape -> its columns
     skipped = 0
     for call in calls:
+        if single(call, options):  # gathered into a run, converted column-wise below
+            key = shape(call)
+            columns = shapes.get(key) or shapes.setdefault(key, names(call, options))
+            parts = groups.setdefault((call.event.model, *columns), [])
+            run = parts[-1] if parts else None
+            if not isinstance(run, Run):
+                run = Run()
+                parts.append(run)
+            run.calls.append(call)
+            continue
         frame, n_out = _frame(call, options)
         skipped += n_out
         if frame is not None:
             groups.setdefault((call.event.model, *frame), []).append(frame)
     out = []
-    for (_, *names), frames in groups.items():
-        arrays = [_column([f[n] for f in frames], _TYPES.get(n)) for n in names]
-        out.append(pa.RecordBatch.from_arrays(arrays, names=list(names)))
+    for (_, *logged), parts in groups.items():
+        frames = [p.frame(logged, options) if isinstance(p, Run) else p for p in parts]
+        arrays = [_column([f[n] for f in frames], _TYPES.get(n)) for n in logged]
+        out.append(pa.RecordBatch.from_arrays(arrays, names=logged))
     return out, skipped
 
 
@@ -95,8 +108,6 @@ def _ids(call: Call, positions: np.ndarray, sampled: bool) -> Piece:
 def _frame(call: Call, options: LogOptions) -> tuple[dict[str, Piece] | None, int]:
     """The call's columns ({name: piece}) and how many rows sampling left out."""
     event, r = call.event, call.event.result
-    if r.n_read == 1 and options.sample >= 1.0 and type(event.columns) is dict:
-        return _single(call, options), 0
     positions, reasons = _positions(event)
     ids = _ids(call, positions, options.sample < 1.0)
     if options.sample < 1.0:
@@ -122,31 +133,6 @@ def _frame(call: Call, options: LogOptions) -> tuple[dict[str, Piece] | None, in
     return frame, skipped
 
 
-def _single(call: Call, options: LogOptions) -> dict[str, Piece]:
-    """`_frame` of a one-row call, kept to plain values (the common call of a server)."""
-    event, r = call.event, call.event.result
-    problems = "; ".join(j.problem for j in r.rejects)
-    frame: dict[str, Piece] = {
-        "id": [str(call.ids[0]) if call.ids else call.call_id], "time": [call.time_us],
-        "model": [event.model], "version": [event.version], "runtime": [r.runtime],
-        "channel": [call.channel.value], "latency_ms": [call.latency_ms],
-        "reject": [problems or None],
-        "flags": [[{"kind": k, "column": c} for k, c in r.flags]],
-    }
-    for k, v in event.columns.items():
-        if k not in options.exclude:
-            frame[INPUT + k] = [v.item() if isinstance(v, np.generic) and not
-                                isinstance(v, np.datetime64) else _scalar(v)]
-    for k in options.hash:
-        if INPUT + k in frame:
-            frame[INPUT + k] = options.digest(frame[INPUT + k])
-    if r.n_scored:
-        for k, values in r.columns().items():
-            if values is not None:
-                frame[PREDICTION + k] = [_scalar(values[0])]
-    return frame
-
-
 def _same(value: Any, name: str, n: int) -> Piece:
     """A column of one value: a list for one row (gathered with other calls' rows into one
     array), an Arrow array repeating it for more."""
@@ -166,7 +152,7 @@ def _outputs(event: ScoreEvent, positions: np.ndarray) -> dict[str, Piece]:
         return {}
     columns = {k: v for k, v in r.columns().items() if v is not None}
     if len(positions) == 1 and len(scored) == 1:  # a single-row call: plain values
-        return {PREDICTION + k: [_scalar(np.asarray(v)[0])] for k, v in columns.items()}
+        return {PREDICTION + k: [scalar(np.asarray(v)[0])] for k, v in columns.items()}
     at, present = _lookup(scored, positions)
     return {PREDICTION + k: _piece(np.asarray(v), at, present) for k, v in columns.items()}
 
@@ -187,8 +173,8 @@ def _inputs(event: ScoreEvent, positions: np.ndarray, options: LogOptions
         return {}
     first = next(iter(columns.values()))
     if not isinstance(first, np.ndarray):  # a single-row call: {column: scalar}
-        single = positions.tolist() == [0]
-        out: dict[str, Piece] = {INPUT + k: [_scalar(v) if single else None]
+        first_row = positions.tolist() == [0]
+        out: dict[str, Piece] = {INPUT + k: [scalar(v) if first_row else None]
                                  for k, v in columns.items()}
     else:
         accepted = _accepted(event, len(first))
@@ -233,12 +219,6 @@ def _piece(values: np.ndarray, at: np.ndarray, present: np.ndarray) -> pa.Array:
         np.array_equal(at, np.arange(len(at))) else values[at]
     mask = None if present.all() else ~present
     return pa.array(taken, mask=mask, from_pandas=True)
-
-
-def _scalar(value: Any) -> Any:
-    if isinstance(value, np.datetime64):  # .item() of a datetime64[ns] is an int
-        return value.astype("datetime64[us]").item()
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _column(pieces: list[Piece], type_: pa.DataType | None) -> pa.Array:

@@ -134,7 +134,8 @@ class PredictionLogger:
         Returns the id of input row 0: `ids[0]`, or the generated call id, from which
         `records.row_id(call_id, i)` gives row i's (to return to the caller).
         """
-        call_id = new_id()
+        # Given ids name every row: no call id to generate (a µs saved per server request).
+        call_id = "" if ids else new_id()
         result = event.result
         call = Call(event, self.channel if channel is None else channel, call_id, ids,
                     result.seconds * 1000.0 if latency_ms is None else latency_ms,

@@ -13,6 +13,7 @@ go in with one `INSERT ... SELECT` over the scored rows; `create_table_sql` give
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -65,12 +66,28 @@ def insert_rows(conn: Any, batch: pa.RecordBatch | pa.Table, table: str = DEFAUL
         t=_table(table), c=sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
     n = 0
     with conn.cursor() as cur, cur.copy(statement) as copy:
-        for r in records(batch):
-            copy.write_row((r.id, r.time, r.model, r.version, r.runtime, r.channel.value,
-                            r.latency_ms, r.reject, _json(r.inputs), _json(r.outputs),
-                            _json([{"kind": k, "column": c} for k, c in r.flags])))
+        for row in table_rows(batch):
+            copy.write_row(row)
             n += 1
     return n
+
+
+def table_rows(batch: pa.RecordBatch | pa.Table) -> Iterator[tuple[Any, ...]]:
+    """The rows of a logged `batch` as the table holds them, in `COLUMNS` order (inputs,
+    outputs and flags as JSON text)."""
+    for r in records(batch):
+        yield (r.id, r.time, r.model, r.version, r.runtime, r.channel.value, r.latency_ms,
+               r.reject, _json(r.inputs), _json(r.outputs),
+               _json([{"kind": k, "column": c} for k, c in r.flags]))
+
+
+def quoted_table(conn: Any, table: str) -> str:
+    """`table` (`name` or `schema.name`) as quoted SQL, for SQL built without psycopg.
+
+    Raises:
+        UsageError: not a table name.
+    """
+    return str(_table(table).as_string(conn))
 
 
 def _json(value: Any) -> str:
@@ -120,4 +137,5 @@ class PostgresSink(Sink):
             self.conn.close()
 
 
-__all__ = ["COLUMNS", "DEFAULT_TABLE", "PostgresSink", "create_table_sql", "insert_rows"]
+__all__ = ["COLUMNS", "DEFAULT_TABLE", "PostgresSink", "create_table_sql", "insert_rows",
+           "quoted_table", "table_rows"]
