@@ -12,7 +12,9 @@ import sysconfig
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -362,3 +364,56 @@ def rows(churn_data):
     """The first 20 churn input rows as JSON-ready records (missing values as None)."""
     X = churn_data.drop(columns=[TARGET]).head(20)
     return X.astype(object).where(X.notna(), None).to_dict("records")
+
+
+# --- pages in a real browser ---------------------------------------------------------------
+
+CHROMIUM = os.environ.get("SCOREHOUSE_TEST_CHROMIUM") or shutil.which("chromium") or \
+    "/usr/bin/chromium"
+#: The flags a root sandbox needs, and no calls home (the machine's network is closed).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian chromium under Playwright; fails (never skips) under CI=true."""
+    try:
+        from playwright.sync_api import sync_playwright
+
+        pw = sync_playwright().start()
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    except Exception as e:  # noqa: BLE001 - no chromium or no playwright: not reachable
+        unreachable("chromium (Debian package) driven by Playwright", CHROMIUM, e)
+    yield b
+    b.close()
+    pw.stop()
+
+
+@dataclass
+class OfflinePage:
+    """A page opened from a file with every other request refused: `left` lists what it
+    tried to fetch (aborted), `dialogs` what a script showed (dismissed)."""
+
+    page: Any
+    left: list[str]
+    dialogs: list[str]
+
+
+def offline_page(browser, path: Path) -> OfflinePage:
+    """`path` opened in `browser` (1280 wide) on a network with no way out but the file."""
+    opened = OfflinePage(browser.new_page(viewport={"width": 1280, "height": 900}), [], [])
+
+    def only_the_file(route):
+        if route.request.url.startswith("file://"):
+            route.continue_()
+        else:
+            opened.left.append(route.request.url)
+            route.abort()
+
+    opened.page.route("**/*", only_the_file)
+    opened.page.on("dialog", lambda d: (opened.dialogs.append(d.message), d.dismiss()))
+    opened.page.goto(path.as_uri())
+    opened.page.wait_for_load_state("load")
+    return opened

@@ -15,6 +15,7 @@ from sklearn.datasets import make_classification, make_regression
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 import scorehouse
+from conftest import offline_page
 from scorehouse import artifact as artifact_io
 from scorehouse.artifact import CARD_FILE, CardText
 from scorehouse.demo import churn_frame
@@ -24,7 +25,6 @@ from scorehouse.evaluation import GatePolicy, evaluate_ref, promote
 from scorehouse.monitor.log import Channel, PredictionLogger
 from scorehouse.reports.card import LogOptions, build_card, card_input
 from test_cli import CLI, ok
-from test_docs_page import browser  # noqa: F401 - the chromium fixture
 from test_report import ARTIFACTS
 
 HOSTILE = "<script>alert(1)</script> & | $x$"
@@ -109,23 +109,9 @@ def pages(carded, tmp_path_factory):
             for family, (_, _, evidence) in carded.items()}
 
 
-def _open(browser, path):  # noqa: F811
-    left: list[str] = []
-    dialogs: list[str] = []
-
-    def only_the_file(route):
-        if route.request.url.startswith("file://"):
-            route.continue_()
-        else:
-            left.append(route.request.url)
-            route.abort()
-
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.route("**/*", only_the_file)
-    page.on("dialog", lambda dlg: (dialogs.append(dlg.message), dlg.dismiss()))
-    page.goto(path.as_uri())
-    page.wait_for_load_state("load")
-    return page, left, dialogs
+def _open(browser, path):
+    opened = offline_page(browser, path)
+    return opened.page, opened.left, opened.dialogs
 
 
 def _size(locator) -> tuple[float, float]:
@@ -134,7 +120,7 @@ def _size(locator) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize("family", ["binary", "multiclass", "regression"])
-def test_card_renders_in_chromium_offline_with_every_section(browser, pages, family):  # noqa: F811
+def test_card_renders_in_chromium_offline_with_every_section(browser, pages, family):
     page, left, dialogs = _open(browser, pages[family])
     for section in SECTIONS:
         assert page.locator(f"section#{section}, header#{section}").count() == 1, section
@@ -168,7 +154,7 @@ def test_card_renders_in_chromium_offline_with_every_section(browser, pages, fam
     assert left == [] and dialogs == []  # nothing fetched, no script ran
 
 
-def test_author_text_is_shown_as_text(browser, pages):  # noqa: F811
+def test_author_text_is_shown_as_text(browser, pages):
     html = pages["binary"].read_text()
     assert "<script" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "default-src 'none'" in html

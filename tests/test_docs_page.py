@@ -3,36 +3,11 @@ out: every request that leaves the server's own address is aborted and recorded.
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import httpx
 import pytest
 
-from conftest import Server, unreachable
+from conftest import Server
 from scorehouse.serve import ModelSet, create_app
-
-CHROMIUM = os.environ.get("SCOREHOUSE_TEST_CHROMIUM") or shutil.which("chromium") or \
-    "/usr/bin/chromium"
-#: The flags a root sandbox needs, and no calls home (the machine's network is closed).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Debian chromium under Playwright; fails (never skips) under CI=true."""
-    try:
-        from playwright.sync_api import sync_playwright
-
-        pw = sync_playwright().start()
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-    except Exception as e:  # noqa: BLE001 - no chromium or no playwright: not reachable
-        unreachable("chromium (Debian package) driven by Playwright", CHROMIUM, e)
-    yield b
-    b.close()
-    pw.stop()
 
 
 @pytest.fixture(scope="module")

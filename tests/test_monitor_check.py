@@ -15,11 +15,10 @@ import pandas as pd
 import pytest
 
 import scorehouse
-from conftest import free_port, run_cli
+from conftest import free_port, offline_page, run_cli
 from scorehouse.demo import churn_frame
 from scorehouse.demo.data import TARGET
 from scorehouse.monitor.log import Channel, PredictionLogger, read_log
-from test_docs_page import browser  # noqa: F401 - the chromium fixture
 
 ROWS = 1500
 SHIFTED = ["age", "monthly_charges"]
@@ -229,7 +228,7 @@ def logged_with_labels(root, tmp_path):
 
 @pytest.mark.parametrize("with_labels", [True, False])
 def test_report_cli_renders_in_chromium(root, capsys, tmp_path, logged_with_labels,
-                                        browser, with_labels):  # noqa: F811
+                                        browser, with_labels):
     out_file = tmp_path / "report.html"
     extra = ["--labels", str(logged_with_labels), "--id", "id", "--target", "churned"] \
         if with_labels else []
@@ -238,11 +237,8 @@ def test_report_cli_renders_in_chromium(root, capsys, tmp_path, logged_with_labe
     assert code == 0, out + err
     summary = json.loads(out)
     assert summary["windows"] == 3 and summary["drifted_columns"] == SHIFTED
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    fetched: list[str] = []
-    page.on("request", lambda r: fetched.append(r.url))
-    page.goto(out_file.as_uri())
-    page.wait_for_load_state("load")
+    opened = offline_page(browser, out_file)
+    page = opened.page
     sections = ["summary", "drift", "drift-over-time", "features", "predictions", "quality"]
     for section in sections + (["performance"] if with_labels else []):
         assert page.locator(f"section#{section}, header#{section}").count() == 1, section
@@ -253,7 +249,7 @@ def test_report_cli_renders_in_chromium(root, capsys, tmp_path, logged_with_labe
     box = page.locator("#drift-over-time .plot svg").first.bounding_box()
     assert box and box["width"] > 200 and box["height"] > 50
     page.close()
-    assert all(u.startswith("file://") for u in fetched), fetched
+    assert opened.left == [] and opened.dialogs == []
 
 
 def test_demo_drift_writes_a_report_naming_the_shifted_columns(capsys, tmp_path):

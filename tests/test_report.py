@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import offline_page
 from scorehouse.demo import churn_frame
 from scorehouse.demo.data import TARGET
 from scorehouse.monitor import baseline_reference, empty_state, training_baseline
 from scorehouse.reports import build_report, report_input
-from test_docs_page import browser  # noqa: F401 - the chromium fixture
 
 SHIFTED = ["monthly_charges", "contract"]
 #: A category that is markup: it must reach the page as text.
@@ -86,24 +86,9 @@ def test_user_text_is_escaped_in_the_page(report_path, churn_artifact):
     assert 'id="drift-over-time"' not in html and 'id="performance"' not in html
 
 
-def test_report_renders_in_chromium_offline(browser, report_path):  # noqa: F811
-    left: list[str] = []
-    dialogs: list[str] = []
-
-    def only_the_file(route):
-        if route.request.url.startswith("file://"):
-            route.continue_()
-        else:
-            left.append(route.request.url)
-            route.abort()
-
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.route("**/*", only_the_file)
-    requested: list[str] = []
-    page.on("request", lambda r: requested.append(r.url))
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.goto(report_path.as_uri())
-    page.wait_for_load_state("load")
+def test_report_renders_in_chromium_offline(browser, report_path):
+    opened = offline_page(browser, report_path)
+    page = opened.page
     for section in ("summary", "drift", "drift-over-time", "features", "predictions",
                     "quality", "performance"):
         assert page.locator(f"section#{section}, header#{section}").count() == 1, section
@@ -124,5 +109,4 @@ def test_report_renders_in_chromium_offline(browser, report_path):  # noqa: F811
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
     page.close()
-    assert left == [] and dialogs == []  # nothing fetched, no script ran
-    assert all(u.startswith("file://") for u in requested), requested
+    assert opened.left == [] and opened.dialogs == []  # nothing fetched, no script ran

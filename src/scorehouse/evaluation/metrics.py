@@ -89,13 +89,7 @@ def binary_metrics(y: Array, proba: Array, labels: Array, classes: list[str]) ->
     pos = classes[-1]
     y01, p = (y == pos).astype(np.int64), proba[:, -1]
     m = _Collector(len(y))
-    single = _one_class(y01)
-    for name, fn in (("roc_auc", lambda: skm.roc_auc_score(y01, p)),
-                     ("pr_auc", lambda: skm.average_precision_score(y01, p))):
-        if single:
-            m.absent[name] = single
-        else:
-            m.add(name, fn)
+    _ranking(m, y01, p)
     m.add("log_loss", lambda: skm.log_loss(y, proba, labels=classes))
     m.add("brier", lambda: skm.brier_score_loss(y01, p))
     m.add("accuracy", lambda: skm.accuracy_score(y, labels))
@@ -130,8 +124,9 @@ def per_class_metrics(y: Array, proba: Array, labels: Array, classes: list[str]
             for j, c in enumerate(classes)}
 
 
-def _one_vs_rest(y01: Array, p: Array, pred01: Array) -> MetricSet:
-    m = _Collector(int(y01.sum()))
+def _ranking(m: _Collector, y01: Array, p: Array) -> None:
+    """ROC AUC and PR AUC (average precision) of scores `p` for 0/1 outcomes `y01`; absent,
+    with the reason, when the rows hold one class only."""
     single = _one_class(y01)
     for name, fn in (("roc_auc", lambda: skm.roc_auc_score(y01, p)),
                      ("pr_auc", lambda: skm.average_precision_score(y01, p))):
@@ -139,6 +134,11 @@ def _one_vs_rest(y01: Array, p: Array, pred01: Array) -> MetricSet:
             m.absent[name] = single
         else:
             m.add(name, fn)
+
+
+def _one_vs_rest(y01: Array, p: Array, pred01: Array) -> MetricSet:
+    m = _Collector(int(y01.sum()))
+    _ranking(m, y01, p)
     m.add("brier", lambda: skm.brier_score_loss(y01, p, pos_label=1))
     m.add("f1", lambda: skm.f1_score(y01, pred01, zero_division=0))
     m.add("ece", lambda: calibration(y01, p)[0])
