@@ -38,7 +38,7 @@ def logged_server(registry_home, tmp_path_factory):
     folder = tmp_path_factory.mktemp("predlog")
     options = LogOptions.parse(str(folder), flush=0.05, rotate_seconds=0.1)
     with Server(create_app(ModelSet(["churn@production"], registry_home), log=options,
-                           batching="off")) as s:
+                           batching="off", drift=True)) as s:
         s.folder = folder
         yield s
 

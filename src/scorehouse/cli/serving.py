@@ -61,7 +61,7 @@ def serve(
     columns: ColumnsOpt = "lenient",
     log_to: Annotated[str | None, typer.Option("--log-to", envvar="SCOREHOUSE_LOG_TO", help="Log every scored and rejected row (prediction log): 'parquet:' ($SCOREHOUSE_HOME/predictions), a folder, postgresql://…?table=, kafka://host/topic or redis://…?stream=; the other SCOREHOUSE_LOG_* variables apply. Each row's id is its request's X-Request-Id (answered in that header).")] = None,
     log_sample: LogSampleOpt = None,
-    drift: Annotated[bool, typer.Option(help="Keep live drift windows against each model's training baseline, on /metrics (scorehouse_feature_drift, scorehouse_input_quality).")] = True,
+    drift: Annotated[bool, typer.Option(help="Keep live drift windows against each model's training baseline, on /metrics (scorehouse_feature_drift, scorehouse_input_quality).")] = False,
 ) -> None:
     """Serve models over HTTP: MLflow /invocations, V2 /v2/models/…/infer, /models/{name}/predict, /metrics.
 

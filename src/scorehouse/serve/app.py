@@ -36,7 +36,7 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
                api_keys: ApiKeys | None = None, timeout: float | None = None,
                batching: str = "auto", columns: ColumnPolicy = ColumnPolicy.LENIENT,
                limits: Limits | None = None, log: LogOptions | None = None,
-               drift: bool = True) -> FastPath:
+               drift: bool = False) -> FastPath:
     """The ASGI app serving `models` (loaded at startup; readiness follows).
 
     `batching`: "auto" (micro-batch single records where start-up measurement shows it

@@ -77,7 +77,7 @@ class ScoringService:
 
     def __init__(self, models: ModelSet, limits: Limits, *, keys: ApiKeys | None = None,
                  batching: str = "auto", columns: ColumnPolicy = ColumnPolicy.LENIENT,
-                 watch: bool = True, log: LogOptions | None = None, drift: bool = True):
+                 watch: bool = True, log: LogOptions | None = None, drift: bool = False):
         self.models, self.limits, self.batching, self.watch = models, limits, batching, watch
         self.metrics = Metrics()
         self.keys = keys or ApiKeys()
