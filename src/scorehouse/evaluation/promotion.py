@@ -147,26 +147,9 @@ def _parity(reg: Registry, mv: ModelVersion) -> GateResult:
     return GateResult("parity", "failed", "passed", Verdict.FAIL, f"{reason}; {detail}")
 
 
-def example_row(scorer: Scorer) -> dict[str, Any]:
-    """A row the schema accepts: a known category, or the middle of the training range."""
-    row: dict[str, Any] = {}
-    for c in scorer.schema.columns:
-        if c.categories:
-            row[c.name] = c.categories[0]
-        elif c.type in ("integer", "number"):
-            lo = c.min or 0.0
-            mid = (lo + (c.max if c.max is not None else lo)) / 2
-            row[c.name] = int(mid) if c.type == "integer" else mid
-        elif c.type == "boolean":
-            row[c.name] = False
-        else:
-            row[c.name] = None if c.nullable else "2024-01-01T00:00:00"
-    return row
-
-
 def measure_latency(scorer: Scorer, calls: int) -> tuple[float, int]:
     """(p50 in ms, rows rejected) over `calls` single-row `predict` calls on this machine."""
-    row = example_row(scorer)
+    row = scorer.schema.example_record()
     for _ in range(WARMUP_CALLS):
         scorer.predict(row)
     times = np.empty(calls)

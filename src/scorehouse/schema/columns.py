@@ -145,6 +145,24 @@ class Schema:
         """This schema as indented JSON."""
         return json.dumps(self.to_dict(), indent=2)
 
+    def example_record(self) -> dict[str, Any]:
+        """A record every column accepts: a known category, the middle of the training range,
+        False, or a date-time (None for a nullable one). The server's OpenAPI example and
+        its warm-up call, and the latency gate's timed call, all use it."""
+        rec: dict[str, Any] = {}
+        for c in self.columns:
+            if c.categories:
+                rec[c.name] = c.categories[0]
+            elif c.type in ("integer", "number"):
+                lo, hi = (c.min or 0.0), (c.max if c.max is not None else (c.min or 0.0))
+                mid = (lo + hi) / 2
+                rec[c.name] = int(mid) if c.type == "integer" else mid
+            elif c.type == "boolean":
+                rec[c.name] = False
+            else:
+                rec[c.name] = None if c.nullable else "2024-01-01T00:00:00"
+        return rec
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> Schema:
         """A schema from `to_dict` output (or a bare list of column dicts).

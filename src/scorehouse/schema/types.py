@@ -23,7 +23,7 @@ prints as it, so manifests, JSON and messages read as before.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -39,6 +39,19 @@ class TextEnum(str, Enum):
 
     def __format__(self, spec: str) -> str:
         return str.__format__(self, spec)
+
+
+E = TypeVar("E", bound=TextEnum)
+
+
+def _member(cls: type[E], value: str | E, column: str | None, what: str) -> E:
+    """`cls`'s member named `value`; a SchemaError naming `column` and listing the names."""
+    try:
+        return cls(value)
+    except ValueError:
+        where = f"column {column!r}: " if column is not None else ""
+        raise SchemaError(f"{where}unknown {what} {value!r} (expected one of "
+                          f"{', '.join(t.value for t in cls)})") from None
 
 
 class ColumnType(TextEnum):
@@ -58,12 +71,7 @@ class ColumnType(TextEnum):
             SchemaError: `value` is not one of the five type names (the message names
                 `column` when given).
         """
-        try:
-            return cls(value)
-        except ValueError:
-            where = f"column {column!r}: " if column is not None else ""
-            raise SchemaError(f"{where}unknown type {value!r} (expected one of "
-                              f"{', '.join(t.value for t in cls)})") from None
+        return _member(cls, value, column, "type")
 
     @property
     def numeric(self) -> bool:
@@ -121,12 +129,7 @@ class CategoryType(TextEnum):
             SchemaError: `value` is not one of the four names (the message names `column`
                 when given).
         """
-        try:
-            return cls(value)
-        except ValueError:
-            where = f"column {column!r}: " if column is not None else ""
-            raise SchemaError(f"{where}unknown category_type {value!r} (expected one of "
-                              f"{', '.join(t.value for t in cls)})") from None
+        return _member(cls, value, column, "category_type")
 
     @property
     def value_type(self) -> ColumnType | None:

@@ -48,20 +48,8 @@ def prediction_schema(scorer: Scorer) -> dict[str, Any]:
 
 
 def example_record(scorer: Scorer) -> dict[str, Any]:
-    """A valid record for the model: a known category, or the middle of the training range."""
-    rec: dict[str, Any] = {}
-    for c in scorer.schema.columns:
-        if c.categories:
-            rec[c.name] = c.categories[0]
-        elif c.type in ("integer", "number"):
-            lo, hi = (c.min or 0.0), (c.max if c.max is not None else (c.min or 0.0))
-            mid = (lo + hi) / 2
-            rec[c.name] = int(mid) if c.type == "integer" else mid
-        elif c.type == "boolean":
-            rec[c.name] = False
-        else:
-            rec[c.name] = None if c.nullable else "2024-01-01T00:00:00"
-    return rec
+    """A valid record for the model (`Schema.example_record`)."""
+    return scorer.schema.example_record()
 
 
 def _responses(ok: dict[str, Any], mlflow: bool = False) -> dict[str, Any]:
