@@ -376,9 +376,14 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-sync"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Headless Debian chromium under Playwright; fails (never skips) under CI=true."""
+    """Headless Debian chromium under Playwright; fails (never skips) under CI=true.
+
+    Module-scoped, not session-scoped: Playwright's sync API keeps an asyncio loop
+    running in the main thread while it is started, so a later module's `asyncio.run`
+    (the NATS probe, the async router tests) would fail with "cannot be called from a
+    running event loop". Stopping it at the end of each module gives the loop back."""
     try:
         from playwright.sync_api import sync_playwright
 
