@@ -65,7 +65,7 @@ def test_record_round_trips_through_dict_and_batch():
     r = PredictionRecord(new_id(), dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
                          "churn", 3, "onnx", Channel.SERVE, {"tenure": 4, "plan": "gold"},
                          {"label": "yes", "probability_yes": 0.75},
-                         [("unseen_category", "plan")], None, 1.5)
+                         [("unseen_category", "plan")], None, 1.5, "churn-api", "shadow")
     assert PredictionRecord.from_dict(orjson.loads(orjson.dumps(r.to_dict()))) == r
     assert list(records(to_batch([r]))) == [r]
 
@@ -110,9 +110,10 @@ def _read_postgres(url, n):
 
     with psycopg.connect(url.split("?")[0]) as conn:
         rows = conn.execute("SELECT id, time, model, version, runtime, channel, latency_ms, "
-                            "reject, inputs, outputs, flags FROM log_t ORDER BY id").fetchall()
+                            "reject, inputs, outputs, flags, deployment, role FROM log_t "
+                            "ORDER BY id").fetchall()
     keys = ("id", "time", "model", "version", "runtime", "channel", "latency_ms", "reject",
-            "inputs", "outputs", "flags")
+            "inputs", "outputs", "flags", "deployment", "role")
     return [PredictionRecord.from_dict(dict(zip(keys, r, strict=True))) for r in rows]
 
 
@@ -183,6 +184,38 @@ def test_rows_round_trip_through_every_sink(sink_url, scorer, features):
     by_call = [r for r in logged if r.time == first_of_batch.time and r.reject is None]
     assert np.allclose([r.outputs["probability_yes"] for r in by_call], expected)
     assert singles[1].rejects and len(logged) == 23
+
+
+def test_every_roles_rows_keep_the_deployment_role_and_request_id_in_every_sink(
+        sink_url, scorer, features):
+    """A deployment logs each role's call under the request's ids: one-row calls (the
+    server) and many-row calls (batch) keep `deployment` and `role` in every sink."""
+    url, read = sink_url
+    one = features.head(1).to_dict("records")[0]
+    many = features.iloc[5:9]
+    events: list = []
+    scorer.add_hook(events.append)
+    try:
+        for _ in ("champion", "shadow"):
+            scorer.predict(one)
+        for _ in ("champion", "canary"):
+            scorer.predict(many)
+    finally:
+        scorer.hooks.clear()
+    ids = [f"batch-{i}" for i in range(len(many))]
+    with PredictionLogger(LogOptions.parse(url)) as logger:
+        for event, role in zip(events[:2], ("champion", "shadow"), strict=True):
+            logger.log(event, ids=["req-1"], deployment="churn-api", role=role)
+        for event, role in zip(events[2:], ("champion", "canary"), strict=True):
+            logger.log(event, ids=ids, deployment="churn-api", role=role)
+    got = read(url, 2 + 2 * len(many))
+    roles = sorted((r.id, r.role) for r in got)
+    assert roles == sorted([("req-1", "champion"), ("req-1", "shadow"),
+                            *((i, "champion") for i in ids), *((i, "canary") for i in ids)])
+    assert {r.deployment for r in got} == {"churn-api"}
+    # A call logged outside a deployment has neither (null, not an empty string).
+    assert PredictionRecord.from_dict({"id": "x", "time": dt.datetime.now(dt.timezone.utc),
+                                       "model": "m", "channel": "serve"}).role is None
 
 
 def test_given_ids_are_logged_and_sampling_keeps_the_same_ids(tmp_path, scorer, features):

@@ -34,7 +34,7 @@ from ..scorer import Result, ScoreEvent, Scorer
 LOG_TABLES = "scorehouse_log_tables"
 #: The SQL type of each log column as the INSERT's array parameters carry it.
 _TYPES = ("text", "timestamptz", "text", "integer", "text", "text", "float8", "text", "jsonb",
-          "jsonb", "jsonb")
+          "jsonb", "jsonb", "text", "text")
 
 
 def config_key(model: str) -> str:

@@ -35,6 +35,8 @@ class Call:
     ids: Sequence[str] | None
     latency_ms: float
     time_us: int
+    deployment: str | None = None
+    role: str | None = None
 
     @property
     def rows(self) -> int:
@@ -123,6 +125,7 @@ def _frame(call: Call, options: LogOptions) -> tuple[dict[str, Piece] | None, in
         "id": ids, **{name: _same(value, name, n) for name, value in (
             ("time", call.time_us), ("model", event.model), ("version", event.version),
             ("runtime", r.runtime), ("channel", call.channel.value),
+            ("deployment", call.deployment), ("role", call.role),
             ("latency_ms", call.latency_ms))},
         "reject": [reasons.get(p) for p in positions.tolist()] if reasons else
         _same(None, "reject", n),

@@ -72,6 +72,7 @@ class Run:
             "time": [c.time_us for c in calls], "model": [e.model for e in events],
             "version": [e.version for e in events], "runtime": [r.runtime for r in results],
             "channel": [c.channel.value for c in calls],
+            "deployment": [c.deployment for c in calls], "role": [c.role for c in calls],
             "latency_ms": [c.latency_ms for c in calls],
             "reject": [_reason(r.rejects) if r.rejects else None for r in results],
         }

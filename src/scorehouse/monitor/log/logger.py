@@ -122,7 +122,8 @@ class PredictionLogger:
         scorer.add_hook(self.hook(channel))
 
     def log(self, event: ScoreEvent, *, channel: Channel | None = None,
-            ids: Sequence[str] | None = None, latency_ms: float | None = None) -> str:
+            ids: Sequence[str] | None = None, latency_ms: float | None = None,
+            deployment: str | None = None, role: str | None = None) -> str:
         """Queue one scoring call's rows; never blocks and never raises for a full queue.
 
         Args:
@@ -130,6 +131,8 @@ class PredictionLogger:
             channel: where the call came from (default: the logger's).
             ids: one id per input row (request or event keys); generated when None.
             latency_ms: the call's latency (default: the scorer's own `result.seconds`).
+            deployment, role: the deployment the call was routed by and the model's role
+                in it (every role's call for one request is logged with the request's ids).
 
         Returns the id of input row 0: `ids[0]`, or the generated call id, from which
         `records.row_id(call_id, i)` gives row i's (to return to the caller).
@@ -139,7 +142,7 @@ class PredictionLogger:
         result = event.result
         call = Call(event, self.channel if channel is None else channel, call_id, ids,
                     result.seconds * 1000.0 if latency_ms is None else latency_ms,
-                    time.time_ns() // 1000)
+                    time.time_ns() // 1000, deployment, role)
         n = result.n_read
         with self._lock:
             # An empty queue takes a call of any size: a batch larger than the queue is

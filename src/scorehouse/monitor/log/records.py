@@ -8,11 +8,15 @@ Every sink receives Arrow record batches of this layout, one row per logged row:
 | `time` | timestamp[us, UTC] | when the scoring call ended |
 | `model`, `version` | string, int64 | the model and its registry version (null for a file) |
 | `runtime`, `channel` | string | the runtime that scored; the `Channel` the row came from |
+| `deployment`, `role` | string | the deployment, and the model's role in it; null outside one |
 | `latency_ms` | float64 | the scoring call's latency in milliseconds (all its rows share it) |
 | `reject` | string | why the row was refused ("; "-joined problems), null when scored |
 | `flags` | list<struct<kind, column>> | unseen_category / out_of_range / absent_column |
 | `input.<column>` | as coerced | the inputs as the schema coerced them (null for a rejected row) |
 | `prediction.<column>` | float64 / label type | `label`, `probability_<class>` or `value` |
+
+Every role's row for one request of a deployment (champion, challenger, shadow, canary,
+decoy, fallback, default) shares the request's `id`.
 
 Inputs and predictions stay typed columns (not JSON) so drift and quality read them as
 whole columns; `prediction.<column>` is the name `monitor.state` gives prediction sketches.
@@ -38,7 +42,8 @@ FLAG_TYPE = pa.list_(pa.struct([("kind", pa.string()), ("column", pa.string())])
 FIXED = pa.schema([
     ("id", pa.string()), ("time", pa.timestamp("us", tz="UTC")), ("model", pa.string()),
     ("version", pa.int64()), ("runtime", pa.string()), ("channel", pa.string()),
-    ("latency_ms", pa.float64()), ("reject", pa.string()), ("flags", FLAG_TYPE),
+    ("deployment", pa.string()), ("role", pa.string()), ("latency_ms", pa.float64()),
+    ("reject", pa.string()), ("flags", FLAG_TYPE),
 ])
 
 # uuid7 (RFC 9562): 48-bit Unix milliseconds, version 7, 12 random bits, variant 0b10, then
@@ -115,7 +120,9 @@ class PredictionRecord:
 
     `time` is timezone-aware UTC; `inputs` maps input column -> value as coerced by the
     schema (hashed columns hold hex digests, excluded ones are absent); `outputs` maps
-    `label` / `probability_<class>` / `value` -> value; `flags` lists (kind, column).
+    `label` / `probability_<class>` / `value` -> value; `flags` lists (kind, column);
+    `deployment` and `role` name the deployment the row was scored in and the model's role
+    there (None outside a deployment).
     """
 
     id: str
@@ -129,11 +136,14 @@ class PredictionRecord:
     flags: list[tuple[str, str]] = field(default_factory=list)
     reject: str | None = None
     latency_ms: float = 0.0
+    deployment: str | None = None
+    role: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (time as ISO 8601 text): what the Kafka and Redis sinks send."""
         return {"id": self.id, "time": self.time.isoformat(), "model": self.model,
                 "version": self.version, "runtime": self.runtime, "channel": self.channel.value,
+                "deployment": self.deployment, "role": self.role,
                 "latency_ms": self.latency_ms, "reject": self.reject,
                 "flags": [{"kind": k, "column": c} for k, c in self.flags],
                 "inputs": self.inputs, "outputs": self.outputs}
@@ -147,7 +157,8 @@ class PredictionRecord:
                    Channel(d["channel"]), dict(d.get("inputs") or {}),
                    dict(d.get("outputs") or {}),
                    [(f["kind"], f["column"]) for f in d.get("flags") or []],
-                   d.get("reject"), float(d.get("latency_ms") or 0.0))
+                   d.get("reject"), float(d.get("latency_ms") or 0.0),
+                   d.get("deployment"), d.get("role"))
 
 
 def records(data: pa.RecordBatch | pa.Table) -> Iterator[PredictionRecord]:
@@ -163,7 +174,7 @@ def records(data: pa.RecordBatch | pa.Table) -> Iterator[PredictionRecord]:
             {n[len(INPUT):]: row[n] for n in inputs if row[n] is not None},
             {n[len(PREDICTION):]: row[n] for n in outputs if row[n] is not None},
             [(f["kind"], f["column"]) for f in row["flags"] or []], row["reject"],
-            row["latency_ms"] or 0.0)
+            row["latency_ms"] or 0.0, row.get("deployment"), row.get("role"))
 
 
 def to_batch(rows: Iterable[PredictionRecord]) -> pa.RecordBatch:
@@ -175,7 +186,9 @@ def to_batch(rows: Iterable[PredictionRecord]) -> pa.RecordBatch:
     for i, r in enumerate(rows):
         for name, value in (("id", r.id), ("time", r.time), ("model", r.model),
                             ("version", r.version), ("runtime", r.runtime),
-                            ("channel", Channel(r.channel).value), ("latency_ms", r.latency_ms),
+                            ("channel", Channel(r.channel).value),
+                            ("deployment", r.deployment), ("role", r.role),
+                            ("latency_ms", r.latency_ms),
                             ("reject", r.reject),
                             ("flags", [{"kind": k, "column": c} for k, c in r.flags])):
             cols[name].append(value)

@@ -29,7 +29,7 @@ log = logging.getLogger("scorehouse.monitor.log")
 
 DEFAULT_TABLE = "scorehouse_predictions"
 COLUMNS = ("id", "time", "model", "version", "runtime", "channel", "latency_ms", "reject",
-           "inputs", "outputs", "flags")
+           "inputs", "outputs", "flags", "deployment", "role")
 
 
 def _table(name: str) -> Any:
@@ -49,7 +49,11 @@ def create_table_sql(table: str = DEFAULT_TABLE) -> Any:
     return sql.SQL(
         "CREATE TABLE IF NOT EXISTS {t} (id text NOT NULL, time timestamptz NOT NULL, "
         "model text NOT NULL, version integer, runtime text, channel text NOT NULL, "
-        "latency_ms double precision, reject text, inputs jsonb, outputs jsonb, flags jsonb);"
+        "latency_ms double precision, reject text, inputs jsonb, outputs jsonb, flags jsonb,"
+        " deployment text, role text);"
+        # A table made before deployments were logged gains their columns.
+        " ALTER TABLE {t} ADD COLUMN IF NOT EXISTS deployment text,"
+        " ADD COLUMN IF NOT EXISTS role text;"
         " CREATE INDEX IF NOT EXISTS {i} ON {t} (model, time)").format(t=_table(table), i=index)
 
 
@@ -78,7 +82,7 @@ def table_rows(batch: pa.RecordBatch | pa.Table) -> Iterator[tuple[Any, ...]]:
     for r in records(batch):
         yield (r.id, r.time, r.model, r.version, r.runtime, r.channel.value, r.latency_ms,
                r.reject, _json(r.inputs), _json(r.outputs),
-               _json([{"kind": k, "column": c} for k, c in r.flags]))
+               _json([{"kind": k, "column": c} for k, c in r.flags]), r.deployment, r.role)
 
 
 def quoted_table(conn: Any, table: str) -> str:
