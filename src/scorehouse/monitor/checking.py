@@ -141,7 +141,8 @@ def _error_rate(rows: pa.Table) -> float | None:
     if "reject" not in rows.column_names or not rows.num_rows:
         return None
     failed = pc.starts_with(rows.column("reject").fill_null(""), MODEL_ERROR)
-    return int(pc.sum(failed).as_py() or 0) / rows.num_rows
+    errors = int(pc.sum(failed).as_py() or 0)
+    return float(errors / rows.num_rows)
 
 
 class Standing(str, Enum):
