@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from ..schema import (
     validate_row,
 )
 from .result import Result
+
+if TYPE_CHECKING:
+    from .cache import LoadCost
 
 log = logging.getLogger("scorehouse.scorer")
 
@@ -97,6 +100,8 @@ class Scorer:
         self.runtime: Runtime = runtime_for(artifact, self.schema, runtime,
                                             accept_parity_difference=accept_parity_difference)
         self.hooks: list[Hook] = []
+        #: What loading took (`cache.LoadCost`), set by the `ScorerCache` that loaded it.
+        self.load_cost: LoadCost | None = None
         #: What `predict` does with an absent optional or an unknown column (policy.py).
         self.columns = ColumnPolicy.parse(columns)
 
