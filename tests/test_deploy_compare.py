@@ -267,6 +267,52 @@ def test_errors_no_rows_and_a_bad_positive_class(logged):
         compare_deployment("churn-api", source=log, positive="maybe")
 
 
+def test_canary_against_its_training_baseline_through_the_logger(tmp_path, capsys):
+    """A registered model as champion and canary, each call logged by `PredictionLogger`
+    under the requests' ids; the third window's inputs move. Against the canary's training
+    baseline (from the registry) the first two windows are stable, the third changed."""
+    from sklearn.linear_model import LogisticRegression
+
+    import scorehouse
+    from scorehouse.monitor import PredictionLogger
+
+    def frame(n, seed, shift=0.0):
+        rng = np.random.default_rng(seed)
+        return pd.DataFrame({"x1": rng.normal(shift, 1, n), "x2": rng.normal(0, 1, n)})
+
+    train = frame(2000, 1)
+    noise = np.random.default_rng(2).normal(0, 1, len(train))
+    y = np.where(train.x1 + 0.5 * train.x2 + noise > 0, "yes", "no")
+    path = scorehouse.package(LogisticRegression().fit(train, y), train, name="lr",
+                              path=tmp_path / "lr.shz", compile=False)
+    root = ["--registry", f"sqlite:///{tmp_path / 'registry.db'}", "--artifacts",
+            str(tmp_path / "artifacts")]
+    reg = scorehouse.Registry(root[1], root[3])
+    reg.register(path)
+    scorer = reg.load("lr/1")
+    call = {}
+    with PredictionLogger(str(tmp_path / "log")) as logger:
+        scorer.add_hook(lambda e: logger.log(e, ids=call["ids"], deployment="lr-api",
+                                             role=call["role"]))
+        for k, f in enumerate([frame(1000, 11), frame(1000, 12), frame(1000, 13, 1.0)]):
+            for role in ("champion", "canary"):
+                call.update(role=role, ids=[f"w{k}-{i}" for i in range(len(f))])
+                scorer.predict(f)
+    got = compare_deployment("lr-api", source=tmp_path / "log", window="1000rows",
+                             canary_reference="training", registry=reg)
+    (canary,) = got.canaries
+    assert canary.reference == "training baseline of lr/1"
+    assert [w.finding for w in canary.windows] == [Finding.STABLE, Finding.STABLE,
+                                                   Finding.INPUT_CHANGED]
+    assert got.pair("champion lr/1", "canary lr/1").agreement.rate == 1.0  # the same model
+    code, out, _ = run_cli(*root, "deploy", "compare", "lr-api", "--source",
+                           str(tmp_path / "log"), "--window", "1000rows", "--against",
+                           "training", "--json", capsys=capsys)
+    windows = json.loads(out)["canaries"][0]["windows"]
+    assert code == 0 and windows[2]["finding"] == "input_changed"
+    assert windows[2]["drift"]["method"] == "wasserstein"  # > 1000 training rows
+
+
 # --- the CLI and the report --------------------------------------------------------------
 
 def test_cli_json_text_and_not_found(logged, capsys):

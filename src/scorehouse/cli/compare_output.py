@@ -19,7 +19,7 @@ def _fmt(v: float | None, spec: str = ".4g") -> str:
 
 
 def _interval(low: float | None, high: float | None) -> str:
-    return "-" if low is None or high is None else f"[{low:+.4g}, {high:+.4g}]"
+    return "-" if low is None or high is None else f"[{low:+.3g}, {high:+.3g}]"
 
 
 def compare(name: str, *, since: str | None, until: str | None, window: str,
@@ -98,18 +98,21 @@ def _said(drift: Any) -> str:
 
 def _print_pairs(result: Any, names: dict[str, str]) -> None:
     labelled = result.labels is not None
-    rows = []
-    for p in result.pairs:
-        a, d = p.agreement, p.difference
-        rows.append((names[p.a], names[p.b], p.shared, f"{a.rate:.1%}" if a else "-",
-                     _fmt(a.positive.p_value, ".3g") if a else "-",
-                     *([_fmt(a.correct.p_value, ".3g") if a and a.correct else "-"]
-                       if labelled else []),
-                     f"{d.mean:+.4g}" if d else "-", _interval(d.low, d.high) if d else "-"))
-    confidence = next((p.difference.confidence for p in result.pairs if p.difference), 0.95)
-    table(["A", "B", "shared", "agree", "McNemar p", *(["p (right)"] if labelled else []),
-           "mean B-A", f"{confidence:.0%} CI"], rows,
-          title=f"pairs, {result.score or 'labels only'}: B - A")
+    rows = [(names[p.a], names[p.b], p.shared, f"{a.rate:.1%}", _fmt(a.positive.p_value, ".3g"),
+             *([_fmt(a.correct.p_value, ".3g") if a.correct else "-"] if labelled else []))
+            for p in result.pairs if (a := p.agreement) is not None]
+    if rows:
+        table(["A", "B", "shared", "agree", "McNemar p", *(["p right"] if labelled else [])],
+              rows, title=f"labels: agreement, McNemar's test of predicting "
+                          f"{result.positive}" + (" and of being right" if labelled else ""))
+    rows = [(names[p.a], names[p.b], f"{d.mean:+.3g}" if (d := p.difference) else "-",
+             _interval(d.low, d.high) if d else "-", _fmt(q.largest, ".3g"), _fmt(q.ks, ".3g"))
+            for p in result.pairs if (q := p.quantiles) is not None]
+    if rows:
+        confidence = next((p.difference.confidence for p in result.pairs if p.difference),
+                          0.95)
+        table(["A", "B", "mean", f"{confidence:.0%} CI", "largest gap", "KS D"], rows,
+              title=f"{result.score}: B - A (paired when they scored the same requests)")
     for p in result.pairs:
         for note in p.notes:
             console.print(f"{names[p.a]} / {names[p.b]}: {note}")
@@ -122,10 +125,9 @@ def _print_quantiles(result: Any, names: dict[str, str]) -> None:
         if q is not None:
             diffs = q.differences
             rows.append((names[p.a], names[p.b], *(
-                f"{diffs[q.levels.index(x)]:+.3f}" if x in q.levels else "-" for x in LEVELS),
-                _fmt(q.ks, ".3g")))
+                f"{diffs[q.levels.index(x)]:+.3f}" if x in q.levels else "-" for x in LEVELS)))
     if rows:
-        table(["A", "B", *(f"{x:.0%}" for x in LEVELS), "KS D"], rows,
+        table(["A", "B", *(f"{x:.0%}" for x in LEVELS)], rows,
               title=f"quantiles of {result.score}: B - A")
 
 
