@@ -14,7 +14,8 @@ of most merged into the root, `models` and `db` as groups):
     models.py     the `models` group: list, show, history, lineage
     database.py   the `db` group: install, sync, trigger, worker   (PostgreSQL)
     monitoring.py the `monitor` group: log, quality, drift, feedback (the prediction log)
-    deploying.py  the `deploy` group: create, show, list, set, history, rollback (deployments)
+    deploying.py  the `deploy` group: create, show, list, set, history, rollback, compare
+                  (deployments; compare prints with compare_output.py)
     common.py     what they share: option types, the registry, loading a scorer
     output.py     how they print: JSON, tables, one line per error, control characters escaped
 

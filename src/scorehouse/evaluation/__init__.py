@@ -1,10 +1,23 @@
-"""Evidence for a promotion: a version measured on a holdout (`evaluate`), and the gates an
-alias's policy sets before a version may take it (`GatePolicy`, `check_gates`, `promote`).
+"""Evidence for a promotion: a version measured on a holdout (`evaluate`), the gates an
+alias's policy sets before a version may take it (`GatePolicy`, `check_gates`, `promote`),
+and a deployment's models compared on the requests they scored (`compare_deployment`:
+pairs of roles from the prediction log, late labels, the canary's windows).
 
 Above `registry`, `loading` and `monitor` (layer 8 of docs/architecture.md): it scores
 through the `Scorer`, measures with scikit-learn, and keeps its results in the registry.
 """
 
+from .canary import CanaryReport, CanaryWindow, Finding
+from .compare import compare_deployment, deployment_rows
+from .comparison import (
+    Agreement,
+    Arm,
+    DeploymentComparison,
+    MetricDifference,
+    PairComparison,
+    Performance,
+    RequestCounts,
+)
 from .evaluate import evaluate, evaluate_table, read_holdout
 from .gates import GatePolicy, GateReport, GateResult, GatesRefused, Rule, Verdict
 from .promotion import (
@@ -28,7 +41,10 @@ from .result import (
     Segment,
 )
 
-__all__ = ["Counts", "Curve", "Evaluation", "FeatureImportance", "GatePolicy", "GateReport", "GateResult",
-           "GatesRefused", "Holdout", "HoldoutDrift", "Importance", "MetricSet", "Promotion", "Rule",
-           "Segment", "Verdict", "check_gates", "evaluate", "evaluate_ref", "evaluate_table",
-           "measure_latency", "promote", "read_holdout", "schema_breaks", "stored_evaluation"]
+__all__ = ["Agreement", "Arm", "CanaryReport", "CanaryWindow", "Counts", "Curve",
+           "DeploymentComparison", "Evaluation", "FeatureImportance", "Finding", "GatePolicy",
+           "GateReport", "GateResult", "GatesRefused", "Holdout", "HoldoutDrift", "Importance",
+           "MetricDifference", "MetricSet", "PairComparison", "Performance", "Promotion",
+           "RequestCounts", "Rule", "Segment", "Verdict", "check_gates", "compare_deployment",
+           "deployment_rows", "evaluate", "evaluate_ref", "evaluate_table", "measure_latency",
+           "promote", "read_holdout", "schema_breaks", "stored_evaluation"]
