@@ -450,7 +450,8 @@ def test_inspect_shows_schema_lineage_baseline_environment(batch, flow):
     assert m["baseline"]["rows"] == 3000 and set(m["baseline"]["inputs"]) == set(FEATURES)
     assert m["baseline"]["predictions"]
     assert m["environment"]["python"] and "scikit-learn" in m["environment"]["requirements"]
-    assert set(m["files"]) == {"model/model.pkl", "compiled/model.onnx"}
+    assert set(m["files"]) == {"model/model.pkl", "compiled/model.onnx", "recipe/estimator.pkl"}
+    assert m["recipe"]["estimator"] == "sklearn.pipeline.Pipeline"
     assert m["model"]["runtime"] == "onnx" and m["compiled"]["status"] == "passed"
 
 

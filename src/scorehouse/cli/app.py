@@ -10,6 +10,7 @@ of most merged into the root, `models` and `db` as groups):
     serving.py    serve                                   (HTTP)
     streaming.py  stream, enrich                          (Redis Streams, NATS, Kafka)
     evaluating.py evaluate, and the `gates` group: set, show, check   (promotion evidence)
+    retraining.py retrain                                 (refit by the recipe, gated challenger)
     cards.py      card                                    (a model card for audit)
     models.py     the `models` group: list, show, history, lineage
     database.py   the `db` group: install, sync, trigger, worker   (PostgreSQL)
@@ -22,7 +23,7 @@ of most merged into the root, `models` and `db` as groups):
 Exit codes: 0 ok; 1 error; 2 bad usage, unsupported model, or a compiled runtime the parity
 gate rejected; 3 not found; 4 invalid input (rows rejected); 5 artifact refused (tampered,
 untrusted, bad signature); 6 conflict (e.g. nothing to roll back; a SQL function name another
-model holds).
+model holds; a promotion, or a retrain's alias move, the gates refused).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from . import (
     evaluating,
     models,
     monitoring,
+    retraining,
     scoring,
     serving,
     streaming,
@@ -66,7 +68,8 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
 # The order here is the order `scorehouse --help` lists them in: commands, then groups.
-for _verbs in (demo, artifacts, versions, evaluating, cards, scoring, serving, streaming):
+for _verbs in (demo, artifacts, versions, evaluating, retraining, cards, scoring, serving,
+               streaming):
     app.add_typer(_verbs.commands)
 app.add_typer(models.group, name="models")
 app.add_typer(evaluating.group, name="gates")
