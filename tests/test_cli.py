@@ -295,6 +295,8 @@ def test_package_json(flow, workdir):
     assert out["inputs"] == len(FEATURES) and len(out["manifest_sha256"]) == 64
     assert out["metrics"]["holdout_auc"] == 0.91
     assert 0.5 < out["metrics"]["training_roc_auc"] <= 1.0
+    assert out["recipe"]["estimator"] == "sklearn.pipeline.Pipeline"  # retrain can refit it
+    assert out["recipe"]["holdout"] == {"fraction": 0.2, "seed": 0}
 
 
 def test_registering_the_same_artifact_again_names_its_version(batch):

@@ -26,7 +26,7 @@ from scorehouse.artifact.recipe import json_params, unfitted_estimator
 from scorehouse.demo import churn_frame
 from scorehouse.demo.data import TARGET
 from scorehouse.demo.run import preprocessor
-from scorehouse.errors import IntegrityError, TrustError, UsageError
+from scorehouse.errors import IntegrityError, NotFoundError, TrustError, UsageError
 from scorehouse.evaluation import GatePolicy, retrain
 from scorehouse.registry import Registry
 from test_cli import CLI, assert_error_line
@@ -193,11 +193,14 @@ def test_the_same_data_twice_is_a_no_op(reg, tmp_path):
     again = retrain("churn@production", new, registry=reg)
     assert first.version == "churn/2"
     assert again.noop and again.same_as == "churn/2" and again.exit_code == 0
+    assert again.current == "churn/2"  # the challenger already
     assert again.to_dict()["noop"] is True and again.to_dict()["version"] is None
     # The parent's own training data, and the data its retrain saw, are no-ops too.
     assert retrain("churn/1", train, registry=reg).same_as == "churn/1"
     assert retrain("churn/2", new, registry=reg).same_as == "churn/2"
     assert len(reg.versions("churn")) == 2
+    with pytest.raises(NotFoundError, match="no data file"):
+        retrain("churn/1", tmp_path / "missing.parquet", registry=reg)
 
 
 def test_a_holdout_file_overrides_the_split(reg, tmp_path):
@@ -265,3 +268,4 @@ def test_cli_retrain_no_recipe_refusal_and_no_op(tmp_path, churn_data):
     r = cli("retrain", "churn/2", "--data", "new.parquet", "--json")
     assert r.code == 0, str(r)
     assert r.json()["noop"] is True and r.json()["same_as"] == "churn/3"
+    assert r.json()["current"] is None  # the refused retrain never took @challenger

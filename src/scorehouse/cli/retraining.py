@@ -50,7 +50,10 @@ def retrain(
         emit_json(done.to_dict())
     elif done.noop:
         console.print(f"nothing to do: {done.same_as} was already fitted on data of this "
-                      f"fingerprint ({done.data.fingerprint[:19]}…, {done.data.rows:,} rows)")
+                      f"fingerprint ({done.data.fingerprint[:19]}…, {done.data.rows:,} rows); "
+                      + (f"@{done.alias} is {done.current}" if done.current == done.same_as
+                         else f"@{done.alias} is {done.current or 'not set'} (scorehouse promote "
+                         f"{done.same_as} {done.alias} offers it)"))
     else:
         _print(done)
     if done.exit_code:

@@ -62,6 +62,7 @@ class Retraining:
     data: TrainingData  # the new data as given: fingerprint, rows, columns, target, source
     version: str | None = None  # "churn/5"
     same_as: str | None = None  # the no-op's version already trained on this data
+    current: str | None = None  # a no-op's: the version the alias points at (None: unset)
     split: str = ""  # how the holdout was made: "20% of rows, seed 0" or "the file h.parquet"
     train_rows: int = 0
     holdout: Holdout | None = None
@@ -88,7 +89,8 @@ class Retraining:
         """JSON-able form (the `--json` output): metric values only, by version."""
         return {
             "parent": self.parent, "alias": self.alias, "noop": self.noop,
-            "same_as": self.same_as, "version": self.version, "refused": self.refused,
+            "same_as": self.same_as, "current": self.current, "version": self.version,
+            "refused": self.refused,
             "data": self.data.to_dict(), "split": self.split, "train_rows": self.train_rows,
             "holdout": None if self.holdout is None else vars(self.holdout),
             "metrics": {ref: dict(e.metrics.values) for ref, e in self.evaluations.items()},
@@ -121,6 +123,8 @@ def retrain(ref: str, data: Any, *, holdout: str | os.PathLike[str] | None = Non
                          "retrained: package a scikit-learn, LightGBM or XGBoost estimator with "
                          "its --target, or name a function with --recipe module:function")
     policy = _policy(reg, parent.name, alias)
+    if isinstance(data, (str, os.PathLike)) and not Path(data).exists():
+        raise NotFoundError(f"no data file {os.fspath(data)}")
     frame = read_frame(data)
     check_columns(list(frame.columns), recipe, "the new data")
     given = TrainingData(fingerprint=fingerprint_frame(frame), rows=int(len(frame)),
@@ -128,7 +132,8 @@ def retrain(ref: str, data: Any, *, holdout: str | os.PathLike[str] | None = Non
                          source=os.fspath(data) if isinstance(data, (str, os.PathLike)) else None)
     same = _same_data(reg, parent, given.fingerprint)
     if same is not None:
-        return Retraining(parent.ref, alias, given, same_as=same)
+        now = _alias_version(reg, parent.name, alias)
+        return Retraining(parent.ref, alias, given, same_as=same, current=now)
     train, table, described = _holdout(frame, recipe.split, holdout, recipe.target, given.source)
     check_columns(table.column_names, recipe, f"the holdout {described.path}")
     mv = _register(reg, art, parent, fit(art, train), train, given, user)
@@ -168,6 +173,13 @@ def _same_data(reg: Registry, parent: ModelVersion, fingerprint: str) -> str | N
         return parent.ref
     return next((v.ref for v in reg.versions(parent.name)
                  if v.lineage.get("parent") == parent.ref and seen(v.lineage)), None)
+
+
+def _alias_version(reg: Registry, name: str, alias: str) -> str | None:
+    try:
+        return reg.resolve(f"{name}@{alias}").ref
+    except NotFoundError:
+        return None
 
 
 def _holdout(frame: pd.DataFrame, recipe_split: HoldoutSplit, given: str | os.PathLike[str] | None,
@@ -223,10 +235,9 @@ def _compared(reg: Registry, parent: ModelVersion, new: ModelVersion,
     for rule in policy.rules if policy else ():
         if rule.alias is None:
             continue
-        try:
-            refs.append(reg.resolve(f"{parent.name}@{rule.alias}").ref)
-        except NotFoundError:  # no such alias yet: that gate skips
-            continue
+        held = _alias_version(reg, parent.name, rule.alias)
+        if held is not None:  # no such alias yet: that gate skips
+            refs.append(held)
     return list(dict.fromkeys(refs))
 
 
