@@ -138,6 +138,18 @@ def test_a_booster_recipe_is_json_and_needs_no_pickle(tmp_path, flavor):
             {"float": "nan"}
 
 
+def test_a_booster_parameter_json_cannot_hold_leaves_no_recipe_and_says_why(tmp_path):
+    import lightgbm as lgb
+
+    train = _data(600, 3, "xgboost")[[*NUMERIC, TARGET]]  # a 0/1 target
+    model = lgb.LGBMClassifier(n_estimators=5, n_jobs=1, verbose=-1,
+                               class_weight={0: 1.0, 1: 3.0}).fit(train[NUMERIC], train[TARGET])
+    with pytest.warns(UserWarning, match="parameter 'class_weight'.*recipe='package.module"):
+        path = scorehouse.package(model, train, name="m", target=TARGET, compile=False,
+                                  path=tmp_path / "m.shz")
+    assert artifact_io.read(path).manifest.recipe is None
+
+
 def test_a_pickled_recipe_is_read_only_from_a_trusted_artifact(tmp_path, churn_data):
     path = scorehouse.package(_pipeline(churn_data), churn_data, name="m", target=TARGET,
                               compile=False, path=tmp_path / "m.shz",
