@@ -8,6 +8,7 @@ of most merged into the root, `models` and `db` as groups):
     versions.py   register, promote, rollback, unalias, archive, restore   (the registry)
     scoring.py    predict, score, lookup                  (records, files and tables)
     serving.py    serve                                   (HTTP)
+    shipping.py   bundle, doctor, container               (hermetic bundle, image)
     streaming.py  stream, enrich                          (Redis Streams, NATS, Kafka)
     evaluating.py evaluate, and the `gates` group: set, show, check   (promotion evidence)
     cards.py      card                                    (a model card for audit)
@@ -47,6 +48,7 @@ from . import (
     monitoring,
     scoring,
     serving,
+    shipping,
     streaming,
     versions,
 )
@@ -65,7 +67,8 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
 # The order here is the order `scorehouse --help` lists them in: commands, then groups.
-for _verbs in (demo, artifacts, versions, evaluating, cards, scoring, serving, streaming):
+for _verbs in (demo, artifacts, versions, evaluating, cards, scoring, serving, shipping,
+               streaming):
     app.add_typer(_verbs.commands)
 app.add_typer(models.group, name="models")
 app.add_typer(evaluating.group, name="gates")
