@@ -138,7 +138,7 @@ def container(
                         port=port)
     result: dict[str, Any] = ctx.to_dict()
     say(f"wrote {out / 'Containerfile'} (FROM {ctx.base}), bundle "
-        f"{_mib(ctx.bundle.sizes['total'])}")
+        f"{_mib(ctx.bundle.sizes.get('total'))}")
     if build:
         say(f"building {tag} …")
         result["image"] = build_image(out, tag)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConflictError, ScorehouseError, UsageError
 from .bundle import BundleInfo, build_bundle, read_bundle
 from .lock import Target
-from .templates import CONTAINERFILE, ENTRYPOINT_SH
+from .templates import CONTAINERFILE, ENTRYPOINT_SH, HEALTHCHECK_PY
 
 if TYPE_CHECKING:
     from ..registry import Registry
@@ -111,7 +111,7 @@ def write_context(refs: Sequence[str], out: Path, *, registry: Callable[[], Regi
                          for a in info.artifacts)
     models = ", ".join(a.ref for a in info.artifacts)
     (out / "Containerfile").write_text(CONTAINERFILE.substitute(
-        base=base, port=port, uid=UID, models=models))
+        base=base, port=port, uid=UID, models=models, healthcheck=HEALTHCHECK_PY))
     (out / "entrypoint.sh").write_text(ENTRYPOINT_SH.substitute(artifacts=artifacts))
     (out / "entrypoint.sh").chmod(0o755)
     return ContainerContext(out, base, info)
@@ -132,12 +132,13 @@ def engine(preferred: str | None = None) -> str:
 
 
 def build_command(context: Path, tag: str, tool: str) -> list[str]:
-    """The build command: `podman build --format docker` (HEALTHCHECK is a Docker-format
-    field; OCI images drop it) or `docker build`, with no network (the install is offline)."""
+    """The build command: `podman build --format docker --layers=false` (HEALTHCHECK is a
+    Docker-format field, OCI images drop it; no cached install stage keeping a second copy
+    of the venv) or `docker build`, with no network (the install is offline)."""
     cmd = [tool, "build", "--network", "none", "-t", tag, "-f",
            str(context / "Containerfile")]
     if Path(tool).name == "podman":
-        cmd += ["--format", "docker"]
+        cmd += ["--format", "docker", "--layers=false"]
     return [*cmd, str(context)]
 
 

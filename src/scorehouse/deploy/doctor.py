@@ -114,7 +114,7 @@ def _packages(root: Path) -> list[Check]:
 
 def _artifacts(root: Path, info: BundleInfo) -> list[Check]:
     out = []
-    for a, path in zip(info.artifacts, info.artifact_paths(root)):
+    for a, path in zip(info.artifacts, info.artifact_paths(root), strict=True):
         found = lock.sha256_file(path) if path.is_file() else "missing"
         out.append(Check("artifact", a.file, f"sha256:{a.sha256[:12]}",
                          f"sha256:{found[:12]}" if found != "missing" else found,

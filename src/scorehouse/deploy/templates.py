@@ -25,6 +25,10 @@ python=${PYTHON:-python3}
 "$python" -m scorehouse.cli.app doctor --bundle "$here"
 """
 
+#: The HEALTHCHECK's command: the V2 readiness route, on the port the server listens on.
+HEALTHCHECK_PY = ("import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s"
+                  "/v2/health/ready' % os.environ['SCOREHOUSE_PORT'], timeout=2)")
+
 #: ctx/Containerfile. Filled: base, port, uid, models (for the label). Two stages: the wheels
 #: stay in the first, the image gets the installed venv, the lock and the artifacts.
 CONTAINERFILE = Template("""\
@@ -71,7 +75,7 @@ EXPOSE $port
 LABEL org.opencontainers.image.title="scorehouse" \\
       org.opencontainers.image.description="scorehouse serve: $models"
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \\
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/v2/health/ready' % os.environ['SCOREHOUSE_PORT'], timeout=2)"]
+    CMD ["python", "-c", "$healthcheck"]
 ENTRYPOINT ["/opt/scorehouse/entrypoint.sh"]
 CMD []
 """)
