@@ -244,7 +244,7 @@ def test_bundle_holds_the_artifact_the_lock_and_only_serving_packages(built_bund
 
 
 @pytest.mark.slow
-def test_a_fresh_venv_installed_offline_scores_exactly_as_this_environment(
+def test_a_fresh_venv_installed_offline_scores_as_this_environment(
         venv, built_bundle, churn_data, tmp_path):
     rows = churn_data.drop(columns=[TARGET]).head(200)
     rows.to_json(tmp_path / "rows.json", orient="records")
