@@ -8,6 +8,7 @@ of most merged into the root, `models` and `db` as groups):
     versions.py   register, promote, rollback, unalias, archive, restore   (the registry)
     scoring.py    predict, score, lookup                  (records, files and tables)
     serving.py    serve                                   (HTTP)
+    shipping.py   bundle, doctor, container               (hermetic bundle, image)
     streaming.py  stream, enrich                          (Redis Streams, NATS, Kafka)
     evaluating.py evaluate, and the `gates` group: set, show, check   (promotion evidence)
     retraining.py retrain                                 (refit by the recipe, gated challenger)
@@ -50,6 +51,7 @@ from . import (
     retraining,
     scoring,
     serving,
+    shipping,
     streaming,
     versions,
 )
@@ -69,6 +71,7 @@ app = typer.Typer(
 )
 # The order here is the order `scorehouse --help` lists them in: commands, then groups.
 for _verbs in (demo, artifacts, versions, evaluating, retraining, cards, scoring, serving,
+               shipping,
                streaming):
     app.add_typer(_verbs.commands)
 app.add_typer(models.group, name="models")
