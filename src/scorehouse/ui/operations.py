@@ -1,0 +1,240 @@
+"""The pages of a model in operation: its monitoring (charts from the prediction log, the
+alert rules), the deployments (roles, traffic split, history) and the model card.
+
+The figures come from the calls the CLI makes: `monitor.log_windows` (what `monitor
+check` and `monitor report` read), `monitor.alerts.check` (the rules over those windows,
+delivering nothing) and the alert state `monitor check` keeps, `routing.registered.read`
+and `Registry.deployment_history` (`deploy show|history`), and `reports.card`
+(`scorehouse card`). Charts are `reports.plots`' (and `charts.py` for traffic).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+from starlette.responses import Response
+
+from ..errors import NotFoundError
+from ..monitor import (
+    AlertState,
+    Labels,
+    LoggedWindow,
+    check,
+    load_rules,
+    log_windows,
+    monitored,
+    parse_time,
+    read_log,
+    rule_statuses,
+)
+from ..monitor.alerts import state_path
+from ..registry.refs import ModelRef
+from ..routing import registered
+from ..routing.spec import DeploymentSpec
+from ..scorer import Scorer
+from .models import active_alias
+from .web import Ask
+
+#: The windows a monitoring page offers.
+WINDOWS = ("15min", "hour", "6h", "day", "week", "1000rows", "all")
+
+
+def _labels(ask: Ask, name: str) -> Labels | None:
+    folder = ask.console.settings.labels
+    if not folder:
+        return None
+    for suffix in (".parquet", ".csv"):
+        path = Path(folder) / f"{name}{suffix}"
+        if path.is_file():
+            s = ask.console.settings
+            return Labels(path, s.label_id, s.label_target)
+    return None
+
+
+def _rules_path(ask: Ask, name: str) -> Path | None:
+    rules = ask.console.settings.rules
+    if not rules:
+        return None
+    path = Path(rules)
+    if path.is_dir():
+        path = path / f"{name}.toml"
+    return path if path.is_file() else None
+
+
+def _scorer(ask: Ask, ref: str) -> Scorer:
+    """The model of `ref`, loaded once per artifact (a page view scores nothing)."""
+    mv = ask.registry.resolve(ref)
+    cache = ask.console.scorers
+    if mv.manifest_sha256 not in cache:
+        cache[mv.manifest_sha256] = monitored(ModelRef.parse(mv.ref), registry=ask.registry)
+    return cache[mv.manifest_sha256]
+
+
+def _label(w: LoggedWindow) -> str:
+    return w.report.start.strftime("%m-%d %H:%M")
+
+
+def _charts(scorer: Scorer, windows: list[LoggedWindow], has_labels: bool) -> dict[str, Any]:
+    from ..monitor.feedback import CLASSIFICATION, REGRESSION, reference_figures
+    from ..reports import plots
+    from .charts import traffic_plot
+
+    labels = [_label(w) for w in windows]
+    drift = [(lab, w.report.drift) for lab, w in zip(labels, windows, strict=True)
+             if w.report.drift is not None]
+    quality = [(lab, w.report.quality) for lab, w in zip(labels, windows, strict=True)
+               if w.report.quality is not None]
+    out: dict[str, Any] = {"traffic": Markup(traffic_plot(labels, [w.report.traffic
+                                                                   for w in windows]))}
+    out["drift"] = Markup(plots.drift_over_time(drift)) if drift else None
+    out["quality"] = Markup(plots.quality_over_time(quality)) if quality else None
+    out["decay"] = None
+    if has_labels and any(w.metrics for w in windows):
+        names = REGRESSION if scorer.task == "regression" else CLASSIFICATION
+        line = {k: f.value for k, f in reference_figures(scorer.manifest, names).items()}
+        out["decay"] = Markup(plots.performance_plot(
+            [(lab, dict(w.metrics)) for lab, w in zip(labels, windows, strict=True)], line))
+    return out
+
+
+def _predictions(scorer: Scorer, newest: LoggedWindow) -> list[tuple[str, Markup]]:
+    """The distribution of each prediction column in the newest window, against training."""
+    from ..monitor import baseline_reference, training_baseline
+    from ..reports import plots
+
+    reference = baseline_reference(training_baseline(scorer), scorer.schema)
+    state = newest.state
+    state.flush()
+    out = []
+    for name, sketch in state.sketches.items():
+        ref = reference.features.get(name)
+        if name.startswith("prediction.") and ref is not None:
+            out.append((name, Markup(plots.feature_plot(ref.sketch, sketch))))
+    return out
+
+
+def _alerts(ask: Ask, name: str, windows: list[LoggedWindow]) -> dict[str, Any] | None:
+    path = _rules_path(ask, name)
+    if path is None:
+        return None
+    rules = load_rules(path)
+    result = check([w.figures() for w in windows], rules, AlertState(name))
+    saved = AlertState.load(state_path(name), name)
+    return {"path": str(path), "statuses": rule_statuses(rules, result),
+            "alerts": result.alerts, "saved": saved}
+
+
+def monitor_page(ask: Ask) -> Response:  # long: one page, many sections, each a call
+    """GET /models/{name}/monitor?version=N&window=hour&since=7d: traffic, drift, quality,
+    prediction distribution and decay over windows of the log, and the alert rules."""
+    reg, name = ask.registry, ask.param("name")
+    summary = {v.version: v for v in reg.versions(name)}
+    active = active_alias(sorted({a for v in summary.values() for a in v.aliases}))
+    version = ask.query("version")
+    ref = f"{name}/{version}" if version.isdigit() else \
+        (f"{name}@{active}" if active else f"{name}@latest")
+    window = ask.query("window", ask.console.settings.window)
+    since_text = ask.query("since", "7d")
+    scorer = _scorer(ask, ref)
+    labels = _labels(ask, name)
+    context: dict[str, Any] = {
+        "title": f"Monitoring {name}", "name": name, "ref": f"{name}/{scorer.version}",
+        "versions": sorted(summary, reverse=True), "version": scorer.version,
+        "window": window, "windows": WINDOWS, "since": since_text,
+        "labels": labels, "rules": None, "empty": ""}
+    try:
+        since = parse_time(since_text) if since_text else None
+        windows = log_windows(scorer, window=window, labels=labels,
+                              source=ask.console.settings.log_source, since=since)
+    except NotFoundError as e:
+        context["empty"] = str(e)
+        return ask.page("monitor.html.j2", **context, charts={}, predictions=[], table=[])
+    context["rules"] = _alerts(ask, name, windows)
+    return ask.page("monitor.html.j2", **context, charts=_charts(scorer, windows, labels is not None),
+                    predictions=_predictions(scorer, windows[-1]),
+                    table=[(_label(w), w) for w in windows][::-1])
+
+
+def deployments_page(ask: Ask) -> Response:
+    """GET /deployments: every deployment with its champion, revision and last change."""
+    return ask.page("deployments.html.j2", title="Deployments",
+                    rows=ask.registry.deployments())
+
+
+def _answered(ask: Ask, spec: DeploymentSpec, since: dt.datetime) -> list[dict[str, Any]]:
+    """Logged rows per model version the deployment names, since `since` (who answered
+    how often, as the prediction log saw it)."""
+    out = []
+    names = sorted({n for r in spec.refs() if (n := ModelRef.parse(r).name)})
+    for model in names:
+        table = read_log(ask.console.settings.log_source, model=model, since=since)
+        if not table.num_rows:
+            continue
+        counts = table.group_by(["version"]).aggregate([([], "count_all")]).to_pylist()
+        total = sum(int(c["count_all"]) for c in counts)
+        for c in sorted(counts, key=lambda c: c["version"] or 0):
+            out.append({"model": model, "version": c["version"], "rows": int(c["count_all"]),
+                        "share": int(c["count_all"]) / total})
+    return out
+
+
+def deployment_page(ask: Ask) -> Response:
+    """GET /deployments/{name}: roles (and what each reference resolves to now), the
+    traffic split, rows logged per version since a day ago, and the history."""
+    from .charts import split_plot
+
+    reg, name = ask.registry, ask.param("name")
+    stored, spec = registered.read(reg, name)
+    roles = []
+    for role, ref in spec.roles():
+        try:
+            now = reg.resolve(ref).ref
+        except NotFoundError as e:
+            now = f"unresolved: {e}"
+        roles.append({"role": role.value, "ref": ref, "now": now})
+    shares = [(f"champion {spec.champion}", spec.champion_weight)] + \
+        [(f"challenger {c.model}", c.weight) for c in spec.challengers]
+    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
+    return ask.page("deployment.html.j2", title=f"Deployment {name}", stored=stored,
+                    spec=spec, roles=roles, shares=shares,
+                    split=Markup(split_plot(shares)), answered=_answered(ask, spec, since),
+                    history=reg.deployment_history(name)[::-1])
+
+
+def _card_text(ask: Ask, kind: str) -> tuple[str, str]:
+    from ..reports.card import LogOptions, build_card, card_input
+
+    name, number = ask.param("name"), ask.param("version")
+    labels = _labels(ask, name)
+    s = ask.console.settings
+    options = LogOptions(True, s.log_source, "day", labels.path if labels else None,
+                         s.label_id if labels else None, s.label_target if labels else None)
+    evidence = card_input(ModelRef.parse(f"{name}/{int(number)}"), registry=ask.registry,
+                          log=options)
+    return evidence.ref, build_card(evidence, None, kind)
+
+
+def card_page(ask: Ask) -> Response:
+    """GET /models/{name}/versions/{v}/card: the model card in the page, with downloads."""
+    name, number = ask.param("name"), ask.param("version")
+    ask.registry.resolve(f"{name}/{int(number)}")
+    return ask.page("card.html.j2", title=f"Model card of {name}/{number}", name=name,
+                    number=number)
+
+
+def card_file(ask: Ask) -> Response:
+    """GET /models/{name}/versions/{v}/card.html or card.md (?download=1: as a file)."""
+    kind = "markdown" if ask.request.url.path.endswith(".md") else "html"
+    ref, text = _card_text(ask, kind)
+    media = "text/markdown" if kind == "markdown" else "text/html"
+    response = Response(text, media_type=f"{media}; charset=utf-8")
+    if ask.query("download"):
+        filename = f"{ref.replace('/', '-')}-card.{'md' if kind == 'markdown' else 'html'}"
+        response.headers["content-disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+__all__ = ["card_file", "card_page", "deployment_page", "deployments_page", "monitor_page"]
