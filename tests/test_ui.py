@@ -19,12 +19,11 @@ import pytest
 from playwright.sync_api import expect
 
 import scorehouse
+from conftest import free_port, run_cli
 from scorehouse.demo import churn_frame
 from scorehouse.demo.data import TARGET
 from scorehouse.evaluation import GatePolicy, Rule
 from scorehouse.ui import UiSettings, create_app
-
-from conftest import free_port, run_cli
 
 ARTIFACTS = Path(os.environ.get("SCOREHOUSE_TEST_ARTIFACTS")
                  or Path(__file__).resolve().parents[1] / "tmp" / "test-artifacts") / "ui"
@@ -311,7 +310,8 @@ def test_phone_width_and_keyboard(browser, writable):
 
 
 def test_serve_mounts_the_console_under_ui(home):
-    from scorehouse.serve import ModelSet, create_app as serve_app
+    from scorehouse.serve import ModelSet
+    from scorehouse.serve import create_app as serve_app
 
     models = ModelSet(["churn@production"], home[1])
     app = serve_app(models, mounts={"/ui": create_app(_settings(home[0]))})
