@@ -11,24 +11,27 @@ from typing import Any
 
 from starlette.responses import Response
 
-from ..errors import NotFoundError, UsageError
+from ..errors import UsageError
 from ..evaluation import Evaluation, schema_breaks
 from ..registry import ModelVersion, Registry
 from ..registry.evaluations import GatePolicyRecord
 from ..registry.records import ModelSummary
+from ..registry.refs import ACTIVE_ALIAS
 from ..schema import Schema
+from ..schema.diff import diff_schemas
 from .web import Ask
 
-#: The aliases that mean "the version answering in production", in order of precedence:
-#: a model's active version is the one the first of these it has points to.
-ACTIVE_ALIASES = ("production", "champion", "prod")
 #: Versions listed on a model's page before "show all".
 SHOWN_VERSIONS = 200
+#: Verified manifests by their sha256 (an artifact never changes under its hash: the
+#: registry refuses one whose manifest does not match the version's record).
+MANIFESTS: dict[str, Any] = {}
 
 
 def active_alias(aliases: dict[str, int] | list[str]) -> str | None:
-    """The alias naming the active (production) version, of `aliases` (None: none)."""
-    return next((a for a in ACTIVE_ALIASES if a in aliases), None)
+    """The alias naming the active version (the registry's `ACTIVE_ALIAS`, what a bare
+    model name resolves to), when `aliases` has it (None: no active version)."""
+    return ACTIVE_ALIAS if ACTIVE_ALIAS in aliases else None
 
 
 def _matches(m: ModelSummary, q: str) -> bool:
@@ -43,9 +46,7 @@ def models_page(ask: Ask) -> Response:
     q = ask.query("q").strip()
     rows = [m for m in ask.registry.models() if not q or _matches(m, q)]
     listed = [{"m": m, "active": active_alias(m.aliases)} for m in rows]
-    return ask.page("models.html.j2", title="Models", q=q, rows=listed,
-                    partial=ask.request.headers.get("hx-request") == "true"
-                    and ask.request.headers.get("hx-target") == "models")
+    return ask.page("models.html.j2", title="Models", q=q, rows=listed)
 
 
 def _policies(reg: Registry, name: str) -> list[GatePolicyRecord]:
@@ -56,20 +57,24 @@ def _policies(reg: Registry, name: str) -> list[GatePolicyRecord]:
     return [p for p in latest.values() if p.policy is not None]
 
 
-def _summary(reg: Registry, name: str) -> ModelSummary:
-    found = [m for m in reg.models() if m.name == name]
-    if not found:
-        reg.versions(name)  # raises the registry's NotFoundError (with the known names)
-        raise NotFoundError(f"no model named {name!r}")
-    return found[0]
+def _summary(name: str, versions: list[ModelVersion]) -> ModelSummary:
+    """A model's summary from its versions (oldest first): what `Registry.models()` says
+    of it, without reading every other model."""
+    aliases = {a: v.version for v in versions for a in v.aliases}
+    ready = [v.version for v in versions if v.status.value == "ready"]
+    return ModelSummary(name=name, description=versions[0].description if versions else "",
+                        versions=len(versions), latest=max(ready, default=None),
+                        aliases=dict(sorted(aliases.items())),
+                        updated_at=max((v.created_at for v in versions), default=""))
 
 
 def model_page(ask: Ask) -> Response:
     """GET /models/{name}: versions (newest first), aliases with the active version, the
     history as a timeline (newest first), gate policies, and the action forms."""
     reg, name = ask.registry, ask.param("name")
-    summary = _summary(reg, name)
-    versions = reg.versions(name)[::-1]
+    versions = reg.versions(name)
+    summary = _summary(name, versions)
+    versions = versions[::-1]
     active = active_alias(summary.aliases)
     rollback = {a: reg.rollback_target(name, a) for a in summary.aliases}
     return ask.page(
@@ -107,12 +112,14 @@ def version_view(reg: Registry, name: str, number: str, evaluation: bool = True
         ArtifactError: the stored artifact does not match its record.
     """
     mv = _version(reg, name, number)
-    art, _ = reg.load_artifact(mv.ref)
+    manifest = MANIFESTS.get(mv.manifest_sha256)
+    if manifest is None:
+        manifest = reg.load_artifact(mv.ref)[0].manifest
+        MANIFESTS[mv.manifest_sha256] = manifest
     record = reg.latest_evaluation(mv.ref) if evaluation else None
     result = Evaluation.from_dict(record.result) if record else None
     when = f"{record.at} by {record.user} on {record.holdout}" if record else ""
-    return VersionView(mv, Schema.from_dict(art.manifest.input_schema), art.manifest,
-                       result, when)
+    return VersionView(mv, Schema.from_dict(manifest.input_schema), manifest, result, when)
 
 
 def version_page(ask: Ask) -> Response:
@@ -179,11 +186,11 @@ def compare_page(ask: Ask) -> Response:
         training=_metric_rows(dict(va.version.lineage.get("metrics", {})),
                               dict(vb.version.lineage.get("metrics", {}))),
         holdout=_metric_rows(ea.metrics.values if ea else {}, eb.metrics.values if eb else {}),
-        diff=reg.schema_diff(va.version.ref, vb.version.ref),
+        diff=diff_schemas(va.schema, vb.schema),
         breaks=schema_breaks(va.schema, vb.schema),
         parity=[_parity(va.manifest), _parity(vb.manifest)],
         segments=_segments(ea, eb))
 
 
-__all__ = ["ACTIVE_ALIASES", "VersionView", "active_alias", "compare_page", "model_page",
+__all__ = ["VersionView", "active_alias", "compare_page", "model_page",
            "models_page", "schema_fragment", "version_page", "version_view"]

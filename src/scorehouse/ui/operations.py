@@ -143,7 +143,8 @@ def monitor_page(ask: Ask) -> Response:  # long: one page, many sections, each a
     context: dict[str, Any] = {
         "title": f"Monitoring {name}", "name": name, "ref": f"{name}/{scorer.version}",
         "versions": sorted(summary, reverse=True), "version": scorer.version,
-        "window": window, "windows": WINDOWS, "since": since_text,
+        "window": window, "windows": WINDOWS if window in WINDOWS else (window, *WINDOWS),
+        "since": since_text,
         "labels": labels, "rules": None, "empty": ""}
     try:
         since = parse_time(since_text) if since_text else None
