@@ -47,7 +47,7 @@ class Console:
         deadline = time.time() + 60
         while True:
             try:
-                if httpx.get(f"{self.url}/healthz").status_code == 200:
+                if httpx.get(f"{self.url}/healthz", timeout=30).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
@@ -148,10 +148,16 @@ def test_model_page_marks_the_active_version_and_the_history(page, writable):
     shot(page, "model")
 
 
+def submit(page, selector: str) -> None:
+    """Click `selector` and wait for the page it leads to."""
+    with page.expect_navigation():
+        page.click(selector)
+
+
 def _review_and_confirm(page, reason: str) -> None:
     page.fill("#confirm-reason", reason)
-    page.click("#confirm-form button[type=submit]")
-    page.wait_for_load_state("load")
+    with page.expect_navigation():
+        page.click("#confirm-form button[type=submit]")
 
 
 def test_promote_and_roll_back_through_the_pages(page, writable, home):
@@ -160,7 +166,7 @@ def test_promote_and_roll_back_through_the_pages(page, writable, home):
     page.select_option("#promote-version", "3")
     page.fill("#promote-alias", "production")
     page.fill("#promote-reason", "v3 wins the A/B test")
-    page.click("#promote-form button[type=submit]")
+    submit(page, "#promote-form button[type=submit]")
     assert "churn@production: churn/2 → churn/3" in page.inner_text("main")
     shot(page, "confirm")
     assert reg.resolve("churn@production").version == 2  # nothing moved before confirming
@@ -170,7 +176,7 @@ def test_promote_and_roll_back_through_the_pages(page, writable, home):
     last = reg.history("churn", "production")[-1]
     assert (last.action.value, last.version, last.reason) == ("promote", 3, "v3 wins the A/B test")
 
-    page.click("#alias-production button")  # "Roll back to v2…"
+    submit(page, "#alias-production button")  # "Roll back to v2…"
     assert "churn/3 → churn/2" in page.inner_text("main")
     _review_and_confirm(page, "v3 misbehaves in production")
     assert reg.resolve("churn@production").version == 2
@@ -186,7 +192,7 @@ def test_a_refused_gate_shows_its_table_and_force_needs_a_reason(page, writable,
     page.select_option("#promote-version", "1")
     page.fill("#promote-alias", "gated")
     page.fill("#promote-reason", "try the gate")
-    page.click("#promote-form button[type=submit]")
+    submit(page, "#promote-form button[type=submit]")
     page.fill("#confirm-reason", "try the gate")
     with page.expect_navigation() as refused:
         page.click("#confirm-form button[type=submit]")
@@ -200,7 +206,7 @@ def test_a_refused_gate_shows_its_table_and_force_needs_a_reason(page, writable,
     page.click("text=Review forced promotion")
     assert page.locator("#force-reason:invalid").count() == 1  # the browser asks for a reason
     page.fill("#force-reason", "incident: need v1 now")
-    page.click("text=Review forced promotion")
+    submit(page, "text=Review forced promotion")
     _review_and_confirm(page, "incident: need v1 now")
     assert reg.resolve("churn@gated").version == 1
     last = reg.history("churn", "gated")[-1]
@@ -209,7 +215,7 @@ def test_a_refused_gate_shows_its_table_and_force_needs_a_reason(page, writable,
 
 
 def test_a_post_without_the_sessions_csrf_token_is_refused(page, writable, home):
-    with httpx.Client(base_url=writable.url) as http:
+    with httpx.Client(base_url=writable.url, timeout=30) as http:
         http.get("/")  # a session: cookies set
         for token in (None, "forged"):
             form = {"alias": "production", "reason": "csrf", "confirmed": "yes"}
@@ -220,34 +226,34 @@ def test_a_post_without_the_sessions_csrf_token_is_refused(page, writable, home)
     page.goto(writable.url + "/models/churn")
     page.eval_on_selector("#promote-form input[name=csrf]", "e => e.value = 'tampered'")
     page.fill("#promote-reason", "a forged form")
-    page.click("#promote-form button[type=submit]")
+    submit(page, "#promote-form button[type=submit]")
     assert "403" in page.title() and "CSRF" in page.inner_text("main")
     assert home[1].resolve("churn@production").version == 2
 
 
 def test_keys_carry_roles_a_reader_cannot_post(page, keyed, home):
-    r = httpx.get(keyed.url + "/models/churn", follow_redirects=False)
+    r = httpx.get(keyed.url + "/models/churn", follow_redirects=False, timeout=30)
     assert r.status_code == 303 and "/login" in r.headers["location"]
     headers = {"authorization": f"Bearer {READER}"}
-    assert httpx.get(keyed.url + "/models/churn", headers=headers).status_code == 200
-    r = httpx.post(keyed.url + "/models/churn/rollback", headers=headers,
+    assert httpx.get(keyed.url + "/models/churn", headers=headers, timeout=30).status_code == 200
+    r = httpx.post(keyed.url + "/models/churn/rollback", headers=headers, timeout=30,
                    data={"alias": "production", "reason": "x", "confirmed": "yes"})
     assert r.status_code == 403 and "deployer role" in r.text
-    r = httpx.post(keyed.url + "/models/churn/rollback", data={"alias": "production"},
+    r = httpx.post(keyed.url + "/models/churn/rollback", data={"alias": "production"}, timeout=30,
                    headers={"authorization": f"Bearer {DEPLOYER}"})
     assert r.status_code == 200 and "Roll back churn@production" in r.text  # the review
     page.goto(keyed.url + "/models/churn")
     page.fill("#key", "wrong")
-    page.click("form button[type=submit]")
+    submit(page, "form button[type=submit]")
     assert "not valid" in page.inner_text("main")
     page.fill("#key", READER)
-    page.click("form button[type=submit]")
+    submit(page, "form button[type=submit]")
     assert page.url.endswith("/models/churn")
     assert page.locator("#promote-form").count() == 0 and "reader" in page.inner_text(".who")
-    page.click("text=Sign out")
+    submit(page, "text=Sign out")
     page.goto(keyed.url + "/login")
     page.fill("#key", DEPLOYER)
-    page.click("form button[type=submit]")
+    submit(page, "form button[type=submit]")
     page.goto(keyed.url + "/models/churn")
     assert page.locator("#promote-form").count() == 1 and "deployer" in page.inner_text(".who")
     assert home[1].resolve("churn@production").version == 2
@@ -268,7 +274,7 @@ def test_compare_deployments_monitoring_and_card_pages(page, writable, home):
     assert "churn/3" in page.inner_text("main") and page.locator("figure svg").count() == 1
     page.fill("#w1", "0.25")
     page.fill("#weights-reason", "more traffic to v3")
-    page.click("#weights-form button[type=submit]")
+    submit(page, "#weights-form button[type=submit]")
     assert "churn/3: 0.1 → 0.25" in page.inner_text("main")
     _review_and_confirm(page, "more traffic to v3")
     assert registered.read(reg, "churn-api")[1].challengers[0].weight == 0.25
@@ -282,7 +288,7 @@ def test_compare_deployments_monitoring_and_card_pages(page, writable, home):
     frame = page.frame_locator("iframe.card-frame")
     assert "churn" in frame.locator("h1").first.inner_text()
     href = page.get_attribute("#card-download", "href")
-    r = httpx.get(writable.url + href)
+    r = httpx.get(writable.url + href, timeout=60)
     assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
     shot(page, "card")
 
@@ -302,8 +308,8 @@ def test_phone_width_and_keyboard(browser, writable):
         assert unlabelled == []
         phone.focus("#promote-reason")
         phone.keyboard.type("typed at the keyboard")
-        phone.keyboard.press("Enter")  # submits the form: the review page
-        phone.wait_for_load_state("load")
+        with phone.expect_navigation():
+            phone.keyboard.press("Enter")  # submits the form: the review page
         assert "Promote churn/" in phone.inner_text("h1")
     finally:
         phone.close()
@@ -316,9 +322,9 @@ def test_serve_mounts_the_console_under_ui(home):
     models = ModelSet(["churn@production"], home[1])
     app = serve_app(models, mounts={"/ui": create_app(_settings(home[0]))})
     with Console(app, prefix="/ui") as c:
-        page = httpx.get(c.url + "/models/churn").text
+        page = httpx.get(c.url + "/models/churn", timeout=30).text
         assert 'href="/ui/models/churn/monitor"' in page and 'src="/ui/static/htmx.min.js"' in page
-        assert httpx.get(c.url.removesuffix("/ui") + "/v2/health/live").status_code == 200
+        assert httpx.get(c.url.removesuffix("/ui") + "/v2/health/live", timeout=30).status_code == 200
 
 
 def test_ui_refuses_allow_writes_with_keys(capsys):
@@ -334,7 +340,7 @@ def test_console_on_a_postgresql_registry(page, pg_url, tmp_path, churn_artifact
                                        allow_writes=True))) as c:
         page.goto(c.url + "/models/churn")
         assert "Active version: v2" in page.inner_text("#active-version")
-        page.click("#alias-production button")
+        submit(page, "#alias-production button")
         _review_and_confirm(page, "postgres rollback")
     assert reg.resolve("churn@production").version == 1
     assert reg.history("churn", "production")[-1].reason == "postgres rollback"
