@@ -74,12 +74,16 @@ def home(tmp_path_factory, churn_artifact):
     """A registry (churn/1..3, production -> 2, staging -> 3, a gate on @gated) and a
     prediction log with a clean and a shifted window of churn/2."""
     from scorehouse.demo.drift import shifted
+    from scorehouse.evaluation import evaluate_ref
     from scorehouse.monitor import PredictionLogger
     from scorehouse.monitor.log import Channel
 
     root = tmp_path_factory.mktemp("ui-home")
     reg = scorehouse.Registry(f"sqlite:///{root / 'registry.db'}", str(root / "artifacts"))
     _fill(reg, churn_artifact)
+    churn_frame(600, seed=31).to_parquet(root / "holdout.parquet")
+    for ref in ("churn/1", "churn/3"):
+        evaluate_ref(ref, root / "holdout.parquet", TARGET, ["plan"], registry=reg)
     scorer = reg.load("churn@production")
     with PredictionLogger(f"parquet:{root / 'log'}") as logger:
         logger.attach(scorer, Channel.SERVE)
@@ -198,7 +202,7 @@ def test_a_refused_gate_shows_its_table_and_force_needs_a_reason(page, writable,
         page.click("#confirm-form button[type=submit]")
     assert refused.value.status == 409
     table = page.inner_text("table.gates")
-    assert "roc_auc >= 0.99" in table and "FAIL" in table and "no stored evaluation" in table
+    assert "roc_auc >= 0.99" in table and "FAIL" in table
     shot(page, "refused")
     with pytest.raises(scorehouse.errors.NotFoundError):
         reg.resolve("churn@gated")
@@ -268,7 +272,8 @@ def test_compare_deployments_monitoring_and_card_pages(page, writable, home):
         {"name": "churn-api", "champion": "churn@production",
          "challengers": [{"model": "churn/3", "weight": 0.1}]}), reason="A/B v3")
     page.goto(writable.url + "/models/churn/compare?a=1&b=3")
-    assert "Same input schema" in page.inner_text("main")
+    main = page.inner_text("main")
+    assert "Same input schema" in main and "roc_auc" in main and "plan = gold" in main
     shot(page, "compare")
     page.goto(writable.url + "/deployments/churn-api")
     assert "churn/3" in page.inner_text("main") and page.locator("figure svg").count() == 1
@@ -345,3 +350,51 @@ def test_console_on_a_postgresql_registry(page, pg_url, tmp_path, churn_artifact
     assert reg.resolve("churn@production").version == 1
     assert reg.history("churn", "production")[-1].reason == "postgres rollback"
     reg.close()
+
+
+def test_key_file_roles_and_revocation(home, tmp_path):
+    from scorehouse.apikeys import Role, entries_in
+    from scorehouse.serve.auth import ApiKeys
+
+    text = "alpha\nbeta role=deployer user=alice  # ops\n# gamma role=deployer\n"
+    assert [(e.key, e.role, e.who) for e in entries_in(text)][1] == ("beta", Role.DEPLOYER, "alice")
+    with pytest.raises(scorehouse.errors.UsageError, match="reader or deployer"):
+        entries_in("delta role=admin")
+    keys = tmp_path / "keys.txt"
+    keys.write_text(text)
+    ApiKeys(path=keys).check("Bearer beta")  # the server takes a key whatever its role
+    app = create_app(_settings(home[0], api_key_file=str(keys)))
+    with Console(app) as c, httpx.Client(base_url=c.url, timeout=30) as http:
+        http.get("/login")
+        csrf = http.cookies["scorehouse_csrf"]
+        r = http.post("/login", data={"csrf": csrf, "key": "beta", "next": "//elsewhere.example"})
+        assert r.status_code == 303 and r.headers["location"] == "/"  # no open redirect
+        assert "alice" in http.get("/models/churn").text
+        keys.write_text("alpha\n")  # beta revoked: its session ends at the next request
+        r = http.get("/models/churn", follow_redirects=False)
+        assert r.status_code == 303 and "/login" in r.headers["location"]
+
+
+def test_scorehouse_ui_serves_until_stopped(home, tmp_path):
+    import subprocess
+
+    from conftest import SCRIPT, cli_env
+
+    port = free_port()
+    proc = subprocess.Popen([SCRIPT, "--registry", f"sqlite:///{home[0] / 'registry.db'}",
+                             "--artifacts", str(home[0] / "artifacts"), "ui", "--port", str(port)],
+                            env=cli_env(tmp_path), stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/", timeout=30)
+                break
+            except httpx.TransportError:
+                assert time.time() < deadline and proc.poll() is None
+                time.sleep(0.1)
+        assert r.status_code == 200 and "churn" in r.text and "Read-only" in r.text
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    assert "read-only" in proc.stderr.read()

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from starlette.responses import Response
 
 from ..errors import NotFoundError, UsageError
-from ..evaluation import GatesRefused, promote
-from ..routing import registered
-from ..routing.flags import SpecChanges
 from .web import Ask
+
+# evaluation (scikit-learn, scipy) and routing are imported by the actions that use them:
+# the console starts without them.
 
 #: The longest reason kept (the history shows it on every page).
 MAX_REASON = 1000
@@ -74,6 +74,8 @@ def _form(ask: Ask, name: str) -> str:
 
 def promote_action(ask: Ask) -> Response:
     """POST /models/{name}/promote: version, alias, reason[, force]."""
+    from ..evaluation import GatesRefused, promote
+
     reg, name = ask.registry, ask.param("name")
     version, alias = _form(ask, "version"), _form(ask, "alias")
     force = ask.form.get("force") == "yes"
@@ -145,6 +147,9 @@ def status_action(ask: Ask) -> Response:
 
 def weights_action(ask: Ask) -> Response:
     """POST /deployments/{name}/weights: `weight:REF` per challenger (0 removes it)."""
+    from ..routing import registered
+    from ..routing.flags import SpecChanges
+
     reg, name = ask.registry, ask.param("name")
     _, spec = registered.read(reg, name)
     before = {c.model: c.weight for c in spec.challengers}

@@ -7,12 +7,11 @@ evaluation), and two versions side by side. Every figure is read back through th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
 
 from ..errors import UsageError
-from ..evaluation import Evaluation, schema_breaks
 from ..registry import ModelVersion, Registry
 from ..registry.evaluations import GatePolicyRecord
 from ..registry.records import ModelSummary
@@ -20,6 +19,9 @@ from ..registry.refs import ACTIVE_ALIAS
 from ..schema import Schema
 from ..schema.diff import diff_schemas
 from .web import Ask
+
+if TYPE_CHECKING:  # evaluation (scikit-learn) loads with the first page that reads one
+    from ..evaluation import Evaluation
 
 #: Versions listed on a model's page before "show all".
 SHOWN_VERSIONS = 200
@@ -111,6 +113,8 @@ def version_view(reg: Registry, name: str, number: str, evaluation: bool = True
         NotFoundError: no such model or version, or its artifact is missing.
         ArtifactError: the stored artifact does not match its record.
     """
+    from ..evaluation import Evaluation
+
     mv = _version(reg, name, number)
     manifest = MANIFESTS.get(mv.manifest_sha256)
     if manifest is None:
@@ -172,6 +176,8 @@ def _parity(manifest: Any) -> dict[str, Any]:
 def compare_page(ask: Ask) -> Response:
     """GET /models/{name}/compare?a=N&b=M: two versions side by side: training and holdout
     metrics, schema differences (and what would break callers of `a`), parity, segments."""
+    from ..evaluation import schema_breaks
+
     reg, name = ask.registry, ask.param("name")
     numbers = [v.version for v in reg.versions(name)][::-1]
     if len(numbers) < 2:

@@ -12,37 +12,28 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 from starlette.responses import Response
 
 from ..errors import NotFoundError
-from ..monitor import (
-    AlertState,
-    Labels,
-    LoggedWindow,
-    check,
-    load_rules,
-    log_windows,
-    monitored,
-    parse_time,
-    read_log,
-    rule_statuses,
-)
-from ..monitor.alerts import state_path
 from ..registry.refs import ModelRef
-from ..routing import registered
-from ..routing.spec import DeploymentSpec
-from ..scorer import Scorer
 from .models import active_alias
 from .web import Ask
+
+if TYPE_CHECKING:  # monitor, routing and the scorer load with the first page that reads them
+    from ..monitor import Labels, LoggedWindow
+    from ..routing.spec import DeploymentSpec
+    from ..scorer import Scorer
 
 #: The windows a monitoring page offers.
 WINDOWS = ("15min", "hour", "6h", "day", "week", "1000rows", "all")
 
 
 def _labels(ask: Ask, name: str) -> Labels | None:
+    from ..monitor import Labels
+
     folder = ask.console.settings.labels
     if not folder:
         return None
@@ -66,6 +57,8 @@ def _rules_path(ask: Ask, name: str) -> Path | None:
 
 def _scorer(ask: Ask, ref: str) -> Scorer:
     """The model of `ref`, loaded once per artifact (a page view scores nothing)."""
+    from ..monitor import monitored
+
     mv = ask.registry.resolve(ref)
     cache = ask.console.scorers
     if mv.manifest_sha256 not in cache:
@@ -117,6 +110,9 @@ def _predictions(scorer: Scorer, newest: LoggedWindow) -> list[tuple[str, Markup
 
 
 def _alerts(ask: Ask, name: str, windows: list[LoggedWindow]) -> dict[str, Any] | None:
+    from ..monitor import AlertState, check, load_rules, rule_statuses
+    from ..monitor.alerts import state_path
+
     path = _rules_path(ask, name)
     if path is None:
         return None
@@ -130,6 +126,8 @@ def _alerts(ask: Ask, name: str, windows: list[LoggedWindow]) -> dict[str, Any] 
 def monitor_page(ask: Ask) -> Response:  # long: one page, many sections, each a call
     """GET /models/{name}/monitor?version=N&window=hour&since=7d: traffic, drift, quality,
     prediction distribution and decay over windows of the log, and the alert rules."""
+    from ..monitor import log_windows, parse_time
+
     reg, name = ask.registry, ask.param("name")
     summary = {v.version: v for v in reg.versions(name)}
     active = active_alias(sorted({a for v in summary.values() for a in v.aliases}))
@@ -168,6 +166,8 @@ def deployments_page(ask: Ask) -> Response:
 def _answered(ask: Ask, spec: DeploymentSpec, since: dt.datetime) -> list[dict[str, Any]]:
     """Logged rows per model version the deployment names, since `since` (who answered
     how often, as the prediction log saw it)."""
+    from ..monitor import read_log
+
     out = []
     names = sorted({n for r in spec.refs() if (n := ModelRef.parse(r).name)})
     for model in names:
@@ -185,6 +185,7 @@ def _answered(ask: Ask, spec: DeploymentSpec, since: dt.datetime) -> list[dict[s
 def deployment_page(ask: Ask) -> Response:
     """GET /deployments/{name}: roles (and what each reference resolves to now), the
     traffic split, rows logged per version since a day ago, and the history."""
+    from ..routing import registered
     from .charts import split_plot
 
     reg, name = ask.registry, ask.param("name")
