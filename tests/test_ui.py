@@ -189,6 +189,14 @@ def test_promote_and_roll_back_through_the_pages(page, writable, home):
         ("rollback", 2, "v3 misbehaves in production")
     assert "v3 misbehaves in production" in page.inner_text(".timeline")
 
+    submit(page, "button[aria-label='Archive version 1']")
+    _review_and_confirm(page, "superseded")
+    assert reg.resolve("churn/1").status.value == "archived"
+    submit(page, "button[aria-label='Restore version 1']")
+    _review_and_confirm(page, "needed for the gate test")
+    assert reg.resolve("churn/1").status.value == "ready"
+    assert [e.reason for e in reg.history("churn")[-2:]] == ["superseded", "needed for the gate test"]
+
 
 def test_a_refused_gate_shows_its_table_and_force_needs_a_reason(page, writable, home):
     reg = home[1]
@@ -285,6 +293,9 @@ def test_compare_deployments_monitoring_and_card_pages(page, writable, home):
     assert registered.read(reg, "churn-api")[1].challengers[0].weight == 0.25
     assert "more traffic to v3" in page.inner_text(".timeline")
     shot(page, "deployment")
+    submit(page, "text=Roll back to the previous spec")
+    _review_and_confirm(page, "back to 10%")
+    assert registered.read(reg, "churn-api")[1].challengers[0].weight == 0.1
     page.goto(writable.url + "/models/churn/monitor?window=400rows&since=1d")
     assert page.locator("figure.chart svg").count() >= 4  # traffic, drift, quality, predictions
     assert "drifting" in page.inner_text("main")  # the alert rule and its standing
