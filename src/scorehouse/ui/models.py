@@ -26,8 +26,19 @@ if TYPE_CHECKING:  # evaluation (scikit-learn) loads with the first page that re
 #: Versions listed on a model's page before "show all".
 SHOWN_VERSIONS = 200
 #: Verified manifests by their sha256 (an artifact never changes under its hash: the
-#: registry refuses one whose manifest does not match the version's record).
+#: registry refuses one whose manifest does not match the version's record), the
+#: MANIFESTS_KEPT most recently read.
 MANIFESTS: dict[str, Any] = {}
+MANIFESTS_KEPT = 128
+
+
+def keep(cache: dict[str, Any], key: str, value: Any, most: int) -> Any:
+    """Put `value` in `cache` under `key`, dropping the oldest entries beyond `most`."""
+    cache.pop(key, None)
+    cache[key] = value
+    while len(cache) > most:
+        cache.pop(next(iter(cache)), None)
+    return value
 
 
 def active_alias(aliases: dict[str, int] | list[str]) -> str | None:
@@ -78,7 +89,9 @@ def model_page(ask: Ask) -> Response:
     summary = _summary(name, versions)
     versions = versions[::-1]
     active = active_alias(summary.aliases)
-    rollback = {a: reg.rollback_target(name, a) for a in summary.aliases}
+    # Where each alias would roll back to: only a deployer sees the buttons that say it.
+    rollback = {a: reg.rollback_target(name, a) for a in summary.aliases} \
+        if ask.visitor.can_act else {}
     return ask.page(
         "model.html.j2", title=name, model=summary, versions=versions[:SHOWN_VERSIONS],
         hidden=max(0, len(versions) - SHOWN_VERSIONS), active=active,
@@ -118,8 +131,8 @@ def version_view(reg: Registry, name: str, number: str, evaluation: bool = True
     mv = _version(reg, name, number)
     manifest = MANIFESTS.get(mv.manifest_sha256)
     if manifest is None:
-        manifest = reg.load_artifact(mv.ref)[0].manifest
-        MANIFESTS[mv.manifest_sha256] = manifest
+        manifest = keep(MANIFESTS, mv.manifest_sha256, reg.load_artifact(mv.ref)[0].manifest,
+                        MANIFESTS_KEPT)
     record = reg.latest_evaluation(mv.ref) if evaluation else None
     result = Evaluation.from_dict(record.result) if record else None
     when = f"{record.at} by {record.user} on {record.holdout}" if record else ""

@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from ..errors import NotFoundError
 from ..registry.refs import ModelRef
-from .models import active_alias
+from .models import active_alias, keep
 from .web import Ask
 
 if TYPE_CHECKING:  # monitor, routing and the scorer load with the first page that reads them
@@ -27,6 +27,8 @@ if TYPE_CHECKING:  # monitor, routing and the scorer load with the first page th
     from ..routing.spec import DeploymentSpec
     from ..scorer import Scorer
 
+#: Models kept loaded for the monitoring pages (the most recently used).
+SCORERS_KEPT = 8
 #: The windows a monitoring page offers.
 WINDOWS = ("15min", "hour", "6h", "day", "week", "1000rows", "all")
 
@@ -61,9 +63,11 @@ def _scorer(ask: Ask, ref: str) -> Scorer:
 
     mv = ask.registry.resolve(ref)
     cache = ask.console.scorers
-    if mv.manifest_sha256 not in cache:
-        cache[mv.manifest_sha256] = monitored(ModelRef.parse(mv.ref), registry=ask.registry)
-    return cache[mv.manifest_sha256]
+    found = cache.get(mv.manifest_sha256)
+    if found is None:
+        found = keep(cache, mv.manifest_sha256, monitored(ModelRef.parse(mv.ref),
+                                                          registry=ask.registry), SCORERS_KEPT)
+    return found
 
 
 def _label(w: LoggedWindow) -> str:
