@@ -73,9 +73,11 @@ def _fill(reg, artifact) -> None:
 def home(tmp_path_factory, churn_artifact):
     """A registry (churn/1..3, production -> 2, staging -> 3, a gate on @gated) and a
     prediction log with a clean and a shifted window of churn/2."""
+    import pandas as pd
+
     from scorehouse.demo.drift import shifted
     from scorehouse.evaluation import evaluate_ref
-    from scorehouse.monitor import PredictionLogger
+    from scorehouse.monitor import PredictionLogger, read_log
     from scorehouse.monitor.log import Channel
 
     root = tmp_path_factory.mktemp("ui-home")
@@ -90,6 +92,11 @@ def home(tmp_path_factory, churn_artifact):
         for i in range(4):
             frame = churn_frame(200, seed=40 + i).drop(columns=[TARGET])
             scorer.predict(shifted(frame) if i >= 2 else frame)
+    logged = read_log(root / "log", model="churn").to_pandas()
+    labels = pd.DataFrame({"id": logged["id"], "label": logged["prediction.label"]})
+    labels.loc[labels.index[::7], "label"] = "yes"  # some predictions were wrong
+    (root / "labels").mkdir()
+    labels.to_parquet(root / "labels" / "churn.parquet")
     (root / "rules.toml").write_text('[[rule]]\nname = "drifting"\nfigure = "drift.share"\n'
                                      'op = ">"\nthreshold = 0.2\n')
     return root, reg
@@ -98,7 +105,7 @@ def home(tmp_path_factory, churn_artifact):
 def _settings(root: Path, **more) -> UiSettings:
     return UiSettings(registry=f"sqlite:///{root / 'registry.db'}",
                       artifacts=str(root / "artifacts"), log_source=str(root / "log"),
-                      rules=str(root / "rules.toml"), **more)
+                      rules=str(root / "rules.toml"), labels=str(root / "labels"), **more)
 
 
 @pytest.fixture(scope="module")
@@ -297,7 +304,9 @@ def test_compare_deployments_monitoring_and_card_pages(page, writable, home):
     _review_and_confirm(page, "back to 10%")
     assert registered.read(reg, "churn-api")[1].challengers[0].weight == 0.1
     page.goto(writable.url + "/models/churn/monitor?window=400rows&since=1d")
-    assert page.locator("figure.chart svg").count() >= 4  # traffic, drift, quality, predictions
+    # traffic, drift, quality, decay, and a distribution per prediction column
+    assert page.locator("figure.chart svg").count() >= 5
+    assert "No labels" not in page.inner_text("main") and "roc_auc" in page.inner_text("#decay-h + figure")
     assert "drifting" in page.inner_text("main")  # the alert rule and its standing
     shot(page, "monitor")
     page.goto(writable.url + "/models/churn/versions/2/card")
