@@ -92,7 +92,17 @@ def home(tmp_path_factory, churn_artifact):
         for i in range(4):
             frame = churn_frame(200, seed=40 + i).drop(columns=[TARGET])
             scorer.predict(shifted(frame) if i >= 2 else frame)
+    call: dict = {}
+    with PredictionLogger(f"parquet:{root / 'log'}") as logger:  # churn-api's traffic
+        for ref, role in (("churn/2", "champion"), ("churn/3", "challenger"),
+                          ("churn/1", "fallback")):
+            model = reg.load(ref)
+            model.add_hook(lambda e, role=role: logger.log(e, ids=call[role],
+                                                           deployment="churn-api", role=role))
+            call[role] = [f"{role}-{i}" for i in range({"fallback": 5}.get(role, 60))]
+            model.predict(churn_frame(len(call[role]), seed=50).drop(columns=[TARGET]))
     logged = read_log(root / "log", model="churn").to_pandas()
+    logged = logged[logged["deployment"].isna()]
     labels = pd.DataFrame({"id": logged["id"], "label": logged["prediction.label"]})
     labels.loc[labels.index[::7], "label"] = "yes"  # some predictions were wrong
     (root / "labels").mkdir()
@@ -299,7 +309,13 @@ def test_compare_deployments_monitoring_and_card_pages(page, writable, home):
     _review_and_confirm(page, "more traffic to v3")
     assert registered.read(reg, "churn-api")[1].challengers[0].weight == 0.25
     assert "more traffic to v3" in page.inner_text(".timeline")
+    assert page.inner_text("#fallbacks").split()[-1] == "5"
+    assert "challenger" in page.inner_text("#answered-h + ul")
     shot(page, "deployment")
+    page.goto(writable.url + "/deployments/churn-api/comparison")
+    compared = page.frame_locator("iframe.card-frame")
+    assert "Deployment comparison" in compared.locator("#deployment-comparison h2").inner_text()
+    page.goto(writable.url + "/deployments/churn-api")
     submit(page, "text=Roll back to the previous spec")
     _review_and_confirm(page, "back to 10%")
     assert registered.read(reg, "churn-api")[1].challengers[0].weight == 0.1

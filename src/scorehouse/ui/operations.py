@@ -24,7 +24,6 @@ from .web import Ask
 
 if TYPE_CHECKING:  # monitor, routing and the scorer load with the first page that reads them
     from ..monitor import Labels, LoggedWindow
-    from ..routing.spec import DeploymentSpec
     from ..scorer import Scorer
 
 #: Models kept loaded for the monitoring pages (the most recently used).
@@ -167,23 +166,17 @@ def deployments_page(ask: Ask) -> Response:
                     rows=ask.registry.deployments())
 
 
-def _answered(ask: Ask, spec: DeploymentSpec, since: dt.datetime) -> list[dict[str, Any]]:
-    """Logged rows per model version the deployment names, since `since` (who answered
-    how often, as the prediction log saw it)."""
-    from ..monitor import read_log
+def _traffic(ask: Ask, name: str, since: dt.datetime) -> tuple[Any, list[Any]]:
+    """The deployment's traffic since `since` as `deploy compare` counts it (requests,
+    answers per role, fallback answers, off-path and rejected rows) and its arms (role,
+    model, version, rows); (None, []) when it logged nothing."""
+    from ..evaluation.compare import arms, counts, deployment_rows
 
-    out = []
-    names = sorted({n for r in spec.refs() if (n := ModelRef.parse(r).name)})
-    for model in names:
-        table = read_log(ask.console.settings.log_source, model=model, since=since)
-        if not table.num_rows:
-            continue
-        counts = table.group_by(["version"]).aggregate([([], "count_all")]).to_pylist()
-        total = sum(int(c["count_all"]) for c in counts)
-        for c in sorted(counts, key=lambda c: c["version"] or 0):
-            out.append({"model": model, "version": c["version"], "rows": int(c["count_all"]),
-                        "share": int(c["count_all"]) / total})
-    return out
+    try:
+        rows = deployment_rows(name, source=ask.console.settings.log_source, since=since)
+    except NotFoundError:
+        return None, []
+    return counts(rows), [arm for arm, _ in arms(rows)]
 
 
 def deployment_page(ask: Ask) -> Response:
@@ -204,10 +197,36 @@ def deployment_page(ask: Ask) -> Response:
     shares = [(f"champion {spec.champion}", spec.champion_weight)] + \
         [(f"challenger {c.model}", c.weight) for c in spec.challengers]
     since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
+    traffic, arms = _traffic(ask, name, since)
     return ask.page("deployment.html.j2", title=f"Deployment {name}", stored=stored,
-                    spec=spec, roles=roles, shares=shares,
-                    split=Markup(split_plot(shares)), answered=_answered(ask, spec, since),
-                    history=reg.deployment_history(name)[::-1])
+                    spec=spec, roles=roles, shares=shares, split=Markup(split_plot(shares)),
+                    traffic=traffic, arms=arms, history=reg.deployment_history(name)[::-1])
+
+
+def comparison_page(ask: Ask) -> Response:
+    """GET /deployments/{name}/comparison: `deploy compare`'s page in this one."""
+    name = ask.param("name")
+    ask.registry.deployment(name)
+    return ask.page("comparison.html.j2", title=f"Comparison of {name}", name=name,
+                    since=ask.query("since", "24h"))
+
+
+def comparison_file(ask: Ask) -> Response:
+    """GET /deployments/{name}/comparison.html?since=24h: the page `scorehouse deploy
+    compare NAME --since 24h -o FILE` writes (?download=1: as a file)."""
+    from ..evaluation import compare_deployment
+    from ..monitor import parse_time
+    from ..reports import build_comparison_report
+
+    name = ask.param("name")
+    result = compare_deployment(name, source=ask.console.settings.log_source,
+                                since=parse_time(ask.query("since", "24h")),
+                                registry=ask.registry)
+    response = Response(build_comparison_report(result), media_type="text/html; charset=utf-8")
+    if ask.query("download"):
+        response.headers["content-disposition"] = \
+            f'attachment; filename="{name}-comparison.html"'
+    return response
 
 
 def _card_text(ask: Ask, kind: str) -> tuple[str, str]:
@@ -243,4 +262,5 @@ def card_file(ask: Ask) -> Response:
     return response
 
 
-__all__ = ["card_file", "card_page", "deployment_page", "deployments_page", "monitor_page"]
+__all__ = ["card_file", "card_page", "comparison_file", "comparison_page", "deployment_page",
+           "deployments_page", "monitor_page"]
