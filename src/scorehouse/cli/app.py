@@ -9,6 +9,7 @@ of most merged into the root, `models` and `db` as groups):
     scoring.py    predict, score, lookup                  (records, files and tables)
     serving.py    serve                                   (HTTP)
     shipping.py   bundle, doctor, container               (hermetic bundle, image)
+    ui.py         ui                                      (the web console)
     streaming.py  stream, enrich                          (Redis Streams, NATS, Kafka)
     evaluating.py evaluate, and the `gates` group: set, show, check   (promotion evidence)
     retraining.py retrain                                 (refit by the recipe, gated challenger)
@@ -53,6 +54,7 @@ from . import (
     serving,
     shipping,
     streaming,
+    ui,
     versions,
 )
 from .common import click_exc, where
@@ -70,7 +72,7 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
 # The order here is the order `scorehouse --help` lists them in: commands, then groups.
-for _verbs in (demo, artifacts, versions, evaluating, retraining, cards, scoring, serving,
+for _verbs in (demo, artifacts, versions, evaluating, retraining, cards, scoring, serving, ui,
                shipping,
                streaming):
     app.add_typer(_verbs.commands)
