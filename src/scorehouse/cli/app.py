@@ -15,6 +15,7 @@ of most merged into the root, `models` and `db` as groups):
     database.py   the `db` group: install, sync, trigger, worker   (PostgreSQL)
     monitoring.py the `monitor` group: log, quality, drift, feedback (the prediction log)
     deploying.py  the `deploy` group: create, show, list, set, history, rollback (deployments)
+    kubernetes.py k8s                                     (Kubernetes manifests)
     common.py     what they share: option types, the registry, loading a scorer
     output.py     how they print: JSON, tables, one line per error, control characters escaped
 
@@ -43,6 +44,7 @@ from . import (
     demo,
     deploying,
     evaluating,
+    kubernetes,
     models,
     monitoring,
     scoring,
@@ -65,7 +67,8 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
 # The order here is the order `scorehouse --help` lists them in: commands, then groups.
-for _verbs in (demo, artifacts, versions, evaluating, cards, scoring, serving, streaming):
+for _verbs in (demo, artifacts, versions, evaluating, cards, scoring, serving, streaming,
+               kubernetes):
     app.add_typer(_verbs.commands)
 app.add_typer(models.group, name="models")
 app.add_typer(evaluating.group, name="gates")
