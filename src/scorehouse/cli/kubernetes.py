@@ -49,9 +49,6 @@ def k8s(
     Example: scorehouse k8s churn@production -o manifests/ --image registry.example/scorehouse:1 --env-secret scorehouse
     """
     from ..deploy import k8s as manifests
-    from ..deploy.k8s_check import check, client_version
-    from ..errors import ScorehouseError, UsageError
-    from ..serve.settings import ServeSettings
 
     extra = [*(["--trust"] if trust and not baked else []),
              *(["--runtime", runtime] if runtime and not baked else []), *(serve_arg or [])]
@@ -59,29 +56,45 @@ def k8s(
         refs=list(refs), image=image, baked=baked, name=name, namespace=namespace,
         replicas=replicas, max_replicas=max_replicas, cpu=cpu, cpu_target=cpu_target,
         drain=drain, env_secret=env_secret, serve_args=extra, kserve=kserve)
-    if memory is not None:
-        sizing = _given(memory)
-    else:
-        from ..deploy.memory import measure
-
-        settings = ServeSettings(refs=list(refs), registry=where.registry, artifacts=where.artifacts,
-                                 runtime=runtime, trust=trust, batching="off")
-        measured = measure(settings.to_json())
-        sizing = manifests.Sizing.from_measured(
-            measured.peak, f"measured: {measured.peak:.0f} MiB resident with the models loaded")
+    sizing = _given(memory) if memory is not None else _measured(refs, runtime, trust)
     built = manifests.build(options, sizing)
-    try:
-        checked = f"kubernetes client {client_version()}"
-    except UsageError:
-        checked = None
-    problems = [f"{file}: {p}" for file, m in built.items() for p in (check(m) if checked else [])]
-    if problems:  # a manifest the API would refuse: scorehouse's bug, never written
-        raise ScorehouseError("the manifests do not pass the Kubernetes models: " + "; ".join(problems))
+    checked = _check(built)
     paths = manifests.write(built, output)
     result = {"files": [str(p) for p in paths], "name": options.app,
               "memory_request": sizing.request, "memory_limit": sizing.limit,
               "memory_source": sizing.source, "checked_with": checked}
     emit(result, as_json, lambda: _say(result))
+
+
+def _measured(refs: list[str], runtime: str | None, trust: bool) -> Sizing:
+    """The memory request of a server of `refs`, from its resident memory measured in a
+    fresh process."""
+    from ..deploy.k8s import Sizing
+    from ..deploy.memory import measure
+    from ..serve.settings import ServeSettings
+
+    settings = ServeSettings(refs=list(refs), registry=where.registry, artifacts=where.artifacts,
+                             runtime=runtime, trust=trust, batching="off")
+    measured = measure(settings.to_json())
+    return Sizing.from_measured(
+        measured.peak, f"measured: {measured.peak:.0f} MiB resident with the models loaded")
+
+
+def _check(built: dict[str, dict]) -> str | None:
+    """Check every manifest against the Kubernetes models; returns what checked them (None:
+    the client is not installed). A manifest the API would refuse is scorehouse's bug:
+    ScorehouseError, and nothing is written."""
+    from ..deploy.k8s_check import check, client_version
+    from ..errors import ScorehouseError, UsageError
+
+    try:
+        checked = f"kubernetes client {client_version()}"
+    except UsageError:
+        return None
+    problems = [f"{file}: {p}" for file, m in built.items() for p in check(m)]
+    if problems:
+        raise ScorehouseError("the manifests do not pass the Kubernetes models: " + "; ".join(problems))
+    return checked
 
 
 def _given(text: str) -> Sizing:
