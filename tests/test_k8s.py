@@ -116,20 +116,30 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
-def test_memory_request_is_sized_from_a_measured_load(churn_artifact, tmp_path, capsys):
+def test_memory_request_is_sized_from_a_measured_server(churn_artifact, tmp_path, capsys):
+    import json
+    import re
+
     code, out, err = run_cli("k8s", str(churn_artifact), "--trust", "-o", str(tmp_path / "m"),
                              "--json", capsys=capsys)
     assert code == 0, err
-    import json
-
     result = json.loads(out)
-    resident = float(result["memory_source"].split("measured: ")[1].split(" MiB")[0])
+    resident, peak = map(float, re.findall(r"([0-9.]+) MiB", result["memory_source"]))
     request = int(result["memory_request"].removesuffix("Mi"))
-    # The request is a serving process' resident memory with the model loaded, + 25 %.
-    assert 100 < resident < 2000 and resident * 1.25 <= request < resident * 1.25 + 16
-    assert result["memory_limit"] == f"{2 * request}Mi"
+    limit = int(result["memory_limit"].removesuffix("Mi"))
+    # A real `scorehouse serve` of the model, ready and warm: resident + 25 % is the request.
+    assert 100 < resident <= peak < 4000 and resident * 1.25 <= request < resident * 1.25 + 16
+    assert limit >= max(2 * request, peak * 1.25)
     c = _read(tmp_path / "m")["deployment.yaml"]["spec"]["template"]["spec"]["containers"][0]
     assert c["args"][:2] == [str(churn_artifact), "--host"] and "--trust" in c["args"]
+    assert c["resources"]["requests"]["memory"] == result["memory_request"]
+
+
+def test_measuring_a_model_that_does_not_load_is_one_line(tmp_path, capsys):
+    code, out, err = run_cli("k8s", str(tmp_path / "missing.shz"), "-o", str(tmp_path / "m"),
+                             capsys=capsys)
+    assert code == 1 and "the server stopped" in err and "missing.shz" in err, err
+    assert "Traceback" not in err and not (tmp_path / "m").exists()
 
 
 def test_serve_drains_in_flight_requests_on_sigterm(churn_artifact, tmp_path, rows):

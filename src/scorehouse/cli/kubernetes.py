@@ -67,17 +67,14 @@ def k8s(
 
 
 def _measured(refs: list[str], runtime: str | None, trust: bool) -> Sizing:
-    """The memory request of a server of `refs`, from its resident memory measured in a
-    fresh process."""
+    """The memory request of a server of `refs`, from the resident memory of a real one."""
     from ..deploy.k8s import Sizing
     from ..deploy.memory import measure
-    from ..serve.settings import ServeSettings
 
-    settings = ServeSettings(refs=list(refs), registry=where.registry, artifacts=where.artifacts,
-                             runtime=runtime, trust=trust, batching="off")
-    measured = measure(settings.to_json())
-    return Sizing.from_measured(
-        measured.peak, f"measured: {measured.peak:.0f} MiB resident with the models loaded")
+    m = measure(list(refs), registry=where.registry, artifacts=where.artifacts,
+                runtime=runtime, trust=trust)
+    return Sizing.from_measured(m.resident, m.peak, f"measured: {m.resident:.0f} MiB resident "
+                                f"(peak {m.peak:.0f} MiB) in a serve process of the models")
 
 
 def _check(built: dict[str, dict]) -> str | None:

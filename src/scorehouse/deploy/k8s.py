@@ -8,7 +8,8 @@ What each part does and why:
   readiness on `/v2/health/ready` (503 until every model is loaded);
 - resources: the memory request is a serving process' measured resident memory with the
   models loaded (`memory.measure`) plus a quarter, the limit twice the request (large
-  bodies are parsed in memory: up to 2 at a time, `--max-body` each); a CPU request, no CPU
+  bodies are parsed in memory: up to 2 at a time, `--max-body` each) or more if loading
+  peaked higher; a CPU request, no CPU
   limit (a limit throttles the event loop; the HPA scales on the request's utilisation);
 - draining: a preStop `sleep` keeps the pod serving while the endpoints controller and the
   proxies drop it, then SIGTERM makes serve stop accepting and finish in-flight requests
@@ -126,10 +127,13 @@ class Sizing:
     source: str
 
     @classmethod
-    def from_measured(cls, resident_mib: float, source: str = "measured") -> Sizing:
-        """Request = resident memory x 1.25, limit = 2 x request."""
+    def from_measured(cls, resident_mib: float, peak_mib: float | None = None,
+                      source: str = "measured") -> Sizing:
+        """Request = resident memory x 1.25; limit = twice the request, or the peak (while
+        loading) x 1.25 when that is more."""
         request = int(quantity_mib(resident_mib * 1.25)[:-2])
-        return cls(f"{request}Mi", f"{2 * request}Mi", source)
+        limit = max(2 * request, int(quantity_mib((peak_mib or 0) * 1.25)[:-2]))
+        return cls(f"{request}Mi", f"{limit}Mi", source)
 
 
 def labels(o: K8sOptions) -> dict[str, str]:

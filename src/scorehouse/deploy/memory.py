@@ -1,87 +1,107 @@
-"""How much memory a `scorehouse serve` process needs for some models, measured: a fresh
-process imports the serving stack, loads and prepares the models as the server does, scores
-one example record with each, and reports its resident memory (Linux /proc).
+"""How much memory a server of some models needs, measured on the real thing: `scorehouse
+serve` is started on a free loopback port, waited for until ready, sent one scoring request
+per model (the example record of its OpenAPI document), and its resident memory is read
+from /proc (Linux) before it is stopped.
 
-Run in a subprocess (`measure`), so the figure is that of a server alone, not of the
-process asking (which may have loaded other libraries or models already).
+A separate process, so the figure is that of a server alone, not of the process asking
+(which may have loaded other libraries or models already); and the server itself, not a
+re-enactment of it, so nothing here depends on the serving code's internals.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ScorehouseError
 
-MiB = 1024 * 1024
+#: The `scorehouse` command run by this interpreter (no console script needed on PATH).
+_CLI = [sys.executable, "-c", "from scorehouse.cli.app import main; main()"]
 
 
 @dataclass(frozen=True)
 class Memory:
-    """A serving process' resident memory, in MiB: `base` with the serving stack imported and
-    no model, `loaded` after loading the models and one scoring call each, `peak` the most
-    it held (VmHWM)."""
+    """A ready server's memory in MiB: `resident` (VmRSS) after one request per model,
+    `peak` the most it held since it started (VmHWM, loading included)."""
 
-    base: float
-    loaded: float
+    resident: float
     peak: float
-
-    @property
-    def models(self) -> float:
-        """What the models added (MiB)."""
-        return self.loaded - self.base
 
     def to_dict(self) -> dict[str, float]:
         """The `--json` form."""
-        return {"base_mib": round(self.base, 1), "loaded_mib": round(self.loaded, 1),
-                "peak_mib": round(self.peak, 1), "models_mib": round(self.models, 1)}
+        return {"resident_mib": round(self.resident, 1), "peak_mib": round(self.peak, 1)}
 
 
-def measure(settings_json: str, timeout: float = 600) -> Memory:
-    """The memory of a server for `settings_json` (a `ServeSettings.to_json()`), measured
-    in a fresh process of this interpreter.
-
-    Raises:
-        ScorehouseError: the process failed (a model that does not load: its last line).
-    """
-    p = subprocess.run([sys.executable, "-m", "scorehouse.deploy.memory"], input=settings_json,
-                       capture_output=True, text=True, timeout=timeout)
-    if p.returncode != 0:
-        last = (p.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise ScorehouseError(f"measuring the models' memory failed: {last}")
-    return Memory(**json.loads(p.stdout.strip().splitlines()[-1]))
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
-def _status_mib(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def _status_mib(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
-    raise ScorehouseError(f"/proc/self/status has no {field} (not Linux?)")
+    raise ScorehouseError(f"/proc/{pid}/status has no {field}: memory is measured on Linux")
 
 
-def main() -> None:
-    """The measuring process: settings (JSON) on stdin, a `Memory` as JSON on stdout."""
-    from ..serve.entry import app_from_settings
-    from ..serve.openapi import example_record
-    from ..serve.settings import ServeSettings
+def _get(url: str, body: bytes | None = None) -> bytes:
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    with urllib.request.urlopen(urllib.request.Request(url, body, headers), timeout=30) as r:
+        return bytes(r.read())
 
-    settings = ServeSettings.from_json(sys.stdin.read())
-    base = _status_mib("VmRSS")
+
+def measure(refs: list[str], *, registry: str | None = None, artifacts: str | None = None,
+            runtime: str | None = None, trust: bool = False, timeout: float = 300) -> Memory:
+    """The memory of `scorehouse serve REFS` once ready and warm (see the module docstring).
+
+    Raises:
+        ScorehouseError: the server exited (a model that does not load: its last line of
+            stderr), was not ready within `timeout` seconds, or refused the example request.
+    """
+    port = _free_port()
+    root = [*(["--registry", registry] if registry else []),
+            *(["--artifacts", artifacts] if artifacts else [])]
+    options = [*(["--runtime", runtime] if runtime else []), *(["--trust"] if trust else [])]
+    proc = subprocess.Popen([*_CLI, *root, "serve", *refs, "--port", str(port), *options],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
     try:
-        app = app_from_settings(settings, preload=True)
-        app.service.watch = False
-        app.service.prepare()
-        for served in app.service.models.models.values():
-            served.scorer.predict(example_record(served.scorer))
-    except ScorehouseError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
-    print(json.dumps({"base": base, "loaded": _status_mib("VmRSS"),
-                      "peak": _status_mib("VmHWM")}))
+        _wait_ready(proc, base, timeout)
+        schemas = json.loads(_get(f"{base}/openapi.json"))["components"]["schemas"]
+        for key, schema in schemas.items():
+            if key.endswith("_record") and schema.get("examples"):
+                model = key.removesuffix("_record")
+                _get(f"{base}/models/{model}/predict", json.dumps(schema["examples"][0]).encode())
+        return Memory(_status_mib(proc.pid, "VmRSS"), _status_mib(proc.pid, "VmHWM"))
+    except urllib.error.URLError as e:
+        raise ScorehouseError(f"measuring the models' memory: the server refused {e}") from None
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
-if __name__ == "__main__":
-    main()
+def _wait_ready(proc: subprocess.Popen[str], base: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            lines = (proc.stderr.read() if proc.stderr else "").strip().splitlines()
+            raise ScorehouseError("measuring the models' memory: the server stopped: "
+                                  + (lines[-1] if lines else f"exit {proc.returncode}"))
+        try:
+            _get(f"{base}/v2/health/ready")
+            return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.2)
+    raise ScorehouseError(f"measuring the models' memory: the server was not ready in {timeout:g} s")

@@ -10,7 +10,6 @@ import ssl
 from pathlib import Path
 
 from ..errors import ScorehouseError
-from ..registry import Registry
 from ..registry.refs import ModelRef
 from ..schema import ColumnPolicy
 from .app import create_app
@@ -23,7 +22,11 @@ from .settings import ServeSettings
 
 def app_from_settings(s: ServeSettings, preload: bool = False) -> FastPath:
     """The app for the settings of `scorehouse serve` (models load at start-up, or now)."""
-    registry = None if all(ModelRef.parse(r).is_path for r in s.refs) else Registry(s.registry, s.artifacts)
+    registry = None
+    if not all(ModelRef.parse(r).is_path for r in s.refs):  # SQLAlchemy only when needed
+        from ..registry import Registry
+
+        registry = Registry(s.registry, s.artifacts)
     keys = ApiKeys(s.api_keys, s.api_key_file)
     models = ModelSet(s.refs, registry, runtime=s.runtime, trust=s.trust,
                       accept_parity_difference=s.accept_parity_difference,
