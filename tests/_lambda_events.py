@@ -13,6 +13,8 @@ Sources (the example events are those pages' examples):
   https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-lambda.html
 - Lambda function URLs, "Request payload format" (payload 2.0 with a function URL's
   `requestContext`): https://docs.aws.amazon.com/lambda/latest/dg/urls-invocation.html
+- Application Load Balancer targets, "Example Application Load Balancer Request Event":
+  https://docs.aws.amazon.com/lambda/latest/dg/services-alb.html
 """
 
 from __future__ import annotations
@@ -161,6 +163,30 @@ def _merge(headers: dict[str, Any], given: dict[str, Any] | None) -> None:
         headers[name] = value
 
 
+_ALB: dict[str, Any] = {
+    "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-2:"
+                               "123456789012:targetgroup/lambda-279XGJDqGZ5rsrHC2Fjr/"
+                               "49e9d65c45c6791a"}},
+    "httpMethod": "GET",
+    "path": "/lambda",
+    "queryStringParameters": {"query": "1234ABCD"},
+    "headers": {
+        "accept": "text/html,application/xhtml+xml,application/xml;q=0.9,image/webp,"
+                  "image/apng,*/*;q=0.8",
+        "accept-encoding": "gzip", "accept-language": "en-US,en;q=0.9",
+        "connection": "keep-alive", "host": "lambda-alb-123578498.us-east-2.elb.amazonaws.com",
+        "upgrade-insecure-requests": "1",
+        "user-agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, "
+                      "like Gecko) Chrome/71.0.3578.98 Safari/537.36",
+        "x-amzn-trace-id": "Root=1-5c536348-3d683b8b04734faae651f476",
+        "x-forwarded-for": "72.12.164.125", "x-forwarded-port": "80",
+        "x-forwarded-proto": "http", "x-imforwards": "20",
+    },
+    "body": "",
+    "isBase64Encoded": False,
+}
+
+
 def rest_api(method: str, path: str, body: bytes | str | None = None,
              headers: dict[str, str] | None = None) -> dict[str, Any]:
     """An API Gateway REST API proxy event (payload 1.0) for `method` `path`."""
@@ -210,9 +236,20 @@ def function_url(method: str, path: str, body: bytes | str | None = None,
     return _v2(_FUNCTION_URL, method, path, body, headers)
 
 
+def alb(method: str, path: str, body: bytes | str | None = None,
+        headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """An Application Load Balancer target group event for `method` `path`."""
+    event = copy.deepcopy(_ALB)
+    event["httpMethod"], event["path"] = method, path
+    _merge(event["headers"], {k.lower(): v for k, v in (headers or {}).items()})
+    event["body"], event["isBase64Encoded"] = _body(body)
+    event["body"] = event["body"] or ""  # the example sends "" for no body
+    return event
+
+
 #: Every HTTP trigger, by name.
 TRIGGERS = {"rest_api": rest_api, "http_api_v1": http_api_v1, "http_api": http_api,
-            "function_url": function_url}
+            "function_url": function_url, "alb": alb}
 
 
 def response_body(answer: dict[str, Any]) -> bytes:

@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 
-from _lambda_events import TRIGGERS, function_url, response_body, response_headers, rest_api
+from _lambda_events import TRIGGERS, alb, function_url, response_body, response_headers, rest_api
 from _lambda_runtime import RuntimeApi
 from conftest import Server
 from scorehouse.errors import UsageError
@@ -81,7 +81,7 @@ def test_every_trigger_answers_as_serve_does(trigger, function, served, rows):
     assert statuses == {"/invocations": 400, "/models/nope/predict": 404, "/no/such/route": 404}
 
 
-@pytest.mark.parametrize("trigger", [function_url, rest_api], ids=["function_url", "rest_api"])
+@pytest.mark.parametrize("trigger", [function_url, rest_api, alb], ids=["function_url", "rest_api", "alb"])
 def test_binary_v2_travels_base64_both_ways(trigger, function, served, rows):
     import tritonclient.http as tc
 
@@ -149,7 +149,10 @@ def test_settings_come_from_the_environment(churn_artifact, monkeypatch, rows):
                       ({**env, "SCOREHOUSE_MAX_BODY": "1MB"}, "must be a number")]:
         with pytest.raises(UsageError, match=text):
             ServeSettings.from_env(bad)
-    # The module-level handler builds its function from os.environ on first use.
+    # The module-level handler builds its function from os.environ on first use, turning
+    # the tree kernel off unless the variable is set (undone after the test either way).
+    monkeypatch.setenv("SCOREHOUSE_TREE_KERNEL", "unset below")
+    monkeypatch.delenv("SCOREHOUSE_TREE_KERNEL")
     monkeypatch.setattr(lambda_function, "_function", None)
     monkeypatch.delenv("SCOREHOUSE_MODELS", raising=False)
     with pytest.raises(UsageError, match="SCOREHOUSE_MODELS"):
@@ -163,6 +166,8 @@ def test_settings_come_from_the_environment(churn_artifact, monkeypatch, rows):
     ok = handler(rest_api("POST", "/models/churn/predict", json.dumps(rows[0]),
                           {"Authorization": "Bearer k2"}))
     assert ok["statusCode"] == 200, ok
+    assert os.environ["SCOREHOUSE_TREE_KERNEL"] == "0"
+    assert lambda_function.default().service.models.get("churn").runtime.tree_kernel() is None
     lambda_function.default().close()
 
 
@@ -184,8 +189,10 @@ def test_a_moved_alias_is_followed_between_invocations(registry_home, rows):
 def _ric(api: RuntimeApi, models: str) -> subprocess.Popen:
     """`python -m scorehouse.serverless` (awslambdaric) polling `api`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SCOREHOUSE_", "AWS_"))}
+    # The tree kernel on, as in this process: the answers are compared byte for byte.
     env.update(AWS_LAMBDA_RUNTIME_API=api.address, SCOREHOUSE_MODELS=models,
-               SCOREHOUSE_TRUST="1", SCOREHOUSE_HOME=os.environ["SCOREHOUSE_HOME"])
+               SCOREHOUSE_TRUST="1", SCOREHOUSE_HOME=os.environ["SCOREHOUSE_HOME"],
+               SCOREHOUSE_TREE_KERNEL="1")
     return subprocess.Popen([sys.executable, "-m", "scorehouse.serverless"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

@@ -14,7 +14,12 @@ freezes it between requests:
   seconds (not by the server's watcher thread), and the prediction log is flushed before
   each answer returns;
 - micro-batching is off unless $SCOREHOUSE_BATCHING asks for it (requests never overlap,
-  and measuring whether it pays would lengthen the cold start).
+  and measuring whether it pays would lengthen the cold start);
+- tree ensembles are scored by ONNX Runtime alone unless $SCOREHOUSE_TREE_KERNEL says
+  otherwise: importing numba and loading the compiled tree kernel is most of a cold start's
+  model loading (BENCHMARKS.md), and without a warm /tmp it is compiled again at every cold
+  start, while one request at a time gains nothing from it. ONNX Runtime sums the trees in
+  float32, so probabilities may differ from a server using the kernel in their 7th digit.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ log = logging.getLogger("scorehouse.serverless")
 
 #: A prefix the API stage or custom domain mapping adds to every path, stripped before routing.
 BASE_PATH_ENV = "SCOREHOUSE_BASE_PATH"
+#: The runtime's switch of the tree kernel (`runtime.onnx`); off in Lambda unless set.
+TREE_KERNEL_ENV = "SCOREHOUSE_TREE_KERNEL"
 
 
 class LambdaFunction:
@@ -75,12 +82,16 @@ class LambdaFunction:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LambdaFunction:
         """The function the environment describes: SCOREHOUSE_MODELS and the other serve
-        settings (`ServeSettings.from_env`), and $SCOREHOUSE_BASE_PATH.
+        settings (`ServeSettings.from_env`), and $SCOREHOUSE_BASE_PATH. Reading the
+        process' own environment (`env` None), it turns the tree kernel off unless
+        $SCOREHOUSE_TREE_KERNEL is set (see the module docstring).
 
         Raises:
             UsageError: SCOREHOUSE_MODELS unset, or a setting that does not parse.
         """
-        env = os.environ if env is None else env
+        if env is None:
+            os.environ.setdefault(TREE_KERNEL_ENV, "0")
+            env = os.environ
         settings = ServeSettings.from_env(env, batching="off")
         return cls.from_settings(settings, base_path=env.get(BASE_PATH_ENV) or "/")
 
