@@ -19,6 +19,7 @@ of most merged into the root, `models` and `db` as groups):
     monitoring.py the `monitor` group: log, quality, drift, feedback (the prediction log)
     deploying.py  the `deploy` group: create, show, list, set, history, rollback, compare
                   (deployments; compare prints with compare_output.py)
+    kubernetes.py k8s                                     (Kubernetes manifests)
     common.py     what they share: option types, the registry, loading a scorer
     output.py     how they print: JSON, tables, one line per error, control characters escaped
 
@@ -47,6 +48,7 @@ from . import (
     demo,
     deploying,
     evaluating,
+    kubernetes,
     models,
     monitoring,
     retraining,
@@ -73,8 +75,7 @@ app = typer.Typer(
 )
 # The order here is the order `scorehouse --help` lists them in: commands, then groups.
 for _verbs in (demo, artifacts, versions, evaluating, retraining, cards, scoring, serving, ui,
-               shipping,
-               streaming):
+               shipping, streaming, kubernetes):
     app.add_typer(_verbs.commands)
 app.add_typer(models.group, name="models")
 app.add_typer(evaluating.group, name="gates")

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ScorehouseError
-from ..registry import Registry
 from ..registry.refs import ModelRef
 from ..schema import ColumnPolicy
 from .app import create_app
@@ -27,7 +26,11 @@ def app_from_settings(s: ServeSettings, preload: bool = False,
                       mounts: Mapping[str, Any] | None = None) -> FastPath:
     """The app for the settings of `scorehouse serve` (models load at start-up, or now),
     with other ASGI apps at path prefixes (`mounts`, as `create_app` takes them)."""
-    registry = None if all(ModelRef.parse(r).is_path for r in s.refs) else Registry(s.registry, s.artifacts)
+    registry = None
+    if not all(ModelRef.parse(r).is_path for r in s.refs):  # SQLAlchemy only when needed
+        from ..registry import Registry
+
+        registry = Registry(s.registry, s.artifacts)
     keys = ApiKeys(s.api_keys, s.api_key_file)
     models = ModelSet(s.refs, registry, runtime=s.runtime, trust=s.trust,
                       accept_parity_difference=s.accept_parity_difference,
