@@ -117,9 +117,8 @@ def deploy_set(
 
         scorehouse deploy set churn-api --promote churn/3 -m "v3 wins"
     """
-    from ..evaluation import GatesRefused
     from ..evaluation.deployments import change_deployment
-    from .evaluating import gate_table
+    from .evaluating import gate_table, shows_refusal
     from .output import emit_json
 
     changes = _changes(
@@ -127,16 +126,9 @@ def deploy_set(
         fallbacks=fallback, remove=remove, promote=promote, decoy=decoy,
         deadline_ms=deadline_ms, default=default, default_rule=default_rule,
         no_default=no_default, sticky_by=sticky_by, route_by=route_by, routes=route)
-    try:
+    with shows_refusal(as_json):
         done = change_deployment(open_registry(), name, changes, force=force, reason=reason,
                                  user=user)
-    except GatesRefused as e:
-        if as_json:
-            emit_json({"error": str(e), "type": type(e).__name__, "exit_code": e.exit_code,
-                       "gates": e.report.to_dict()})
-            raise typer.Exit(e.exit_code) from None
-        gate_table(e.report)
-        raise
     if as_json:
         emit_json(done.to_dict())
         return
