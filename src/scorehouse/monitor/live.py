@@ -9,7 +9,8 @@ scorer a server or stream worker uses, fed by the scorer's hook, and their Prome
 
 Ids reach the hook through a context variable (`row_ids`), set by the channel around each
 scoring call: the hook itself only sees the `ScoreEvent`. A call with no ids set gets the
-logger's generated ones.
+logger's generated ones. A deployment's calls set `routed_as(deployment, role)` the same
+way: the log's rows then carry both (`monitor.routed` logs the rows no model scored).
 
 Drift windows: one `DriftState` per scorer (model and version), on the artifact's training
 baseline bins. A window rotates every `window` seconds; a scrape computes drift and input
@@ -53,6 +54,8 @@ WINDOW_SECONDS = 600.0
 
 #: The ids of the rows of the scoring call about to run in this context (None: generated).
 ROW_IDS: ContextVar[Sequence[str] | None] = ContextVar("scorehouse_row_ids", default=None)
+#: (deployment, role) the scoring calls in this context are made for (None: no deployment).
+ROUTE: ContextVar[tuple[str, str] | None] = ContextVar("scorehouse_route", default=None)
 
 
 @contextlib.contextmanager
@@ -63,6 +66,16 @@ def row_ids(ids: Sequence[str] | None) -> Iterator[None]:
         yield
     finally:
         ROW_IDS.reset(token)
+
+
+@contextlib.contextmanager
+def routed_as(deployment: str, role: str) -> Iterator[None]:
+    """Log the scoring calls made inside the block as `role` of `deployment`."""
+    token = ROUTE.set((deployment, role))
+    try:
+        yield
+    finally:
+        ROUTE.reset(token)
 
 
 class NumberedIds(Sequence[str]):
@@ -181,7 +194,10 @@ class LiveMonitor:
 
         def hook(event: ScoreEvent) -> None:
             if logger is not None:
-                logger.log(event, channel=channel, ids=ROW_IDS.get())
+                route = ROUTE.get()  # (deployment, role) when a deployment made the call
+                logger.log(event, channel=channel, ids=ROW_IDS.get(),
+                           deployment=route[0] if route else None,
+                           role=route[1] if route else None)
             if window is not None:
                 window.observe(event, seconds)
         return hook
@@ -246,7 +262,8 @@ class _DriftCollector:
         yield from (drift, drifted, quality, rows)
 
 
-__all__ = ["LiveMonitor", "NumberedIds", "ROW_IDS", "WINDOW_SECONDS", "row_ids"]
+__all__ = ["LiveMonitor", "NumberedIds", "ROUTE", "ROW_IDS", "WINDOW_SECONDS", "routed_as",
+           "row_ids"]
 
 
 def _dataset_drift(state: DriftState, reference: Reference) -> Any:
