@@ -208,18 +208,14 @@ def _score_deployment(name: str, job: Any, all_roles: bool, runtime: str | None)
     """`batch.run_deployment` of the stored deployment `name`, its models loaded from the
     registry the root options name (the revision in force now scores the whole job)."""
     from ..batch import run_deployment
-    from ..routing import Rendezvous, registered
+    from ..routing.following import follow
 
-    registry = open_registry()
-    stored, spec = registered.read(registry, name)
-    cache = registered.scorer_cache(registry, runtime=runtime)
-    for ref in spec.refs():  # every model loaded before the input is opened
-        cache.get(ref)
-    rz = Rendezvous(spec, cache, workers=1, off_path_workers=1)
+    # Every model loaded before the input is opened; the spec stays the job's.
+    stored = follow(name, open_registry(), runtime=runtime, workers=1, off_path_workers=1)
     try:
-        return run_deployment(rz, job, all_roles=all_roles, revision=stored.revision)
+        return run_deployment(stored.rz, job, all_roles=all_roles, revision=stored.revision)
     finally:
-        rz.close()
+        stored.close()
 
 
 def _check_score_usage(input: str, output: str | None, to: str | None, as_json: bool,
