@@ -124,7 +124,8 @@ def test_each_row_is_answered_as_a_request_is(models, tmp_path, request, fmt, na
     rz = _rendezvous(spec)
     try:
         m = run_deployment(rz, BatchJob(source, output, RunOptions(
-            keep=["cid"], chunk_rows=64, workers=2, max_reject_rate=1.0), key="id",
+            keep=["cid"], chunk_rows=64, workers=2, max_reject_rate=1.0,
+            with_model=name == "routed"), key="id",
             rejects=tmp_path / "rejects.csv", manifest=tmp_path / "run.json", progress=False),
             all_roles=name == "off-path")
     finally:
@@ -149,6 +150,8 @@ def test_each_row_is_answered_as_a_request_is(models, tmp_path, request, fmt, na
             by, role, v, fallback, reason = answered[key]
             assert (by, role, fallback, reason) == (want[0], want[1], want[3], want[4]), key
             assert v == pytest.approx(want[2], abs=1e-12), key
+    if name == "routed":  # --with-model: the answering model's name
+        assert (got["model"] == got["answered_by"]).all()
     doc = json.loads((tmp_path / "run.json").read_text())
     assert doc["deployment"]["name"] == "api" and "none" in doc["deployment"]["deadline"]
     assert sum(a["rows"] for a in doc["deployment"]["answered"]) == t.scored

@@ -124,7 +124,7 @@ class DeploymentPlan:
               schema: pa.Schema) -> Scored:
         """Answer the chunk's rows (input positions `where`); its output table, rejects
         and counts."""
-        ids = list(self.ids(batch, where))
+        ids = self.ids(batch, where)  # read by index where needed (NumberedIds: lazily)
         around = self.log.around(ids) if self.log is not None else None
         answers = score_table(self.rz, batch, ids, all_roles=self.all_roles, around=around)
         unfit = self._unfit_defaults(answers)
@@ -249,7 +249,7 @@ class DeploymentPlan:
             self._answers.update(answered)
             self._off.update(off)
 
-    def _log_unscored(self, answers: TableAnswers, batch: pa.RecordBatch, ids: list[str],
+    def _log_unscored(self, answers: TableAnswers, batch: pa.RecordBatch, ids: Sequence[str],
                       unfit: dict[int, str]) -> None:
         assert self.log is not None
         if len(answers.decoy):

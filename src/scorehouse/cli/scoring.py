@@ -121,15 +121,7 @@ def score(
     from ..batch import BatchJob, RunOptions, run_job
 
     log = log_options(log_to, log_sample)
-    if deployment is not None:
-        if output is not None:
-            raise click_exc.UsageError("with --deployment give INPUT [OUTPUT], not a model "
-                                       "reference as well")
-        ref, input, output = "", ref, input
-    elif all_roles:
-        raise click_exc.UsageError("--all-roles needs --deployment NAME")
-    if input is None:
-        raise click_exc.UsageError("give REF INPUT [OUTPUT] (or --deployment NAME INPUT [OUTPUT])")
+    input, output = _positionals(ref, input, output, deployment, all_roles)
     _check_score_usage(input, output, to, as_json, engine, query, log)
     options = RunOptions(keep=_kept_columns(keep), with_model=with_model, workers=workers,
                          chunk_rows=chunk_rows, max_reject_rate=max_reject_rate,
@@ -138,17 +130,17 @@ def score(
                    query=query, key=key, cache=to, ttl=ttl, rejects=rejects, manifest=manifest,
                    progress=not quiet, log=log)
     if deployment is not None:
-        if engine != "batch":
-            raise click_exc.UsageError("--deployment scores with --engine batch")
-        result = _score_deployment(deployment, job, all_roles, runtime)
-    else:
-        scorer = load_scorer(ref, runtime=runtime, trust=trust,
-                             accept_parity_difference=accept_parity_difference)
-        if engine == "spark":
-            result = _score_on_spark(scorer, input, output, options, master, rejects, manifest,
-                                     log, key)
-        else:
-            result = run_job(scorer, job)
+        return _report(_score_deployment(deployment, job, all_roles, runtime, engine), as_json, quiet)
+    scorer = load_scorer(ref, runtime=runtime, trust=trust,
+                         accept_parity_difference=accept_parity_difference)
+    if engine == "spark":
+        return _report(_score_on_spark(scorer, input, output, options, master, rejects,
+                                       manifest, log, key), as_json, quiet)
+    _report(run_job(scorer, job), as_json, quiet)
+
+
+def _report(result: Any, as_json: bool, quiet: bool) -> None:
+    """The run manifest as JSON, or its summary on stderr; exit with its code."""
     if as_json:
         emit_json(result.to_dict())
     elif not quiet:
@@ -204,9 +196,28 @@ def _predict_logged(scorer: Any, records: Any, columns: Any, log: Any) -> tuple[
     return result, request_id
 
 
-def _score_deployment(name: str, job: Any, all_roles: bool, runtime: str | None) -> Any:
+def _positionals(ref: str, input: str | None, output: str | None, deployment: str | None,
+                 all_roles: bool) -> tuple[str, str | None]:
+    """(INPUT, OUTPUT) of `score`: after REF, or with --deployment the first two
+    positionals. UsageError (exit 2): a REF beside --deployment, no INPUT, --all-roles alone."""
+    if deployment is not None:
+        if output is not None:
+            raise click_exc.UsageError("with --deployment give INPUT [OUTPUT], not a model "
+                                       "reference as well")
+        return ref, input
+    if all_roles:
+        raise click_exc.UsageError("--all-roles needs --deployment NAME")
+    if input is None:
+        raise click_exc.UsageError("give REF INPUT [OUTPUT] (or --deployment NAME INPUT [OUTPUT])")
+    return input, output
+
+
+def _score_deployment(name: str, job: Any, all_roles: bool, runtime: str | None,
+                      engine: str) -> Any:
     """`batch.run_deployment` of the stored deployment `name`, its models loaded from the
     registry the root options name (the revision in force now scores the whole job)."""
+    if engine != "batch":
+        raise click_exc.UsageError("--deployment scores with --engine batch")
     from ..batch import run_deployment
     from ..routing.following import follow
 

@@ -7,7 +7,7 @@ Both build their worker with the stream channel's `open_worker`.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -61,21 +61,10 @@ def stream(
         scorehouse stream --deployment churn-api --source 'nats://localhost:4222?subject=events' --key customer_id --log-to parquet:
     """
     log = log_options(log_to, log_sample)
-    if (ref is None) == (deployment is None):
-        raise click_exc.UsageError("give a model REF or --deployment NAME (one of them)")
     from ..stream import WorkerOptions, open_worker
 
-    scorer, followed = None, None
-    if ref is not None:
-        scorer = load_scorer(ref, runtime=runtime, trust=trust,
-                             accept_parity_difference=accept_parity_difference)
-        what = f"{scorer.name}/{scorer.version or '-'}"
-    else:
-        from ..routing.following import follow
-
-        assert deployment is not None
-        followed = follow(deployment, open_registry(), every=follow_every, runtime=runtime)
-        what = f"deployment {deployment} (revision {followed.revision})"
+    scorer, followed, what = _scoring(ref, deployment, follow_every, runtime, trust,
+                                      accept_parity_difference)
     worker = open_worker(scorer, WorkerOptions(
         source, key, profiles=profiles, prefix=prefix, sink=sink, reducer=reducer, group=group,
         consumer=consumer, batch=batch, max_attempts=max_attempts, claim_idle_ms=claim_idle_ms,
@@ -91,6 +80,22 @@ def stream(
         worker.close()  # the prediction log is flushed on SIGTERM too
     err_console.print(f"{s.events:,} events: {s.scored:,} scored, {s.duplicates:,} already applied, "
                       f"{s.dead:,} dead-lettered, {s.retried:,} left for retry")
+
+
+def _scoring(ref: str | None, deployment: str | None, follow_every: float,
+             runtime: str | None, trust: bool, accept: bool) -> tuple[Any, Any, str]:
+    """(scorer, followed deployment, what the worker scores with, for its first line): one
+    of the two. UsageError (exit 2): both or neither."""
+    if (ref is None) == (deployment is None):
+        raise click_exc.UsageError("give a model REF or --deployment NAME (one of them)")
+    if ref is not None:
+        scorer = load_scorer(ref, runtime=runtime, trust=trust, accept_parity_difference=accept)
+        return scorer, None, f"{scorer.name}/{scorer.version or '-'}"
+    from ..routing.following import follow
+
+    assert deployment is not None
+    followed = follow(deployment, open_registry(), every=follow_every, runtime=runtime)
+    return None, followed, f"deployment {deployment} (revision {followed.revision})"
 
 
 @commands.command()

@@ -35,8 +35,9 @@ def bucket_of(key: str, salt: bytes = b"") -> int:
 def buckets_of(keys: Iterable[str], salt: bytes = b"") -> np.ndarray:
     """`bucket_of` of every key, as an int64 array: the same BLAKE2b digests, read as
     big-endian unsigned 64-bit integers in one numpy pass."""
-    digests = b"".join(hashlib.blake2b(salt + k.encode("utf-8", "surrogatepass"),
-                                       digest_size=8).digest() for k in keys)
+    blake2b = hashlib.blake2b
+    digests = b"".join([blake2b(salt + k.encode("utf-8", "surrogatepass"),
+                                digest_size=8).digest() for k in keys])
     return (np.frombuffer(digests, dtype=">u8") % BUCKETS).astype(np.int64)
 
 
@@ -148,21 +149,26 @@ class Router:
         index = np.zeros(n, np.int64)
         open_ = np.ones(n, bool)  # not routed by field
         if self._route_field is not None:
-            at = {value: 1 + len(self._bounds) + routed.index(step)
-                  for value, step in self._routes.items()}
+            slot = {value: 1 + len(self._bounds) + routed.index(step)
+                    for value, step in self._routes.items()}
             routes: Sequence[Any] = route if route is not None else [None] * n
             for i, v in enumerate(routes):
-                step = at.get(str(v))
-                if step is not None:
-                    index[i], open_[i] = step, False
+                j = slot.get(str(v))
+                if j is not None:
+                    index[i], open_[i] = j, False
         if self._bounds and open_.any():
             rows = np.flatnonzero(open_)
+            at = rows.tolist()
             values = sticky if sticky is not None and self.spec.sticky_by is not None else None
-            keys = (str(request_ids[i]) if values is None or values[i] is None else
-                    str(values[i]) for i in rows.tolist())
+            if values is None:
+                keys = [str(request_ids[i]) for i in at]
+            else:  # a missing value: the request id (as `decide`)
+                picked = values if len(at) == n else [values[i] for i in at]
+                keys = [str(request_ids[i]) if v is None else str(v)
+                        for i, v in zip(at, picked, strict=True)]
             bounds = np.asarray([b for b, _ in self._bounds], np.int64)
-            picked = np.searchsorted(bounds, buckets_of(keys, self._salt), side="right")
-            index[rows] = np.where(picked < len(bounds), picked + 1, 0)
+            below = np.searchsorted(bounds, buckets_of(keys, self._salt), side="right")
+            index[rows] = np.where(below < len(bounds), below + 1, 0)
         return steps, index
 
     def model_for(self, key: str) -> Step:
