@@ -264,7 +264,11 @@ class DeploymentPlan:
                               [ids[r] for r in rows.tolist()], values)
 
     def finish(self, manifest: RunManifest) -> None:
-        """The manifest's `deployment` section: the spec, who answered, the off-path work."""
+        """The manifest's `deployment` section: the spec and revision, the deadline rule,
+        `answered` (rows each model answered, and `refused`: rows it answered with a
+        reject), `fallbacks`, `unanswered`, and `off_path` (what each model scored off the
+        answer: shadows, canaries, the decoy's rows; with --all-roles the answering models'
+        other rows)."""
         with self._lock:
             answers, off = dict(self._answers), dict(self._off)
         manifest.deployment = {
