@@ -138,15 +138,18 @@ def _generic_functions(conn: Any, schema: str) -> list[Any]:
 
     s = _ident(schema)
     lit = repr(_quoted(schema))  # a Python literal in the function body
-    score = sql.SQL("{}.score(model text, record jsonb)").format(s)
+    # `id` names the row in the prediction log (and comes back in the answer); it was
+    # added later: the two-argument function of an older install is replaced.
+    conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}.score(text, jsonb)").format(s))
+    score = sql.SQL("{}.score(model text, record jsonb, id text DEFAULT NULL)").format(s)
     _function(conn, score, "jsonb", _prelude(schema) +
-              f"return _sh.score_json(plpy, GD, {lit}, model, record)\n")
+              f"return _sh.score_json(plpy, GD, {lit}, model, record, id)\n")
     conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}.score_query(text, text, text)").format(s))
     query = sql.SQL("{}.score_query(model text, query text, key text)").format(s)
     _function(conn, query, "TABLE(key text, prediction jsonb, error text)", _prelude(schema) +
               f"return _sh.score_query(plpy, GD, {lit}, model, query, key)\n",
               definer=False)
-    return [sql.SQL("{}.score(text, jsonb)").format(s),
+    return [sql.SQL("{}.score(text, jsonb, text)").format(s),
             sql.SQL("{}.score_query(text, text, text)").format(s)]
 
 
