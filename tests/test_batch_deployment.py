@@ -173,7 +173,8 @@ def test_every_role_is_logged_under_the_row_id(models, tmp_path):
     try:
         run_deployment(rz, BatchJob(str(tmp_path / "in.parquet"), str(tmp_path / "out.parquet"),
                                     RunOptions(chunk_rows=25, max_reject_rate=1.0), key="id",
-                                    progress=False, log=LogOptions.parse(str(tmp_path / "log"))))
+                                    progress=False, log=LogOptions.parse(str(tmp_path / "log"))),
+                       all_roles=True)  # whose extra scores stay out of the log
     finally:
         rz.close()
     log = read_log(tmp_path / "log").to_pandas()
@@ -187,6 +188,11 @@ def test_every_role_is_logged_under_the_row_id(models, tmp_path):
     sent = json.loads(decoy.loc["1003", "input.*"])
     assert sent == {"id": 1003, "x": "abc", "cid": "c3"}  # as received, not as coerced
     assert decoy["model"].unique().tolist() == ["api"]
+    # `deploy compare` reads a batch job's log as a server's: one answer per row.
+    from scorehouse.evaluation import compare_deployment
+
+    counts = compare_deployment("api", source=tmp_path / "log").counts
+    assert (counts.requests, counts.answered, counts.unanswered) == (60, 60, 0)
 
 
 def _cli(*args: str) -> int:

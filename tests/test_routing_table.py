@@ -141,7 +141,8 @@ def test_off_path_roles_score_every_answered_row_and_all_roles_the_rest(models, 
     seen = []
     try:
         answers = score_table(rz, table, ids, all_roles=True,
-                              around=lambda role, ref, scorer, rows: _record(seen, role, rows))
+                              around=lambda role, ref, scorer, rows, deployed: _record(
+                                  seen, role, rows, deployed))
     finally:
         rz.close()
     served = np.flatnonzero(answers.who != NOBODY)
@@ -158,14 +159,18 @@ def test_off_path_roles_score_every_answered_row_and_all_roles_the_rest(models, 
         assert np.array_equal(np.sort(rows), np.union1d(rows, served)) and \
             len(rows) == len(np.unique(rows))
     assert {r for r, _ in seen} >= {"champion", "fallback", "shadow", "canary"}
+    # The --all-roles extras (the fallback's other rows; the champion had every row) are
+    # told apart: the deployment did not ask for them.
+    assert {d for r, d in seen if r == "fallback"} == {True, False}
+    assert all(d for r, d in seen if r != "fallback")
 
 
 class _record:
-    def __init__(self, seen, role, rows):
-        self.seen, self.role, self.rows = seen, role, rows
+    def __init__(self, seen, role, rows, deployed):
+        self.seen, self.role, self.rows, self.deployed = seen, role, rows, deployed
 
     def __enter__(self):
-        self.seen.append((str(self.role), len(self.rows)))
+        self.seen.append((str(self.role), self.deployed))
 
     def __exit__(self, *exc):
         return False

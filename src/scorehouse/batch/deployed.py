@@ -16,9 +16,11 @@ read = scored + rejected. Flags are the answering models'. Off-path and `--all-r
 scores never count; the manifest's `deployment` section counts who answered and what
 each off-path model did.
 
-With a log (`--log-to`), every model call is logged under the rows' ids with the
-deployment and the role, and the decoy's inputs and the default's answers too
-(`monitor.routed`).
+With a log (`--log-to`), every model call the deployment makes is logged under the rows'
+ids with the deployment and the role, and the decoy's inputs and the default's answers too
+(`monitor.routed`): the log holds what a server answering those rows would log, so `deploy
+compare` reads a batch job's rows as a server's. `--all-roles`' extra scores are in the
+output only.
 """
 
 from __future__ import annotations

@@ -54,8 +54,10 @@ WINDOW_SECONDS = 600.0
 
 #: The ids of the rows of the scoring call about to run in this context (None: generated).
 ROW_IDS: ContextVar[Sequence[str] | None] = ContextVar("scorehouse_row_ids", default=None)
-#: (deployment, role) the scoring calls in this context are made for (None: no deployment).
+#: (deployment, role) the scoring calls in this context are made for (None: no deployment;
+#: UNLOGGED: calls that are no traffic, e.g. a batch's `--all-roles` extras, seen by no hook).
 ROUTE: ContextVar[tuple[str, str] | None] = ContextVar("scorehouse_route", default=None)
+UNLOGGED = ("", "")
 
 
 @contextlib.contextmanager
@@ -70,8 +72,9 @@ def row_ids(ids: Sequence[str] | None) -> Iterator[None]:
 
 @contextlib.contextmanager
 def routed_as(deployment: str, role: str) -> Iterator[None]:
-    """Log the scoring calls made inside the block as `role` of `deployment`."""
-    token = ROUTE.set((deployment, role))
+    """Log the scoring calls made inside the block as `role` of `deployment` (with
+    `role` "": neither log them nor count them in drift windows)."""
+    token = ROUTE.set((deployment, role) if role else UNLOGGED)
     try:
         yield
     finally:
@@ -193,8 +196,10 @@ class LiveMonitor:
         logger, channel, seconds = self.logger, self.channel, self.window
 
         def hook(event: ScoreEvent) -> None:
+            route = ROUTE.get()  # (deployment, role) when a deployment made the call
+            if route is UNLOGGED:
+                return
             if logger is not None:
-                route = ROUTE.get()  # (deployment, role) when a deployment made the call
                 logger.log(event, channel=channel, ids=ROW_IDS.get(),
                            deployment=route[0] if route else None,
                            role=route[1] if route else None)

@@ -72,13 +72,20 @@ class RoutedLog:
         self.live, self.deployment = live, deployment
 
     def around(self, ids: Sequence[str]
-               ) -> Callable[[str, str, Scorer, np.ndarray], AbstractContextManager[Any]]:
+               ) -> Callable[[str, str, Scorer, np.ndarray, bool], AbstractContextManager[Any]]:
         """For a table whose row i has id `ids[i]`: a context manager factory (role,
-        reference, scorer, the table rows the call scores) that watches the scorer and
-        logs the call under those rows' ids and the role."""
+        reference, scorer, the table rows the call scores, whether the deployment made the
+        call) that watches the scorer and logs the call under those rows' ids and the
+        role; a call the deployment did not make (a batch's `--all-roles` extras) is not
+        logged."""
         @contextlib.contextmanager
-        def call(role: str, ref: str, scorer: Scorer, rows: np.ndarray) -> Iterator[None]:
+        def call(role: str, ref: str, scorer: Scorer, rows: np.ndarray,
+                 deployed: bool) -> Iterator[None]:
             self.live.watch(scorer)  # once per scorer (a deployment change loads others)
+            if not deployed:
+                with routed_as(self.deployment, ""):
+                    yield
+                return
             with row_ids([ids[r] for r in rows.tolist()]), routed_as(self.deployment,
                                                                        str(role)):
                 yield

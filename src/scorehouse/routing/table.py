@@ -58,9 +58,10 @@ ISOLATION_SLICE = ISOLATION_BUDGET // 2
 #: `TableAnswers.who` of a row the default answered, and of a row nobody answered.
 DEFAULT, NOBODY = -1, -2
 
-#: Around each model call: (role, reference, scorer, the table rows it scores) -> a context
-#: manager (e.g. the prediction log's ids and route for those rows).
-Around = Callable[[Role, str, Scorer, np.ndarray], AbstractContextManager[Any]]
+#: Around each model call: (role, reference, scorer, the table rows it scores, whether the
+#: deployment makes the call: False for `all_roles` extras) -> a context manager (e.g. the
+#: prediction log's ids and route for those rows).
+Around = Callable[[Role, str, Scorer, np.ndarray, bool], AbstractContextManager[Any]]
 
 
 @dataclass
@@ -149,7 +150,8 @@ def score_table(rz: Rendezvous, table: pa.Table | pa.RecordBatch, ids: Sequence[
         table: the input rows; `ids`: one request id per row (the log's, and the sticky
             key of rows without a `sticky_by` value).
         all_roles: every answering model also scores the answered rows it did not.
-        around: entered around each model call (the prediction log's ids and role).
+        around: entered around each model call (the prediction log's ids and role; told
+            which calls are `all_roles` extras, which the deployment does not make).
         columns: the column policy of every call (None: each scorer's own).
 
     Never raises for a model's failure: it is the row's fallback reason, or for an
@@ -230,7 +232,8 @@ def _answer_step(rz: Rendezvous, out: TableAnswers, step: Step, table: Any, rows
 
 
 def _calls(rz: Rendezvous, role: Role, ref: str, table: Any, rows: np.ndarray,
-           around: Around | None, columns: Any, answering: bool = True) -> list[Call]:
+           around: Around | None, columns: Any, answering: bool = True, *,
+           deployed: bool = True) -> list[Call]:
     """`ref`'s model on `rows`: one call, or (when it gave up isolating failing rows) one
     per ISOLATION_SLICE rows."""
     try:
@@ -239,8 +242,8 @@ def _calls(rz: Rendezvous, role: Role, ref: str, table: Any, rows: np.ndarray,
         return [Call(role, ref, rows, None, f"{ref} failed: {type(e).__name__}: {e}",
                      answering=answering)]
     try:
-        return [Call(role, ref, rows, _predict(scorer, role, ref, table, rows, around, columns),
-                     scorer=scorer, answering=answering)]
+        result = _predict(scorer, role, ref, table, rows, around, columns, deployed)
+        return [Call(role, ref, rows, result, scorer=scorer, answering=answering)]
     except ModelError as e:
         # It gave up isolating (more rows), or every row its schema accepted failed: the
         # rows it refused would be lost with them, so smaller calls tell them apart.
@@ -248,7 +251,7 @@ def _calls(rz: Rendezvous, role: Role, ref: str, table: Any, rows: np.ndarray,
         if len(rows) > 1:
             return [c for s in range(0, len(rows), size)
                     for c in _calls(rz, role, ref, table, rows[s:s + size], around, columns,
-                                    answering)]
+                                    answering, deployed=deployed)]
         cause = e.__cause__  # the model's own error: the reason a one-row call gives
         why = f"model error: {type(cause).__name__}: {cause}" if cause is not None else \
             f"{type(e).__name__}: {e}"
@@ -259,10 +262,11 @@ def _calls(rz: Rendezvous, role: Role, ref: str, table: Any, rows: np.ndarray,
 
 
 def _predict(scorer: Scorer, role: Role, ref: str, table: Any, rows: np.ndarray,
-             around: Around | None, columns: Any) -> Result:
+             around: Around | None, columns: Any, deployed: bool) -> Result:
     whole = len(rows) == table.num_rows and bool((rows == np.arange(len(rows))).all())
     part = table if whole else table.take(pa.array(rows, pa.int64()))
-    with around(role, ref, scorer, rows) if around is not None else contextlib.nullcontext():
+    with around(role, ref, scorer, rows, deployed) if around is not None else \
+            contextlib.nullcontext():
         return scorer.predict(part, columns=columns)
 
 
@@ -299,11 +303,14 @@ def _off_path(rz: Rendezvous, out: TableAnswers, table: Any,
             out.calls += _calls(rz, role, ref, table, served, around, columns, False)
     if not all_roles:
         return
+    # What a model scores beyond what the deployment asks of it is the caller's output, not
+    # the deployment's record: `around` is told (the log holds what a server's would).
     for role, ref in dict.fromkeys(answering_roles(out.spec)):
         done = [c.rows for c in out.calls if c.answering and (c.role, c.ref) == (role, ref)]
         rest = np.setdiff1d(served, np.concatenate(done)) if done else served
         if len(rest):
-            out.calls += _calls(rz, role, ref, table, rest, around, columns, False)
+            out.calls += _calls(rz, role, ref, table, rest, around, columns, False,
+                                deployed=False)
 
 
 def answering_roles(spec: DeploymentSpec) -> list[tuple[Role, str]]:
