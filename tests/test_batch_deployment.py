@@ -185,7 +185,7 @@ def test_every_role_is_logged_under_the_row_id(models, tmp_path):
     for r in out.itertuples():  # the role that answered is logged under the row's id
         assert r.role in roles[str(r.id)]
     decoy = log[log["role"] == "decoy"].set_index("id")
-    sent = json.loads(decoy.loc["1003", "input.*"])
+    sent = json.loads(decoy.loc["1003", "input.@record"])
     assert sent == {"id": 1003, "x": "abc", "cid": "c3"}  # as received, not as coerced
     assert decoy["model"].unique().tolist() == ["api"]
     # `deploy compare` reads a batch job's log as a server's: one answer per row.

@@ -9,8 +9,8 @@ scorer a server or stream worker uses, fed by the scorer's hook, and their Prome
 
 Ids reach the hook through a context variable (`row_ids`), set by the channel around each
 scoring call: the hook itself only sees the `ScoreEvent`. A call with no ids set gets the
-logger's generated ones. A deployment's calls set `routed_as(deployment, role)` the same
-way: the log's rows then carry both (`monitor.routed` logs the rows no model scored).
+logger's generated ones. A call made for a deployment is logged with its deployment and
+role the same way (`row_role`, set around each model call of a routed request).
 
 Drift windows: one `DriftState` per scorer (model and version), on the artifact's training
 baseline bins. A window rotates every `window` seconds; a scrape computes drift and input
@@ -54,10 +54,23 @@ WINDOW_SECONDS = 600.0
 
 #: The ids of the rows of the scoring call about to run in this context (None: generated).
 ROW_IDS: ContextVar[Sequence[str] | None] = ContextVar("scorehouse_row_ids", default=None)
-#: (deployment, role) the scoring calls in this context are made for (None: no deployment;
-#: UNLOGGED: calls that are no traffic, e.g. a batch's `--all-roles` extras, seen by no hook).
-ROUTE: ContextVar[tuple[str, str] | None] = ContextVar("scorehouse_route", default=None)
+
+
+#: (deployment, role) of the scoring call about to run in this context (None: no deployment).
+ROW_ROLE: ContextVar[tuple[str, str] | None] = ContextVar("scorehouse_row_role", default=None)
+#: `ROW_ROLE` of a call that is no traffic (a batch's `--all-roles` extras): no hook sees it.
 UNLOGGED = ("", "")
+
+
+@contextlib.contextmanager
+def row_role(deployment: str, role: str) -> Iterator[None]:
+    """Log the scoring calls made inside the block as `role` of `deployment` (with `role`
+    "": neither log them nor count them in drift windows)."""
+    token = ROW_ROLE.set((deployment, role) if role else UNLOGGED)
+    try:
+        yield
+    finally:
+        ROW_ROLE.reset(token)
 
 
 @contextlib.contextmanager
@@ -68,17 +81,6 @@ def row_ids(ids: Sequence[str] | None) -> Iterator[None]:
         yield
     finally:
         ROW_IDS.reset(token)
-
-
-@contextlib.contextmanager
-def routed_as(deployment: str, role: str) -> Iterator[None]:
-    """Log the scoring calls made inside the block as `role` of `deployment` (with
-    `role` "": neither log them nor count them in drift windows)."""
-    token = ROUTE.set((deployment, role) if role else UNLOGGED)
-    try:
-        yield
-    finally:
-        ROUTE.reset(token)
 
 
 class NumberedIds(Sequence[str]):
@@ -196,13 +198,15 @@ class LiveMonitor:
         logger, channel, seconds = self.logger, self.channel, self.window
 
         def hook(event: ScoreEvent) -> None:
-            route = ROUTE.get()  # (deployment, role) when a deployment made the call
-            if route is UNLOGGED:
+            routed = ROW_ROLE.get()
+            if routed is UNLOGGED:
                 return
             if logger is not None:
-                logger.log(event, channel=channel, ids=ROW_IDS.get(),
-                           deployment=route[0] if route else None,
-                           role=route[1] if route else None)
+                if routed is None:
+                    logger.log(event, channel=channel, ids=ROW_IDS.get())
+                else:
+                    logger.log(event, channel=channel, ids=ROW_IDS.get(),
+                               deployment=routed[0], role=routed[1])
             if window is not None:
                 window.observe(event, seconds)
         return hook
@@ -267,8 +271,8 @@ class _DriftCollector:
         yield from (drift, drifted, quality, rows)
 
 
-__all__ = ["LiveMonitor", "NumberedIds", "ROUTE", "ROW_IDS", "WINDOW_SECONDS", "routed_as",
-           "row_ids"]
+__all__ = ["LiveMonitor", "NumberedIds", "ROW_IDS", "ROW_ROLE", "UNLOGGED", "WINDOW_SECONDS",
+           "row_ids", "row_role"]
 
 
 def _dataset_drift(state: DriftState, reference: Reference) -> Any:

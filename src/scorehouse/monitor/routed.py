@@ -10,11 +10,11 @@ and the role.
 
 The decoy archives the inputs as received and the default answers without a model: there
 is no scoring call to hook, so `unscored` logs them. Their `model` in the log is the
-deployment's name (there is no model), `version` null, `runtime` the role, and
+deployment's name (there is no model), `version` null, `runtime` "none", and
 `prediction.value` the default's answer (null for the decoy). The record as received is
-one JSON text column, `input.*` (RECEIVED): typed `input.<column>` columns would clash with
-the models' coerced ones (a CSV's text "42" beside a model's 42.0) when the log is read
-across models.
+one JSON text column, `input.@record` (RECORD, as `serve` logs its decoy): typed
+`input.<column>` columns would clash with the models' coerced ones (a CSV's text "42"
+beside a model's 42.0) when the log is read across models.
 """
 
 from __future__ import annotations
@@ -31,16 +31,18 @@ import numpy as np
 
 from ..runtime import Output
 from ..scorer import Result, ScoreEvent, Scorer
-from .live import LiveMonitor, routed_as, row_ids
+from .live import LiveMonitor, row_ids, row_role
 
-#: The input column of a decoy's or default's row in the log: the record as received, JSON.
-RECEIVED = "*"
+#: The input column of a decoy's or default's row in the log (`input.@record`): the record
+#: as received, JSON text (as the server logs its decoy).
+RECORD = "@record"
 
 
-def unscored_event(deployment: str, role: str, records: Sequence[Mapping[str, Any]],
+def unscored_event(deployment: str, records: Sequence[Mapping[str, Any]],
                    values: np.ndarray | None = None) -> ScoreEvent:
-    """The log's event for rows no model scored: `records` as received (logged as JSON in
-    `input.*`), `values` the default's answer per row (None for the decoy: null).
+    """The log's event for rows no model scored (the decoy's, the default's): `records` as
+    received (logged as JSON in `input.@record`), `values` the default's answer per row
+    (None for the decoy: null).
 
     Raises:
         ValueError: `values` and `records` of different lengths.
@@ -52,10 +54,10 @@ def unscored_event(deployment: str, role: str, records: Sequence[Mapping[str, An
         raise ValueError(f"unscored_event: {n} records but {len(values)} values")
     received = np.asarray([json.dumps(_nulls(r), default=str) for r in records], dtype=object)
     result = Result(deployment, None, "regression", None, n, np.arange(n, dtype=np.int64),
-                    Output(values=values), runtime=role)
+                    Output(values=values), runtime="none")
     # A mapping that is not a dict: the log converts it as whole columns (its one-row path
     # expects scalars and a model's outputs).
-    return ScoreEvent(deployment, None, MappingProxyType({RECEIVED: received}), result)
+    return ScoreEvent(deployment, None, MappingProxyType({RECORD: received}), result)
 
 
 def _nulls(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -83,10 +85,10 @@ class RoutedLog:
                  deployed: bool) -> Iterator[None]:
             self.live.watch(scorer)  # once per scorer (a deployment change loads others)
             if not deployed:
-                with routed_as(self.deployment, ""):
+                with row_role(self.deployment, ""):
                     yield
                 return
-            with row_ids([ids[r] for r in rows.tolist()]), routed_as(self.deployment,
+            with row_ids([ids[r] for r in rows.tolist()]), row_role(self.deployment,
                                                                        str(role)):
                 yield
         return call
@@ -96,8 +98,8 @@ class RoutedLog:
         """Log rows no model scored: the decoy's `records`; the default's `values`."""
         if self.live.logger is None or not len(ids):
             return
-        self.live.logger.log(unscored_event(self.deployment, str(role), records, values),
-                             ids=ids, deployment=self.deployment, role=str(role))
+        self.live.logger.log(unscored_event(self.deployment, records, values), ids=ids,
+                             deployment=self.deployment, role=str(role))
 
 
-__all__ = ["RECEIVED", "RoutedLog", "unscored_event"]
+__all__ = ["RECORD", "RoutedLog", "unscored_event"]
