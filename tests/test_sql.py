@@ -172,6 +172,31 @@ def test_the_typed_set_function_returns_the_python_scorers_floats_bit_for_bit(
     assert {r[3] for r in got} == {"yes", "no"}
 
 
+#: Libraries the scorer imports inside PostgreSQL that a system package can also provide
+#: (Debian ships python3-numpy, python3-protobuf, python3-sklearn, ...).
+LIBRARIES = ["numpy", "onnx", "onnxruntime", "google.protobuf", "sklearn", "pyarrow", "numba"]
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_plpython_imports_each_library_from_the_installing_environment(db, registry, library):
+    """PL/Python runs the system's Python, whose own packages come first on sys.path; the
+    install's folders must win, or a system package of another version shadows the one
+    scorehouse was installed with (a Debian python3-protobuf broke `import onnx` there,
+    and the tree kernel was quietly lost)."""
+    import importlib
+
+    install(db, ["churn@production"], registry=registry)
+    mine = importlib.import_module(library).__file__
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("SELECT scorehouse.score('churn', row_to_json(c)::jsonb) FROM customers c "
+                     "WHERE id = 0").fetchall()  # the install's prelude ran in this session
+        conn.execute("CREATE OR REPLACE FUNCTION pg_temp.where_from(name text) RETURNS text "
+                     "LANGUAGE plpython3u AS $$\nimport importlib\n"
+                     "return importlib.import_module(name).__file__\n$$")
+        (theirs,) = conn.execute("SELECT pg_temp.where_from(%s)", [library]).fetchone()
+    assert theirs == mine
+
+
 def test_the_typed_set_function_keeps_refused_rows_and_names_its_errors(db, registry):
     install(db, ["churn@production"], registry=registry)
     with psycopg.connect(db, autocommit=True) as conn:

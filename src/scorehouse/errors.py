@@ -26,6 +26,9 @@ with that code:
   x Unauthorized, NotReady, TooLarge, .... -    HTTP service only: answered with a status,
     SlowClient, TimedOut (serve)                not an exit (401, 503, 413, 408, 504; any
                                                 other ScorehouseError in a request: 400)
+  x Forbidden, SignInNeeded (ui) ......... -    web console only: a 403 page, a redirect to
+                                                sign in (a page shows any other error with
+                                                the status of its exit code)
 
 Outside the tree, `main` also exits 2 on click's usage errors (unknown option, missing
 argument), 130 on Ctrl-C and 1 on any other exception ("unexpected ...", with the

@@ -9,6 +9,7 @@ of most merged into the root, `models` and `db` as groups):
     scoring.py    predict, score, lookup                  (records, files and tables)
     serving.py    serve                                   (HTTP)
     shipping.py   bundle, doctor, container               (hermetic bundle, image)
+    ui.py         ui                                      (the web console)
     streaming.py  stream, enrich                          (Redis Streams, NATS, Kafka)
     evaluating.py evaluate, and the `gates` group: set, show, check   (promotion evidence)
     retraining.py retrain                                 (refit by the recipe, gated challenger)
@@ -18,6 +19,7 @@ of most merged into the root, `models` and `db` as groups):
     monitoring.py the `monitor` group: log, quality, drift, feedback (the prediction log)
     deploying.py  the `deploy` group: create, show, list, set, history, rollback, compare
                   (deployments; compare prints with compare_output.py)
+    kubernetes.py k8s                                     (Kubernetes manifests)
     common.py     what they share: option types, the registry, loading a scorer
     output.py     how they print: JSON, tables, one line per error, control characters escaped
 
@@ -46,6 +48,7 @@ from . import (
     demo,
     deploying,
     evaluating,
+    kubernetes,
     models,
     monitoring,
     retraining,
@@ -53,6 +56,7 @@ from . import (
     serving,
     shipping,
     streaming,
+    ui,
     versions,
 )
 from .common import click_exc, where
@@ -70,9 +74,8 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
 # The order here is the order `scorehouse --help` lists them in: commands, then groups.
-for _verbs in (demo, artifacts, versions, evaluating, retraining, cards, scoring, serving,
-               shipping,
-               streaming):
+for _verbs in (demo, artifacts, versions, evaluating, retraining, cards, scoring, serving, ui,
+               shipping, streaming, kubernetes):
     app.add_typer(_verbs.commands)
 app.add_typer(models.group, name="models")
 app.add_typer(evaluating.group, name="gates")

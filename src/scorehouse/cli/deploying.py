@@ -102,9 +102,14 @@ def deploy_set(
     sticky_by: StickyBy = None, route_by: RouteBy = None, route: Route = None,
     promote: Annotated[str | None, typer.Option(help="Make this challenger the champion (the old champion leaves).")] = None,
     remove: Annotated[list[str] | None, typer.Option("--remove", help="Take this model out of every role but champion (repeatable).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Past failing gates (needs -m WHY; recorded in the history).")] = False,
     reason: Reason = "", user: User = None, as_json: JsonOpt = False,
 ) -> None:
     """Change a deployment: weights, roles, deadline, default, sticky field (a new revision).
+
+    A model entering an answering role passes the gates its model's alias would: a new
+    champion those of @production, a new challenger those of @challenger (scorehouse gates
+    set); a failing gate refuses (exit 6) with the gate table and changes nothing.
 
     Examples:
 
@@ -112,15 +117,33 @@ def deploy_set(
 
         scorehouse deploy set churn-api --promote churn/3 -m "v3 wins"
     """
-    from ..routing import registered
+    from ..evaluation import GatesRefused
+    from ..evaluation.deployments import change_deployment
+    from .evaluating import gate_table
+    from .output import emit_json
 
     changes = _changes(
         champion=champion, challengers=challenger, shadows=shadow, canaries=canary,
         fallbacks=fallback, remove=remove, promote=promote, decoy=decoy,
         deadline_ms=deadline_ms, default=default, default_rule=default_rule,
         no_default=no_default, sticky_by=sticky_by, route_by=route_by, routes=route)
-    stored = registered.change(open_registry(), name, changes, reason=reason, user=user)
-    _show(stored, as_json, "changed")
+    try:
+        done = change_deployment(open_registry(), name, changes, force=force, reason=reason,
+                                 user=user)
+    except GatesRefused as e:
+        if as_json:
+            emit_json({"error": str(e), "type": type(e).__name__, "exit_code": e.exit_code,
+                       "gates": e.report.to_dict()})
+            raise typer.Exit(e.exit_code) from None
+        gate_table(e.report)
+        raise
+    if as_json:
+        emit_json(done.to_dict())
+        return
+    for report in done.reports:
+        if report.policy:
+            gate_table(report)
+    _show(done.deployment, False, "changed past failing gates:" if done.forced else "changed")
 
 
 @group.command("show")

@@ -9,5 +9,6 @@ Hermetic bundle and container image (`scorehouse bundle`, `doctor`, `container`)
     container.py  a build context (Containerfile, entrypoint) and `podman`/`docker build`
     templates.py  the texts of install.sh, the Containerfile and its entrypoint
 
-Serverless and Kubernetes: `serverless*.py`, `k8s*.py` (and the `serverless/` package).
+Kubernetes manifests (`scorehouse k8s`): `k8s.py`, checked offline by `k8s_check.py`,
+sized by `memory.py`. The serverless handler is the `serverless` package (a channel).
 """

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ModelError
-from ..scorer import Result, ScorerCache
+from ..scorer import Result, Scorer, ScorerCache
 from .router import Decision, Router, Step
 from .spec import DeploymentSpec, Role
 
@@ -225,8 +225,9 @@ class Rendezvous:
             return self._answered(decision, record, i, step, result, failures, start)
         raise self._nobody(router, failures)
 
-    def _score(self, ref: str, record: Mapping[str, Any]) -> Result:
-        result = self.scorers.get(ref).predict(record)
+    def _score(self, ref: str, record: Mapping[str, Any], scorer: Scorer | None = None
+               ) -> Result:
+        result = (scorer or self.scorers.get(ref)).predict(record)
         broken = [r.reason for r in result.rejects if r.reason.startswith("model error")]
         if result.n_scored == 0 and broken:
             raise StepFailed(f"{ref} failed: {broken[0]}")
@@ -295,34 +296,40 @@ class Rendezvous:
         if decision.off_path:
             copy = dict(record)  # the caller may reuse its dict once answered
             for role, ref in decision.off_path:
-                future = self._submit(role, ref, copy, decision.request_id)
+                # Taken now: a `use` that drops this model before the pool runs the call
+                # must not see it loaded back into the cache by that late call.
+                scorer = None if ref is None else self.scorers.peek(ref)
+                future = self._submit(role, ref, scorer, copy, decision.request_id)
                 if future is None:
                     routed.skipped.append(role)
                 else:
                     routed.off_path.append(future)
         return routed
 
-    def _submit(self, role: Role, ref: str | None, record: Mapping[str, Any], rid: str
-                ) -> Future[OffPathResult] | None:
+    def _submit(self, role: Role, ref: str | None, scorer: Scorer | None,
+                record: Mapping[str, Any], rid: str) -> Future[OffPathResult] | None:
         if not self._room.acquire(blocking=False):
             with self._lock:
                 self._skipped[role] += 1
             return None
         try:
-            return self._off.submit(self._off_path, role, ref, record, rid)
+            return self._off.submit(self._off_path, role, ref, scorer, record, rid)
         except RuntimeError:  # the pool is shut down
             self._room.release()
             return None
 
-    def _off_path(self, role: Role, ref: str | None, record: Mapping[str, Any], rid: str
-                  ) -> OffPathResult:
+    def _off_path(self, role: Role, ref: str | None, scorer: Scorer | None,
+                  record: Mapping[str, Any], rid: str) -> OffPathResult:
         start = time.perf_counter()
         try:
             if ref is None:  # the decoy: the input as received
                 out = OffPathResult(rid, role, None, record=record)
             else:
                 try:
-                    out = OffPathResult(rid, role, ref, result=self._score(ref, record))
+                    if scorer is None and ref not in self.router.spec.refs():
+                        raise StepFailed(f"{ref} left the deployment before its call ran")
+                    out = OffPathResult(rid, role, ref,
+                                        result=self._score(ref, record, scorer))
                 except StepFailed as e:
                     out = OffPathResult(rid, role, ref, error=e.reason)
                 except Exception as e:  # an off-path model's failure is only reported

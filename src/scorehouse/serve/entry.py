@@ -7,10 +7,11 @@ import ipaddress
 import os
 import socket
 import ssl
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ..errors import ScorehouseError
-from ..registry import Registry
 from ..registry.refs import ModelRef
 from ..schema import ColumnPolicy
 from .app import create_app
@@ -21,9 +22,15 @@ from .models import ModelSet
 from .settings import ServeSettings
 
 
-def app_from_settings(s: ServeSettings, preload: bool = False) -> FastPath:
-    """The app for the settings of `scorehouse serve` (models load at start-up, or now)."""
-    registry = None if all(ModelRef.parse(r).is_path for r in s.refs) else Registry(s.registry, s.artifacts)
+def app_from_settings(s: ServeSettings, preload: bool = False,
+                      mounts: Mapping[str, Any] | None = None) -> FastPath:
+    """The app for the settings of `scorehouse serve` (models load at start-up, or now),
+    with other ASGI apps at path prefixes (`mounts`, as `create_app` takes them)."""
+    registry = None
+    if not all(ModelRef.parse(r).is_path for r in s.refs):  # SQLAlchemy only when needed
+        from ..registry import Registry
+
+        registry = Registry(s.registry, s.artifacts)
     keys = ApiKeys(s.api_keys, s.api_key_file)
     models = ModelSet(s.refs, registry, runtime=s.runtime, trust=s.trust,
                       accept_parity_difference=s.accept_parity_difference,
@@ -34,7 +41,7 @@ def app_from_settings(s: ServeSettings, preload: bool = False) -> FastPath:
                              max_rejects=s.max_rejects, read_timeout=s.read_timeout)
     return create_app(models, batching=s.batching, api_keys=keys, limits=limits,
                       columns=ColumnPolicy.parse(s.columns), log=s.log_options(),
-                      drift=s.drift)
+                      drift=s.drift, mounts=mounts)
 
 
 def app_from_env() -> FastPath:

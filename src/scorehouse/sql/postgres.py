@@ -103,12 +103,17 @@ def _prelude(schema: str) -> str:
     # Every function body starts here: make scorehouse importable (once per connection),
     # then hand over to scorehouse.sql.plpython.
     query = f"SELECT value FROM {_quoted(schema)}.config WHERE key = 'python_path'"
+    # The recorded folders go first on sys.path: the packages scorehouse was installed with
+    # win over the system's (a Debian python3-protobuf of another version would otherwise
+    # shadow the venv's, break `import onnx`, and quietly cost the tree kernel).
     return f'''
 if "scorehouse_ready" not in GD:
-    import site
+    import site, sys
     _q = {query!r}
+    _system = list(sys.path)
     for _p in plpy.execute(_q)[0]["value"].split("\\n"):
         site.addsitedir(_p)
+    sys.path[:] = [_p for _p in sys.path if _p not in _system] + _system
     GD["scorehouse_ready"] = True
 from scorehouse.sql import plpython as _sh
 '''
