@@ -261,13 +261,15 @@ def batch(workdir, flow, records) -> dict[str, Run]:
 
 
 def test_package_register_promote_rollback(flow, workdir):
-    first, second, third = ok(flow["package"]).strip().splitlines()
+    first, second, third, fourth = ok(flow["package"]).strip().splitlines()
     assert first == "packaged churn (binary, sklearn, 12 inputs) -> churn.shz"
     assert second.startswith("runtime: onnx (parity on 3,000 rows: max diff ")
     assert second.endswith(", 0 label flips, tolerance 1e-06)")
     # Which inputs accept a missing value, and why (the pipeline imputes every column).
     assert third.startswith("nullable: tenure (imputed by SimpleImputer (step "
                             "'features' > 'num' > 'impute')); ")
+    # What retrain will refit: an unfitted copy of the pipeline, kept with the artifact.
+    assert fourth.startswith("recipe: ")
     assert "total_charges (missing in training)" in third
     assert zipfile.is_zipfile(workdir / "churn.shz")
 
@@ -461,7 +463,7 @@ def test_sign_then_verify_with_the_key_and_refuse_the_wrong_key(batch, flow):
     assert ok(flow["sign"]) == {"artifact": "signed.shz", "signed": True}
     out = ok(batch["verify_key"])
     assert out == {"artifact": "signed.shz", "ok": True,
-                   "manifest_sha256": ok(flow["register"])["manifest_sha256"], "files": 2,
+                   "manifest_sha256": ok(flow["register"])["manifest_sha256"], "files": 3,
                    "signature": "verified", "runs_code_when_loaded": True}
     assert_error_line(batch["verify_wrong_key"], 5, "signature does not verify")
 
