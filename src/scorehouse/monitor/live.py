@@ -9,7 +9,8 @@ scorer a server or stream worker uses, fed by the scorer's hook, and their Prome
 
 Ids reach the hook through a context variable (`row_ids`), set by the channel around each
 scoring call: the hook itself only sees the `ScoreEvent`. A call with no ids set gets the
-logger's generated ones.
+logger's generated ones. A call made for a deployment is logged with its deployment and
+role the same way (`row_role`, set around each model call of a routed request).
 
 Drift windows: one `DriftState` per scorer (model and version), on the artifact's training
 baseline bins. A window rotates every `window` seconds; a scrape computes drift and input
@@ -53,6 +54,20 @@ WINDOW_SECONDS = 600.0
 
 #: The ids of the rows of the scoring call about to run in this context (None: generated).
 ROW_IDS: ContextVar[Sequence[str] | None] = ContextVar("scorehouse_row_ids", default=None)
+
+
+#: (deployment, role) of the scoring call about to run in this context (None: no deployment).
+ROW_ROLE: ContextVar[tuple[str, str] | None] = ContextVar("scorehouse_row_role", default=None)
+
+
+@contextlib.contextmanager
+def row_role(deployment: str, role: str) -> Iterator[None]:
+    """Log the scoring calls made inside the block as `role` of `deployment`."""
+    token = ROW_ROLE.set((deployment, role))
+    try:
+        yield
+    finally:
+        ROW_ROLE.reset(token)
 
 
 @contextlib.contextmanager
@@ -181,7 +196,12 @@ class LiveMonitor:
 
         def hook(event: ScoreEvent) -> None:
             if logger is not None:
-                logger.log(event, channel=channel, ids=ROW_IDS.get())
+                routed = ROW_ROLE.get()
+                if routed is None:
+                    logger.log(event, channel=channel, ids=ROW_IDS.get())
+                else:
+                    logger.log(event, channel=channel, ids=ROW_IDS.get(),
+                               deployment=routed[0], role=routed[1])
             if window is not None:
                 window.observe(event, seconds)
         return hook
@@ -246,7 +266,8 @@ class _DriftCollector:
         yield from (drift, drifted, quality, rows)
 
 
-__all__ = ["LiveMonitor", "NumberedIds", "ROW_IDS", "WINDOW_SECONDS", "row_ids"]
+__all__ = ["LiveMonitor", "NumberedIds", "ROW_IDS", "ROW_ROLE", "WINDOW_SECONDS", "row_ids",
+           "row_role"]
 
 
 def _dataset_drift(state: DriftState, reference: Reference) -> Any:
