@@ -22,6 +22,7 @@ from ..monitor.log import LogOptions
 from ..schema import ColumnPolicy
 from .auth import ApiKeys
 from .calls import Call, Reply, json_reply
+from .deployments import DeploymentSet
 from .fastpath import FastPath
 from .limits import MAX_BODY, Limits, TimedOut, TooLarge
 from .models import ModelSet
@@ -36,7 +37,7 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
                api_keys: ApiKeys | None = None, timeout: float | None = None,
                batching: str = "auto", columns: ColumnPolicy = ColumnPolicy.LENIENT,
                limits: Limits | None = None, log: LogOptions | None = None,
-               drift: bool = False) -> FastPath:
+               drift: bool = False, deployments: DeploymentSet | None = None) -> FastPath:
     """The ASGI app serving `models` (loaded at startup; readiness follows).
 
     `batching`: "auto" (micro-batch single records where start-up measurement shows it
@@ -44,12 +45,14 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
     column policy of every request (strict: 400 naming absent and unknown columns);
     `limits`: every per-request limit (see `limits.Limits`; when given, `max_body` and
     `timeout` are not used); `log`: the prediction log of every scored row (None: none);
-    `drift`: live drift windows on /metrics. `.pages` of the app is the Starlette app of
-    the same routes.
+    `drift`: live drift windows on /metrics; `deployments`: deployments served beside the
+    models (each under its name, on every protocol). `.pages` of the app is the
+    Starlette app of the same routes.
     """
     limits = limits or Limits.from_env(max_body=max_body, timeout=timeout)
     service = ScoringService(models, limits, keys=api_keys, batching=batching,
-                             columns=columns, watch=watch, log=log, drift=drift)
+                             columns=columns, watch=watch, log=log, drift=drift,
+                             deployments=deployments)
     routes: list[BaseRoute] = [StarletteRoute(r.path, _page(service, r), methods=list(r.methods))
                                for r in ROUTES]
     routes.append(Mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_files())))
