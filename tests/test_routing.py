@@ -328,6 +328,28 @@ def test_a_full_off_path_pool_skips_and_counts(rendezvous, models):
     first.off_path[0].result(timeout=5)
 
 
+def test_off_path_records_waiting_are_scored_in_one_call_each_with_its_result(
+        rendezvous, models):
+    import contextlib
+
+    calls = []
+
+    @contextlib.contextmanager
+    def around(role, ids):
+        calls.append((role, None if ids is None else list(ids)))
+        yield
+
+    rz = rendezvous(champion=models["double"], shadows=[models["shadow"]],
+                    options={"off_path_workers": 1, "around": around})
+    first = rz.decide_and_score({"x": -1}, request_id="r0")  # the shadow sleeps on it
+    rest = [rz.decide_and_score({"x": i}, request_id=f"r{i}") for i in range(1, 6)]
+    done = [f.result(timeout=5) for r in [first, *rest] for f in r.off_path]
+    assert [(d.request_id, d.result.output.values.tolist()) for d in done] == \
+        [("r0", [-4.0]), *((f"r{i}", [4.0 * i]) for i in range(1, 6))]
+    shadow_calls = [ids for role, ids in calls if role is Role.SHADOW]
+    assert shadow_calls == [None, [f"r{i}" for i in range(1, 6)]]  # waited: one call
+
+
 def test_invalid_input_is_answered_not_fallen_back(rendezvous, models):
     rz = rendezvous(champion=models["double"], fallbacks=[models["boom"]])
     a = rz.decide_and_score({"x": "not a number"}).answer

@@ -8,11 +8,11 @@ is an `Answer`: which model (reference, name, version) in which role answered, w
 fallback did and why.
 
 Off the response path, the shadows and canaries score the same record and the decoy keeps
-it as received, on a bounded pool that is only fed once the answer is known: when
-`max_pending` calls wait already, the role is skipped for that request and counted
-(`stats()`), so off-path work never delays an answer nor piles up. Their `OffPathResult`s
-go to `on_off_path` (e.g. the prediction log, under the request's id) and are returned as
-futures.
+it as received, on a bounded pool that is only fed once the answer is known
+(`routing.offpath`: micro-batched per role under load): when `max_pending` records wait
+already, the role is skipped for that request and counted (`stats()`), so off-path work
+never delays an answer nor piles up. Their `OffPathResult`s go to `on_off_path` (e.g. the
+prediction log, under the request's id) and are returned as futures.
 
 Both `decide_and_score` (threads: the stream worker, batch) and `decide_and_score_async`
 (the asyncio server) run the same decision and bookkeeping; only the waiting differs. A
@@ -27,7 +27,8 @@ off-path role gets all of them once.
 
 Logging each role's call: model calls in a pool run in a copy of the caller's context
 (so context variables it set, e.g. the rows' log ids, reach the scorer's hooks), inside
-`around(role)` when given (e.g. a context naming the role for the prediction log).
+`around(role, ids)` when given (e.g. a context naming the role for the prediction log;
+`ids`: the request ids of an off-path batch, else None: the caller's).
 """
 
 from __future__ import annotations
@@ -37,16 +38,15 @@ import contextvars
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ModelError
 from ..scorer import Result, ScorerCache
+from .offpath import Around, OffPath, OffPathResult, model_failure
 from .router import Decision, Router, Step
 from .spec import DeploymentSpec, Role
 
@@ -82,21 +82,6 @@ class Answer:
                 "reason": self.reason}
 
 
-@dataclass(frozen=True)
-class OffPathResult:
-    """One off-path role's work for a request: a shadow's or canary's `result` (or the
-    `error` it raised), or for the decoy the `record` as received (for a request of
-    several rows: its rows, a list of records or an Arrow table)."""
-
-    request_id: str
-    role: Role
-    ref: str | None
-    result: Result | None = None
-    error: str = ""
-    record: Any = None
-    latency_ms: float = 0.0
-
-
 @dataclass
 class Routed:
     """The answer to one request, the decision behind it, and the off-path work started
@@ -127,23 +112,21 @@ class Rendezvous:
         off_path_workers, max_pending: threads for off-path work, and how many off-path
             calls may wait or run before new ones are skipped.
         on_off_path: called (in a pool thread) with each finished `OffPathResult`.
-        around: `around(role)` is entered around every model call, in the thread running
-            it (None: nothing).
+        around: `around(role, ids)` is entered around every model call, in the thread
+            running it (None: nothing; see the module docstring).
     """
 
     def __init__(self, spec: DeploymentSpec, scorers: ScorerCache[str], *, workers: int = 8,
                  off_path_workers: int = 2, max_pending: int = 64,
                  on_off_path: Callable[[OffPathResult], None] | None = None,
-                 around: Callable[[Role], AbstractContextManager[Any]] | None = None):
+                 around: Around | None = None):
         self.scorers = scorers
         self.router = Router(spec)
-        self.on_off_path = on_off_path
         self.around = around
         self._workers = workers
         self._pools: dict[str, ThreadPoolExecutor] = {}  # answering pools, one per model
-        self._off = ThreadPoolExecutor(off_path_workers, thread_name_prefix="scorehouse-offpath")
-        self._room = threading.BoundedSemaphore(max_pending)
-        self._skipped: Counter[Role] = Counter()
+        self._off = OffPath(scorers, workers=off_path_workers, max_pending=max_pending,
+                            on_result=on_off_path, around=around)
         self._fallbacks = 0
         self._lock = threading.Lock()
 
@@ -186,7 +169,7 @@ class Rendezvous:
     def stats(self) -> dict[str, Any]:
         """Counters: answers given by a fallback or the default; off-path calls skipped."""
         return {"fallbacks": self._fallbacks,
-                "skipped": {r.value: n for r, n in sorted(self._skipped.items())}}
+                "skipped": {r.value: n for r, n in sorted(self._off.skipped.items())}}
 
     def close(self, wait: bool = True) -> None:
         """Stop the pools; with `wait`, after the running calls (a hung model's too) end."""
@@ -194,7 +177,7 @@ class Rendezvous:
             pools = list(self._pools.values())
         for pool in pools:
             pool.shutdown(wait=wait, cancel_futures=not wait)
-        self._off.shutdown(wait=wait, cancel_futures=not wait)
+        self._off.close(wait=wait)
 
     # --- answering ---------------------------------------------------------------------------
 
@@ -260,12 +243,11 @@ class Rendezvous:
         if self.around is None:
             result = scorer.predict(data)
         else:
-            with self.around(role):
+            with self.around(role, None):
                 result = scorer.predict(data)
-        if result.n_scored == 0 and result.rejects:
-            broken = [r.reason for r in result.rejects if r.reason.startswith("model error")]
-            if broken:
-                raise StepFailed(f"{ref} failed: {broken[0]}")
+        failed = model_failure(result)
+        if failed:
+            raise StepFailed(f"{ref} failed: {failed}")
         return result
 
     def _pool(self, ref: str) -> ThreadPoolExecutor:
@@ -352,48 +334,12 @@ class Rendezvous:
             # The caller may reuse its dict once answered; many rows are not changed.
             copy = dict(data) if isinstance(data, Mapping) else data
             for role, ref in decision.off_path:
-                future = self._submit(role, ref, copy, decision.request_id)
+                future = self._off.submit(role, ref, copy, decision.request_id)
                 if future is None:
                     routed.skipped.append(role)
                 else:
                     routed.off_path.append(future)
         return routed
-
-    def _submit(self, role: Role, ref: str | None, data: Any, rid: str
-                ) -> Future[OffPathResult] | None:
-        if not self._room.acquire(blocking=False):
-            with self._lock:
-                self._skipped[role] += 1
-            return None
-        try:  # in a copy of the caller's context, as the answering calls
-            return self._off.submit(contextvars.copy_context().run, self._off_path, role, ref,
-                                    data, rid)
-        except RuntimeError:  # the pool is shut down
-            self._room.release()
-            return None
-
-    def _off_path(self, role: Role, ref: str | None, data: Any, rid: str) -> OffPathResult:
-        start = time.perf_counter()
-        try:
-            if ref is None:  # the decoy: the input as received
-                out = OffPathResult(rid, role, None, record=data)
-            else:
-                try:
-                    out = OffPathResult(rid, role, ref, result=self._score(ref, data, role))
-                except StepFailed as e:
-                    out = OffPathResult(rid, role, ref, error=e.reason)
-                except Exception as e:  # an off-path model's failure is only reported
-                    out = OffPathResult(rid, role, ref, error=f"{type(e).__name__}: {e}")
-            out = OffPathResult(out.request_id, out.role, out.ref, out.result, out.error,
-                                out.record, (time.perf_counter() - start) * 1000)
-            if self.on_off_path is not None:
-                try:
-                    self.on_off_path(out)
-                except Exception:  # a sink's failure must not end the pool's thread
-                    log.exception("on_off_path failed for request %s", rid)
-            return out
-        finally:
-            self._room.release()
 
 
 __all__ = ["Answer", "OffPathResult", "Rendezvous", "Routed", "StepFailed"]

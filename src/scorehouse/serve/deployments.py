@@ -29,10 +29,11 @@ changes picked up.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,7 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ..errors import ScorehouseError
-from ..monitor.live import LiveMonitor, NumberedIds, row_role
+from ..monitor.live import LiveMonitor, NumberedIds, row_ids, row_role
 from ..monitor.log import Channel
 from ..registry import Registry
 from ..routing import OffPathResult, Rendezvous, Role, Routed
@@ -236,9 +237,16 @@ class DeploymentSet:
                        deployment=name, role=Role.DECOY.value)
 
 
-def _role_of(name: str, role: Role) -> Any:
-    """The context of one model call of deployment `name` (the log hook reads it)."""
-    return row_role(name, role.value)
+@contextlib.contextmanager
+def _role_of(name: str, role: Role, ids: Sequence[str] | None) -> Iterator[None]:
+    """The context of one model call of deployment `name` (the log hook reads it): its
+    role, and the rows' ids when they are not the request's (an off-path batch)."""
+    with row_role(name, role.value):
+        if ids is None:
+            yield
+        else:
+            with row_ids(ids):
+                yield
 
 
 def _text(value: Any) -> str:
