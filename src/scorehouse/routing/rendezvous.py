@@ -19,7 +19,10 @@ Both `decide_and_score` (threads: the stream worker, batch) and `decide_and_scor
 model call that misses its deadline cannot be stopped: it finishes in its pool thread and
 its result is dropped. Each model has its own answering pool (`workers` threads): a model
 that hangs holds its own threads, never the ones its fallback needs, and its calls that
-could not even start before their deadline are cancelled.
+could not even start before their deadline are cancelled. On an event loop, a fallback is
+hedged: started a little before the deadline of the model before it (as long before as
+it takes), so that its answer is ready when that deadline passes; a hedge not needed is
+dropped (one that started finishes, and its row is logged with its role).
 
 A request of several rows is one decision (made on one `record`, e.g. its first row):
 the models score all its `rows` in one call, the default answers each row, and each
@@ -125,6 +128,7 @@ class Rendezvous:
         self.around = around
         self._workers = workers
         self._pools: dict[str, ThreadPoolExecutor] = {}  # answering pools, one per model
+        self._latency: dict[str, float] = {}  # ms a model's calls take (moving average)
         self._off = OffPath(scorers, workers=off_path_workers, max_pending=max_pending,
                             on_result=on_off_path, around=around)
         self._fallbacks = 0
@@ -227,24 +231,33 @@ class Rendezvous:
         data = record if rows is None else rows
         deadline = router.spec.deadline_ms
         failures: list[str] = []
-        for i, step in enumerate(decision.chain):
-            if step.role is Role.DEFAULT:
-                return self._default(router, decision, data, failures, start)
-            try:
-                result = await self._wait_async(step, data, deadline)
-            except StepFailed as e:
-                failures.append(e.reason)
-                continue
-            return self._answered(decision, data, i, step, result, failures, start)
-        raise self._nobody(router, failures)
+        hedges: dict[int, tuple[asyncio.Future[Result], float]] = {}
+        try:
+            for i, step in enumerate(decision.chain):
+                if step.role is Role.DEFAULT:
+                    return self._default(router, decision, data, failures, start)
+                try:
+                    result = await self._wait_async(decision.chain, i, data, deadline, hedges)
+                except StepFailed as e:
+                    failures.append(e.reason)
+                    continue
+                return self._answered(decision, data, i, step, result, failures, start)
+            raise self._nobody(router, failures)
+        finally:
+            for call, _ in hedges.values():  # not needed: one not started never will
+                call.cancel()
 
     def _score(self, ref: str, data: Any, role: Role) -> Result:
         scorer = self.scorers.get(ref)
+        began = time.perf_counter()
         if self.around is None:
             result = scorer.predict(data)
         else:
             with self.around(role, None):
                 result = scorer.predict(data)
+        ms = (time.perf_counter() - began) * 1000
+        last = self._latency.get(ref)  # a moving average: how long this model takes
+        self._latency[ref] = ms if last is None else 0.8 * last + 0.2 * ms
         failed = model_failure(result)
         if failed:
             raise StepFailed(f"{ref} failed: {failed}")
@@ -278,18 +291,31 @@ class Rendezvous:
         except Exception as e:  # any failure of this model moves on to the next step
             raise StepFailed(f"{step.ref} failed: {type(e).__name__}: {e}") from None
 
-    async def _wait_async(self, step: Step, data: Any, deadline_ms: float | None) -> Result:
+    def _start(self, step: Step, data: Any) -> tuple[asyncio.Future[Result], float]:
+        """A model call started in its pool (in a copy of this context), and when."""
+        assert step.ref is not None
+        call = asyncio.get_running_loop().run_in_executor(
+            self._pool(step.ref), contextvars.copy_context().run, self._score, step.ref, data,
+            step.role)
+        return call, time.perf_counter()
+
+    async def _wait_async(self, chain: tuple[Step, ...], i: int, data: Any,
+                          deadline_ms: float | None,
+                          hedges: dict[int, tuple[asyncio.Future[Result], float]]) -> Result:
+        step = chain[i]
         assert step.ref is not None
         try:
             if deadline_ms is None:
                 return self._score(step.ref, data, step.role)
-            loop = asyncio.get_running_loop()
-            call = loop.run_in_executor(self._pool(step.ref), contextvars.copy_context().run,
-                                        self._score, step.ref, data, step.role)
+            call, began = hedges.pop(i) if i in hedges else self._start(step, data)
+            end = began + deadline_ms / 1000
+            await self._hedge(chain, i, data, call, end, hedges)
+            left = end - time.perf_counter()
             # asyncio.wait, not wait_for: at the deadline the request goes on at once,
             # without waiting on the loop for the cancellation to be acknowledged.
-            done, _ = await asyncio.wait((call,), timeout=deadline_ms / 1000)
-            if not done:
+            if not call.done() and left > 0:
+                await asyncio.wait((call,), timeout=left)
+            if not call.done():
                 call.cancel()  # a call that has not started never will
                 raise StepFailed(f"{step.ref} missed the {deadline_ms:g} ms deadline")
             return call.result()
@@ -297,6 +323,27 @@ class Rendezvous:
             raise
         except Exception as e:
             raise StepFailed(f"{step.ref} failed: {type(e).__name__}: {e}") from None
+
+    async def _hedge(self, chain: tuple[Step, ...], i: int, data: Any,
+                     call: asyncio.Future[Result], end: float,
+                     hedges: dict[int, tuple[asyncio.Future[Result], float]]) -> None:
+        """Start the next model early when step `i` is still running a little before its
+        deadline (`end`): as long before as that model takes (its moving average, x1.5,
+        + 0.5 ms; at most half the deadline), so that a fallback's answer is ready when the
+        deadline passes rather than starting then."""
+        j = i + 1
+        if j >= len(chain) or chain[j].ref is None or j in hedges:
+            return
+        took = self._latency.get(chain[j].ref or "")
+        if took is None:
+            return  # not measured yet: its first call starts at the deadline
+        half = (end - time.perf_counter()) / 2
+        lead = min((took * 1.5 + 0.5) / 1000, max(half, 0.0))
+        wait = end - lead - time.perf_counter()
+        if wait > 0:
+            await asyncio.wait((call,), timeout=wait)
+        if not call.done():
+            hedges[j] = self._start(chain[j], data)
 
     # --- the shared bookkeeping -------------------------------------------------------------
 
