@@ -1,12 +1,13 @@
 """Off the response path: the shadows and canaries score a request, the decoy keeps it.
 
 Work is fed once the answer is known. Each off-path (role, model) has a queue, and one
-drain at a time per queue runs on a small pool: it takes what waits (up to `BATCH` records)
-and scores the single records in one call, so that under load a shadow pays the scorer's
-per-call cost once per batch rather than once per request (no timer: a lone record is
-scored at once). A request of several rows is scored in a call of its own. When
-`max_pending` records wait or run, a role is skipped for a request and counted, so
-off-path work never delays an answer nor piles up.
+drain at a time per queue runs on a small pool: it lets records gather for `linger`
+seconds (unless `BATCH` wait already), then scores the single records in one call, so that
+a shadow pays the scorer's per-call cost (validation, the runtime's call) once per batch
+rather than once per request: off the response path, nobody waits for it. A request of
+several rows is scored in a call of its own. When `max_pending` records wait or run, a
+role is skipped for a request and counted, so off-path work never delays an answer nor
+piles up.
 
 Each finished `OffPathResult` (a shadow's or canary's `result`, or the `error` it raised;
 the decoy's `record`) goes to `on_result` and resolves the future the request got.
@@ -34,7 +35,9 @@ from .spec import Role
 log = logging.getLogger("scorehouse.routing")
 
 #: The most single records one off-path call scores at once.
-BATCH = 32
+BATCH = 64
+#: Seconds a drain lets records gather before scoring them (fewer than BATCH waiting).
+LINGER = 0.02
 
 #: `around(role, ids)`: the context of one model call (ids: the rows' request ids, None
 #: when they are the caller's).
@@ -78,8 +81,9 @@ class OffPath:
 
     def __init__(self, scorers: ScorerCache[str], *, workers: int = 2, max_pending: int = 64,
                  on_result: Callable[[OffPathResult], None] | None = None,
-                 around: Around | None = None):
+                 around: Around | None = None, linger: float = LINGER):
         self.scorers, self.on_result, self.around = scorers, on_result, around
+        self.linger = linger
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="scorehouse-offpath")
         self._room = threading.BoundedSemaphore(max_pending)
         self._queues: dict[tuple[Role, str | None], deque[_Item]] = {}
@@ -117,13 +121,20 @@ class OffPath:
 
     def _drain(self, role: Role, ref: str | None) -> None:
         key = (role, ref)
+        lingered = False
         while True:
             with self._lock:
                 queue = self._queues[key]
                 if not queue:
                     self._draining.discard(key)
                     return
-                items = [queue.popleft() for _ in range(min(len(queue), BATCH))]
+                wait = not lingered and self.linger > 0 and len(queue) < BATCH
+                items = [] if wait else [queue.popleft() for _ in range(min(len(queue), BATCH))]
+            if wait:  # let more records gather: one call for them all
+                time.sleep(self.linger)
+                lingered = True
+                continue
+            lingered = False
             try:
                 self._run(role, ref, items)
             except Exception:  # never leave the queue without its drain
@@ -185,4 +196,4 @@ class OffPath:
         item.future.set_result(out)
 
 
-__all__ = ["BATCH", "OffPath", "OffPathResult", "model_failure"]
+__all__ = ["BATCH", "LINGER", "OffPath", "OffPathResult", "model_failure"]

@@ -328,9 +328,9 @@ class Rendezvous:
                      call: asyncio.Future[Result], end: float,
                      hedges: dict[int, tuple[asyncio.Future[Result], float]]) -> None:
         """Start the next model early when step `i` is still running a little before its
-        deadline (`end`): as long before as that model takes (its moving average, x1.5,
-        + 0.5 ms; at most half the deadline), so that a fallback's answer is ready when the
-        deadline passes rather than starting then."""
+        deadline (`end`): as long before as that model takes (its moving average, x2,
+        + 1 ms: the hand-overs to its thread and back; at most half the deadline), so that
+        a fallback's answer is ready when the deadline passes rather than starting then."""
         j = i + 1
         if j >= len(chain) or chain[j].ref is None or j in hedges:
             return
@@ -338,7 +338,7 @@ class Rendezvous:
         if took is None:
             return  # not measured yet: its first call starts at the deadline
         half = (end - time.perf_counter()) / 2
-        lead = min((took * 1.5 + 0.5) / 1000, max(half, 0.0))
+        lead = min((took * 2 + 1.0) / 1000, max(half, 0.0))
         wait = end - lead - time.perf_counter()
         if wait > 0:
             await asyncio.wait((call,), timeout=wait)

@@ -105,12 +105,14 @@ class DeploymentSet:
         names: the deployments to serve (stored in `registry`).
         registry: where they and their models are.
         runtime, accept_parity_difference: as for served models.
-        workers, off_path_workers, max_pending: each `Rendezvous`'s pools (see it).
+        workers, off_path_workers, max_pending: each `Rendezvous`'s pools (see it; records
+            gather off the path for `routing.offpath.LINGER` s before one call scores them,
+            so a busy server has hundreds waiting: more are skipped and counted).
     """
 
     def __init__(self, names: list[str], registry: Registry | None = None, *,
                  runtime: str | None = None, accept_parity_difference: bool = False,
-                 workers: int = 8, off_path_workers: int = 2, max_pending: int = 64):
+                 workers: int = 8, off_path_workers: int = 2, max_pending: int = 1024):
         self.names = list(dict.fromkeys(names))
         self.registry = registry
         self.runtime, self.accept_parity_difference = runtime, accept_parity_difference

@@ -207,12 +207,13 @@ class ScoringService:
         if self.watch:
             self.models.watch()
             self.deployments.watch()
-        if self.monitoring.logger is not None:
+        if self.monitoring.logger is not None or self.deployments.served:
             # The prediction log keeps up to a second of calls alive in its queue, so they
             # survive into the oldest generation and trigger a full collection every few
             # seconds, each walking the whole heap of libraries and models (~0.1 s of the
             # event loop's time here). That heap lives as long as the server: frozen, out
-            # of the collector's reach, a full collection walks only newer objects.
+            # of the collector's reach, a full collection walks only newer objects. (A
+            # deployment's off-path queues and calls past their deadline do the same.)
             gc.collect()
             gc.freeze()
         self.is_ready = True
