@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the services the tests talk to are reachable, starting (or installing, from
 # Debian's packages) what is missing. Under CI=true a service that stays unreachable fails.
-# Also Debian's chromium, for the tests that drive pages in a real browser.
+# Also Debian's chromium, for the tests that drive pages in a real browser, and podman.
 # Services: PostgreSQL (the registry's team database; plpython3u for in-database scoring) and
 # Redis (the batch cache of scores, streams), NATS JetStream (streams), and a Java runtime
 # for Spark's local mode (pyspark itself comes from PyPI).
@@ -134,6 +134,16 @@ ensure_tools() {
   apt_install jq curl redis-tools && tools_ready
 }
 
+podman_ready() { command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null; }
+
+# The container image test (tests/test_deploy_container.py) builds and runs an image with
+# podman (runc where crun is refused), on a base image it makes with debootstrap.
+ensure_podman() {
+  if podman_ready; then say "podman, runc, debootstrap ok"; return 0; fi
+  say "installing podman, runc, debootstrap from Debian's packages"
+  apt_install podman runc debootstrap && podman_ready
+}
+
 require() {  # name, ensure-function
   "$2" && return 0
   if [ "${CI:-}" = "true" ]; then
@@ -150,5 +160,6 @@ require "NATS (JetStream)" ensure_nats
 require "Java (for Spark)" ensure_java
 require "chromium (browser tests)" ensure_chromium
 require "jq, curl, redis-cli (README examples)" ensure_tools
+require "podman (container image test)" ensure_podman
 require PostgreSQL ensure_postgres && require "PL/Python (plpython3u)" ensure_plpython
 exit $status

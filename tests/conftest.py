@@ -28,9 +28,31 @@ PG_URL = os.environ.get("SCOREHOUSE_TEST_PG",
 IN_CI = os.environ.get("CI") == "true"
 
 
-def pytest_report_header(config) -> str:
-    """Which Kafka the stream tests talk to."""
-    return f"kafka: {KAFKA_URL or 'librdkafka mock cluster (SCOREHOUSE_KAFKA_URL unset)'}"
+def pytest_addoption(parser) -> None:
+    parser.addoption("--slow", action="store_true",
+                     help="Also run the tests marked slow (CI=true runs them always).")
+
+
+def _with_slow(config) -> bool:
+    return IN_CI or config.getoption("--slow") or os.environ.get("SCOREHOUSE_SLOW") == "1"
+
+
+def pytest_report_header(config) -> list[str]:
+    """Which Kafka the stream tests talk to, and whether the slow tests run."""
+    return [f"kafka: {KAFKA_URL or 'librdkafka mock cluster (SCOREHOUSE_KAFKA_URL unset)'}",
+            "slow tests: " + ("run" if _with_slow(config) else
+                              "left out (--slow, SCOREHOUSE_SLOW=1 or CI=true run them)")]
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """The default run leaves out the tests marked slow (an image build, an offline install
+    into a fresh virtualenv: minutes each) so that it stays near 15 minutes; CI runs them."""
+    if _with_slow(config):
+        return
+    slow = [i for i in items if i.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [i for i in items if not i.get_closest_marker("slow")]
 
 
 @pytest.fixture(autouse=True)
@@ -218,7 +240,12 @@ def spark():
         unreachable("Spark (Java + pyspark)", "local[2]", e)
     session.sparkContext.setLogLevel("ERROR")
     yield session
-    session.stop()
+    try:
+        session.stop()
+    except Exception as e:  # noqa: BLE001 - the JVM already gone at the end of the run
+        import warnings
+
+        warnings.warn(f"Spark session did not stop cleanly: {e}", stacklevel=1)
 
 
 def run_cli(*args: str, capsys) -> tuple[int, str, str]:

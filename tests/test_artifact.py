@@ -61,7 +61,11 @@ def test_manifest_holds_schema_lineage_baseline_and_hashes(churn_artifact, churn
     assert set(base["inputs"]["plan"]["frequencies"]) == set(churn_data["plan"].unique())
     assert len(base["inputs"]["tenure"]["histogram"]["fractions"]) >= 5
     assert set(base["predictions"]["probability"]) == {"no", "yes"}
-    assert set(m["files"]) == {"model/model.pkl", "compiled/model.onnx"}
+    # The training recipe (packaged with its target): the unfitted pipeline, pickled.
+    assert set(m["files"]) == {"model/model.pkl", "compiled/model.onnx", "recipe/estimator.pkl"}
+    assert m["recipe"] == {"features": names, "target": TARGET,
+                           "holdout": {"fraction": 0.2, "seed": 0},
+                           "estimator": "sklearn.pipeline.Pipeline", "file": "recipe/estimator.pkl"}
     assert "scikit-learn" in m["environment"]["requirements"]
 
 

@@ -295,6 +295,8 @@ def test_package_json(flow, workdir):
     assert out["inputs"] == len(FEATURES) and len(out["manifest_sha256"]) == 64
     assert out["metrics"]["holdout_auc"] == 0.91
     assert 0.5 < out["metrics"]["training_roc_auc"] <= 1.0
+    assert out["recipe"]["estimator"] == "sklearn.pipeline.Pipeline"  # retrain can refit it
+    assert out["recipe"]["holdout"] == {"fraction": 0.2, "seed": 0}
 
 
 def test_registering_the_same_artifact_again_names_its_version(batch):
@@ -450,7 +452,8 @@ def test_inspect_shows_schema_lineage_baseline_environment(batch, flow):
     assert m["baseline"]["rows"] == 3000 and set(m["baseline"]["inputs"]) == set(FEATURES)
     assert m["baseline"]["predictions"]
     assert m["environment"]["python"] and "scikit-learn" in m["environment"]["requirements"]
-    assert set(m["files"]) == {"model/model.pkl", "compiled/model.onnx"}
+    assert set(m["files"]) == {"model/model.pkl", "compiled/model.onnx", "recipe/estimator.pkl"}
+    assert m["recipe"]["estimator"] == "sklearn.pipeline.Pipeline"
     assert m["model"]["runtime"] == "onnx" and m["compiled"]["status"] == "passed"
 
 

@@ -108,6 +108,25 @@ def test_drift_finds_the_shifted_columns_in_the_shifted_window_only(logged, caps
     assert code == 0 and "no data set drift: 2 of" in out and "age, monthly_charges" in out
 
 
+def test_drift_against_a_window_of_the_log_itself(logged, capsys):
+    """`--reference window:START..END`: the clean phase's rows as the reference; the clean
+    window then matches it exactly and the shifted one drifts in the shifted columns."""
+    _, _, name, log, _ = logged
+    times = sorted(set(read_log(log).column("time").to_pylist()))
+    clean_at, shifted_at = times[0], times[-1]
+    span = f"window:{(clean_at - pd.Timedelta('1s')).isoformat()}..{shifted_at.isoformat()}"
+    code, out, _ = cli(logged, capsys, "drift", f"{name}/1", "--window", f"{N}rows",
+                       "--reference", span, "--json")
+    assert code == 0, out
+    clean, shifted = json.loads(out)["windows"]
+    assert clean["drift"]["reference"].startswith("logged window ")
+    assert clean["drift"]["drifted_columns"] == []
+    assert set(SHIFTED) <= set(shifted["drift"]["drifted_columns"])
+    distances = [c["statistic"] for c in clean["drift"]["columns"]
+                 if c["method"] in ("psi", "jensenshannon", "wasserstein")]
+    assert distances and all(d == pytest.approx(0, abs=1e-9) for d in distances)
+
+
 def test_quality_rates_per_window(logged, capsys):
     _, _, name, _, _ = logged
     code, out, _ = cli(logged, capsys, "quality", f"{name}/1", "--window", f"{N}rows",
@@ -227,6 +246,10 @@ def test_ece_is_zero_for_a_calibrated_forecast():
     (["drift", "nosuch/1"], 3, "nosuch"),
     (["quality", "{name}/1", "--source", "{empty}"], 3, "no logged predictions"),
     (["drift", "{name}/1", "--window", "fortnight"], 2, "window 'fortnight'"),
+    (["drift", "{name}/1", "--reference", "window:7d"], 2, "is not START..END"),
+    (["drift", "{name}/1", "--reference", "window:1d..7d"], 2, "not before its end"),
+    (["drift", "{name}/1", "--reference", "window:2001-01-01..2001-01-02"], 3,
+     "no logged predictions"),
     (["log", "{name}/1", "--since", "yesterday-ish"], 2, "time 'yesterday-ish'"),
 ])
 @pytest.mark.parametrize("as_json", [False, True])

@@ -267,6 +267,20 @@ def test_one_row_calls_gathered_column_wise_give_the_general_paths_records(score
         assert values_array([value, None]).equals(pa.array([value.item(), None]))
 
 
+def test_a_one_row_table_logs_its_inputs_as_values_not_lists(tmp_path, scorer, features):
+    """A one-row table (a batch's last chunk, a stream's one event) holds its columns as
+    arrays of one value: logged as the value (they once came out as list<double>)."""
+    with PredictionLogger(LogOptions(to=str(tmp_path))) as logger:
+        logger.attach(scorer)
+        scorer.predict(features.head(1))
+        scorer.predict(features.iloc[1:2].to_dict("records")[0])
+    scorer.hooks.clear()
+    log = read_log(tmp_path)
+    assert log.num_rows == 2 and log.schema.field("input.tenure").type == pa.int64()
+    assert sorted(log.column("input.tenure").to_pylist()) == sorted(
+        features["tenure"].iloc[:2].tolist())
+
+
 # --- never blocking, never silent ---------------------------------------------------------------
 class SlowParquet(ParquetSink):
     """A real Parquet sink whose every write takes `delay` seconds more."""

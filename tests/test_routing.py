@@ -533,3 +533,56 @@ def test_deploy_cli_round_trip(capsys, tmp_path, models):
                               "__import__('os')"), 2)]:
         code, err = _cli(capsys, *where, "deploy", *args, "--json")
         assert (code, err["exit_code"]) == (exit_code, exit_code), err
+
+
+def test_deploy_set_runs_the_gates_of_the_role_a_model_enters(reg, tmp_path):
+    """A new champion passes @production's gates, a new challenger @challenger's; shadows
+    and re-weighing pass none; a refusal changes nothing; --force needs a reason and is
+    recorded in the deployment's history."""
+    from scorehouse.evaluation import GatePolicy, GatesRefused, evaluate_ref
+    from scorehouse.evaluation.deployments import change_deployment
+
+    registered.create(reg, apply(None, SpecChanges(champion="double/1"), name="api"))
+    for alias in ("production", "challenger"):
+        reg.set_gate_policy("double", alias, GatePolicy.build(["rmse <= 0.01"]))
+    with pytest.raises(GatesRefused, match="double/2 may not take @production"):
+        change_deployment(reg, "api", SpecChanges(champion="double/2"))
+    assert registered.read(reg, "api")[0].revision == 1  # refused: nothing stored
+    holdout = tmp_path / "holdout.parquet"
+    pd.DataFrame({"x": np.arange(20.0), "y": np.arange(20.0) * 2}).to_parquet(holdout)
+    evaluate_ref("double/2", holdout, "y", registry=reg)  # the double model: rmse 0
+    done = change_deployment(reg, "api", SpecChanges(champion="double/2"), reason="v2 passes")
+    assert [(r.alias, r.passed) for r in done.reports] == [("production", True)]
+    assert not done.forced and done.deployment.spec["champion"] == "double/2"
+    entering = SpecChanges(challengers=["double/3=0.1"])  # double/3 has no evaluation
+    with pytest.raises(GatesRefused, match="double/3 may not take @challenger"):
+        change_deployment(reg, "api", entering)
+    with pytest.raises(UsageError, match="needs a reason"):
+        change_deployment(reg, "api", entering, force=True)
+    forced = change_deployment(reg, "api", entering, force=True, reason="a short trial")
+    assert forced.forced
+    assert reg.deployment_history("api")[-1].reason.startswith("forced past failing gates "
+                                                                "(double/3 @challenger")
+    again = change_deployment(reg, "api", SpecChanges(challengers=["double/3=0.2"],
+                                                      shadows=["double/1"]))
+    assert again.reports == () and not again.forced
+
+
+def test_deploy_set_cli_refuses_with_exit_6_and_the_gate_table(capsys, tmp_path, models):
+    where = ("--registry", f"sqlite:///{tmp_path / 'cli.db'}", "--artifacts",
+             str(tmp_path / "store"))
+    r = Registry(where[1], artifacts=where[3])
+    for _ in range(2):
+        r.register(models["double"], allow_duplicate=True)
+    r.close()
+    assert _cli(capsys, *where, "deploy", "create", "api", "--champion", "double/1",
+                "--json")[0] == 0
+    assert _cli(capsys, *where, "gates", "set", "double", "production", "--rule",
+                "rmse <= 0.01", "--json")[0] == 0
+    code, refused = _cli(capsys, *where, "deploy", "set", "api", "--champion", "double/2",
+                         "--json")
+    assert code == 6 and refused["gates"]["alias"] == "production"
+    with pytest.raises(SystemExit) as exited:
+        main([*where, "deploy", "set", "api", "--champion", "double/2"])
+    code, out = exited.value.code, capsys.readouterr()
+    assert code == 6 and "rmse" in out.out and "may not take @production" in out.err

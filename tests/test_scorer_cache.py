@@ -218,3 +218,20 @@ def test_a_real_scorer_is_cached_with_its_manifest_hash(churn_artifact):
     sha = scorer.artifact.manifest_sha256
     assert cache.entry(str(churn_artifact)).sha256 == sha and len(sha) == 64
     assert cache.get(str(churn_artifact), sha) is scorer and loads == [str(churn_artifact)]
+
+
+def test_each_load_is_measured_in_time_and_memory():
+    """`scorer.load_cost`: the load's seconds and the resident memory it added (a loader
+    that holds 64 MB of touched pages shows at least most of them)."""
+    held: list[bytearray] = []
+
+    def heavy(key: str) -> SimpleNamespace:
+        time.sleep(0.05)
+        held.append(bytearray(64 << 20))  # zero-filled: every page touched
+        return fake("h1", key)
+
+    cache = ScorerCache(heavy)
+    cost = cache.get("a").load_cost
+    assert cost.seconds >= 0.05 and cost.memory_bytes >= 48 << 20
+    _, again = cache.reload("a")
+    assert again.load_cost is not cost and again.load_cost.seconds >= 0.05

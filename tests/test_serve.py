@@ -208,6 +208,11 @@ def test_metrics_follow_prometheus_conventions(http, rows):
                    "process_open_fds", "python_gc_objects_collected_total"):
         assert family in text, family
     assert 'scorehouse_requests_in_flight{route="predict"} 0.0' in text
+    # What loading the served version cost, for the operations team (resources per load).
+    load = _samples(text, "scorehouse_model_load_seconds")
+    memory = _samples(text, "scorehouse_model_load_memory_bytes")
+    key = frozenset({("model", "churn"), ("version", "1")})
+    assert 0 < load[key] < 60 and memory[key] >= 0
     # Every counter's samples end in _total.
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -242,7 +247,10 @@ def test_alias_move_swaps_the_model_without_failed_requests(registry_home, rows)
         for t in threads:
             t.join()
         registry_home.promote("churn/1", "production")
+        text = httpx.get(f"{s.url}/metrics").text
     assert errors == [] and versions == {1, 2}
+    swapped_in = frozenset({("model", "churn"), ("version", "2")})
+    assert _samples(text, "scorehouse_model_load_seconds")[swapped_in] > 0
 
 
 # --- operations ------------------------------------------------------------------------------

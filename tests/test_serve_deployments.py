@@ -11,6 +11,7 @@ and 100x.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 import time
@@ -318,8 +319,9 @@ def test_every_roles_row_is_logged_under_the_request_id(reg, tmp_path):
     assert decoys["r-native"]["model"] == "api" and decoys["r-native"]["version"] is None
     assert decoys["r-native"]["prediction.value"] is None
     # As received: the record's JSON text, one string column whatever the models' inputs.
-    assert decoys["r-many/0"]["input.@record"] == '{"x":2.0}'
-    assert decoys["r-v2"]["input.@record"] == '{"x":1.0}' and decoys["r-v2"]["input.x"] is None
+    assert json.loads(decoys["r-many/0"]["input.@record"]) == {"x": 2.0}
+    assert json.loads(decoys["r-v2"]["input.@record"]) == {"x": 1.0}
+    assert decoys["r-v2"]["input.x"] is None
 
 
 # --- changes under load --------------------------------------------------------------------

@@ -478,6 +478,7 @@ def keyed_server(registry_home):
         yield s
 
 
+@pytest.mark.slow  # a schema fuzzer over every route: ~20 s a run on a quiet machine
 @pytest.mark.parametrize("keyed", [False, True], ids=["no-keys", "api-keys"])
 def test_schemathesis_positive_and_negative_over_every_route_gives_no_5xx(
         server, keyed_server, keyed, registry_home):

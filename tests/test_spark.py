@@ -220,6 +220,7 @@ def _without_venv_on_path() -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow  # a second Spark session with its own Python workers: ~30 s
 def test_cli_by_absolute_path_outside_the_venv_runs_workers_on_its_own_python(
         spark, tmp_path, churn_artifact, features):
     import subprocess

@@ -172,6 +172,31 @@ def test_the_typed_set_function_returns_the_python_scorers_floats_bit_for_bit(
     assert {r[3] for r in got} == {"yes", "no"}
 
 
+#: Libraries the scorer imports inside PostgreSQL that a system package can also provide
+#: (Debian ships python3-numpy, python3-protobuf, python3-sklearn, ...).
+LIBRARIES = ["numpy", "onnx", "onnxruntime", "google.protobuf", "sklearn", "pyarrow", "numba"]
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_plpython_imports_each_library_from_the_installing_environment(db, registry, library):
+    """PL/Python runs the system's Python, whose own packages come first on sys.path; the
+    install's folders must win, or a system package of another version shadows the one
+    scorehouse was installed with (a Debian python3-protobuf broke `import onnx` there,
+    and the tree kernel was quietly lost)."""
+    import importlib
+
+    install(db, ["churn@production"], registry=registry)
+    mine = importlib.import_module(library).__file__
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("SELECT scorehouse.score('churn', row_to_json(c)::jsonb) FROM customers c "
+                     "WHERE id = 0").fetchall()  # the install's prelude ran in this session
+        conn.execute("CREATE OR REPLACE FUNCTION pg_temp.where_from(name text) RETURNS text "
+                     "LANGUAGE plpython3u AS $$\nimport importlib\n"
+                     "return importlib.import_module(name).__file__\n$$")
+        (theirs,) = conn.execute("SELECT pg_temp.where_from(%s)", [library]).fetchone()
+    assert theirs == mine
+
+
 def test_the_typed_set_function_keeps_refused_rows_and_names_its_errors(db, registry):
     install(db, ["churn@production"], registry=registry)
     with psycopg.connect(db, autocommit=True) as conn:
@@ -419,8 +444,12 @@ def test_installed_functions_log_their_rows_in_the_callers_transaction(db, regis
         conn.execute("UPDATE customers SET region = NULL WHERE id IN (3, 7)")
         conn.execute(f"SELECT scorehouse.score_churn({', '.join(COLUMNS)}) FROM customers "
                      "WHERE id < 3").fetchall()
-        conn.execute("SELECT scorehouse.score('churn', row_to_json(c)::jsonb) FROM customers c "
-                     "WHERE id = 5").fetchall()
+        (answer,) = conn.execute("SELECT scorehouse.score('churn', row_to_json(c)::jsonb) "
+                                 "FROM customers c WHERE id = 5").fetchone()
+        generated_id = answer["id"]  # the id it was logged under: late labels join by it
+        (named,) = conn.execute("SELECT scorehouse.score('churn', row_to_json(c)::jsonb, "
+                                "'order-6') FROM customers c WHERE id = 6").fetchone()
+        assert named["id"] == "order-6" and named["label"] in ("yes", "no")
         conn.execute("SELECT * FROM scorehouse.score_query('churn', 'SELECT * FROM customers "
                      "WHERE id < 10', 'id')").fetchall()
         conn.execute("SELECT * FROM scorehouse.score_churn_query('SELECT * FROM customers', "
@@ -428,7 +457,8 @@ def test_installed_functions_log_their_rows_in_the_callers_transaction(db, regis
         conn.commit()
         rows = conn.execute("SELECT id, model, version, channel, runtime, latency_ms, reject, "
                             "inputs, outputs, flags FROM predlog").fetchall()
-    assert len(rows) == 3 + 1 + 10 + 200
+    assert len(rows) == 3 + 1 + 1 + 10 + 200
+    assert {r[0] for r in rows} >= {generated_id, "order-6"}
     assert {(r[1], r[2], r[3]) for r in rows} == {("churn", 1, "sql")}
     assert all(r[4] and r[5] > 0 for r in rows)
     keyed = [r for r in rows if r[0] in {str(i) for i in range(200)}]
@@ -440,20 +470,25 @@ def test_installed_functions_log_their_rows_in_the_callers_transaction(db, regis
     scored = [r for r in rows if r[6] is None]
     assert all(set(r[8]) == {"label", "probability_no", "probability_yes"} for r in scored)
     assert all(isinstance(r[7]["tenure"], int) for r in scored)  # as coerced
-    generated = [r for r in rows if r not in keyed]
+    generated = [r for r in rows if r not in keyed and r[0] != "order-6"]
     assert len(generated) == 4 and all(len(r[0]) == 36 for r in generated)  # uuid7
-    # The transaction-mode trigger scores through scorehouse.score: it logs too.
+    # The transaction-mode trigger scores through scorehouse.score: it logs too, under the
+    # profile's key.
     _profiles(db)
     _cli("db", "trigger", db, "--model", "churn", "--events", "complaints", "--profiles",
          "customer_profile", "--key", "customer_id", "--increment", "complaints")
     with psycopg.connect(db) as conn:
         conn.execute("INSERT INTO complaints (customer_id) VALUES (5)")
-        assert conn.execute(count).fetchone()[0] == 215
+        assert conn.execute(count).fetchone()[0] == 216
         conn.rollback()
-        assert conn.execute(count).fetchone()[0] == 214
+        assert conn.execute(count).fetchone()[0] == 215
         conn.execute("INSERT INTO complaints (customer_id) VALUES (5)")
         conn.commit()
-        assert conn.execute(count).fetchone()[0] == 215
+        assert conn.execute(count).fetchone()[0] == 216
+        assert conn.execute("SELECT count(*) FROM predlog WHERE id = '5' AND "
+                            "time > now() - interval '1 hour'").fetchone()[0] >= 1
+        (newest,) = conn.execute("SELECT id FROM predlog ORDER BY time DESC LIMIT 1").fetchone()
+        assert newest == "5"
 
 
 def test_the_outbox_worker_logs_the_profiles_it_scores_under_their_keys(db, registry):

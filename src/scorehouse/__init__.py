@@ -10,17 +10,19 @@ __version__ = "0.1.0"
 from .errors import ScorehouseError  # noqa: E402
 
 if TYPE_CHECKING:
+    from .evaluation import retrain
     from .loading import load
     from .packaging import package
     from .registry import Registry
     from .scorer import Result, Scorer
 
-__all__ = ["package", "load", "Registry", "Scorer", "Result", "ScorehouseError", "__version__"]
+__all__ = ["package", "load", "Registry", "Scorer", "Result", "retrain", "ScorehouseError",
+           "__version__"]
 
 # Imported on first use: a command that scores a file needs neither the registry's SQL
 # stack nor packaging, and their imports cost a second at every start.
 _LAZY = {"load": ".loading", "package": ".packaging", "Registry": ".registry",
-         "Scorer": ".scorer", "Result": ".scorer"}
+         "Scorer": ".scorer", "Result": ".scorer", "retrain": ".evaluation"}
 
 
 def __getattr__(name: str):

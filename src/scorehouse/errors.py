@@ -26,11 +26,16 @@ with that code:
   x Unauthorized, NotReady, TooLarge, .... -    HTTP service only: answered with a status,
     SlowClient, TimedOut (serve)                not an exit (401, 503, 413, 408, 504; any
                                                 other ScorehouseError in a request: 400)
+  x Forbidden, SignInNeeded (ui) ......... -    web console only: a 403 page, a redirect to
+                                                sign in (a page shows any other error with
+                                                the status of its exit code)
 
 Outside the tree, `main` also exits 2 on click's usage errors (unknown option, missing
 argument), 130 on Ctrl-C and 1 on any other exception ("unexpected ...", with the
-traceback under SCOREHOUSE_DEBUG=1). `scorehouse monitor check` exits with the outcome of
-its alert rules, which is no error: 1 when a rule is firing (`EXIT_ALERT_FIRING`) and 7
+traceback under SCOREHOUSE_DEBUG=1). `scorehouse retrain` exits 6 (`GatesRefused`'s code)
+when the gates refuse its new version the alias, without raising: the version stays
+registered, and the refusal is the run's outcome. `scorehouse monitor check` exits with
+the outcome of its alert rules, which is no error: 1 when a rule is firing (`EXIT_ALERT_FIRING`) and 7
 when nothing fires but an alert webhook delivery failed after its retries
 (`EXIT_ALERT_UNDELIVERED`; the alerts wait in the alert state for the next run). The
 README's "CLI exit codes" table is the user's view of the same codes.

@@ -9,14 +9,17 @@ from .manifest import (
     Compiled,
     CompileStatus,
     Environment,
+    HoldoutSplit,
     Lineage,
     Manifest,
     ModelSection,
     OutputColumn,
     Parity,
     TrainingData,
+    TrainingRecipe,
     valid_name,
 )
+from .recipe import ESTIMATOR_FILE
 
 __all__ = [
     "Artifact", "CARD_FILE", "CardText", "ModelInfo", "VersionMismatchWarning",
@@ -24,4 +27,5 @@ __all__ = [
     "flavor_of", "flavor_named", "pack", "read", "read_bytes", "resign", "write",
     "Manifest", "ModelSection", "Compiled", "CompileStatus", "Parity", "Environment",
     "OutputColumn", "Baseline", "Lineage", "TrainingData", "valid_name",
+    "HoldoutSplit", "TrainingRecipe", "ESTIMATOR_FILE",
 ]

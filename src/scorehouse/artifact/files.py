@@ -20,6 +20,7 @@ from .flavors import COMPILED_FILE, Flavor, flavor_named
 from .hashing import sha256
 from .limits import BYTES_ENV, MANIFEST_ENV, Limits, human
 from .manifest import FORMAT_VERSION, MANIFEST_FILE, Manifest
+from .recipe import ESTIMATOR_FILE
 from .signing import SIGNATURE_FILE, sign, signing_key, verify
 
 SUFFIX = ".shz"
@@ -254,8 +255,10 @@ def _check_listing(container: Container, manifest: Manifest, flavor: Flavor) -> 
                              "edited, so the artifact is refused")
     for name in listed:
         check_name(name, source)
-    # Beside the flavor's own files: the compiled graph and the model card's text.
-    unused = sorted(set(listed) - set(flavor.files) - {COMPILED_FILE, CARD_FILE})
+    # Beside the flavor's own files: the compiled graph, the model card's text and, for a
+    # flavor that unpickles its model anyway, the training recipe's pickled estimator.
+    unused = sorted(set(listed) - set(flavor.files) - {COMPILED_FILE, CARD_FILE}
+                    - ({ESTIMATOR_FILE} if flavor.pickled else set()))
     if unused:
         raise IntegrityError(f"{source}: the manifest lists files a {flavor.name} artifact does "
                              f"not use: {unused}; refused")

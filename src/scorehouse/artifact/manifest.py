@@ -21,7 +21,13 @@ The JSON shape (format_version 1; every part may hold more keys, kept as they ar
      "baseline": {"rows", "sample_rows", "inputs": {column: profile},
                   "predictions": {...}},
      "lineage": {"training_data": {"fingerprint", "rows", "columns", "target", "source"},
-                 "params", "metrics", "libraries", "created_at", "created_by"},
+                 "params", "metrics", "libraries", "created_at", "created_by",
+                 "parent": "churn/3", "retrain_data": {...as training_data}},  # retrains only
+     "recipe": {"features": [...], "target": "churned",
+                "holdout": {"fraction": 0.2, "seed": 0} | {"path": "holdout.parquet", ...},
+                "estimator": "lightgbm.sklearn.LGBMClassifier", "params": {...}
+                | "estimator": "sklearn.pipeline.Pipeline", "file": "recipe/estimator.pkl"
+                | "function": "module:function"},
      "files": {"model/model.pkl": sha256, ...}, "file_sizes": {"model/model.pkl": bytes}}
 """
 
@@ -259,12 +265,69 @@ class TrainingData(_Part):
 class Lineage(_Part):
     """`lineage`: where the model came from."""
 
+    _OPTIONAL = frozenset({"parent", "retrain_data"})
+
     training_data: TrainingData | None = _part(TrainingData)
     params: Mapping[str, Any] = field(default_factory=dict)  # as `model.params`
     metrics: Mapping[str, float] = field(default_factory=dict)  # {"training_roc_auc": 0.91}
     libraries: Mapping[str, str] = field(default_factory=dict)  # {distribution: version}
     created_at: str = ""  # ISO 8601, UTC, seconds
     created_by: str = ""  # the user who packaged it
+    #: "churn/3": the registered version this one was retrained from (`scorehouse retrain`).
+    parent: str | None = None
+    #: All the data `retrain` was given, before its holdout was split off (`training_data`
+    #: is the part fitted on): a second retrain on data of this fingerprint is a no-op.
+    retrain_data: TrainingData | None = _part(TrainingData)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HoldoutSplit(_Part):
+    """`recipe.holdout`: how `retrain` holds rows out of new data to evaluate on: a random
+    `fraction` of its rows drawn with `seed`, or (`path` set) a given holdout file."""
+
+    _OPTIONAL = frozenset({"path"})
+
+    fraction: float = 0.2
+    seed: int = 0
+    path: str | None = None  # a holdout file, as given at packaging
+
+    def describe(self) -> str:
+        """'20% of rows, seed 0' or 'the file holdout.parquet', for a terminal."""
+        if self.path is not None:
+            return f"the file {self.path}"
+        return f"{self.fraction:.0%} of rows, seed {self.seed}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingRecipe(_Part):
+    """`recipe`: how to fit the model again on new data (`scorehouse retrain`).
+
+    Either an unfitted copy of the estimator (its parameters, from `sklearn.base.clone`):
+    as `estimator` (the class) and JSON `params` for LightGBM and XGBoost, or pickled in
+    the artifact's `file` (`artifact.recipe.ESTIMATOR_FILE`) for scikit-learn; or a user's
+    `function` ("module:function", called with the training rows and the target column).
+    """
+
+    _OPTIONAL = frozenset({"estimator", "params", "file", "function"})
+
+    features: Sequence[str] = ()  # the input columns the estimator is fitted on
+    target: str = ""
+    holdout: HoldoutSplit | None = _part(HoldoutSplit)
+    estimator: str | None = None  # the class, "lightgbm.sklearn.LGBMClassifier"
+    params: Mapping[str, Any] | None = None  # its get_params(), JSON (see `artifact.recipe`)
+    file: str | None = None  # the pickled unfitted estimator, "recipe/estimator.pkl"
+    function: str | None = None  # "module:function"
+
+    @property
+    def split(self) -> HoldoutSplit:
+        """The holdout split (the default one when the recipe does not say)."""
+        return self.holdout or HoldoutSplit()
+
+    def describe(self) -> str:
+        """'estimator sklearn.pipeline.Pipeline' or 'function pkg.train:fit'."""
+        if self.function is not None:
+            return f"function {self.function}"
+        return f"estimator {self.estimator}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -279,8 +342,8 @@ class Manifest(_Part, Mapping[str, Any]):
     fresh copy; new code reads the typed attributes.
     """
 
-    _OPTIONAL = frozenset({"compiled", "output_schema", "baseline", "lineage", "files",
-                           "file_sizes"})
+    _OPTIONAL = frozenset({"compiled", "output_schema", "baseline", "lineage", "recipe",
+                           "files", "file_sizes"})
 
     format_version: int = FORMAT_VERSION
     name: str
@@ -297,6 +360,7 @@ class Manifest(_Part, Mapping[str, Any]):
     output_schema: Sequence[OutputColumn] | None = _parts(OutputColumn)
     baseline: Baseline | None = _part(Baseline)
     lineage: Lineage | None = _part(Lineage)
+    recipe: TrainingRecipe | None = _part(TrainingRecipe)  # None: it cannot be retrained
     files: Mapping[str, str] = field(default_factory=dict)  # {entry: sha256 hex}
     file_sizes: Mapping[str, int] | None = None  # {entry: bytes}; absent in old artifacts
 

@@ -45,16 +45,21 @@ def open_output(uri: str, *, fmt: str | None = None, key: str | None = None) -> 
     return FileSink(uri, fmt)
 
 
-def open_cache(uri: str, *, key: str | None, scorer: Scorer, ttl: int | None) -> Sink:
-    """A Sink that writes each row's scores to a Redis hash keyed by the `key` column."""
+def open_cache(uri: str, *, key: str | None, scorer: Scorer | None, ttl: int | None,
+               model: str | None = None, fields: Sequence[str] | None = None) -> Sink:
+    """A Sink that writes each row's scores to a Redis hash keyed by the `key` column:
+    `scorer`'s outputs, or (a deployment's) the `fields` under the name `model`."""
     if urlsplit(uri).scheme not in ("redis", "rediss", "unix"):
         raise ScorehouseError(f"--to expects a redis:// URL, got {uri!r}")
     if not key:
         raise ScorehouseError("--to redis://... needs --key COLUMN: the column whose value "
                               "names each row's hash")
     from .cache import RedisSink
-    return RedisSink(uri, key=key, model=scorer.name, version=scorer.version,
-                     fields=output_columns(scorer.task, scorer.classes), ttl=ttl)
+    if scorer is not None:
+        return RedisSink(uri, key=key, model=scorer.name, version=scorer.version,
+                         fields=output_columns(scorer.task, scorer.classes), ttl=ttl)
+    assert model is not None and fields is not None  # the deployment's name and columns
+    return RedisSink(uri, key=key, model=model, version=None, fields=list(fields), ttl=ttl)
 
 
 def side_files(output: str | None, model: str) -> tuple[Path, Path]:

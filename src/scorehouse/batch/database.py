@@ -77,6 +77,12 @@ def _quoted(name: str) -> str:
     return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
 
 
+def _column(name: str) -> str:
+    """A column name as one quoted SQL identifier (a dot in it is part of the name:
+    `shadow.value`, a role's column)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def open_table(uri: str, query: str | None, chunk_rows: int) -> Source:
     """A Source reading `?table=` or `query` from a database in chunks of `chunk_rows`."""
     url, table = split_table(uri)
@@ -187,8 +193,8 @@ class TableSink(Sink):
             raise ScorehouseError(f"--key {self.key!r} is not an output column")
         existing = self._existing_columns()
         if existing is None:
-            cols = ", ".join(f"{_quoted(f.name)} {sql_type(f.type)}" for f in schema)
-            pk = f", PRIMARY KEY ({_quoted(self.key)})" if self.key else ""
+            cols = ", ".join(f"{_column(f.name)} {sql_type(f.type)}" for f in schema)
+            pk = f", PRIMARY KEY ({_column(self.key)})" if self.key else ""
             self._conn.cursor().execute(f"CREATE TABLE {_quoted(self.table)} ({cols}{pk})")
         else:
             missing = [n for n in names if n not in existing]
@@ -199,14 +205,14 @@ class TableSink(Sink):
 
     def _insert_sql(self, select: str | None = None) -> str:
         cols = self._columns or []
-        target = ", ".join(_quoted(c) for c in cols)
+        target = ", ".join(_column(c) for c in cols)
         mark = "%s" if self.kind == "postgresql" else "?"
         values = f"SELECT {target} FROM {select}" if select else \
             f"VALUES ({', '.join([mark] * len(cols))})"
         sql = f"INSERT INTO {_quoted(self.table)} ({target}) {values}"
         if self.key:
-            sets = ", ".join(f"{_quoted(c)} = excluded.{_quoted(c)}" for c in cols if c != self.key)
-            sql += f" ON CONFLICT ({_quoted(self.key)}) DO UPDATE SET {sets}"
+            sets = ", ".join(f"{_column(c)} = excluded.{_column(c)}" for c in cols if c != self.key)
+            sql += f" ON CONFLICT ({_column(self.key)}) DO UPDATE SET {sets}"
         return sql
 
     def write(self, table: pa.Table) -> None:

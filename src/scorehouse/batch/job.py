@@ -2,13 +2,14 @@
 
 `scorehouse score` and `scorehouse demo` both call `run_job`: it opens the input, the outputs
 (a file or table, and/or a Redis cache) and the side files (rejects CSV, run manifest), runs
-the job, and returns the manifest it also wrote.
+the job, and returns the manifest it also wrote. `scorehouse score --deployment` calls
+`run_deployment`, the same job through a deployment's roles (`deployed.py`).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -18,10 +19,12 @@ import pyarrow as pa
 from ..errors import ScorehouseError
 from ..monitor.live import LiveMonitor, NumberedIds
 from ..monitor.log import Channel, LogOptions
+from ..routing import Rendezvous
 from ..scorer import Scorer
 from ..scorer.runs import ALL, RunManifest, RunOptions
 from .addresses import open_cache, open_input, open_output, side_files
-from .chunks import ChunkIds
+from .chunks import ChunkIds, ModelPlan, Plan
+from .deployed import DeploymentPlan
 from .progress import Progress
 from .rejects import RejectsFile
 from .run import run
@@ -69,24 +72,71 @@ def run_job(scorer: Scorer, job: BatchJob) -> RunManifest:
         ScorehouseError: neither an output nor a cache; an input, output or option the
             adapters refuse; or what `run` raises (then no output is kept).
     """
+    def plan(ids: ChunkIds, live: LiveMonitor | None) -> Plan:
+        if live is not None:
+            live.watch(scorer)
+        return ModelPlan(scorer, job.options.with_model, ids if live is not None else None)
+
+    def cache(uri: str) -> Sink:
+        return open_cache(uri, key=job.key, scorer=scorer, ttl=job.ttl)
+
+    return _execute(job, scorer, scorer.name, scorer.schema.text_names, plan, cache)
+
+
+def run_deployment(rz: Rendezvous, job: BatchJob, *, all_roles: bool = False,
+                   revision: int | None = None) -> RunManifest:
+    """Run `job` through deployment `rz`: each row answered as the deployment answers a
+    request (see `deployed`), the answering model's output plus who answered, and with
+    `all_roles` every model's output as `<role>.<column>` columns. The spec in force when
+    the job starts scores every row (`revision`: its number in the registry, for the
+    manifest). A cache (`job.cache`) keeps each key's answer under the deployment's name.
+
+    Raises:
+        ScorehouseError: as `run_job`; UsageError: models whose outputs cannot share a
+            column (see `DeploymentPlan`).
+    """
+    spec = rz.spec
+    scorers = [rz.scorers.get(ref) for ref in spec.refs()]
+    made: list[DeploymentPlan] = []
+
+    def plan(ids: ChunkIds, live: LiveMonitor | None) -> Plan:
+        made.append(DeploymentPlan(rz, ids, with_model=job.options.with_model,
+                                   all_roles=all_roles, live=live, revision=revision))
+        return made[0]
+
+    def cache(uri: str) -> Sink:
+        if not made:  # the plan first: its output columns are the cache's fields
+            raise ScorehouseError("internal error: the plan is made before the cache")
+        return open_cache(uri, key=job.key, scorer=None, ttl=job.ttl, model=spec.name,
+                          fields=made[0].cached_fields())
+
+    text = sorted({n for s in scorers for n in s.schema.text_names})
+    return _execute(job, scorers[0], spec.name, text, plan, cache)
+
+
+def _execute(job: BatchJob, scorer: Scorer, name: str, categorical: Sequence[str],
+             make_plan: Callable[[ChunkIds, LiveMonitor | None], Plan],
+             cache: Callable[[str], Sink]) -> RunManifest:
+    """Open the job's input, outputs, side files and log; run `make_plan`'s plan (given
+    the rows' ids and the log, None without one); close the log."""
     source = open_input(job.input, fmt=job.input_format, query=job.query,
-                        chunk_rows=job.options.chunk_rows, categorical=scorer.schema.text_names)
+                        chunk_rows=job.options.chunk_rows, categorical=categorical)
     keep = job.options.keep
     if job.key and not (keep and (tuple(keep) == ALL or job.key in keep)):
         keep = [*(keep or []), job.key]  # the key column is what an upsert or a lookup needs
     options = replace(job.options, keep=keep)
-    sinks = _open_sinks(scorer, job)
-    default_rejects, default_manifest = side_files(job.output, scorer.name)
-    progress = Progress(source.total, source.unit, enabled=job.progress)
     run_id = uuid.uuid4().hex
     live = None
     if job.log is not None:  # closed below: the log is flushed when the job ends
         live = LiveMonitor(job.log, Channel.SCORE, drift=False)
-        live.watch(scorer)
     try:
+        plan = make_plan(_row_ids(job.key, run_id), live)
+        sinks = _open_sinks(job, cache)
+        default_rejects, default_manifest = side_files(job.output, name)
+        progress = Progress(source.total, source.unit, enabled=job.progress)
         return run(scorer, source, sinks, RejectsFile(job.rejects or default_rejects),
-                   job.manifest or default_manifest, options, progress,
-                   ids=_row_ids(job.key, run_id) if live is not None else None, run_id=run_id)
+                   job.manifest or default_manifest, options, progress, run_id=run_id,
+                   plan=plan)
     finally:
         if live is not None:
             live.close()
@@ -104,7 +154,7 @@ def _row_ids(key: str | None, run_id: str) -> ChunkIds:
     return ids
 
 
-def _open_sinks(scorer: Scorer, job: BatchJob) -> list[Sink]:
+def _open_sinks(job: BatchJob, cache: Callable[[str], Sink]) -> list[Sink]:
     """The job's outputs; those opened are aborted when a later one cannot be."""
     if job.output is None and job.cache is None:
         raise ScorehouseError("a batch job needs an output, a cache (redis://…), or both")
@@ -113,7 +163,7 @@ def _open_sinks(scorer: Scorer, job: BatchJob) -> list[Sink]:
         if job.output is not None:
             sinks.append(open_output(job.output, fmt=job.output_format, key=job.key))
         if job.cache is not None:
-            sinks.append(open_cache(job.cache, key=job.key, scorer=scorer, ttl=job.ttl))
+            sinks.append(cache(job.cache))
     except BaseException:
         for s in sinks:
             s.abort()

@@ -21,16 +21,8 @@ import pyarrow as pa
 
 from ..errors import ScorehouseError
 from ..scorer import Scorer
-from ..scorer.runs import (
-    EXIT_INTERRUPTED,
-    RunManifest,
-    RunOptions,
-    Totals,
-    check_columns,
-    default_workers,
-    kept_columns,
-)
-from .chunks import ChunkIds, Scored, output_schema, positions, score_chunk
+from ..scorer.runs import EXIT_INTERRUPTED, RunManifest, RunOptions, Totals, default_workers
+from .chunks import ChunkIds, ModelPlan, Plan, Scored, positions
 from .progress import Progress
 from .rejects import RejectsFile
 from .sources_sinks import Sink, Source
@@ -44,10 +36,12 @@ class Interrupted(ScorehouseError):
 
 def run(scorer: Scorer, source: Source, sinks: Sequence[Sink], rejects: RejectsFile,
         manifest_path: Path | None, options: RunOptions, progress: Progress | None = None,
-        *, ids: ChunkIds | None = None, run_id: str | None = None) -> RunManifest:
+        *, ids: ChunkIds | None = None, run_id: str | None = None,
+        plan: Plan | None = None) -> RunManifest:
     """Score `source` into `sinks`; returns the run manifest (also written to `manifest_path`).
     `ids` names each chunk's rows for the prediction log; `run_id`: the manifest's
-    (default: a new one).
+    (default: a new one); `plan`: how chunks are scored (default: `scorer` alone, a
+    `ModelPlan`; a deployment's is `deployed.DeploymentPlan`).
 
     On any failure or signal the sinks and the rejects file are rolled back and the error
     is raised; nothing appears under a final name.
@@ -61,13 +55,15 @@ def run(scorer: Scorer, source: Source, sinks: Sequence[Sink], rejects: RejectsF
     clock = time.perf_counter()
     totals = Totals()
     progress = progress or Progress(None, "rows", enabled=False)
+    plan = plan or ModelPlan(scorer, options.with_model, ids)
     try:
         with _signals_raise():
-            _stream(scorer, source, sinks, rejects, options, totals, progress, ids)
+            _stream(plan, source, sinks, rejects, options, totals, progress)
         seconds = time.perf_counter() - clock
         manifest = RunManifest.of(scorer, totals, source.describe(), options, started, seconds)
         manifest.run_id = run_id or manifest.run_id
-        schema = output_schema(scorer, pa.schema([]), options.with_model)
+        plan.finish(manifest)
+        schema = plan.schema(pa.schema([]))
         for sink in sinks:
             sink.commit(schema)
         rejects.commit()
@@ -85,10 +81,9 @@ def run(scorer: Scorer, source: Source, sinks: Sequence[Sink], rejects: RejectsF
     return manifest
 
 
-def _stream(scorer: Scorer, source: Source, sinks: Sequence[Sink], rejects: RejectsFile,
-            options: RunOptions, totals: Totals, progress: Progress,
-            ids: ChunkIds | None = None) -> None:
-    workers = options.workers or default_workers(scorer)
+def _stream(plan: Plan, source: Source, sinks: Sequence[Sink], rejects: RejectsFile,
+            options: RunOptions, totals: Totals, progress: Progress) -> None:
+    workers = options.workers or default_workers(plan.scorer)
     pending: deque[Future[Scored]] = deque()
     parsed = 0  # rows the parser produced so far (malformed records excluded)
     keep: list[str] | None = None
@@ -112,19 +107,18 @@ def _stream(scorer: Scorer, source: Source, sinks: Sequence[Sink], rejects: Reje
     batches = _batches(source)
     first = next(batches, None)  # opens the input: a CSV's header is known from here on
     if source.columns is not None:
-        totals.columns = check_columns(scorer, source.columns, options.columns)
+        totals.columns = plan.check_columns(source.columns, options.columns)
     with ThreadPoolExecutor(workers, thread_name_prefix="scorehouse-batch") as pool:
         try:
             for batch in itertools.chain([first] if first is not None else [], batches):
                 if keep is None:
-                    totals.columns = check_columns(scorer, batch.schema.names, options.columns)
-                    keep = kept_columns(options.keep, batch.schema.names, scorer)
+                    totals.columns = plan.check_columns(batch.schema.names, options.columns)
+                    keep = plan.kept(options.keep, batch.schema.names)
                     kept = pa.schema([batch.schema.field(n) for n in keep])
-                    schema = output_schema(scorer, kept, options.with_model)
+                    schema = plan.schema(kept)
                 where = positions(parsed, batch.num_rows, [m.row for m in source.malformed])
                 parsed += batch.num_rows
-                pending.append(pool.submit(score_chunk, scorer, batch, where, keep, schema,
-                                           options.with_model, ids))
+                pending.append(pool.submit(plan.score, batch, where, keep, schema))
                 drain(workers)  # bounded: a few chunks in flight, whatever the input size
             drain(0)
         except BaseException:

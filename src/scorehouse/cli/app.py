@@ -8,20 +8,25 @@ of most merged into the root, `models` and `db` as groups):
     versions.py   register, promote, rollback, unalias, archive, restore   (the registry)
     scoring.py    predict, score, lookup                  (records, files and tables)
     serving.py    serve                                   (HTTP)
+    shipping.py   bundle, doctor, container               (hermetic bundle, image)
+    ui.py         ui                                      (the web console)
     streaming.py  stream, enrich                          (Redis Streams, NATS, Kafka)
     evaluating.py evaluate, and the `gates` group: set, show, check   (promotion evidence)
+    retraining.py retrain                                 (refit by the recipe, gated challenger)
     cards.py      card                                    (a model card for audit)
     models.py     the `models` group: list, show, history, lineage
     database.py   the `db` group: install, sync, trigger, worker   (PostgreSQL)
     monitoring.py the `monitor` group: log, quality, drift, feedback (the prediction log)
-    deploying.py  the `deploy` group: create, show, list, set, history, rollback (deployments)
+    deploying.py  the `deploy` group: create, show, list, set, history, rollback, compare
+                  (deployments; compare prints with compare_output.py)
+    kubernetes.py k8s                                     (Kubernetes manifests)
     common.py     what they share: option types, the registry, loading a scorer
     output.py     how they print: JSON, tables, one line per error, control characters escaped
 
 Exit codes: 0 ok; 1 error; 2 bad usage, unsupported model, or a compiled runtime the parity
 gate rejected; 3 not found; 4 invalid input (rows rejected); 5 artifact refused (tampered,
 untrusted, bad signature); 6 conflict (e.g. nothing to roll back; a SQL function name another
-model holds).
+model holds; a promotion, or a retrain's alias move, the gates refused).
 """
 
 from __future__ import annotations
@@ -43,11 +48,15 @@ from . import (
     demo,
     deploying,
     evaluating,
+    kubernetes,
     models,
     monitoring,
+    retraining,
     scoring,
     serving,
+    shipping,
     streaming,
+    ui,
     versions,
 )
 from .common import click_exc, where
@@ -65,7 +74,8 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
 # The order here is the order `scorehouse --help` lists them in: commands, then groups.
-for _verbs in (demo, artifacts, versions, evaluating, cards, scoring, serving, streaming):
+for _verbs in (demo, artifacts, versions, evaluating, retraining, cards, scoring, serving, ui,
+               shipping, streaming, kubernetes):
     app.add_typer(_verbs.commands)
 app.add_typer(models.group, name="models")
 app.add_typer(evaluating.group, name="gates")

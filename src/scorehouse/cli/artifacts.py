@@ -34,9 +34,13 @@ def package_cmd(
     compile_onnx: Annotated[bool, typer.Option("--compile/--no-compile", help="Also compile to ONNX, used when it passes the parity gate.")] = True,
     tolerance: Annotated[float, typer.Option(help="Parity gate: largest allowed difference from the native model.")] = 1e-6,
     card: Annotated[Path | None, typer.Option(help="Model card text (.toml/.json): intended_use, users, out_of_scope, ethical_considerations, caveats.")] = None,
+    recipe: Annotated[str | None, typer.Option(help="Training recipe for retrain, MODULE:FUNCTION called as function(train, target) (default, with --target: an unfitted copy of a scikit-learn, LightGBM or XGBoost estimator).")] = None,
+    holdout: Annotated[Path | None, typer.Option(help="Holdout file retrain evaluates on (default: --holdout-fraction of the new data).")] = None,
+    holdout_fraction: Annotated[float, typer.Option(help="Share of the new data retrain holds out to evaluate on.")] = 0.2,
+    holdout_seed: Annotated[int, typer.Option(help="Seed of retrain's holdout draw.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Package a trained model with its schema, lineage and baseline.
+    """Package a trained model with its schema, lineage, baseline and training recipe.
 
     Examples:
 
@@ -44,6 +48,7 @@ def package_cmd(
 
         scorehouse package model.onnx --train-data train.csv --name fraud --task binary --classes no,yes
     """
+    from ..artifact import HoldoutSplit
     from ..packaging import package
     from .model_files import load_model_file
 
@@ -57,7 +62,10 @@ def package_cmd(
         load_model_file(model), train_data, name=name, path=output, target=target, task=task,
         classes=[_label(c) for c in classes.split(",")] if classes else None,
         metrics=metrics, description=description, compile=compile_onnx,
-        tolerance=tolerance, card=card, **kwargs,
+        tolerance=tolerance, card=card, recipe=recipe or True,
+        holdout=holdout if holdout is not None else HoldoutSplit(fraction=holdout_fraction,
+                                                                seed=holdout_seed),
+        **kwargs,
     )
     _report_package(path, as_json)
 
@@ -96,10 +104,19 @@ def _report_package(path: Path, as_json: bool) -> None:
            "compiled": m.compiled.to_dict() if m.compiled else None}
     nullable = {c.name: c.nullable_reason or "nullable" for c in columns if c.nullable}
     out["nullable"] = nullable
+    out["recipe"] = m.recipe.to_dict() if m.recipe else None
     emit(out, as_json, f"packaged {m.name} ({m.task}, {art.flavor}, "
          f"{out['inputs']} inputs) -> {path}\n{runtime_summary(m)}\n"
          + (f"nullable: {'; '.join(f'{k} ({v})' for k, v in nullable.items())}" if nullable
-            else "nullable: none (every input is required)"))
+            else "nullable: none (every input is required)") + f"\n{recipe_line(m)}")
+
+
+def recipe_line(m: Any) -> str:
+    """'recipe: estimator ... (retrain holds out 20% of rows, seed 0)', or why there is none."""
+    if m.recipe is None:
+        return ("recipe: none (retrain needs --target and a scikit-learn, LightGBM or XGBoost "
+                "estimator, or --recipe MODULE:FUNCTION)")
+    return f"recipe: {m.recipe.describe()} (retrain holds out {m.recipe.split.describe()})"
 
 
 @commands.command()
@@ -136,7 +153,9 @@ def inspect(
     data = lin.training_data if lin else None
     console.print(f"trained on {data.rows if data else None} rows "
                   f"({(data.fingerprint if data else '')[:19]}…), "
-                  f"created {lin.created_at if lin else None} by {lin.created_by if lin else None}")
+                  f"created {lin.created_at if lin else None} by {lin.created_by if lin else None}"
+                  + (f", retrained from {lin.parent}" if lin and lin.parent else ""))
+    console.print(recipe_line(m))
     console.print(f"metrics: {dict(m.metrics)}")
     console.print(f"needs: {dict(m.requirements)}")
     from ..packaging.parity import runtime_summary

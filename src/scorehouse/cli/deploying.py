@@ -1,6 +1,8 @@
 """The `deploy` group: deployments (an endpoint and its models by role) in the registry:
 `create`, `show`, `list`, `set`, `history`, `rollback`. Every change is kept with who,
 when, why and the full spec; `rollback` restores the spec before the last change.
+`compare` reads the prediction log instead: the deployment's models pair by pair and its
+canaries' windows (`evaluation.compare_deployment`, printed by `compare_output.py`).
 
 `create` and `set` take the same role and option flags (`routing.flags.SpecChanges`);
 `create --spec FILE.json` reads a whole spec (the JSON form of `routing.spec`) instead.
@@ -100,9 +102,14 @@ def deploy_set(
     sticky_by: StickyBy = None, route_by: RouteBy = None, route: Route = None,
     promote: Annotated[str | None, typer.Option(help="Make this challenger the champion (the old champion leaves).")] = None,
     remove: Annotated[list[str] | None, typer.Option("--remove", help="Take this model out of every role but champion (repeatable).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Past failing gates (needs -m WHY; recorded in the history).")] = False,
     reason: Reason = "", user: User = None, as_json: JsonOpt = False,
 ) -> None:
     """Change a deployment: weights, roles, deadline, default, sticky field (a new revision).
+
+    A model entering an answering role passes the gates its model's alias would: a new
+    champion those of @production, a new challenger those of @challenger (scorehouse gates
+    set); a failing gate refuses (exit 6) with the gate table and changes nothing.
 
     Examples:
 
@@ -110,15 +117,25 @@ def deploy_set(
 
         scorehouse deploy set churn-api --promote churn/3 -m "v3 wins"
     """
-    from ..routing import registered
+    from ..evaluation.deployments import change_deployment
+    from .evaluating import gate_table, shows_refusal
+    from .output import emit_json
 
     changes = _changes(
         champion=champion, challengers=challenger, shadows=shadow, canaries=canary,
         fallbacks=fallback, remove=remove, promote=promote, decoy=decoy,
         deadline_ms=deadline_ms, default=default, default_rule=default_rule,
         no_default=no_default, sticky_by=sticky_by, route_by=route_by, routes=route)
-    stored = registered.change(open_registry(), name, changes, reason=reason, user=user)
-    _show(stored, as_json, "changed")
+    with shows_refusal(as_json):
+        done = change_deployment(open_registry(), name, changes, force=force, reason=reason,
+                                 user=user)
+    if as_json:
+        emit_json(done.to_dict())
+        return
+    for report in done.reports:
+        if report.policy:
+            gate_table(report)
+    _show(done.deployment, False, "changed past failing gates:" if done.forced else "changed")
 
 
 @group.command("show")
@@ -176,3 +193,36 @@ def deploy_rollback(name: Name, reason: Reason = "", user: User = None,
     """
     stored = open_registry().rollback_deployment(name, reason=reason, user=user)
     _show(stored, as_json, "rolled back")
+
+
+@group.command("compare")
+def deploy_compare(
+    name: Name,
+    since: Annotated[str | None, typer.Option(help="Only rows logged since then: ISO time (UTC if naive) or an age such as 24h, 7d.")] = None,
+    until: Annotated[str | None, typer.Option(help="Only rows logged before then (same forms as --since).")] = None,
+    window: Annotated[str, typer.Option(help="The canary's windows: hour, 6h, day, 5000rows, all.")] = "hour",
+    labels: Annotated[Path | None, typer.Option(help="Late labels (Parquet or CSV: id + target) for performance per model.")] = None,
+    id_column: Annotated[str | None, typer.Option("--id", help="The labels' column of the request id.")] = None,
+    target: Annotated[str | None, typer.Option(help="The labels' column of the true value.")] = None,
+    positive: Annotated[str | None, typer.Option(help="The class whose probability is the score (default: the last class).")] = None,
+    against: Annotated[str, typer.Option(help="The canary's reference: first (its first window) or training (its version's training baseline).")] = "first",
+    source: Annotated[str | None, typer.Option(help="The Parquet prediction log (default $SCOREHOUSE_HOME/predictions).")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Also write the comparison as one self-contained HTML page.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare the models of a deployment on its logged requests: for each pair of roles,
+    label agreement with McNemar's test, the paired score difference with its interval,
+    score quantiles, performance with --labels (bootstrap interval); each canary's drift
+    window by window, with a verdict: the input changed, or the new model differs.
+    Exits 0 whatever it finds; 3 when the deployment logged no rows.
+
+    Example:
+
+        scorehouse deploy compare churn-api --since 24h --labels labels.parquet --id id
+        --target churned -o compare.html
+    """
+    from .compare_output import compare
+
+    compare(name, since=since, until=until, window=window, labels=labels,
+            id_column=id_column, target=target, positive=positive, against=against,
+            source=source, output=output, as_json=as_json)

@@ -3,6 +3,8 @@ show, check) of the gate policy each alias holds. `promote` (versions.py) runs t
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -89,6 +91,23 @@ def _print_evaluation(e: Any) -> None:
                       f"({', '.join(d.drifted_columns) or 'none'})")
     elif d is not None:
         console.print(f"holdout drift not measured: {d.reason}")
+
+
+@contextlib.contextmanager
+def shows_refusal(as_json: bool) -> Iterator[None]:
+    """Around a gated change: a `GatesRefused` inside shows its gate table (with --json, the
+    error with the gates' results) before it ends the command with exit 6."""
+    from ..evaluation import GatesRefused
+
+    try:
+        yield
+    except GatesRefused as e:
+        if as_json:
+            emit_json({"error": str(e), "type": type(e).__name__, "exit_code": e.exit_code,
+                       "gates": e.report.to_dict()})
+            raise typer.Exit(e.exit_code) from None
+        gate_table(e.report)
+        raise
 
 
 def gate_table(report: Any) -> None:

@@ -43,6 +43,10 @@ SourceOpt = Annotated[str | None, typer.Option(
          "$SCOREHOUSE_HOME/predictions).")]
 AllVersionsOpt = Annotated[bool, typer.Option(
     "--all-versions", help="Rows of every version of the model, not only REF's.")]
+ReferenceOpt = Annotated[str, typer.Option(
+    help="What drift compares with: training (REF's training baseline); window:START..END, "
+         "a span of REF's own log (e.g. window:14d..7d, window:2026-11-01..2026-11-08); "
+         "or another model reference, e.g. churn/2, whose training baseline to use.")]
 TrustOpt = Annotated[bool, typer.Option(help="Trust pickled code in an artifact file.")]
 LabelsOpt = Annotated[Path | None, typer.Option(
     help="Late labels (Parquet or CSV: id + target) for performance figures.")]
@@ -57,6 +61,21 @@ def _model(ref: str, trust: bool) -> Any:
 
     model = ModelRef.parse(ref)
     return monitored(model, registry=None if model.is_path else open_registry(), trust=trust)
+
+
+def _reference(scorer: Any, reference: str, trust: bool, source: str | None,
+               all_versions: bool) -> Any:
+    """`monitor.reference_for`, with the registry opened only for a registry reference."""
+    from ..monitor import reference_for
+    from ..monitor.windows import TRAINING, WINDOW
+    from ..registry.refs import ModelRef
+
+    registry = None
+    if reference != TRAINING and not reference.startswith(WINDOW) and \
+            not ModelRef.parse(reference).is_path:
+        registry = open_registry()
+    return reference_for(scorer, reference, registry=registry, trust=trust, source=source,
+                         all_versions=all_versions)
 
 
 def _select(since: str | None, source: str | None, all_versions: bool) -> dict[str, Any]:
@@ -134,9 +153,7 @@ def _print_quality(result: Any) -> None:
 
 @group.command("drift")
 def monitor_drift(ref: RefArg, since: SinceOpt = None, window: WindowOpt = "day",
-                  reference: Annotated[str, typer.Option(
-                      help="training (REF's training baseline) or another model reference, "
-                           "e.g. churn/2, whose training baseline to compare with.")] = "training",
+                  reference: ReferenceOpt = "training",
                   source: SourceOpt = None, all_versions: AllVersionsOpt = False,
                   trust: TrustOpt = False, as_json: JsonOpt = False) -> None:
     """Drift of every input and prediction column per window. Exits 0 whatever drifted:
@@ -146,12 +163,10 @@ def monitor_drift(ref: RefArg, since: SinceOpt = None, window: WindowOpt = "day"
 
         scorehouse monitor drift churn@production --since 7d --window day --json
     """
-    from ..monitor import analyse_log, reference_for
-    from ..registry.refs import ModelRef
+    from ..monitor import analyse_log
 
     scorer = _model(ref, trust)
-    against = reference_for(scorer, reference, trust=trust,
-                            registry=None if ModelRef.parse(reference).is_path else open_registry())
+    against = _reference(scorer, reference, trust, source, all_versions)
     result = analyse_log(scorer, window=window, reference=against, quality=False,
                          **_select(since, source, all_versions))
     emit(result, as_json, lambda: _print_drift(result))
@@ -283,9 +298,7 @@ def monitor_report(ref: RefArg,
                    output: Annotated[Path, typer.Option("-o", "--output",
                                                         help="The HTML file to write.")],
                    since: SinceOpt = None, window: WindowOpt = "day",
-                   reference: Annotated[str, typer.Option(
-                       help="training, or another model reference whose training baseline "
-                            "to compare with.")] = "training",
+                   reference: ReferenceOpt = "training",
                    labels: LabelsOpt = None, id_column: IdOpt = None, target: TargetOpt = None,
                    source: SourceOpt = None, trust: TrustOpt = False,
                    as_json: JsonOpt = False) -> None:
@@ -297,13 +310,10 @@ def monitor_report(ref: RefArg,
 
         scorehouse monitor report churn@production -o report.html --since 14d
     """
-    from ..monitor import reference_for
-    from ..registry.refs import ModelRef
     from ..reports import build_report, log_report
 
     scorer = _model(ref, trust)
-    against = reference_for(scorer, reference, trust=trust,
-                            registry=None if ModelRef.parse(reference).is_path else open_registry())
+    against = _reference(scorer, reference, trust, source, False)
     select = _select(since, source, False)
     report = log_report(scorer, window=window, reference=against,
                         labels=_labels(labels, id_column, target), **select)

@@ -24,6 +24,7 @@ from .common import (
     column_policy,
     load_scorer,
     log_options,
+    open_registry,
     read_records,
 )
 from .output import emit, emit_json, err_console, table
@@ -78,8 +79,8 @@ def predict(
 
 @commands.command()
 def score(
-    ref: Annotated[str, typer.Argument(help="churn@production, churn/3, or an artifact path.")],
-    input: Annotated[str, typer.Argument(help="File (.csv[.gz|.zst], .parquet, .jsonl), Parquet folder or glob, '-' for stdin, or a database URL (postgresql://…?table=t, sqlite:///f.db?table=t, duckdb:///f.duckdb?table=t).")],
+    ref: Annotated[str, typer.Argument(help="churn@production, churn/3, or an artifact path (with --deployment: leave it out, give INPUT [OUTPUT]).")],
+    input: Annotated[str | None, typer.Argument(help="File (.csv[.gz|.zst], .parquet, .jsonl), Parquet folder or glob, '-' for stdin, or a database URL (postgresql://…?table=t, sqlite:///f.db?table=t, duckdb:///f.duckdb?table=t).")] = None,
     output: Annotated[str | None, typer.Argument(help="File, '-' for stdout, or a database URL with ?table=…; optional with --to.")] = None,
     fmt: Annotated[str | None, typer.Option("--format", "-f", help="Input format: csv, parquet or jsonl (default: from the extension).")] = None,
     output_format: Annotated[str | None, typer.Option(help="Output format (default: from the extension).")] = None,
@@ -104,6 +105,8 @@ def score(
     columns: ColumnsOpt = "lenient",
     log_to: LogToOpt = None,
     log_sample: LogSampleOpt = None,
+    deployment: Annotated[str | None, typer.Option("--deployment", help="Score through deployment NAME instead of one model: each row answered as a request is (sticky split, routes, fallbacks, default; shadows and canaries score every row; no deadline in batch), with answered_by, role, fallback, fallback_reason columns. Give INPUT [OUTPUT] only.")] = None,
+    all_roles: Annotated[bool, typer.Option(help="With --deployment: every model scores every row, its columns added as <role>.<column> (challengers by reference).")] = False,
 ) -> None:
     """Score a file, folder or table in bounded memory; exit 0 all scored, 4 too many rejects, 1 failure.
 
@@ -112,23 +115,32 @@ def score(
         scorehouse score churn@production customers.csv scores.csv --keep customer_id
 
         scorehouse score churn@production 'data/*.parquet' scores.parquet --keep all --with-model
+
+        scorehouse score --deployment churn-api customers.csv scores.parquet --keep customer_id --all-roles
     """
     from ..batch import BatchJob, RunOptions, run_job
 
     log = log_options(log_to, log_sample)
+    input, output = _positionals(ref, input, output, deployment, all_roles)
     _check_score_usage(input, output, to, as_json, engine, query, log)
-    scorer = load_scorer(ref, runtime=runtime, trust=trust,
-                         accept_parity_difference=accept_parity_difference)
     options = RunOptions(keep=_kept_columns(keep), with_model=with_model, workers=workers,
                          chunk_rows=chunk_rows, max_reject_rate=max_reject_rate,
                          columns=column_policy(columns))
+    job = BatchJob(input, output, options, input_format=fmt, output_format=output_format,
+                   query=query, key=key, cache=to, ttl=ttl, rejects=rejects, manifest=manifest,
+                   progress=not quiet, log=log)
+    if deployment is not None:
+        return _report(_score_deployment(deployment, job, all_roles, runtime, engine), as_json, quiet)
+    scorer = load_scorer(ref, runtime=runtime, trust=trust,
+                         accept_parity_difference=accept_parity_difference)
     if engine == "spark":
-        result = _score_on_spark(scorer, input, output, options, master, rejects, manifest, log, key)
-    else:
-        result = run_job(scorer, BatchJob(
-            input, output, options, input_format=fmt, output_format=output_format, query=query,
-            key=key, cache=to, ttl=ttl, rejects=rejects, manifest=manifest, progress=not quiet,
-            log=log))
+        return _report(_score_on_spark(scorer, input, output, options, master, rejects,
+                                       manifest, log, key), as_json, quiet)
+    _report(run_job(scorer, job), as_json, quiet)
+
+
+def _report(result: Any, as_json: bool, quiet: bool) -> None:
+    """The run manifest as JSON, or its summary on stderr; exit with its code."""
     if as_json:
         emit_json(result.to_dict())
     elif not quiet:
@@ -182,6 +194,39 @@ def _predict_logged(scorer: Any, records: Any, columns: Any, log: Any) -> tuple[
     finally:
         live.close()
     return result, request_id
+
+
+def _positionals(ref: str, input: str | None, output: str | None, deployment: str | None,
+                 all_roles: bool) -> tuple[str, str | None]:
+    """(INPUT, OUTPUT) of `score`: after REF, or with --deployment the first two
+    positionals. UsageError (exit 2): a REF beside --deployment, no INPUT, --all-roles alone."""
+    if deployment is not None:
+        if output is not None:
+            raise click_exc.UsageError("with --deployment give INPUT [OUTPUT], not a model "
+                                       "reference as well")
+        return ref, input
+    if all_roles:
+        raise click_exc.UsageError("--all-roles needs --deployment NAME")
+    if input is None:
+        raise click_exc.UsageError("give REF INPUT [OUTPUT] (or --deployment NAME INPUT [OUTPUT])")
+    return input, output
+
+
+def _score_deployment(name: str, job: Any, all_roles: bool, runtime: str | None,
+                      engine: str) -> Any:
+    """`batch.run_deployment` of the stored deployment `name`, its models loaded from the
+    registry the root options name (the revision in force now scores the whole job)."""
+    if engine != "batch":
+        raise click_exc.UsageError("--deployment scores with --engine batch")
+    from ..batch import run_deployment
+    from ..routing.following import follow
+
+    # Every model loaded before the input is opened; the spec stays the job's.
+    stored = follow(name, open_registry(), runtime=runtime, workers=1, off_path_workers=1)
+    try:
+        return run_deployment(stored.rz, job, all_roles=all_roles, revision=stored.revision)
+    finally:
+        stored.close()
 
 
 def _check_score_usage(input: str, output: str | None, to: str | None, as_json: bool,

@@ -62,6 +62,8 @@ def serve(
     log_to: Annotated[str | None, typer.Option("--log-to", envvar="SCOREHOUSE_LOG_TO", help="Log every scored and rejected row (prediction log): 'parquet:' ($SCOREHOUSE_HOME/predictions), a folder, postgresql://…?table=, kafka://host/topic or redis://…?stream=; the other SCOREHOUSE_LOG_* variables apply. Each row's id is its request's X-Request-Id (answered in that header).")] = None,
     log_sample: LogSampleOpt = None,
     drift: Annotated[bool, typer.Option(help="Keep live drift windows against each model's training baseline, on /metrics (scorehouse_feature_drift, scorehouse_input_quality).")] = False,
+    ui: Annotated[bool, typer.Option("--ui", help="Also serve the web console under /ui (same API keys: role=deployer keys in --api-key-file act; read-only without keys unless --ui-allow-writes).")] = False,
+    ui_allow_writes: Annotated[bool, typer.Option("--ui-allow-writes", help="With --ui and no API keys, let anyone act in the console.")] = False,
     deployment: Annotated[list[str] | None, typer.Option("--deployment", help="Serve this registry deployment (repeatable), on every protocol under its name, beside or instead of models; its changes and alias moves apply without a restart.")] = None,
 ) -> None:
     """Serve models over HTTP: MLflow /invocations, V2 /v2/models/…/infer, /models/{name}/predict, /metrics.
@@ -90,13 +92,34 @@ def serve(
         api_keys=list(api_key or []), api_key_file=str(api_key_file) if api_key_file else None,
         columns=column_policy(columns).value, registry=where.registry, artifacts=where.artifacts,
         log_to=log_to, log_sample=log_sample, drift=drift)
-    app = app_from_settings(settings, preload=True)  # a bad model or key file: one line, here
+    mounts = _console(settings, ui, ui_allow_writes)
+    app = app_from_settings(settings, preload=True, mounts=mounts)  # a bad model or key file: one line, here
     # Bind before announcing: a busy port is one line and exit 1, never "serving ..." and
     # then a crash at start-up.
     sock = listening_socket(host, port)
     _announce([*refs, *(f"deployment {d}" for d in deployments)], host, port, workers, tls,
-              bool(api_key or api_key_file))
-    _run_uvicorn(app, sock, settings, host, port, workers, keep_alive, tls, read_timeout)
+              bool(api_key or api_key_file), bool(mounts))
+    _run_uvicorn(app, sock, settings, host, port, workers, keep_alive, tls, read_timeout,
+                 factory="scorehouse.cli.ui:serve_app_from_env" if mounts else None)
+
+
+def _console(settings: ServeSettings, ui: bool, allow_writes: bool) -> dict[str, Any] | None:
+    """{"/ui": the web console} for `--ui` (on the server's registry and keys), else None;
+    its settings go to worker processes in $SCOREHOUSE_UI_ARGS."""
+    if not ui:
+        if allow_writes:
+            raise click_exc.BadParameter("--ui-allow-writes needs --ui")
+        return None
+    from ..ui import create_app
+    from .ui import UI_ARGS, ui_settings
+
+    log = settings.log_to if settings.log_to and "://" not in settings.log_to.removeprefix(
+        "file://") else None
+    console = ui_settings(api_keys=settings.api_keys,
+                          api_key_file=Path(settings.api_key_file) if settings.api_key_file else None,
+                          allow_writes=allow_writes, log_source=log)
+    os.environ[UI_ARGS] = console.to_json()
+    return {"/ui": create_app(console)}
 
 
 def _check_limits(batching: str, max_body: int, max_rows: int, max_rejects: int,
@@ -110,13 +133,14 @@ def _check_limits(batching: str, max_body: int, max_rows: int, max_rejects: int,
 
 
 def _announce(refs: list[str], host: str, port: int, workers: int, tls: dict[str, Any],
-              has_api_keys: bool) -> None:
+              has_api_keys: bool, console: bool = False) -> None:
     """Say on stderr where the models are served, and warn when that is exposed."""
     from ..serve.entry import exposure_warning
 
     scheme = "https" if tls else "http"
     err_console.print(f"serving {', '.join(refs)} on {scheme}://{host}:{port} ({workers} "
-                      "worker(s)); docs at /docs, metrics at /metrics")
+                      "worker(s)); docs at /docs, metrics at /metrics"
+                      + ("; console at /ui/" if console else ""))
     warning = exposure_warning(host, has_api_keys, bool(tls))
     if warning:
         logging.getLogger("scorehouse.serve").warning(warning)
@@ -124,9 +148,11 @@ def _announce(refs: list[str], host: str, port: int, workers: int, tls: dict[str
 
 
 def _run_uvicorn(app: Any, sock: Any, settings: ServeSettings, host: str, port: int,
-                 workers: int, keep_alive: int, tls: dict[str, Any], read_timeout: float) -> None:
+                 workers: int, keep_alive: int, tls: dict[str, Any], read_timeout: float,
+                 factory: str | None = None) -> None:
     """Serve `app` on the bound socket `sock` until stopped; with several workers, uvicorn
-    starts processes that each build the app again from `settings`."""
+    starts processes that each build the app again from `settings` (with `factory`, an
+    import string, instead of the server's own)."""
     import uvicorn
 
     # Request heads get the same deadline as bodies (uvicorn has none); worker processes
@@ -138,7 +164,7 @@ def _run_uvicorn(app: Any, sock: Any, settings: ServeSettings, host: str, port: 
     if workers > 1:  # each process loads the models itself: uvicorn needs an import string
         os.environ["SCOREHOUSE_SERVE_ARGS"] = settings.to_json()
         sock.close()  # uvicorn binds the address again for its worker processes
-        uvicorn.run("scorehouse.serve.entry:app_from_env", factory=True, host=host, port=port,
+        uvicorn.run(factory or "scorehouse.serve.entry:app_from_env", factory=True, host=host, port=port,
                     workers=workers, **options)
         return
     uvicorn.Server(uvicorn.Config(app, host=host, port=port, **options)).run(sockets=[sock])

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from .common import JsonOpt, Reason, User, open_registry
-from .evaluating import gate_table
+from .evaluating import gate_table, shows_refusal
 from .output import console, emit, emit_json, err_console
 
 #: Merged into the root app by `cli/app.py`.
@@ -83,18 +83,10 @@ def promote(
 
         scorehouse promote churn/3 production -m "holdout AUC 0.91"
     """
-    from ..evaluation import GatesRefused
     from ..evaluation import promote as gated_promote
 
-    try:
+    with shows_refusal(as_json):
         done = gated_promote(open_registry(), ref, alias, force=force, reason=reason, user=user)
-    except GatesRefused as e:
-        if as_json:
-            emit_json({"error": str(e), "type": type(e).__name__, "exit_code": e.exit_code,
-                       "gates": e.report.to_dict()})
-            raise typer.Exit(e.exit_code) from None
-        gate_table(e.report)
-        raise
     if not done.report.policy:  # no gates: exactly what promote printed before gates existed
         emit(done.move, as_json, _move_text(done.move))
         return

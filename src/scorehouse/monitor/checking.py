@@ -48,8 +48,9 @@ from .state import DriftState
 from .windowing import WindowSpec, parse_time, split_log, traffic, window_state
 from .windows import WindowReport, logged_rows
 
-#: A log column of run-time errors, when a log has one (the standard layout has none).
-ERROR = "error"
+#: How the log's `reject` column starts for a row the model itself failed on (a run-time
+#: error, as opposed to input the schema refused): `Reject.reason` of the scorer.
+MODEL_ERROR = "model error"
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class Labels:
 class LoggedWindow:
     """One window of the log with all it measured: `report` (traffic, drift, quality),
     `state` (its sketches, for plots), the label `metrics` of its `labelled` rows, the
-    `error_rate` (None without an error column) and the time of its `newest` row."""
+    `error_rate` (rows the model failed on, of rows logged) and the time of its `newest` row."""
 
     report: WindowReport
     state: DriftState
@@ -136,11 +137,12 @@ def _label_metrics(scorer: Scorer, joined: pa.Table | None, rows: pa.Table
 
 
 def _error_rate(rows: pa.Table) -> float | None:
-    if ERROR not in rows.column_names or not rows.num_rows:
+    """Rows the model failed on (raised, or gave no finite output), of rows logged."""
+    if "reject" not in rows.column_names or not rows.num_rows:
         return None
-    n: int = rows.num_rows
-    errors: int = n - rows.column(ERROR).null_count
-    return errors / n
+    failed = pc.starts_with(rows.column("reject").fill_null(""), MODEL_ERROR)
+    errors = int(pc.sum(failed).as_py() or 0)
+    return float(errors / rows.num_rows)
 
 
 class Standing(str, Enum):
@@ -252,5 +254,5 @@ def check_log(scorer: Scorer, rules: RuleSet, *, window: str | WindowSpec = "all
                     tuple(rule_statuses(rules, result)), since)
 
 
-__all__ = ["ERROR", "Labels", "LogCheck", "LoggedWindow", "RuleStatus", "Standing",
+__all__ = ["MODEL_ERROR", "Labels", "LogCheck", "LoggedWindow", "RuleStatus", "Standing",
            "check_log", "log_windows", "rule_statuses"]

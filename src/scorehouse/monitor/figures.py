@@ -14,7 +14,7 @@ A figure is named by a short text (the `figure` of an alert rule):
 | `quality.reject_rate` | none | rows refused, of rows read |
 | `quality.null_rate`, `.unseen_rate`, `.out_of_range_rate`, `.absent_rate` | optional | largest |
 | `metric.<name>` | none | a named figure of the window's label metrics, e.g. `metric.roc_auc` |
-| `error_rate` | none | calls that failed, of calls (a fraction) |
+| `error_rate` | none | rows the model failed on (raised or gave no finite output), of rows (a fraction) |
 | `latency_p99_ms` | none | 99th percentile latency, milliseconds |
 
 "largest"/"smallest": with a column, that column's value; without one, the largest

@@ -58,12 +58,15 @@ ROW_IDS: ContextVar[Sequence[str] | None] = ContextVar("scorehouse_row_ids", def
 
 #: (deployment, role) of the scoring call about to run in this context (None: no deployment).
 ROW_ROLE: ContextVar[tuple[str, str] | None] = ContextVar("scorehouse_row_role", default=None)
+#: `ROW_ROLE` of a call that is no traffic (a batch's `--all-roles` extras): no hook sees it.
+UNLOGGED = ("", "")
 
 
 @contextlib.contextmanager
 def row_role(deployment: str, role: str) -> Iterator[None]:
-    """Log the scoring calls made inside the block as `role` of `deployment`."""
-    token = ROW_ROLE.set((deployment, role))
+    """Log the scoring calls made inside the block as `role` of `deployment` (with `role`
+    "": neither log them nor count them in drift windows)."""
+    token = ROW_ROLE.set((deployment, role) if role else UNLOGGED)
     try:
         yield
     finally:
@@ -195,8 +198,10 @@ class LiveMonitor:
         logger, channel, seconds = self.logger, self.channel, self.window
 
         def hook(event: ScoreEvent) -> None:
+            routed = ROW_ROLE.get()
+            if routed is UNLOGGED:
+                return
             if logger is not None:
-                routed = ROW_ROLE.get()
                 if routed is None:
                     logger.log(event, channel=channel, ids=ROW_IDS.get())
                 else:
@@ -266,8 +271,8 @@ class _DriftCollector:
         yield from (drift, drifted, quality, rows)
 
 
-__all__ = ["LiveMonitor", "NumberedIds", "ROW_IDS", "ROW_ROLE", "WINDOW_SECONDS", "row_ids",
-           "row_role"]
+__all__ = ["LiveMonitor", "NumberedIds", "ROW_IDS", "ROW_ROLE", "UNLOGGED", "WINDOW_SECONDS",
+           "row_ids", "row_role"]
 
 
 def _dataset_drift(state: DriftState, reference: Reference) -> Any:

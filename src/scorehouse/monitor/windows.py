@@ -19,14 +19,22 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import NotFoundError
+from ..errors import NotFoundError, UsageError
 from ..scorer import Scorer
 from .drift import DatasetDrift, DriftOptions, dataset_drift
 from .log import read_log
 from .log.records import PredictionRecord, records
 from .quality import QualityReport, QualityThresholds, input_quality
-from .reference import Reference, baseline_reference, training_baseline
-from .windowing import Traffic, WindowSpec, select_version, split_log, traffic, window_state
+from .reference import Reference, baseline_reference, training_baseline, window_reference
+from .windowing import (
+    Traffic,
+    WindowSpec,
+    parse_time,
+    select_version,
+    split_log,
+    traffic,
+    window_state,
+)
 
 if TYPE_CHECKING:
     from ..registry import Registry
@@ -34,6 +42,8 @@ if TYPE_CHECKING:
 
 #: `--reference` naming the artifact's own training baseline.
 TRAINING = "training"
+#: `--reference window:START..END`: the model's own logged rows in that span.
+WINDOW = "window:"
 
 
 def monitored(ref: str | os.PathLike[str] | ModelRef, *, registry: Registry | None = None,
@@ -51,19 +61,51 @@ def monitored(ref: str | os.PathLike[str] | ModelRef, *, registry: Registry | No
 
 
 def reference_for(scorer: Scorer, other: str = TRAINING, *,
-                  registry: Registry | None = None, trust: bool = False) -> Reference:
-    """What drift compares against: `scorer`'s training baseline ('training'), or the
-    training baseline of another model reference (e.g. the version before, 'churn/2').
+                  registry: Registry | None = None, trust: bool = False,
+                  source: str | os.PathLike[str] | None = None,
+                  all_versions: bool = False) -> Reference:
+    """What drift compares against: `scorer`'s training baseline ('training'); a window of
+    its own log ('window:START..END', each end ISO 8601 or an age such as 14d, END empty
+    for now: e.g. 'window:14d..7d' is the week before last, read from `source`); or the
+    training baseline of another model reference (e.g. the version before, 'churn/2';
+    `registry` resolves it, opened from the environment when None).
 
     Raises:
-        NotFoundError: `other` names no model.
+        NotFoundError: `other` names no model, or its window holds no logged row.
         ArtifactError: a model without a training baseline.
+        UsageError: a window that is not START..END with START before END.
     """
     if other == TRAINING:
         return baseline_reference(training_baseline(scorer), scorer.schema)
+    if other.startswith(WINDOW):
+        since, until = parse_span(other[len(WINDOW):])
+        rows = logged_rows(scorer, source=source, since=since, until=until,
+                           all_versions=all_versions)
+        state = window_state(rows, training_baseline(scorer), scorer.schema)
+        return window_reference(state, label=f"logged window {since:%Y-%m-%d %H:%M}.."
+                                             f"{until:%Y-%m-%d %H:%M} UTC")
     model = monitored(other, registry=registry, trust=trust)
     return baseline_reference(training_baseline(model), model.schema,
                               label=f"training baseline of {other}")
+
+
+def parse_span(text: str, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
+    """(start, end) of 'START..END' (`windowing.parse_time` forms; END empty: now).
+
+    Raises:
+        UsageError: not two times joined by '..', or START not before END.
+    """
+    now = now or dt.datetime.now(dt.timezone.utc)
+    start, sep, end = text.partition("..")
+    if not sep or not start.strip():
+        raise UsageError(f"reference window {text!r} is not START..END "
+                         "(e.g. window:14d..7d or window:2026-11-01..2026-11-08)")
+    since = parse_time(start, now)
+    until = parse_time(end, now) if end.strip() else now
+    if since >= until:
+        raise UsageError(f"reference window {text!r} starts at {since.isoformat()}, "
+                         f"not before its end {until.isoformat()}")
+    return since, until
 
 
 def logged_rows(scorer: Scorer, *, source: str | os.PathLike[str] | None = None,

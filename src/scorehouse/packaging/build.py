@@ -24,6 +24,7 @@ from ..artifact import (
     Compiled,
     CompileStatus,
     Environment,
+    HoldoutSplit,
     Lineage,
     Manifest,
     ModelInfo,
@@ -49,6 +50,7 @@ from .model_categories import with_model_categories
 from .nullability import imputed_columns
 from .parity import TOLERANCE, compare
 from .rebuild import check_rebuilt_frame
+from .recipe import holdout_split, recipe_for
 
 #: Rows of training data scored at packaging for the prediction baseline and the reload check.
 SAMPLE_ROWS = 50_000
@@ -108,7 +110,7 @@ def _infer_task(model: Any, frame: pd.DataFrame) -> tuple[str, list[Any] | None]
     return ("binary" if len(labels) == 2 else "multiclass"), labels
 
 
-def package(
+def package(  # long: the public API, one documented keyword per packaging choice
     model: Any,
     train_data: Any,
     *,
@@ -127,6 +129,10 @@ def package(
     compile: bool = True,
     tolerance: float = TOLERANCE,
     card: CardText | str | os.PathLike[str] | None = None,
+    recipe: str | bool = True,
+    holdout: HoldoutSplit | float | str | os.PathLike[str] | None = None,
+    parent: str | None = None,
+    retrain_data: TrainingData | None = None,
 ) -> Path:
     """Package `model` with its schema, lineage and baseline into `path` (default NAME.shz).
 
@@ -137,9 +143,17 @@ def package(
     `card`: the author's text for the model card (a `CardText` or a .toml/.json file; see
     `artifact.card_text`), stored in the artifact and hashed like every file.
 
+    The training recipe `scorehouse retrain` refits (`packaging.recipe`) is kept by itself,
+    given `target`, for a scikit-learn, LightGBM or XGBoost estimator; `recipe=
+    "package.module:function"` names a function instead, `recipe=False` keeps none.
+    `holdout`: how retrain holds rows out of new data, a fraction (default 0.2, seed 0), a
+    `HoldoutSplit(fraction=, seed=)` or a holdout file's path. `parent` ("churn/3") and
+    `retrain_data` are set by `retrain` (a refit's lineage).
+
     Raises:
         UsageError: `name` is not a valid model name (`artifact.valid_name`: the rule
-            `register` applies too), or an unreadable or invalid `card` file.
+            `register` applies too), an unreadable or invalid `card` file, a bad holdout
+            fraction, or a recipe function without `target` or that cannot be imported.
         SchemaError: `target` is not a column, or the training data fails its own schema.
         UnsupportedModelError: the task or the class labels cannot be told.
         ModelError: the packaged model fails on training rows.
@@ -155,15 +169,21 @@ def package(
                                           schema, schema_overrides)
     X = frame[input_schema.names]
     task, classes = _task_and_classes(model, flavor.name, info, X, name, task, classes)
-    files = _with_card(flavor.save(model), card)
-    manifest = _first_manifest(name, description, task, classes, flavor, info, params,
-                               input_schema, files)
+    kept, recipe_files = recipe_for(model, flavor.name, input_schema.names, target,
+                                    holdout_split(holdout), recipe)
+    files = {**_with_card(flavor.save(model), card), **recipe_files}
+    manifest = replace(_first_manifest(name, description, task, classes, flavor, info, params,
+                                       input_schema, files), recipe=kept)
     sample = X if len(X) <= SAMPLE_ROWS else X.sample(SAMPLE_ROWS, random_state=0)
     manifest, result = _check_scores(manifest, files, sample, imputed, tolerance)
     if compile and flavor.name != "onnx":
         manifest = _compile(model, manifest, files, sample, result, tolerance)
     source = str(train_data) if isinstance(train_data, (str, os.PathLike)) else None
     manifest = _with_records(manifest, frame, sample, result, target, source, metrics)
+    if parent is not None:
+        assert manifest.lineage is not None  # _with_records wrote it
+        manifest = replace(manifest, lineage=replace(manifest.lineage, parent=parent,
+                                                     retrain_data=retrain_data))
     out = Path(path) if path is not None else Path(f"{name}{SUFFIX}")
     write_artifact(manifest, files, out, key=key)
     return out

@@ -194,6 +194,18 @@ class Registry(EvaluationStore, DeploymentMethods):
             raise ConflictError(f"{name}@{alias} has no earlier version to roll back to")
         return self._move(name, alias, stack[-2], Action.ROLLBACK, reason, user, expect=stack)
 
+    def rollback_target(self, name: str, alias: str) -> int | None:
+        """The version `rollback(name, alias)` would move `alias` to now (None: none).
+
+        Raises:
+            UsageError: an invalid model or alias name.
+            NotFoundError: no such model.
+        """
+        valid_name(alias, "alias")
+        with self._read() as conn:
+            stack = alias_stack(conn, self._model_id(conn, name), alias)
+        return stack[-2] if len(stack) >= 2 else None
+
     def remove_alias(self, name: str, alias: str, *, reason: str = "",
                      user: str | None = None) -> AliasMove:
         """Delete `alias` (its history stays).

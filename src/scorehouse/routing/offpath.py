@@ -23,13 +23,13 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..scorer import Result, ScorerCache
+from ..scorer import Result, Scorer, ScorerCache
 from .spec import Role
 
 log = logging.getLogger("scorehouse.routing")
@@ -64,6 +64,7 @@ class _Item:
     data: Any
     rid: str
     context: contextvars.Context
+    scorer: Scorer | None  # taken when the request was answered (None: not loaded then)
     future: Future[OffPathResult] = field(default_factory=Future)
 
 
@@ -81,9 +82,10 @@ class OffPath:
 
     def __init__(self, scorers: ScorerCache[str], *, workers: int = 2, max_pending: int = 64,
                  on_result: Callable[[OffPathResult], None] | None = None,
-                 around: Around | None = None, linger: float = LINGER):
+                 around: Around | None = None, linger: float = LINGER,
+                 known: Callable[[], Collection[str]] | None = None):
         self.scorers, self.on_result, self.around = scorers, on_result, around
-        self.linger = linger
+        self.linger, self.known = linger, known
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="scorehouse-offpath")
         self._room = threading.BoundedSemaphore(max_pending)
         self._queues: dict[tuple[Role, str | None], deque[_Item]] = {}
@@ -91,15 +93,17 @@ class OffPath:
         self._lock = threading.Lock()
         self.skipped: Counter[Role] = Counter()
 
-    def submit(self, role: Role, ref: str | None, data: Any, rid: str
-               ) -> Future[OffPathResult] | None:
-        """Queue `data` (request `rid`) for `role`'s model `ref` (None: the decoy); None when
-        it was skipped (the pool is full, or shut down)."""
+    def submit(self, role: Role, ref: str | None, data: Any, rid: str,
+               scorer: Scorer | None = None) -> Future[OffPathResult] | None:
+        """Queue `data` (request `rid`) for `role`'s model `ref` (None: the decoy), to be
+        scored by `scorer` (the one loaded when the request was answered: a model that a
+        spec change drops meanwhile is not loaded back; None: `ref` from the cache, unless
+        it is no longer `known`); None when it was skipped (the pool is full, or shut down)."""
         if not self._room.acquire(blocking=False):
             with self._lock:
                 self.skipped[role] += 1
             return None
-        item, key = _Item(data, rid, contextvars.copy_context()), (role, ref)
+        item, key = _Item(data, rid, contextvars.copy_context(), scorer), (role, ref)
         with self._lock:
             self._queues.setdefault(key, deque()).append(item)
             start = key not in self._draining
@@ -149,22 +153,30 @@ class OffPath:
             for item in items:
                 self._done(item, OffPathResult(item.rid, role, None, record=item.data), start)
             return
-        singles = [i for i in items if isinstance(i.data, Mapping)]
+        batches: dict[int, list[_Item]] = {}  # single records, by the scorer they take
+        for item in items:
+            if isinstance(item.data, Mapping):
+                batches.setdefault(id(item.scorer), []).append(item)
         for item in items:  # a request of several rows, or a lone record: in its context
-            if len(singles) < 2 or not isinstance(item.data, Mapping):
+            if not isinstance(item.data, Mapping) or len(batches[id(item.scorer)]) < 2:
                 self._done(item, item.context.run(self._one, role, ref, item), start)
-        if len(singles) >= 2:
-            for item, out in zip(singles, self._batch(role, ref, singles), strict=True):
-                self._done(item, out, start)
+        for batch in batches.values():
+            if len(batch) >= 2:
+                for item, out in zip(batch, self._batch(role, ref, batch), strict=True):
+                    self._done(item, out, start)
 
-    def _call(self, ref: str, data: Any, role: Role, ids: Sequence[str] | None) -> Result:
-        scorer = self.scorers.get(ref)
+    def _call(self, ref: str, scorer: Scorer | None, data: Any, role: Role,
+              ids: Sequence[str] | None) -> Result:
+        if scorer is None:
+            if self.known is not None and ref not in self.known():
+                raise LookupError(f"{ref} left the deployment before its call ran")
+            scorer = self.scorers.get(ref)
         with self.around(role, ids) if self.around else contextlib.nullcontext():
             return scorer.predict(data)
 
     def _one(self, role: Role, ref: str, item: _Item) -> OffPathResult:
         try:
-            result = self._call(ref, item.data, role, None)
+            result = self._call(ref, item.scorer, item.data, role, None)
         except Exception as e:  # an off-path model's failure is only reported
             return OffPathResult(item.rid, role, ref, error=f"{type(e).__name__}: {e}")
         failed = model_failure(result)
@@ -173,7 +185,8 @@ class OffPath:
 
     def _batch(self, role: Role, ref: str, items: list[_Item]) -> list[OffPathResult]:
         try:
-            result = self._call(ref, [i.data for i in items], role, [i.rid for i in items])
+            result = self._call(ref, items[0].scorer, [i.data for i in items], role,
+                                [i.rid for i in items])
         except Exception as e:
             return [OffPathResult(i.rid, role, ref, error=f"{type(e).__name__}: {e}")
                     for i in items]

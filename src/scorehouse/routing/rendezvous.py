@@ -130,7 +130,8 @@ class Rendezvous:
         self._pools: dict[str, ThreadPoolExecutor] = {}  # answering pools, one per model
         self._latency: dict[str, float] = {}  # ms a model's calls take (moving average)
         self._off = OffPath(scorers, workers=off_path_workers, max_pending=max_pending,
-                            on_result=on_off_path, around=around)
+                            on_result=on_off_path, around=around,
+                            known=lambda: self.router.spec.refs())
         self._fallbacks = 0
         self._lock = threading.Lock()
 
@@ -381,7 +382,10 @@ class Rendezvous:
             # The caller may reuse its dict once answered; many rows are not changed.
             copy = dict(data) if isinstance(data, Mapping) else data
             for role, ref in decision.off_path:
-                future = self._off.submit(role, ref, copy, decision.request_id)
+                # Taken now: a `use` that drops this model before the pool runs the call
+                # must not see it loaded back into the cache by that late call.
+                scorer = None if ref is None else self.scorers.peek(ref)
+                future = self._off.submit(role, ref, copy, decision.request_id, scorer)
                 if future is None:
                     routed.skipped.append(role)
                 else:

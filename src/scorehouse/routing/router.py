@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from .spec import DeploymentSpec, Role
 
@@ -28,6 +30,15 @@ def bucket_of(key: str, salt: bytes = b"") -> int:
     """The bucket (0 .. BUCKETS-1) of `key`: BLAKE2b of salt + key, modulo BUCKETS."""
     digest = hashlib.blake2b(salt + key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "big") % BUCKETS
+
+
+def buckets_of(keys: Iterable[str], salt: bytes = b"") -> np.ndarray:
+    """`bucket_of` of every key, as an int64 array: the same BLAKE2b digests, read as
+    big-endian unsigned 64-bit integers in one numpy pass."""
+    blake2b = hashlib.blake2b
+    digests = b"".join([blake2b(salt + k.encode("utf-8", "surrogatepass"),
+                                digest_size=8).digest() for k in keys])
+    return (np.frombuffer(digests, dtype=">u8") % BUCKETS).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -109,6 +120,57 @@ class Router:
                 break
         return Decision(rid, (first, *self._tail), self._off_path, key, bucket)
 
+    @property
+    def tail(self) -> tuple[Step, ...]:
+        """The steps after the first of every decision: the fallbacks, then the default."""
+        return self._tail
+
+    @property
+    def off_path(self) -> tuple[tuple[Role, str | None], ...]:
+        """(role, reference) of the shadows and canaries, plus (DECOY, None) with a decoy."""
+        return self._off_path
+
+    def first_steps(self, sticky: Sequence[Any] | None, route: Sequence[Any] | None,
+                    request_ids: Sequence[str]) -> tuple[tuple[Step, ...], np.ndarray]:
+        """What `decide` picks first for many records at once (a table's rows).
+
+        Args:
+            sticky: each record's `sticky_by` value (None: the record lacks it; the whole
+                argument None: no record has the field, or the spec has no `sticky_by`).
+            route: each record's `route_by` value, likewise.
+            request_ids: each record's request id (the sticky key when it has no value).
+
+        Returns (steps, index): `steps[index[i]]` is `decide(record_i, request_ids[i])
+        .chain[0]` (the same keys, buckets and routes; the keys are hashed in one pass).
+        """
+        n = len(request_ids)
+        routed = tuple(dict.fromkeys(self._routes.values()))
+        steps = (self._champion, *(s for _, s in self._bounds), *routed)
+        index = np.zeros(n, np.int64)
+        open_ = np.ones(n, bool)  # not routed by field
+        if self._route_field is not None:
+            slot = {value: 1 + len(self._bounds) + routed.index(step)
+                    for value, step in self._routes.items()}
+            routes: Sequence[Any] = route if route is not None else [None] * n
+            for i, v in enumerate(routes):
+                j = slot.get(str(v))
+                if j is not None:
+                    index[i], open_[i] = j, False
+        if self._bounds and open_.any():
+            rows = np.flatnonzero(open_)
+            at = rows.tolist()
+            values = sticky if sticky is not None and self.spec.sticky_by is not None else None
+            if values is None:
+                keys = [str(request_ids[i]) for i in at]
+            else:  # a missing value: the request id (as `decide`)
+                picked = values if len(at) == n else [values[i] for i in at]
+                keys = [str(request_ids[i]) if v is None else str(v)
+                        for i, v in zip(at, picked, strict=True)]
+            bounds = np.asarray([b for b, _ in self._bounds], np.int64)
+            below = np.searchsorted(bounds, buckets_of(keys, self._salt), side="right")
+            index[rows] = np.where(below < len(bounds), below + 1, 0)
+        return steps, index
+
     def model_for(self, key: str) -> Step:
         """The step that answers sticky key `key` first (what `decide` picks for it)."""
         bucket = bucket_of(key, self._salt)
@@ -118,4 +180,4 @@ class Router:
         return self._champion
 
 
-__all__ = ["BUCKETS", "Decision", "Router", "Step", "bucket_of"]
+__all__ = ["BUCKETS", "Decision", "Router", "Step", "bucket_of", "buckets_of"]

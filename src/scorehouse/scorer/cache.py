@@ -15,6 +15,8 @@ How it stays safe and fast:
   prepared. Two callers wanting the same key wait for one load (a lock per key); a loader
   that raises leaves the old scorer in place.
 - With `max_size`, the least recently used entries are dropped once more are held.
+- Each load is measured (`LoadCost` on `scorer.load_cost`: seconds, and the process's
+  resident memory grown by it) for the operations team: the server exports both.
 
 The scorer layer does not know where artifacts come from: the caller gives a loader (key ->
 Scorer), e.g. a registry lookup, a row of an installed-models table or shipped bytes.
@@ -24,7 +26,11 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import resource
+import sys
 import threading
+import time
 from collections.abc import Callable, Collection, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -37,6 +43,27 @@ log = logging.getLogger("scorehouse.scorer.cache")
 K = TypeVar("K", bound=Hashable)
 #: key -> a Scorer; may raise whatever its source raises (the cache keeps the old scorer).
 Loader = Callable[[K], Scorer]
+
+
+@dataclass(frozen=True)
+class LoadCost:
+    """What loading one scorer took: wall `seconds` (read, verify, build the runtime,
+    prepare it) and `memory_bytes`, the growth of the process's resident set over the load
+    (0 when it did not grow; approximate when other threads allocate meanwhile)."""
+
+    seconds: float
+    memory_bytes: int
+
+
+def resident_bytes() -> int:
+    """The process's resident set size now, in bytes: /proc/self/statm on Linux, else the
+    peak (`getrusage`'s ru_maxrss: kilobytes on Linux, bytes on macOS)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
 @dataclass(frozen=True)
@@ -142,9 +169,12 @@ class ScorerCache(Generic[K]):
         load = loader or self.loader
         if load is None:
             raise LookupError(f"no loader for {key!r}: give the cache one, or one to this call")
+        start, memory = time.perf_counter(), resident_bytes()
         scorer = load(key)
         if self.prepare:  # before it is published: no caller pays the first-batch compile
             scorer.runtime.prepare()
+        scorer.load_cost = LoadCost(time.perf_counter() - start,
+                                    max(resident_bytes() - memory, 0))
         return scorer
 
     def _load(self, key: K, sha256: str | None, loader: Loader[K] | None) -> Scorer:
@@ -241,4 +271,4 @@ class ScorerCache(Generic[K]):
         return evicted
 
 
-__all__ = ["ScorerCache", "Loaded", "Loader"]
+__all__ = ["LoadCost", "Loaded", "Loader", "ScorerCache", "resident_bytes"]

@@ -159,6 +159,8 @@ class RunManifest:
     rejects: dict[str, Any] = field(default_factory=dict)
     #: Set by engines other than batch (Spark: {"engine": "spark", "master": ...}).
     engine: dict[str, str] = field(default_factory=dict)
+    #: A run through a deployment: its name, revision, spec and who answered (else empty).
+    deployment: dict[str, Any] = field(default_factory=dict)
     #: The file the manifest was written to (not part of the JSON).
     path: Path | None = None
 
@@ -211,6 +213,7 @@ class RunManifest:
                         "chunk_rows": o.chunk_rows, **self.engine},
             "outputs": self.outputs,
             "rejects": self.rejects,
+            **({"deployment": self.deployment} if self.deployment else {}),
         }
 
     def write(self, path: Path) -> None:
@@ -227,6 +230,11 @@ class RunManifest:
         lines = [f"scored {t.scored:,} of {t.read:,} rows ({t.rejected:,} rejected, "
                  f"{t.flagged:,} flagged) in {round(self.seconds, 3):.1f} s, {per_second:,} "
                  f"rows/s with {m.name}/{m.version or '-'} ({m.runtime}) -> {where}"]
+        if self.deployment:
+            d = self.deployment
+            lines.append(f"  deployment {d['name']}: " + ", ".join(
+                f"{a['ref'] or a['role']} ({a['role']}) {a['rows']:,}" for a in d["answered"])
+                + f"; {d['fallbacks']:,} by a fallback or the default")
         for kind, cols in t.flags.items():
             lines.append(f"  {kind}: " + ", ".join(f"{k} {v:,}" for k, v in cols.items()))
         columns = t.columns.to_dict()

@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from ..schema import (
     validate_row,
 )
 from .result import Result
+
+if TYPE_CHECKING:
+    from .cache import LoadCost
 
 log = logging.getLogger("scorehouse.scorer")
 
@@ -97,6 +100,8 @@ class Scorer:
         self.runtime: Runtime = runtime_for(artifact, self.schema, runtime,
                                             accept_parity_difference=accept_parity_difference)
         self.hooks: list[Hook] = []
+        #: What loading took (`cache.LoadCost`), set by the `ScorerCache` that loaded it.
+        self.load_cost: LoadCost | None = None
         #: What `predict` does with an absent optional or an unknown column (policy.py).
         self.columns = ColumnPolicy.parse(columns)
 
@@ -172,7 +177,15 @@ class Scorer:
             result, accepted = self._predict_one(data)
         else:
             checked = validate_batch(self.schema, data, max_rejects=max_rejects)
-            result, accepted = self._predict_validated(checked), checked.columns
+            try:
+                result, accepted = self._predict_validated(checked), checked.columns
+            except ModelError as e:
+                # The call fails, yet its rows were read: the hooks (the prediction log,
+                # whose error rate alert rules watch) see them refused by the model first.
+                failed = self._failed(checked, e)
+                failed.seconds = time.perf_counter() - start
+                self._fire(checked.columns, failed)
+                raise
         result.column_check = check
         result.seconds = time.perf_counter() - start
         self._fire(accepted, result)
@@ -237,6 +250,20 @@ class Scorer:
         flags = {k: r[np.isin(r, kept_rows)] for k, r in v.flags.items()}
         return self._result(v.n_read, kept_rows, ok_out, rejects,
                             {k: r for k, r in flags.items() if len(r)}, tally)
+
+    def _failed(self, v: Validated, error: ModelError) -> Result:
+        """The result of a call the model failed as a whole: every accepted row refused
+        with the error (after the schema's own rejects)."""
+        cause = error.__cause__ or error
+        reason = f"model error: {type(cause).__name__}: {cause}"
+        rejects = sorted([*v.rejects, *(Reject(int(r), None, reason) for r in v.rows)],
+                         key=lambda r: r.row)
+        tally = v.tally
+        if tally is not None:
+            rejects = rejects[:len(v.rejects)]
+            tally = RejectTally(tally.rows + len(v.rows), dict(tally.counts))
+            tally.add(None, "model error", len(v.rows))
+        return self._result(v.n_read, np.empty(0, np.int64), self._empty(), rejects, {}, tally)
 
     def _isolate(self, columns: Mapping[str, np.ndarray], idx: np.ndarray, first: Exception
                  ) -> tuple[np.ndarray, Output, list[tuple[int, Exception]]]:

@@ -9,6 +9,7 @@ files, lifespan).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -37,7 +38,8 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
                api_keys: ApiKeys | None = None, timeout: float | None = None,
                batching: str = "auto", columns: ColumnPolicy = ColumnPolicy.LENIENT,
                limits: Limits | None = None, log: LogOptions | None = None,
-               drift: bool = False, deployments: DeploymentSet | None = None) -> FastPath:
+               drift: bool = False, mounts: Mapping[str, Any] | None = None,
+               deployments: DeploymentSet | None = None) -> FastPath:
     """The ASGI app serving `models` (loaded at startup; readiness follows).
 
     `batching`: "auto" (micro-batch single records where start-up measurement shows it
@@ -45,9 +47,10 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
     column policy of every request (strict: 400 naming absent and unknown columns);
     `limits`: every per-request limit (see `limits.Limits`; when given, `max_body` and
     `timeout` are not used); `log`: the prediction log of every scored row (None: none);
-    `drift`: live drift windows on /metrics; `deployments`: deployments served beside the
-    models (each under its name, on every protocol). `.pages` of the app is the
-    Starlette app of the same routes.
+    `drift`: live drift windows on /metrics; `mounts`: other ASGI apps by path prefix
+    (`scorehouse serve --ui` mounts the web console at /ui: this package never imports
+    it); `deployments`: deployments served beside the models (each under its name, on
+    every protocol). `.pages` of the app is the Starlette app of the same routes.
     """
     limits = limits or Limits.from_env(max_body=max_body, timeout=timeout)
     service = ScoringService(models, limits, keys=api_keys, batching=batching,
@@ -56,6 +59,7 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
     routes: list[BaseRoute] = [StarletteRoute(r.path, _page(service, r), methods=list(r.methods))
                                for r in ROUTES]
     routes.append(Mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_files())))
+    routes += [Mount(prefix, app) for prefix, app in (mounts or {}).items()]
     pages = Starlette(routes=routes, lifespan=service.lifespan,
                       exception_handlers={404: _not_found, 405: _not_found})
     return FastPath(pages, service, ROUTES)

@@ -34,28 +34,24 @@ import functools
 import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ..errors import ScorehouseError
 from ..monitor.live import LiveMonitor, NumberedIds, row_ids, row_role
 from ..monitor.log import Channel
-from ..registry import Registry
+from ..monitor.routed import unscored_event
 from ..routing import OffPathResult, Rendezvous, Role, Routed
 from ..routing.registered import current_sha256, read
-from ..runtime import Output
-from ..scorer import Result, ScoreEvent, Scorer, ScorerCache
+from ..scorer import ScoreEvent, Scorer, ScorerCache
 from .metrics import BUCKETS
 from .models import WATCH_EVERY, watcher
 
-log = logging.getLogger("scorehouse.serve")
+if TYPE_CHECKING:  # SQLAlchemy and Alembic load only when a deployment is served
+    from ..registry import Registry
 
-#: The decoy's one input column (`input.@record` in the log): the record as received, as
-#: JSON text.
-RECORD = "@record"
+log = logging.getLogger("scorehouse.serve")
 
 
 class DeploymentMetrics:
@@ -129,6 +125,8 @@ class DeploymentSet:
 
     def _registry(self) -> Registry:
         if self.registry is None:
+            from ..registry import Registry
+
             self.registry = Registry()
         return self.registry
 
@@ -251,27 +249,14 @@ def _role_of(name: str, role: Role, ids: Sequence[str] | None) -> Iterator[None]
                 yield
 
 
-def _text(value: Any) -> str:
-    return orjson.dumps(value, default=str, option=orjson.OPT_SERIALIZE_NUMPY
-                        | orjson.OPT_NON_STR_KEYS).decode()
-
-
 def decoy_event(name: str, rows: Any) -> ScoreEvent:
-    """The decoy's log event for a request's `rows` as received (see the module docstring):
-    one row per record, its JSON text in `RECORD`, a null prediction."""
+    """The decoy's log event for a request's `rows` as received (one record, a list of
+    them or an Arrow table): `monitor.routed.unscored_event`, as batch and streams log it."""
     if isinstance(rows, Mapping):
         records: list[Mapping[str, Any]] = [rows]
     else:
         records = rows.to_pylist() if hasattr(rows, "to_pylist") else list(rows)
-    n = len(records)
-    columns: Mapping[str, Any]
-    if n == 1:  # a one-row call's columns are scalars (the log gathers those column-wise)
-        columns = {RECORD: _text(records[0])}
-    else:
-        columns = {RECORD: np.array([_text(r) for r in records], object)}
-    result = Result(name, None, "regression", None, n, np.arange(n),
-                    Output(values=np.full(n, np.nan)), runtime="none")
-    return ScoreEvent(name, None, columns, result)
+    return unscored_event(name, records)
 
 
-__all__ = ["RECORD", "DeploymentMetrics", "DeploymentSet", "decoy_event"]
+__all__ = ["DeploymentMetrics", "DeploymentSet", "decoy_event"]

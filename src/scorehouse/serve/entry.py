@@ -7,10 +7,11 @@ import ipaddress
 import os
 import socket
 import ssl
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ..errors import ScorehouseError
-from ..registry import Registry
 from ..registry.refs import ModelRef
 from ..schema import ColumnPolicy
 from .app import create_app
@@ -22,11 +23,16 @@ from .models import ModelSet
 from .settings import ServeSettings
 
 
-def app_from_settings(s: ServeSettings, preload: bool = False) -> FastPath:
+def app_from_settings(s: ServeSettings, preload: bool = False,
+                      mounts: Mapping[str, Any] | None = None) -> FastPath:
     """The app for the settings of `scorehouse serve` (models and deployments load at
-    start-up, or now)."""
-    registry = None if all(ModelRef.parse(r).is_path for r in s.refs) and not s.deployments \
-        else Registry(s.registry, s.artifacts)
+    start-up, or now), with other ASGI apps at path prefixes (`mounts`, as `create_app`
+    takes them)."""
+    registry = None
+    if s.deployments or not all(ModelRef.parse(r).is_path for r in s.refs):
+        from ..registry import Registry  # SQLAlchemy only when needed
+
+        registry = Registry(s.registry, s.artifacts)
     keys = ApiKeys(s.api_keys, s.api_key_file)
     models = ModelSet(s.refs, registry, runtime=s.runtime, trust=s.trust,
                       accept_parity_difference=s.accept_parity_difference,
@@ -39,7 +45,7 @@ def app_from_settings(s: ServeSettings, preload: bool = False) -> FastPath:
                              max_rejects=s.max_rejects, read_timeout=s.read_timeout)
     app = create_app(models, batching=s.batching, api_keys=keys, limits=limits,
                      columns=ColumnPolicy.parse(s.columns), log=s.log_options(),
-                     drift=s.drift, deployments=deployments)
+                     drift=s.drift, mounts=mounts, deployments=deployments)
     if preload:
         app.service.load()  # the deployments, with the log's hooks on their scorers
     return app

@@ -23,7 +23,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from ..scorer import FILE_VERSION, Result
+from ..scorer import FILE_VERSION, Result, Scorer
 
 #: Latency buckets in seconds, from 100 µs: single-row scoring takes a fraction of a ms.
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -64,6 +64,13 @@ class Metrics:
                                     buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
         self.batching = Gauge("scorehouse_batching_enabled", "1 when single records are "
                               "micro-batched for this model", ["model"], registry=r)
+        self.load_seconds = Gauge("scorehouse_model_load_seconds", "Seconds the served "
+                                  "version took to load and prepare", ["model", "version"],
+                                  registry=r)
+        self.load_memory = Gauge("scorehouse_model_load_memory_bytes", "Resident memory the "
+                                 "process grew by while loading the served version (bytes; "
+                                 "process_resident_memory_bytes is the whole process)",
+                                 ["model", "version"], registry=r)
         self.swaps = Counter("scorehouse_model_swaps", "Versions switched to without restart",
                              ["model"], registry=r)
 
@@ -96,6 +103,15 @@ class Metrics:
             for kind, cols in result.flag_counts().items():
                 for col, n in cols.items():
                     self.unseen.labels(result.model, kind, col).inc(n)
+
+    def loaded(self, scorer: Scorer) -> None:
+        """Export what loading `scorer` cost (`ScorerCache`'s measure), if it was measured."""
+        cost = scorer.load_cost
+        if cost is None:
+            return
+        version = str(FILE_VERSION if scorer.version is None else scorer.version)
+        self.load_seconds.labels(scorer.name, version).set(cost.seconds)
+        self.load_memory.labels(scorer.name, version).set(cost.memory_bytes)
 
     def render(self) -> bytes:
         """The text exposition format."""

@@ -17,12 +17,15 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..errors import NotFoundError, ScorehouseError
 from ..loading import load
-from ..registry import Registry
 from ..registry.refs import ModelRef, RefKind
 from ..scorer import Scorer, ScorerCache
+
+if TYPE_CHECKING:  # SQLAlchemy and Alembic load only when a reference needs the registry
+    from ..registry import Registry
 
 log = logging.getLogger("scorehouse.serve")
 
@@ -127,6 +130,8 @@ class ModelSet:
 
     def _registry(self) -> Registry:
         if self.registry is None:
+            from ..registry import Registry
+
             self.registry = Registry()
         return self.registry
 

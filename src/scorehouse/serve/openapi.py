@@ -175,7 +175,12 @@ DOCS_HTML = f"""<!doctype html>
 
 def swagger_ui_files() -> str:
     """The folder of Swagger UI's built files (`swagger-ui-bundle.js`, `swagger-ui.css`), as
-    shipped inside the `swagger-ui-py` wheel."""
-    from importlib.resources import files
+    shipped inside the `swagger-ui-py` wheel (found without importing the package, which
+    loads Jinja2 and YAML: a Lambda cold start pays every import)."""
+    import importlib.util
+    from pathlib import Path
 
-    return str(files("swagger_ui") / "static")
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("swagger-ui-py is not installed")
+    return str(Path(next(iter(spec.submodule_search_locations))) / "static")

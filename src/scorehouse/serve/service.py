@@ -99,6 +99,7 @@ class ScoringService:
     def _swapped(self, name: str, old: int | None, new: int | None) -> None:
         self.metrics.swaps.labels(name).inc()
         self.metrics.version.labels(name).set(new or 0)
+        self.metrics.loaded(self.models.get(name))
 
     async def handle(self, route: Route, call: Call) -> Reply:
         """The answer of `route` to `call`; a guarded route's errors become its protocol's
@@ -199,6 +200,7 @@ class ScoringService:
         """After loading: metrics, and whether micro-batching pays for each model."""
         for name, served in self.models.models.items():
             self.metrics.version.labels(name).set(served.version or 0)
+            self.metrics.loaded(served.scorer)
             on = self.batching == "on" or (self.batching == "auto" and worth_it(
                 served.scorer, example_record(served.scorer)))
             if on:

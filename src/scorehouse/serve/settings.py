@@ -4,10 +4,29 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
+from ..errors import UsageError
 from ..monitor.log import LogOptions
 from .limits import MAX_BODY
+
+#: The settings `ServeSettings.from_env` reads: field -> (variable, kind). `refs` comes from
+#: SCOREHOUSE_MODELS; the row, reject, read-timeout, pinned-cache and prediction-log
+#: variables are read where they are used (`Limits.from_env`, `ModelSet`, `LogOptions`).
+ENV: dict[str, tuple[str, str]] = {
+    "registry": ("SCOREHOUSE_REGISTRY", "str"), "artifacts": ("SCOREHOUSE_ARTIFACTS", "str"),
+    "runtime": ("SCOREHOUSE_RUNTIME", "str"), "trust": ("SCOREHOUSE_TRUST", "bool"),
+    "accept_parity_difference": ("SCOREHOUSE_ACCEPT_PARITY_DIFFERENCE", "bool"),
+    "max_body": ("SCOREHOUSE_MAX_BODY", "int"), "timeout": ("SCOREHOUSE_TIMEOUT", "float"),
+    "batching": ("SCOREHOUSE_BATCHING", "str"), "api_keys": ("SCOREHOUSE_API_KEY", "list"),
+    "api_key_file": ("SCOREHOUSE_API_KEY_FILE", "str"), "columns": ("SCOREHOUSE_COLUMNS", "str"),
+    "drift": ("SCOREHOUSE_DRIFT", "bool"),
+}
+MODELS_ENV = "SCOREHOUSE_MODELS"
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -71,3 +90,40 @@ class ServeSettings:
     def from_json(cls, text: str) -> ServeSettings:
         """The settings `to_json` wrote."""
         return cls(**json.loads(text))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **defaults: Any) -> ServeSettings:
+        """Settings from environment variables, as a container or a serverless function gets
+        them: SCOREHOUSE_MODELS (references separated by spaces or commas) and the
+        variables of `ENV`; `defaults` stand where a variable is unset or empty.
+
+        Raises:
+            UsageError: SCOREHOUSE_MODELS unset or empty, or a variable that does not parse.
+        """
+        env = os.environ if env is None else env
+        refs = [r for r in re.split(r"[\s,]+", env.get(MODELS_ENV, "")) if r]
+        if not refs:
+            raise UsageError(f"${MODELS_ENV} names no model: set it to one or more references "
+                             "(churn@production fraud/3 /var/task/model.shz)")
+        values = {k: v for k, v in defaults.items() if k in {f.name for f in fields(cls)}}
+        for key, (var, kind) in ENV.items():
+            raw = env.get(var, "").strip()
+            if raw:
+                values[key] = _parsed(var, raw, kind)
+        return cls(refs=refs, **values)
+
+
+def _parsed(var: str, raw: str, kind: str) -> Any:
+    """The value of variable `var` as `kind` (UsageError naming it when it does not parse)."""
+    if kind == "list":
+        return [v for v in re.split(r"[\s,]+", raw) if v]
+    if kind == "bool":
+        if raw.lower() not in _TRUE + _FALSE:
+            raise UsageError(f"${var} must be true or false, got {raw!r}")
+        return raw.lower() in _TRUE
+    if kind in ("int", "float"):
+        try:
+            return int(raw) if kind == "int" else float(raw)
+        except ValueError:
+            raise UsageError(f"${var} must be a number, got {raw!r}") from None
+    return raw

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from ..artifact import read_bytes
 from ..schema.arrays import loose_array
 from ..scorer import Result, Scorer, ScorerCache
-from .predlog import LOG_TABLES, logged
+from .predlog import LOG_TABLES, log_table, logged
 
 #: Rows fetched and scored per round in the set-based function.
 BATCH = 10_000
@@ -87,8 +87,13 @@ def _answer(result: Result, rec: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
-def score_json(plpy: Any, gd: dict[str, Any], schema: str, model: str, row: str | None) -> str:
-    """`schema.score(model, jsonb)`: one row as JSON in, its prediction as JSON out."""
+def score_json(plpy: Any, gd: dict[str, Any], schema: str, model: str, row: str | None,
+               row_id: str | None = None) -> str:
+    """`schema.score(model, jsonb[, id])`: one row as JSON in, its prediction as JSON out.
+
+    When the model logs (`--log-table`), the row is logged under `row_id` (the trigger
+    passes the profile's key), or a generated uuid7 when NULL; either comes back as the
+    answer's `id`, the key to join late labels by."""
     if row is None:
         plpy.error("scorehouse: the row is NULL", sqlstate="22004")  # null_value_not_allowed
     record = json.loads(row)  # type: ignore[arg-type]  # plpy is untyped: plpy.error raises
@@ -96,10 +101,18 @@ def score_json(plpy: Any, gd: dict[str, Any], schema: str, model: str, row: str 
         plpy.error("scorehouse: the row must be a JSON object (row_to_json(t)::jsonb)",
                    sqlstate="22023")
     s = scorer(plpy, gd, schema, model)
-    result = logged(plpy, gd, schema, s, lambda: s.predict(record))
+    if row_id is None and log_table(gd, schema, model) is not None:
+        from ..monitor.log.records import new_id  # only a logging model pays the import
+
+        row_id = new_id()
+    result = logged(plpy, gd, schema, s, lambda: s.predict(record),
+                    None if row_id is None else (lambda: [row_id]))
     if result.rejects:
         _fail(plpy, result, model)
-    return json.dumps(_answer(result, result.to_records()[0]))
+    answer = _answer(result, result.to_records()[0])
+    if row_id is not None:
+        answer["id"] = row_id
+    return json.dumps(answer)
 
 
 def score_typed(plpy: Any, gd: dict[str, Any], schema: str, model: str,

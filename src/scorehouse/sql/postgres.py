@@ -103,12 +103,17 @@ def _prelude(schema: str) -> str:
     # Every function body starts here: make scorehouse importable (once per connection),
     # then hand over to scorehouse.sql.plpython.
     query = f"SELECT value FROM {_quoted(schema)}.config WHERE key = 'python_path'"
+    # The recorded folders go first on sys.path: the packages scorehouse was installed with
+    # win over the system's (a Debian python3-protobuf of another version would otherwise
+    # shadow the venv's, break `import onnx`, and quietly cost the tree kernel).
     return f'''
 if "scorehouse_ready" not in GD:
-    import site
+    import site, sys
     _q = {query!r}
+    _system = list(sys.path)
     for _p in plpy.execute(_q)[0]["value"].split("\\n"):
         site.addsitedir(_p)
+    sys.path[:] = [_p for _p in sys.path if _p not in _system] + _system
     GD["scorehouse_ready"] = True
 from scorehouse.sql import plpython as _sh
 '''
@@ -138,15 +143,18 @@ def _generic_functions(conn: Any, schema: str) -> list[Any]:
 
     s = _ident(schema)
     lit = repr(_quoted(schema))  # a Python literal in the function body
-    score = sql.SQL("{}.score(model text, record jsonb)").format(s)
+    # `id` names the row in the prediction log (and comes back in the answer); it was
+    # added later: the two-argument function of an older install is replaced.
+    conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}.score(text, jsonb)").format(s))
+    score = sql.SQL("{}.score(model text, record jsonb, id text DEFAULT NULL)").format(s)
     _function(conn, score, "jsonb", _prelude(schema) +
-              f"return _sh.score_json(plpy, GD, {lit}, model, record)\n")
+              f"return _sh.score_json(plpy, GD, {lit}, model, record, id)\n")
     conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}.score_query(text, text, text)").format(s))
     query = sql.SQL("{}.score_query(model text, query text, key text)").format(s)
     _function(conn, query, "TABLE(key text, prediction jsonb, error text)", _prelude(schema) +
               f"return _sh.score_query(plpy, GD, {lit}, model, query, key)\n",
               definer=False)
-    return [sql.SQL("{}.score(text, jsonb)").format(s),
+    return [sql.SQL("{}.score(text, jsonb, text)").format(s),
             sql.SQL("{}.score_query(text, text, text)").format(s)]
 
 

@@ -15,7 +15,9 @@ worker (`db worker`) logs the profiles it scores in its own transaction, keyed b
 profile's key, with COPY (`copy_rows`).
 
 Rows: id = the key argument's value (`score_query`, `score_<model>_query`; a NULL key: the
-call's generated id numbered by row), else a generated uuid7; channel `sql`; inputs as the
+call's generated id numbered by row), the `id` argument of `score(model, row, id)` (the
+trigger passes the profile's key; NULL: a generated uuid7, which the answer returns as
+"id"), else a generated uuid7 (`score_<model>(...)`); channel `sql`; inputs as the
 schema coerced them, outputs, flags, reject reason, model, version, runtime, latency.
 """
 

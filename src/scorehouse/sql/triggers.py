@@ -218,8 +218,10 @@ def _statements(r: Recipe, names: SqlNames, score: Callable[[Any], Any], profile
 
     col = {suffix: _ident(names.column(suffix)) for suffix in SCORE_COLUMNS}
     pred = sql.SQL("NULL::jsonb" if check else "pred")
-    predict = sql.SQL("SELECT {}.score({}, to_jsonb(p)) FROM {} p WHERE p.{} = {}").format(
-        s, sql.Literal(r.model), profiles, key, new(r.key))
+    # The profile's key names the logged row: late labels join by it.
+    predict = sql.SQL("SELECT {}.score({}, to_jsonb(p), p.{}::text) FROM {} p "
+                      "WHERE p.{} = {}").format(s, sql.Literal(r.model), key, profiles, key,
+                                                new(r.key))
     write = sql.SQL(
         "UPDATE {} SET {} = {p}, {} = {p}->>'label', {} = {}, "
         "{} = ({p}->>'version')::int, {} = now(), {} = NULL {}").format(

@@ -1,7 +1,8 @@
 """The stream channel's entry point: one `WorkerOptions` in, a ready `StreamWorker` out.
 
-`scorehouse stream` (score) and `scorehouse enrich` (no scorer: publish event + profile)
-both build their worker here, from the URLs the user typed (see `addresses`).
+`scorehouse stream` (score with a model, or `--deployment`) and `scorehouse enrich` (no
+scorer: publish event + profile) build their worker here, from the URLs the user typed
+(see `addresses`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from dataclasses import dataclass
 
 from ..monitor.live import LiveMonitor
 from ..monitor.log import Channel, LogOptions
+from ..routing.following import Following
 from ..scorer import Scorer
 from . import addresses
+from .deployed import DeployedScoring
 from .reducers import load_reducer
 from .worker import StreamWorker
 
@@ -53,9 +56,11 @@ class WorkerOptions:
     drift: bool = True
 
 
-def open_worker(scorer: Scorer | None, options: WorkerOptions) -> StreamWorker:
-    """A worker consuming `options.source` (scoring with `scorer`, or only enriching when
-    None), connected to its event source and profile store.
+def open_worker(scorer: Scorer | None, options: WorkerOptions, *,
+                deployment: Following | None = None) -> StreamWorker:
+    """A worker consuming `options.source` (scoring with `scorer`, or through the followed
+    `deployment`, or only enriching when neither), connected to its event source and
+    profile store.
 
     Raises:
         ScorehouseError: an unsupported or incomplete URL, a server that cannot be reached,
@@ -70,9 +75,12 @@ def open_worker(scorer: Scorer | None, options: WorkerOptions) -> StreamWorker:
                                   addresses.default_output(events, server, o.output_suffix))
     profiles = addresses.open_profiles(store, events, key=o.key, prefix=o.prefix)
     live = None
-    if scorer is not None and (o.log is not None or o.drift):
+    scoring = scorer is not None or deployment is not None
+    if scoring and (o.log is not None or o.drift):
         live = LiveMonitor(o.log, Channel.STREAM, drift=o.drift)
-        live.watch(scorer)
+        if scorer is not None:
+            live.watch(scorer)  # a deployment's scorers are watched as they score
+    routed = DeployedScoring(deployment, live) if deployment is not None else None
     return StreamWorker(scorer, events, profiles, load_reducer(o.reducer), key=o.key,
                         output_stream=out, batch=o.batch, max_attempts=o.max_attempts,
-                        live=live)
+                        live=live, deployment=routed)

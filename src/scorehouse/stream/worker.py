@@ -22,6 +22,7 @@ from typing import Any
 
 from ..monitor.live import LiveMonitor, row_ids
 from ..scorer import Scorer
+from .deployed import DeployedScoring
 from .events import Event, Events
 from .order import POSITIONS, settle
 from .profiles import Applied, Effect, Outcome, Profiles, Refused, text_value
@@ -93,10 +94,12 @@ class StreamWorker:
     def __init__(self, scorer: Scorer | None, events: Events, profiles: Profiles,
                  reducer: Reducer, *, key: str, output_stream: str | None = None,
                  batch: int = 200, block_ms: int = 1000, max_attempts: int = 3,
-                 live: LiveMonitor | None = None):
+                 live: LiveMonitor | None = None, deployment: DeployedScoring | None = None):
         if not isinstance(reducer, Reducer):  # a plain function(profile, event)
             reducer = Reducer(reducer)
         self.scorer, self.events, self.profiles, self.reducer = scorer, events, profiles, reducer
+        #: Scoring through a deployment instead of `scorer` (`stream.deployed`).
+        self.deployment = deployment
         self.key, self.output_stream = key, output_stream
         self.batch, self.block_ms, self.max_attempts = batch, block_ms, max_attempts
         self.stats = Stats()
@@ -105,12 +108,19 @@ class StreamWorker:
         self._stop = threading.Event()
         if scorer is not None:
             scorer.runtime.prepare()  # compile now, not while the first events wait
-        # Without a scorer the worker only enriches: the updated profile goes, with the
-        # event, to the output stream, for a scoring worker that consumes that stream.
+        # Without a scorer or a deployment the worker only enriches: the updated profile
+        # goes, with the event, to the output stream, for a scoring worker to consume.
+
+    @property
+    def scoring(self) -> bool:
+        """Whether the worker scores (with a model or a deployment), not only enriches."""
+        return self.scorer is not None or self.deployment is not None
 
     # --- one batch --------------------------------------------------------------------------
     def step(self) -> int:
         """Read and handle one batch; how many events it read."""
+        if self.deployment is not None:
+            self.deployment.following.poll()  # a changed deployment applies from this batch
         events = self.events.read(self.batch, self.block_ms)
         if not events:
             return 0
@@ -174,14 +184,9 @@ class StreamWorker:
                 version = s.event.id
         answers: dict[int, Any] = {i: None for i in range(len(plans))}
         reasons: dict[int, str] = {}
-        if self.scorer is not None and plans:
-            started = time.perf_counter()
-            with row_ids([p.step.event.id for p in plans]):  # logged under the event ids
-                result = self.scorer.predict(_as_table([p.profile for p in plans]))
-            self.stats.scoring_seconds += time.perf_counter() - started
-            answers = dict(zip(result.rows.tolist(), result.to_records(), strict=True))
-            for rej in result.rejects:
-                reasons.setdefault(rej.row, rej.problem)
+        if self.scoring and plans:  # logged under the event ids
+            answers, reasons = self._score([p.profile for p in plans],
+                                           [p.step.event.id for p in plans])
         broken: set[str] = set()  # entities whose chain stopped at a failed event
         writes: list[tuple[_Step, Effect]] = []
         for i, plan in enumerate(plans):
@@ -213,9 +218,30 @@ class StreamWorker:
             acks.append(s.event.id)
         self.events.ack(acks)
 
+    def _score(self, profiles: list[dict[str, Any]], ids: list[str]
+               ) -> tuple[dict[int, Any], dict[int, str]]:
+        """(answer by row, poison reason by row) of the profiles, row i logged as event
+        `ids[i]`: a record of the model's, or a deployment's `Answer`."""
+        started = time.perf_counter()
+        try:
+            if self.deployment is not None:
+                return self.deployment.score(_as_table(profiles), ids)
+            assert self.scorer is not None
+            with row_ids(ids):
+                result = self.scorer.predict(_as_table(profiles))
+            reasons: dict[int, str] = {}
+            for rej in result.rejects:
+                reasons.setdefault(rej.row, rej.problem)
+            return dict(zip(result.rows.tolist(), result.to_records(), strict=True)), reasons
+        finally:
+            self.stats.scoring_seconds += time.perf_counter() - started
+
     def _effect(self, s: _Step, version: str, profile: dict[str, Any],
-                answer: dict[str, Any] | None, newest: bool,
-                full: dict[str, Any] | None = None) -> Effect:
+                answer: Any, newest: bool, full: dict[str, Any] | None = None) -> Effect:
+        if self.deployment is not None and answer is not None:
+            fields, out = self.deployment.fields(s.entity, s.event.id, answer, newest)
+            return Effect(s.entity, version, s.event.id, {**profile, **fields},
+                          self.output_stream, out)
         if answer is None or self.scorer is None:  # enrich only: the event and the profile
             out = {**(full or profile), self.key: s.entity, "event_id": s.event.id,
                    "enriched_at": datetime.now(timezone.utc).isoformat()}
@@ -244,8 +270,8 @@ class StreamWorker:
         elif outcome is Outcome.ALREADY_APPLIED:
             self.stats.duplicates += 1
 
-    def _write(self, s: _Step, version: str, profile: dict[str, Any],
-               answer: dict[str, Any] | None, newest: bool) -> Applied:
+    def _write(self, s: _Step, version: str, profile: dict[str, Any], answer: Any,
+               newest: bool) -> Applied:
         outcome = self.profiles.apply(self._effect(s, version, profile, answer, newest))
         if isinstance(outcome, Refused):
             self._poison(s.event, outcome.reason)
@@ -266,13 +292,12 @@ class StreamWorker:
                     self._poison(s.event, f"the reducer failed: {type(e).__name__}: {e}")
                     return
                 answer = None
-                if self.scorer is not None:
-                    with row_ids([s.event.id]):
-                        result = self.scorer.predict(_as_table([profile]))
-                    if result.rejects:
-                        self._poison(s.event, result.rejects[0].problem)
+                if self.scoring:
+                    answers, reasons = self._score([profile], [s.event.id])
+                    if 0 in reasons:
+                        self._poison(s.event, reasons[0])
                         return
-                    answer = result.to_records()[0]
+                    answer = answers[0]
                 outcome = self._write(s, version, profile, answer, newest)
                 if isinstance(outcome, Refused):
                     return  # poisoned: the rest of the chain waits for a later delivery
@@ -333,3 +358,5 @@ class StreamWorker:
         """Flush and close the prediction log (after `run` returned). Idempotent."""
         if self.live is not None:
             self.live.close()
+        if self.deployment is not None:
+            self.deployment.following.close()

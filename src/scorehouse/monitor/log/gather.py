@@ -35,9 +35,11 @@ _TYPES = {f.name: f.type for f in FIXED}
 
 
 def single(call: Call, options: LogOptions) -> bool:
-    """Whether the call goes to a `Run`: one row read, every row logged, scalar inputs."""
+    """Whether the call goes to a `Run`: one row read, every row logged, scalar inputs (a
+    one-row table's columns are arrays: they take the general path)."""
+    columns = call.event.columns
     return call.event.result.n_read == 1 and options.sample >= 1.0 and \
-        type(call.event.columns) is dict
+        type(columns) is dict and not isinstance(next(iter(columns.values()), None), np.ndarray)
 
 
 def shape(call: Call) -> Hashable:
