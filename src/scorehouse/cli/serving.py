@@ -77,10 +77,7 @@ def serve(
     from ..serve.entry import app_from_settings, listening_socket, tls_options
     from ..serve.settings import ServeSettings
 
-    refs, deployments = list(refs or []), list(deployment or [])
-    if not refs and not deployments:
-        raise click_exc.UsageError("give a model to serve (churn@production, a .shz file) "
-                                   "or --deployment NAME")
+    refs, deployments = _served(refs, deployment)
     _check_limits(batching, max_body, max_rows, max_rejects, pinned_cache, read_timeout)
     tls = tls_options(ssl_certfile, ssl_keyfile)  # a bad certificate: one line, here
     log_options(log_to, log_sample)  # a bad log option: exit 2 here, not in each worker
@@ -97,8 +94,7 @@ def serve(
     # Bind before announcing: a busy port is one line and exit 1, never "serving ..." and
     # then a crash at start-up.
     sock = listening_socket(host, port)
-    _announce([*refs, *(f"deployment {d}" for d in deployments)], host, port, workers, tls,
-              bool(api_key or api_key_file), bool(mounts))
+    _announce([*refs, *(f"deployment {d}" for d in deployments)], host, port, workers, tls, bool(api_key or api_key_file), bool(mounts))
     _run_uvicorn(app, sock, settings, host, port, workers, keep_alive, tls, read_timeout,
                  factory="scorehouse.cli.ui:serve_app_from_env" if mounts else None)
 
@@ -120,6 +116,15 @@ def _console(settings: ServeSettings, ui: bool, allow_writes: bool) -> dict[str,
                           allow_writes=allow_writes, log_source=log)
     os.environ[UI_ARGS] = console.to_json()
     return {"/ui": create_app(console)}
+
+
+def _served(refs: list[str] | None, deployments: list[str] | None
+            ) -> tuple[list[str], list[str]]:
+    """(model references, deployment names) to serve; UsageError (exit 2) for neither."""
+    if not refs and not deployments:
+        raise click_exc.UsageError("give a model to serve (churn@production, a .shz file) "
+                                   "or --deployment NAME")
+    return list(refs or []), list(deployments or [])
 
 
 def _check_limits(batching: str, max_body: int, max_rows: int, max_rejects: int,
