@@ -51,12 +51,32 @@ def _slow(frame):
     return frame["x"].to_numpy() * 4.0
 
 
+def _sleepy(frame):
+    import time as t
+
+    if (frame["x"] < -10).any():
+        raise RuntimeError("sleepy fails below -10")
+    if (frame["x"] < 0).any():
+        t.sleep(0.7)  # answers, late in a 1 s deadline
+    return frame["x"].to_numpy() * 6.0
+
+
+def _patient(frame):
+    import time as t
+
+    if (frame["x"] < 0).any():
+        t.sleep(0.4)
+    return frame["x"].to_numpy() * 7.0
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, str]:
-    """name -> path of a packaged tiny model (double, boom, slow, shadow, canary)."""
+    """name -> path of a packaged tiny model (double, boom, slow, shadow, canary, sleepy,
+    patient)."""
     d = tmp_path_factory.mktemp("routing-models")
     train = pd.DataFrame({"x": np.arange(50, dtype=float), "customer_id": "c"})
-    fns = {"double": _double, "boom": _boom, "slow": _slow, "shadow": _slow, "canary": _double}
+    fns = {"double": _double, "boom": _boom, "slow": _slow, "shadow": _slow, "canary": _double,
+           "sleepy": _sleepy, "patient": _patient}
     return {n: str(scorehouse.package(fn, train[["x"]], name=n, path=d / f"{n}.shz",
                                       compile=False)) for n, fn in fns.items()}
 
@@ -326,6 +346,60 @@ def test_a_full_off_path_pool_skips_and_counts(rendezvous, models):
     assert second.answer.result is not None  # answered all the same
     assert rz.stats()["skipped"] == {"shadow": 1}
     first.off_path[0].result(timeout=5)
+
+
+def test_off_path_records_waiting_are_scored_in_one_call_each_with_its_result(
+        rendezvous, models):
+    import contextlib
+
+    calls = []
+
+    @contextlib.contextmanager
+    def around(role, ids):
+        calls.append((role, None if ids is None else list(ids)))
+        yield
+
+    rz = rendezvous(champion=models["double"], shadows=[models["shadow"]],
+                    options={"off_path_workers": 1, "around": around})
+    first = rz.decide_and_score({"x": -1}, request_id="r0")  # the shadow sleeps on it
+    rest = [rz.decide_and_score({"x": i}, request_id=f"r{i}") for i in range(1, 6)]
+    # (The drain lets records gather for LINGER s; those arriving while r0's call sleeps
+    # wait for the next call in any case.)
+    done = [f.result(timeout=5) for r in [first, *rest] for f in r.off_path]
+    assert [(d.request_id, d.result.output.values.tolist()) for d in done] == \
+        [("r0", [-4.0]), *((f"r{i}", [4.0 * i]) for i in range(1, 6))]
+    batches = [ids for role, ids in calls if role is Role.SHADOW and ids is not None]
+    assert batches and all(len(ids) > 1 for ids in batches)  # gathered: a call for several
+    assert set(sum(batches, [])) >= {f"r{i}" for i in range(1, 6)}
+
+
+def test_on_a_loop_a_fallback_is_hedged_and_dropped_when_not_needed(rendezvous, models):
+    """Once the fallback's duration is known (0.4 s), it starts that long (x1.5, at most half
+    the 1 s deadline) before the deadline while the champion runs: here the champion answers
+    at 0.7 s, after the hedge started at 0.5 s, and its answer is the one given."""
+    import contextlib
+
+    calls = []
+
+    @contextlib.contextmanager
+    def around(role, ids):
+        calls.append(role)
+        yield
+
+    rz = rendezvous(champion=models["sleepy"], fallbacks=[models["patient"]], deadline_ms=1000,
+                    options={"around": around})
+
+    async def run():
+        failed = await rz.decide_and_score_async({"x": -20})  # sleepy raises: patient answers
+        calls.clear()
+        hedged = await rz.decide_and_score_async({"x": -1})
+        return failed.answer, hedged.answer
+
+    failed, hedged = asyncio.run(run())
+    assert (failed.role, failed.result.output.values[0]) == (Role.FALLBACK, -140.0)
+    assert (hedged.role, hedged.fallback, hedged.result.output.values[0]) == \
+        (Role.CHAMPION, False, -6.0)
+    assert sorted(calls) == sorted([Role.CHAMPION, Role.FALLBACK])  # the hedge ran, unused
 
 
 def test_invalid_input_is_answered_not_fallen_back(rendezvous, models):

@@ -39,7 +39,7 @@ _UVICORN: dict[str, Any] = {"log_level": "warning", "access_log": False, "timeou
 #: here would load the web stack for every command); tests/test_serve_limits.py checks them.
 @commands.command()
 def serve(
-    refs: Annotated[list[str], typer.Argument(help="Models: churn@production fraud/3 path/to/model.shz …")],
+    refs: Annotated[list[str] | None, typer.Argument(help="Models: churn@production fraud/3 path/to/model.shz …")] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on (anything but loopback: use API keys and TLS).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8080,
     workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
@@ -64,21 +64,25 @@ def serve(
     drift: Annotated[bool, typer.Option(help="Keep live drift windows against each model's training baseline, on /metrics (scorehouse_feature_drift, scorehouse_input_quality).")] = False,
     ui: Annotated[bool, typer.Option("--ui", help="Also serve the web console under /ui (same API keys: role=deployer keys in --api-key-file act; read-only without keys unless --ui-allow-writes).")] = False,
     ui_allow_writes: Annotated[bool, typer.Option("--ui-allow-writes", help="With --ui and no API keys, let anyone act in the console.")] = False,
+    deployment: Annotated[list[str] | None, typer.Option("--deployment", help="Serve this registry deployment (repeatable), on every protocol under its name, beside or instead of models; its changes and alias moves apply without a restart.")] = None,
 ) -> None:
     """Serve models over HTTP: MLflow /invocations, V2 /v2/models/…/infer, /models/{name}/predict, /metrics.
 
-    Example:
+    Examples:
 
         scorehouse serve churn@production fraud@production --port 8080 --workers 2
+
+        scorehouse serve --deployment churn-api --log-to parquet:
     """
     from ..serve.entry import app_from_settings, listening_socket, tls_options
     from ..serve.settings import ServeSettings
 
+    refs, deployments = _served(refs, deployment)
     _check_limits(batching, max_body, max_rows, max_rejects, pinned_cache, read_timeout)
     tls = tls_options(ssl_certfile, ssl_keyfile)  # a bad certificate: one line, here
     log_options(log_to, log_sample)  # a bad log option: exit 2 here, not in each worker
     settings = ServeSettings(
-        refs=list(refs), runtime=runtime, trust=trust,
+        refs=refs, deployments=deployments, runtime=runtime, trust=trust,
         accept_parity_difference=accept_parity_difference, max_body=max_body,
         max_rows=max_rows, max_rejects=max_rejects, read_timeout=read_timeout,
         pinned_cache=pinned_cache, timeout=timeout, batching=batching,
@@ -90,7 +94,7 @@ def serve(
     # Bind before announcing: a busy port is one line and exit 1, never "serving ..." and
     # then a crash at start-up.
     sock = listening_socket(host, port)
-    _announce(refs, host, port, workers, tls, bool(api_key or api_key_file), bool(mounts))
+    _announce([*refs, *(f"deployment {d}" for d in deployments)], host, port, workers, tls, bool(api_key or api_key_file), bool(mounts))
     _run_uvicorn(app, sock, settings, host, port, workers, keep_alive, tls, read_timeout,
                  factory="scorehouse.cli.ui:serve_app_from_env" if mounts else None)
 
@@ -112,6 +116,15 @@ def _console(settings: ServeSettings, ui: bool, allow_writes: bool) -> dict[str,
                           allow_writes=allow_writes, log_source=log)
     os.environ[UI_ARGS] = console.to_json()
     return {"/ui": create_app(console)}
+
+
+def _served(refs: list[str] | None, deployments: list[str] | None
+            ) -> tuple[list[str], list[str]]:
+    """(model references, deployment names) to serve; UsageError (exit 2) for neither."""
+    if not refs and not deployments:
+        raise click_exc.UsageError("give a model to serve (churn@production, a .shz file) "
+                                   "or --deployment NAME")
+    return list(refs or []), list(deployments or [])
 
 
 def _check_limits(batching: str, max_body: int, max_rows: int, max_rejects: int,

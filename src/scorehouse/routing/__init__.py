@@ -5,8 +5,10 @@ canaries, decoy, fallbacks, a default), routed per request.
 - `rules.py`: the default's safe rule language;
 - `flags.py`: a spec built or changed from CLI flags;
 - `router.py`: `Router.decide` (sticky split, routing by field, the fallback chain);
-- `rendezvous.py`: `Rendezvous.decide_and_score[_async]`: the answer within the deadline,
-  off-path roles on a bounded pool, a typed `Answer`;
+- `rendezvous.py`: `Rendezvous.decide_and_score[_async]`: the answer within the deadline
+  (each model its own pool; a fallback hedged on an event loop), a typed `Answer`;
+- `offpath.py`: the off-path roles on a bounded pool, their records gathered into one
+  call per role;
 - `registered.py`: deployments in the registry (models checked) and their scorer cache.
 """
 

@@ -23,6 +23,7 @@ from ..monitor.log import LogOptions
 from ..schema import ColumnPolicy
 from .auth import ApiKeys
 from .calls import Call, Reply, json_reply
+from .deployments import DeploymentSet
 from .fastpath import FastPath
 from .limits import MAX_BODY, Limits, TimedOut, TooLarge
 from .models import ModelSet
@@ -37,7 +38,8 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
                api_keys: ApiKeys | None = None, timeout: float | None = None,
                batching: str = "auto", columns: ColumnPolicy = ColumnPolicy.LENIENT,
                limits: Limits | None = None, log: LogOptions | None = None,
-               drift: bool = False, mounts: Mapping[str, Any] | None = None) -> FastPath:
+               drift: bool = False, mounts: Mapping[str, Any] | None = None,
+               deployments: DeploymentSet | None = None) -> FastPath:
     """The ASGI app serving `models` (loaded at startup; readiness follows).
 
     `batching`: "auto" (micro-batch single records where start-up measurement shows it
@@ -47,11 +49,13 @@ def create_app(models: ModelSet, *, max_body: int = MAX_BODY, watch: bool = True
     `timeout` are not used); `log`: the prediction log of every scored row (None: none);
     `drift`: live drift windows on /metrics; `mounts`: other ASGI apps by path prefix
     (`scorehouse serve --ui` mounts the web console at /ui: this package never imports
-    it). `.pages` of the app is the Starlette app of the same routes.
+    it); `deployments`: deployments served beside the models (each under its name, on
+    every protocol). `.pages` of the app is the Starlette app of the same routes.
     """
     limits = limits or Limits.from_env(max_body=max_body, timeout=timeout)
     service = ScoringService(models, limits, keys=api_keys, batching=batching,
-                             columns=columns, watch=watch, log=log, drift=drift)
+                             columns=columns, watch=watch, log=log, drift=drift,
+                             deployments=deployments)
     routes: list[BaseRoute] = [StarletteRoute(r.path, _page(service, r), methods=list(r.methods))
                                for r in ROUTES]
     routes.append(Mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_files())))

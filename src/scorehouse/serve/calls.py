@@ -43,6 +43,9 @@ class Call:
     #: The request's id (`X-Request-Id`, the body's `id`, or generated): answered in the
     #: `X-Request-Id` header and logged as the id of its rows.
     request_id: str | None = None
+    #: Headers every answer to this request carries, errors included (a deployment's
+    #: `scorehouse-answered-by`...), set by the data plane.
+    reply_headers: dict[str, str] | None = None
 
 
 @dataclass
@@ -58,3 +61,6 @@ class Decoded:
     doc: dict[str, Any] = field(default_factory=dict)
     #: The request id the body carries (V2's `id`; native `{"id", "records"}`), if any.
     id: str | None = None
+    #: Who answered, for a deployment's request (`serve.answers.answered`): each protocol
+    #: puts it in its answer's body. None for a model's request.
+    answered: dict[str, Any] | None = None

@@ -1,5 +1,10 @@
-"""What every scoring route does, whatever its wire format: find the model, then
-decode -> score -> encode.
+"""What every scoring route does, whatever its wire format: find the model (or the
+deployment), then decode -> score -> encode.
+
+A deployment's request (its name in the path where a model's would be) goes the same
+way, with one decision by its `Rendezvous` in place of one model's call (see `route`):
+the protocols only decode and encode, each putting who answered in its body
+(`serve.answers`).
 
 A small body is worked on the event loop, where a thread hop would cost more than the
 work: one record micro-batched with others when that pays (`batching`), up to
@@ -16,10 +21,13 @@ from typing import Any
 from ..errors import InvalidInputError, NotFoundError
 from ..monitor.live import ROW_IDS, LiveMonitor, NumberedIds
 from ..monitor.log import new_id
+from ..routing import Rendezvous, Routed
 from ..schema import ColumnPolicy, check_input
 from ..scorer import Result, Scorer
+from . import answers
 from .batching import MicroBatcher
 from .calls import Call, Decoded, Reply
+from .deployments import DeploymentSet
 from .limits import INLINE_BYTES, Limits, Offload
 from .metrics import Metrics
 from .models import ModelSet
@@ -49,8 +57,10 @@ class DataPlane:
     """
 
     def __init__(self, models: ModelSet, limits: Limits, metrics: Metrics,
-                 columns: ColumnPolicy, live: LiveMonitor | None = None):
+                 columns: ColumnPolicy, live: LiveMonitor | None = None,
+                 deployments: DeploymentSet | None = None):
         self.models, self.limits, self.metrics, self.columns = models, limits, metrics, columns
+        self.deployments = deployments
         self.live = live if live is not None and live.active else None
         self.logging = live is not None and live.logger is not None
         self.offload = Offload(limits)
@@ -68,9 +78,9 @@ class DataPlane:
         name = call.params.get("name") or call.params.get("model")
         version = call.params.get("version")
         if name is None:
-            if len(self.models.models) != 1:
-                raise InvalidInputError("this server holds several models; POST to "
-                                        "/models/{name}/invocations")
+            if len(self.models.models) != 1 or (self.deployments and self.deployments.served):
+                raise InvalidInputError("this server holds several models (or deployments); "
+                                        "POST to /models/{name}/invocations")
             name = next(iter(self.models.models))
         if version is not None and not _VERSION.fullmatch(version):
             raise NotFoundError(f"version {version!r} is not a number")
@@ -88,6 +98,9 @@ class DataPlane:
                 (`model`) and the limits (`limits.TooLarge`, `TimedOut`, `SlowClient`) do.
         """
         call.request_id = call.headers.get("x-request-id") or None
+        rz = self.deployment(call)
+        if rz is not None:
+            return await self.route(call, protocol, rz)
         scorer = self.model(call)
         body = await call.read()
         wire = WIRE[protocol]
@@ -102,6 +115,94 @@ class DataPlane:
         request = _identified(wire.decode(body, call.headers), call, self.logging)
         return wire.encode(await self._score(scorer, request.rows, call.request_id), scorer,
                            request)
+
+    def deployment(self, call: Call) -> Rendezvous | None:
+        """The deployment a request's path names (or the only thing served, when it names
+        nothing and that is a deployment), else None (a model's request). Sets
+        `call.served`.
+
+        Raises:
+            NotFoundError: a version pinned on a deployment; a name served as neither.
+        """
+        served = self.deployments.served if self.deployments is not None else {}
+        if not served:
+            return None
+        name = call.params.get("name") or call.params.get("model")
+        if name is None:
+            if self.models.models or len(served) != 1:
+                return None
+            name = next(iter(served))
+        rz = served.get(name)
+        if rz is None:
+            if name not in self.models.models:
+                raise NotFoundError(f"{name!r} is not served here; models: "
+                                    f"{', '.join(sorted(self.models.models)) or 'none'}; "
+                                    f"deployments: {', '.join(sorted(served))}")
+            return None
+        if call.params.get("version") is not None:
+            raise NotFoundError(f"{name!r} is a deployment, which has no versions (its spec "
+                                f"names its models'): see `scorehouse deploy show {name}`")
+        call.served = (name, "")
+        return rz
+
+    async def route(self, call: Call, protocol: Protocol, rz: Rendezvous) -> Reply:
+        """A deployment's answer in `protocol`'s wire format: decode, one decision for the
+        request (`answers.decision_record`), encode with who answered; the rows' log ids
+        are set for every role's call. Large requests are worked in a thread, as models'.
+
+        Raises:
+            ScorehouseError: as `infer`; ModelError when no model answered and the spec has
+                no default (answered 400, as serve answers a model failing on every row).
+        """
+        name, wire = rz.spec.name, WIRE[protocol]
+        call.reply_headers = answers.headers(name, None)  # errors say the deployment too
+        body = await call.read()
+
+        def in_thread() -> Reply:
+            request, rows, n = self._decoded(wire, body, call)
+            return self._answer(wire, self._decide(rz, rows, n, call), request, rows, call)
+
+        if len(body) > INLINE_BYTES:
+            return await self.offload.run(len(body), in_thread)
+        request, rows, n = self._decoded(wire, body, call)
+        if n > INLINE_ROWS:
+            routed = await self.offload.threaded(lambda: self._decide(rz, rows, n, call))
+        else:
+            token = ROW_IDS.set(_row_ids(call.request_id, n))
+            try:
+                routed = await rz.decide_and_score_async(
+                    answers.decision_record(rows, rz.spec), call.request_id,
+                    rows=None if isinstance(rows, Mapping) else rows)
+            finally:
+                ROW_IDS.reset(token)
+        return self._answer(wire, routed, request, rows, call)
+
+    def _decoded(self, wire: Any, body: bytes, call: Call) -> tuple[Decoded, Any, int]:
+        request = _identified(wire.decode(body, call.headers), call, self.logging)
+        rows, n = self._rows(request.rows)
+        return request, rows, n
+
+    def _decide(self, rz: Rendezvous, rows: Any, n: int, call: Call) -> Routed:
+        # The decision and the answer where the caller is (a worker thread).
+        token = ROW_IDS.set(_row_ids(call.request_id, n))
+        try:
+            return rz.decide_and_score(answers.decision_record(rows, rz.spec), call.request_id,
+                                       rows=None if isinstance(rows, Mapping) else rows)
+        finally:
+            ROW_IDS.reset(token)
+
+    def _answer(self, wire: Any, routed: Routed, request: Decoded, rows: Any, call: Call
+                ) -> Reply:
+        answer, name = routed.answer, call.served[0]
+        if self.deployments is not None and self.deployments.metrics is not None:
+            self.deployments.metrics.answered(name, routed)
+        call.reply_headers = answers.headers(name, answer)
+        request.answered = answers.answered(name, answer)
+        if answer.result is None:
+            values = answers.default_values(answer, isinstance(rows, Mapping))
+            return wire.encode_default(values, request)
+        self.metrics.observe(answer.result)
+        return wire.encode(answer.result, None, request)
 
     def _rows(self, rows: Any) -> tuple[Any, int]:
         # (rows, how many), one record as a dict (what the micro-batcher and the scorer's

@@ -16,6 +16,7 @@ from ..registry.refs import ModelRef
 from ..schema import ColumnPolicy
 from .app import create_app
 from .auth import ApiKeys
+from .deployments import DeploymentSet
 from .fastpath import FastPath
 from .limits import Limits
 from .models import ModelSet
@@ -24,24 +25,30 @@ from .settings import ServeSettings
 
 def app_from_settings(s: ServeSettings, preload: bool = False,
                       mounts: Mapping[str, Any] | None = None) -> FastPath:
-    """The app for the settings of `scorehouse serve` (models load at start-up, or now),
-    with other ASGI apps at path prefixes (`mounts`, as `create_app` takes them)."""
+    """The app for the settings of `scorehouse serve` (models and deployments load at
+    start-up, or now), with other ASGI apps at path prefixes (`mounts`, as `create_app`
+    takes them)."""
     registry = None
-    if not all(ModelRef.parse(r).is_path for r in s.refs):  # SQLAlchemy only when needed
-        from ..registry import Registry
+    if s.deployments or not all(ModelRef.parse(r).is_path for r in s.refs):
+        from ..registry import Registry  # SQLAlchemy only when needed
 
         registry = Registry(s.registry, s.artifacts)
     keys = ApiKeys(s.api_keys, s.api_key_file)
     models = ModelSet(s.refs, registry, runtime=s.runtime, trust=s.trust,
                       accept_parity_difference=s.accept_parity_difference,
                       pinned_cache=s.pinned_cache)
+    deployments = DeploymentSet(s.deployments, registry, runtime=s.runtime,
+                                accept_parity_difference=s.accept_parity_difference)
     if preload:
         models.load_all()
     limits = Limits.from_env(max_body=s.max_body, timeout=s.timeout, max_rows=s.max_rows,
                              max_rejects=s.max_rejects, read_timeout=s.read_timeout)
-    return create_app(models, batching=s.batching, api_keys=keys, limits=limits,
-                      columns=ColumnPolicy.parse(s.columns), log=s.log_options(),
-                      drift=s.drift, mounts=mounts)
+    app = create_app(models, batching=s.batching, api_keys=keys, limits=limits,
+                     columns=ColumnPolicy.parse(s.columns), log=s.log_options(),
+                     drift=s.drift, mounts=mounts, deployments=deployments)
+    if preload:
+        app.service.load()  # the deployments, with the log's hooks on their scorers
+    return app
 
 
 def app_from_env() -> FastPath:

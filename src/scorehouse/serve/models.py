@@ -48,6 +48,23 @@ def pinned_cache_size(given: int | None = None) -> int:
     return n
 
 
+def watcher(every: float, stop: threading.Event, check: Callable[[], object], name: str,
+            failed: str) -> threading.Thread:
+    """A started daemon thread `scorehouse-<name>` calling `check()` every `every` seconds
+    until `stop` is set; a check that raises is logged (`failed`) and tried again next time.
+    (The alias watcher of the served models, and the deployments' watcher.)"""
+    def loop() -> None:
+        while not stop.wait(every):
+            try:
+                check()
+            except Exception:
+                log.exception(failed)
+
+    thread = threading.Thread(target=loop, name=f"scorehouse-{name}", daemon=True)
+    thread.start()
+    return thread
+
+
 class Served:
     """One model name as served: what was asked for and the scorer in use now.
 
@@ -223,16 +240,13 @@ class ModelSet:
         if self._watcher is not None or all(s.model_ref.is_path for s in self.models.values()):
             return  # files never move, and cannot pin versions
 
-        def loop() -> None:
-            while not self._stop.wait(every):
-                try:
-                    self.refresh()
-                    self.drop_archived()
-                except Exception:  # keep serving the loaded version; say why it did not move
-                    log.exception("checking the registry for moved aliases failed")
+        def check() -> None:
+            self.refresh()
+            self.drop_archived()
 
-        self._watcher = threading.Thread(target=loop, name="scorehouse-watch", daemon=True)
-        self._watcher.start()
+        # On failure, keep serving the loaded version; say why it did not move.
+        self._watcher = watcher(every, self._stop, check, "watch",
+                                "checking the registry for moved aliases failed")
 
     def close(self) -> None:
         """Stop watching."""

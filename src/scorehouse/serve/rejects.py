@@ -51,10 +51,10 @@ _NO_REJECTS: dict[str, Any] = {"rejects": [], "rejected_rows": 0, "problems": 0,
                                "problems_by_column": {}}
 
 
-def reject_fields(result: Result) -> dict[str, Any]:
+def reject_fields(result: Result | None) -> dict[str, Any]:
     """The rejects part of an answer: the first ones listed (up to the server's
-    `max_rejects`), and every problem counted by column and reason."""
-    if not result.rejects:
+    `max_rejects`), and every problem counted by column and reason (None: no rejects)."""
+    if result is None or not result.rejects:
         return _NO_REJECTS
     return {"rejects": [_reject_dict(r) for r in result.rejects],
             "rejected_rows": result.n_rejected, "problems": result.n_problems,

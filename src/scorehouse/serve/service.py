@@ -27,6 +27,7 @@ from .auth import ApiKeys, Unauthorized
 from .batching import worth_it
 from .calls import Call, Reply, json_reply
 from .dataplane import DataPlane
+from .deployments import DeploymentSet
 from .limits import BodyReader, Limits, SlowClient, TimedOut, TooLarge
 from .metrics import Metrics
 from .models import ModelSet
@@ -70,20 +71,25 @@ class ScoringService:
     """The handlers of every route over `models` (see the module docstring).
 
     `batching`: "auto" (micro-batch single records where start-up measurement shows it
-    pays), "on" or "off"; `watch`: follow moved aliases in the background; `log`: the
-    prediction log's options (None: no log); `drift`: keep live drift windows, exported
-    on /metrics (see `monitor.live`).
+    pays), "on" or "off"; `watch`: follow moved aliases and deployment changes in the
+    background; `log`: the prediction log's options (None: no log); `drift`: keep live
+    drift windows, exported on /metrics (see `monitor.live`); `deployments`: the
+    deployments served beside (or instead of) the models.
     """
 
     def __init__(self, models: ModelSet, limits: Limits, *, keys: ApiKeys | None = None,
                  batching: str = "auto", columns: ColumnPolicy = ColumnPolicy.LENIENT,
-                 watch: bool = True, log: LogOptions | None = None, drift: bool = False):
+                 watch: bool = True, log: LogOptions | None = None, drift: bool = False,
+                 deployments: DeploymentSet | None = None):
         self.models, self.limits, self.batching, self.watch = models, limits, batching, watch
         self.metrics = Metrics()
         self.keys = keys or ApiKeys()
         self.bodies = BodyReader(limits)
         self.monitoring = LiveMonitor(log, Channel.SERVE, drift=drift, registry=self.metrics.registry)
-        self.plane = DataPlane(models, limits, self.metrics, columns, self.monitoring)
+        self.deployments = deployments or DeploymentSet([])
+        self.deployments.bind(self.monitoring, self.metrics.registry)
+        self.plane = DataPlane(models, limits, self.metrics, columns, self.monitoring,
+                               self.deployments)
         self.is_ready = False
         self.load_error: str | None = None
         models.on_swap = self._swapped
@@ -115,6 +121,8 @@ class ScoringService:
             in_flight.dec()
         if call.request_id is not None:
             reply.headers = {**(reply.headers or {}), "X-Request-Id": call.request_id}
+        if call.reply_headers:
+            reply.headers = {**(reply.headers or {}), **call.reply_headers}
         self.metrics.request(route.metric, reply.status, time.perf_counter() - start,
                              *call.served)
         return reply
@@ -138,12 +146,19 @@ class ScoringService:
         return json_reply(v2.server_metadata())
 
     async def model_metadata(self, call: Call) -> Reply:
-        """`GET /v2/models/{model}`: inputs, outputs, versions."""
-        return json_reply(v2.model_metadata(self.plane.model(call)))
+        """`GET /v2/models/{model}`: inputs, outputs, versions (a deployment's: its
+        champion's, under the deployment's name)."""
+        rz = self.plane.deployment(call)
+        if rz is None:
+            return json_reply(v2.model_metadata(self.plane.model(call)))
+        return json_reply({**v2.model_metadata(rz.scorers.get(rz.spec.champion)),
+                           "name": rz.spec.name})
 
     async def model_ready(self, call: Call) -> Reply:
         """`GET /v2/models/{model}/ready`."""
-        return json_reply({"name": self.plane.model(call).name, "ready": True})
+        rz = self.plane.deployment(call)
+        name = rz.spec.name if rz is not None else self.plane.model(call).name
+        return json_reply({"name": name, "ready": True})
 
     # --- plain pages ---------------------------------------------------------------------
     async def ping(self, call: Call) -> Reply:
@@ -167,8 +182,10 @@ class ScoringService:
 
     async def openapi(self, call: Call) -> Reply:
         """`/openapi.json`: every route, with each model's schema."""
-        return json_reply(document({n: s.scorer for n, s in self.models.models.items()},
-                                   self.keys.enabled))
+        served = {n: s.scorer for n, s in self.models.models.items()}
+        served.update({n: rz.scorers.get(rz.spec.champion)  # the champion's inputs
+                       for n, rz in self.deployments.served.items()})
+        return json_reply(document(served, self.keys.enabled))
 
     async def docs(self, call: Call) -> Reply:
         """`/docs`: Swagger UI, its files served by this server."""
@@ -191,20 +208,33 @@ class ScoringService:
             self.metrics.batching.labels(name).set(1 if on else 0)
         if self.watch:
             self.models.watch()
-        if self.monitoring.logger is not None:
+            self.deployments.watch()
+        if self.monitoring.logger is not None or self.deployments.served:
             # The prediction log keeps up to a second of calls alive in its queue, so they
             # survive into the oldest generation and trigger a full collection every few
             # seconds, each walking the whole heap of libraries and models (~0.1 s of the
             # event loop's time here). That heap lives as long as the server: frozen, out
-            # of the collector's reach, a full collection walks only newer objects.
+            # of the collector's reach, a full collection walks only newer objects. (A
+            # deployment's off-path queues and calls past their deadline do the same.)
             gc.collect()
             gc.freeze()
         self.is_ready = True
 
+    def load(self) -> None:
+        """Load the models and the deployments not loaded yet.
+
+        Raises:
+            ScorehouseError: as `ModelSet.load_all` and `DeploymentSet.load_all` (a name
+                served both as a model and as a deployment, too).
+        """
+        if not self.models.ready.is_set():
+            self.models.load_all()
+        if not self.deployments.ready.is_set():
+            self.deployments.load_all(set(self.models.models))
+
     def _load_then_prepare(self) -> None:
         try:
-            if not self.models.ready.is_set():
-                self.models.load_all()
+            self.load()
             self.prepare()
         except Exception as e:  # stay unready and say why on /v2/health/ready
             self.load_error = f"{type(e).__name__}: {e}"
@@ -219,4 +249,5 @@ class ScoringService:
         yield
         self.bodies.close()
         self.models.close()
+        self.deployments.close()
         self.monitoring.close()  # graceful shutdown: every logged row reaches the sink

@@ -43,7 +43,8 @@ class ServeSettings:
     prediction log's URL and sampling rate (`log_to` None: `$SCOREHOUSE_LOG_TO` and the
     other `SCOREHOUSE_LOG_*` variables, else no log; see `log_options`); `drift`: keep live
     drift windows, exported on /metrics (off by default: a window's fold of buffered rows
-    runs on the event loop and showed as tens of ms at p99 in bench_serve).
+    runs on the event loop and showed as tens of ms at p99 in bench_serve);
+    `deployments`: names of registry deployments served beside (or instead of) `refs`.
     """
 
     refs: list[str]
@@ -65,6 +66,7 @@ class ServeSettings:
     log_to: str | None = None
     log_sample: float | None = None
     drift: bool = False
+    deployments: list[str] = field(default_factory=list)
 
     def log_options(self) -> LogOptions | None:
         """The prediction log's options: `log_to` (its query and the SCOREHOUSE_LOG_*

@@ -75,11 +75,13 @@ def _csv(body: bytes) -> pa.Table:
         raise InvalidInputError(f"cannot read the CSV body: {e}") from None
 
 
-def encode(result: Result) -> bytes:
-    """`{"predictions": [{"label": ..., "probability_<class>": ...}, ...]}`."""
+def encode(result: Result, extra: dict[str, Any] | None = None) -> bytes:
+    """`{"predictions": [{"label": ..., "probability_<class>": ...}, ...], **extra}`."""
     cols = result.columns()
     names = list(cols)
     values = [c.tolist() for c in cols.values()]
-    return orjson.dumps({"predictions": [dict(zip(names, row, strict=True))
-                                         for row in zip(*values, strict=True)]},
-                        option=orjson.OPT_SERIALIZE_NUMPY)
+    body = {"predictions": [dict(zip(names, row, strict=True))
+                            for row in zip(*values, strict=True)]}
+    if extra:
+        body.update(extra)
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)

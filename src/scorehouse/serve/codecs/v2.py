@@ -42,9 +42,14 @@ def model_metadata(scorer: Scorer) -> dict[str, Any]:
 
 def outputs_metadata(scorer: Scorer) -> list[dict[str, Any]]:
     """The output tensors a model returns."""
-    if scorer.task == "regression":
+    return _tensors(scorer.task, scorer.classes)
+
+
+def _tensors(task: str, classes: list[Any] | None) -> list[dict[str, Any]]:
+    """The output tensors of a model of `task` and `classes`."""
+    if task == "regression":
         return [{"name": "value", "datatype": "FP64", "shape": [-1]}]
-    classes = scorer.classes or []
+    classes = classes or []
     label = "INT64" if classes and all(isinstance(c, int) for c in classes) else "BYTES"
     return [{"name": "label", "datatype": label, "shape": [-1]},
             {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(classes)]}]
@@ -208,9 +213,15 @@ def _outputs_asked(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return outputs
 
 
-def encode(result: Result, scorer: Scorer, doc: dict[str, Any]) -> tuple[bytes, int | None]:
-    """(response body, JSON header length when binary outputs follow it)."""
-    tensors = _outputs(result, scorer)
+def encode(result: Result, scorer: Scorer | None, doc: dict[str, Any],
+           answered: dict[str, Any] | None = None) -> tuple[bytes, int | None]:
+    """(response body, JSON header length when binary outputs follow it).
+
+    `scorer` names the model (`model_name`, `model_version`); for a deployment's request
+    (None then) `answered` says who answered: `model_name` is the deployment's,
+    `model_version` the answering model's, and `parameters` say the rest.
+    """
+    tensors = _outputs(result)
     asked = [o["name"] for o in _outputs_asked(doc)]
     unknown = [n for n in asked if n not in tensors]
     if unknown:
@@ -228,22 +239,45 @@ def encode(result: Result, scorer: Scorer, doc: dict[str, Any]) -> tuple[bytes, 
         else:
             spec["data"] = array.reshape(-1).tolist()
         outputs.append(spec)
-    answer = {"model_name": scorer.name, "model_version": str(scorer.public_version),
+    answer = {"model_name": scorer.name if scorer else result.model,
+              "model_version": str(scorer.public_version) if scorer else "",
               "id": doc.get("id", ""), "outputs": outputs}
     if not result.column_check.clean:
         # Absent optional / unknown inputs (schema.policy); V2 parameters hold plain values.
         answer["parameters"] = {"columns": result.column_check.describe()}
+    if answered is not None:
+        answer["model_name"] = answered["deployment"]
+        answer["model_version"] = "" if answered["version"] is None else str(answered["version"])
+        answer["parameters"] = {**answer.get("parameters", {}), **parameters(answered)}
     header = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
     if not blobs:
         return header, None
     return header + b"".join(blobs), len(header)
 
 
-def _outputs(result: Result, scorer: Scorer) -> dict[str, tuple[str, np.ndarray]]:
+def parameters(answered: dict[str, Any]) -> dict[str, Any]:
+    """Who answered as V2 `parameters`: plain values only (a V2 parameter is a bool, a
+    number or a string), None left out."""
+    return {k: v for k, v in answered.items() if isinstance(v, (bool, int, float, str))}
+
+
+def value_tensor(values: list[Any]) -> dict[str, Any]:
+    """The output tensor `value` of a deployment's default answer: BOOL, FP64 or BYTES,
+    as the values are (JSON data)."""
+    if all(isinstance(v, bool) for v in values):
+        dtype, data = "BOOL", values
+    elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        dtype, data = "FP64", [float(v) for v in values]
+    else:
+        dtype, data = "BYTES", ["" if v is None else str(v) for v in values]
+    return {"name": "value", "datatype": dtype, "shape": [len(values)], "data": data}
+
+
+def _outputs(result: Result) -> dict[str, tuple[str, np.ndarray]]:
     o = result.output
-    if scorer.task == "regression":
+    if result.task == "regression":
         return {"value": ("FP64", np.asarray(o.values, dtype=np.float64))}
-    label_type = outputs_metadata(scorer)[0]["datatype"]
+    label_type = _tensors(result.task, result.classes)[0]["datatype"]
     assert o.labels is not None  # a classifier's output always has labels
     dtype: type = np.int64 if label_type == "INT64" else object
     labels: np.ndarray = np.asarray([v.item() if isinstance(v, np.generic) else v for v in o.labels],

@@ -1,8 +1,13 @@
-"""One module per wire format, each with the same three functions.
+"""One module per wire format, each with the same four functions.
 
     decode(body: bytes, headers: Mapping[str, str]) -> calls.Decoded   (InvalidInputError: 400)
-    encode(result: Result, scorer: Scorer, request: calls.Decoded) -> calls.Reply
+    encode(result: Result, scorer: Scorer | None, request: calls.Decoded) -> calls.Reply
+    encode_default(values: list, request: calls.Decoded) -> calls.Reply
     error_body(message: str, status: int, extra: dict) -> dict         (the JSON of an error)
+
+`encode` answers a model's request (`scorer`: the model) or a deployment's (`scorer` None:
+`request.answered` says who answered, and each protocol puts it in its body);
+`encode_default` a deployment's default answer (a value per row, no model).
 
 They sit on the pure codecs of `serve.codecs` (bytes <-> rows and results) and add what
 HTTP needs: statuses, content types, headers.

@@ -22,13 +22,22 @@ def decode(body: bytes, headers: Mapping[str, str]) -> Decoded:
     return Decoded(codec.decode(body, headers.get("content-type") or JSON))
 
 
-def encode(result: Result, scorer: Scorer, request: Decoded) -> Reply:
+def encode(result: Result, scorer: Scorer | None, request: Decoded) -> Reply:
     """200 `{"predictions": [...]}`, one object per row; 400 naming the rejects when any
-    row was rejected (MLflow answers all rows or none)."""
+    row was rejected (MLflow answers all rows or none). A deployment's answer has
+    `answered_by` beside `predictions` (and beside the rejects)."""
+    extra = None if request.answered is None else {"answered_by": request.answered}
     if result.rejects:
         return json_reply({"error_code": "BAD_REQUEST", "message": str(rejected(result)),
-                           **reject_fields(result)}, 400)
-    return Reply(200, codec.encode(result))
+                           **reject_fields(result), **(extra or {})}, 400)
+    return Reply(200, codec.encode(result, extra))
+
+
+def encode_default(values: list[Any], request: Decoded) -> Reply:
+    """A deployment's default answer: 200 `{"predictions": [{"value": v}, ...],
+    "answered_by": {...}}`."""
+    return json_reply({"predictions": [{"value": v} for v in values],
+                       "answered_by": request.answered})
 
 
 def error_body(message: str, status: int, extra: dict[str, Any]) -> dict[str, Any]:

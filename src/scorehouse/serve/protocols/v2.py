@@ -8,7 +8,7 @@ from typing import Any
 
 from ... import __version__
 from ...scorer import Result, Scorer
-from ..calls import Decoded, Reply
+from ..calls import Decoded, Reply, json_reply
 from ..codecs import v2 as codec
 from ..rejects import rejected
 
@@ -27,7 +27,7 @@ def decode(body: bytes, headers: Mapping[str, str]) -> Decoded:
     return Decoded(rows, doc, str(given) if given not in (None, "") else None)
 
 
-def encode(result: Result, scorer: Scorer, request: Decoded) -> Reply:
+def encode(result: Result, scorer: Scorer | None, request: Decoded) -> Reply:
     """200 with the output tensors (binary ones after the JSON header when asked for);
     `id` is the request's id (`request.id`: given or generated).
 
@@ -39,10 +39,20 @@ def encode(result: Result, scorer: Scorer, request: Decoded) -> Reply:
         raise rejected(result)
     doc = request.doc if request.id is None or request.doc.get("id") else \
         {**request.doc, "id": request.id}
-    payload, header = codec.encode(result, scorer, doc)
+    payload, header = codec.encode(result, scorer, doc, request.answered)
     if header is None:
         return Reply(200, payload)
     return Reply(200, payload, "application/octet-stream", {HEADER: str(header)})
+
+
+def encode_default(values: list[Any], request: Decoded) -> Reply:
+    """A deployment's default answer: one output tensor `value` (JSON data, whatever
+    outputs were asked for: the default has no other), who answered in `parameters`."""
+    answered = request.answered or {}
+    return json_reply({"model_name": answered.get("deployment", ""), "model_version": "",
+                       "id": request.doc.get("id") or request.id or "",
+                       "outputs": [codec.value_tensor(values)],
+                       "parameters": codec.parameters(answered)})
 
 
 def error_body(message: str, status: int, extra: dict[str, Any]) -> dict[str, Any]:
