@@ -262,3 +262,54 @@ def test_demo_drift_writes_a_report_naming_the_shifted_columns(capsys, tmp_path)
         in out
     html = report.read_text()
     assert 'id="drift-over-time"' in html and "<script" not in html
+
+
+def test_report_shows_the_serving_process_resources(root, capsys, tmp_path,
+                                                    logged_with_labels, browser):
+    """`monitor report --metrics URL`: the memory and CPU time of a real server serving the
+    model, and what loading it cost, in their own section; an unreachable URL is one line."""
+    from conftest import Server
+    from scorehouse.serve import ModelSet, create_app
+
+    registry = scorehouse.Registry(root[1], root[3])
+    with Server(create_app(ModelSet(["churn/1"], registry), watch=False)) as server:
+        out_file = tmp_path / "report.html"
+        code, out, err = run_cli(*root, "monitor", "report", "churn/1", "-o", str(out_file),
+                                 "--window", f"{ROWS}rows", "--metrics",
+                                 f"{server.url}/metrics", capsys=capsys)
+    assert code == 0, out + err
+    opened = offline_page(browser, out_file)
+    section = opened.page.locator("section#resources")
+    assert section.count() == 1
+    text = section.inner_text()
+    assert "resident memory" in text and "MiB" in text and "CPU time" in text
+    load_row = section.locator("tr", has_text="churn").inner_text().split("\t")
+    assert load_row[:2] == ["churn", "1"] and load_row[2].endswith(" s")
+    opened.page.close()
+    code, out, err = run_cli(*root, "monitor", "report", "churn/1", "-o", str(out_file),
+                             "--metrics", "http://127.0.0.1:9/metrics", capsys=capsys)
+    assert code != 0 and err.startswith("error: cannot read metrics from http://127.0.0.1:9")
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("text, memory, loads", [
+    ("process_resident_memory_bytes 1048576.0\nprocess_cpu_seconds_total 2.5\n"
+     'scorehouse_model_load_seconds{model="m",version="3"} 0.25\n'
+     'scorehouse_model_load_memory_bytes{model="m",version="3"} 2097152.0\n', 1048576.0,
+     [("m", "3", 0.25, 2097152.0)]),
+    ("# a server without process metrics\n", None, []),
+])
+def test_resources_parse_from_prometheus_text(text, memory, loads):
+    from scorehouse.monitor.resources import parse_resources
+
+    r = parse_resources(text, source="x")
+    assert r.resident_memory_bytes == memory
+    assert [(x.model, x.version, x.seconds, x.memory_bytes) for x in r.loads] == loads
+
+
+def test_resources_refuse_text_that_is_not_prometheus():
+    from scorehouse.errors import UsageError
+    from scorehouse.monitor.resources import parse_resources
+
+    with pytest.raises(UsageError, match="not Prometheus"):
+        parse_resources("<html>login</html>\n{{{", source="http://h/metrics")

@@ -21,6 +21,7 @@ file, 4 a labels file without the id or target column, 5 artifact refused.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -61,6 +62,22 @@ def _model(ref: str, trust: bool) -> Any:
 
     model = ModelRef.parse(ref)
     return monitored(model, registry=None if model.is_path else open_registry(), trust=trust)
+
+
+def _resources(url: str) -> Any:
+    """The resources of the server whose /metrics is at `url` (`monitor.resources`)."""
+    import urllib.error
+    import urllib.request
+
+    from ..errors import ConnectionFailedError
+    from ..monitor.resources import parse_resources
+
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - a user's URL
+            text = answer.read().decode()
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        raise ConnectionFailedError(f"cannot read metrics from {url}: {e}") from None
+    return parse_resources(text, source=url)
 
 
 def _reference(scorer: Any, reference: str, trust: bool, source: str | None,
@@ -301,6 +318,9 @@ def monitor_report(ref: RefArg,
                    reference: ReferenceOpt = "training",
                    labels: LabelsOpt = None, id_column: IdOpt = None, target: TargetOpt = None,
                    source: SourceOpt = None, trust: TrustOpt = False,
+                   metrics: Annotated[str | None, typer.Option(
+                       help="A serving process's /metrics URL: its memory, CPU time and "
+                            "model loads go in the report.")] = None,
                    as_json: JsonOpt = False) -> None:
     """Write one self-contained HTML report (works offline): each feature's distribution,
     training vs the newest window; drift and quality over the windows; the prediction's
@@ -317,6 +337,8 @@ def monitor_report(ref: RefArg,
     select = _select(since, source, False)
     report = log_report(scorer, window=window, reference=against,
                         labels=_labels(labels, id_column, target), **select)
+    if metrics:
+        report = dataclasses.replace(report, resources=_resources(metrics))
     build_report(report, output)
     drifted = list(report.drift.drifted_columns)
     windows = len(report.drift_series)

@@ -49,12 +49,17 @@ _ENV = jinja2.Environment(
     autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
+def _mib(n: float | None) -> str:
+    return "–" if n is None else f"{n / 2**20:,.1f} MiB"
+
+
 def build_report(report: ReportInput, path: str | Path | None = None) -> str:
     """The report as HTML text, also written to `path` when given (UTF-8).
 
     Sections: summary, drift per column, drift over time (with `drift_series`), every
     feature's distribution training vs now, the prediction's distribution, input quality
-    (and over time with `quality_series`), performance over time (with `performance`).
+    (and over time with `quality_series`), performance over time (with `performance`), the
+    serving process's memory, CPU time and model loads (with `resources`).
 
     Raises:
         OSError: `path` cannot be written.
@@ -64,6 +69,7 @@ def build_report(report: ReportInput, path: str | Path | None = None) -> str:
     features = _features(report)
     context = {
         "r": report,
+        "mib": _mib,
         "generated": (report.generated or datetime.now(timezone.utc)).strftime(
             "%Y-%m-%d %H:%M UTC"),
         "rows": sorted(rows, key=lambda row: -row.score),

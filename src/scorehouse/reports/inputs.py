@@ -18,6 +18,7 @@ from ..monitor import (
     dataset_drift,
     input_quality,
 )
+from ..monitor.resources import Resources
 
 #: When a window began: a datetime, or text such as '2024-05-01'.
 WindowStart = datetime | str
@@ -55,6 +56,8 @@ class ReportInput:
     performance: Sequence[tuple[WindowStart, Mapping[str, float]]] = ()
     performance_reference: Mapping[str, float] = field(default_factory=dict)
     generated: datetime | None = None
+    #: The serving process's memory, CPU and model loads (`monitor.resources`), if read.
+    resources: Resources | None = None
 
 
 def report_input(model: str, version: str | int | None, reference: Reference,
