@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 import scorehouse
+from _deployments import _boom, _double  # the tiny models the deployment tests share
 from scorehouse.cli.app import main
 from scorehouse.errors import ConflictError, ModelError, NotFoundError, UsageError
 from scorehouse.registry import Registry
@@ -31,16 +32,6 @@ MARGIN_MS = 40  # what a fallback may take past the deadline here: 2 cores share
 
 
 # --- models --------------------------------------------------------------------------------
-
-
-def _double(frame):
-    return frame["x"].to_numpy() * 2.0
-
-
-def _boom(frame):
-    if (frame["x"] < 0).any():
-        raise RuntimeError("boom on a negative x")
-    return frame["x"].to_numpy() * 3.0
 
 
 def _slow(frame):
