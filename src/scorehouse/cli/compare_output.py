@@ -8,14 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from .common import open_registry
-from .output import console, emit, table
+from .output import console, emit, figure, table
 
 #: Quantile levels printed; --json and the HTML page have them all.
 LEVELS = (0.1, 0.3, 0.5, 0.7, 0.9)
-
-
-def _fmt(v: float | None, spec: str = ".4g") -> str:
-    return "-" if v is None else format(v, spec)
 
 
 def _interval(low: float | None, high: float | None) -> str:
@@ -98,15 +94,15 @@ def _said(drift: Any) -> str:
 
 def _print_pairs(result: Any, names: dict[str, str]) -> None:
     labelled = result.labels is not None
-    rows = [(names[p.a], names[p.b], p.shared, f"{a.rate:.1%}", _fmt(a.positive.p_value, ".3g"),
-             *([_fmt(a.correct.p_value, ".3g") if a.correct else "-"] if labelled else []))
+    rows = [(names[p.a], names[p.b], p.shared, f"{a.rate:.1%}", figure(a.positive.p_value, 3),
+             *([figure(a.correct.p_value, 3) if a.correct else "-"] if labelled else []))
             for p in result.pairs if (a := p.agreement) is not None]
     if rows:
         table(["A", "B", "shared", "agree", "McNemar p", *(["p right"] if labelled else [])],
               rows, title=f"labels: agreement, McNemar's test of predicting "
                           f"{result.positive}" + (" and of being right" if labelled else ""))
     rows = [(names[p.a], names[p.b], f"{d.mean:+.3g}" if (d := p.difference) else "-",
-             _interval(d.low, d.high) if d else "-", _fmt(q.largest, ".3g"), _fmt(q.ks, ".3g"))
+             _interval(d.low, d.high) if d else "-", figure(q.largest, 3), figure(q.ks, 3))
             for p in result.pairs if (q := p.quantiles) is not None]
     if rows:
         confidence = next((p.difference.confidence for p in result.pairs if p.difference),
@@ -138,7 +134,7 @@ def _print_performance(result: Any, names: dict[str, str]) -> None:
             continue
         how = "paired" if perf.paired else "independent"
         table(["metric", "A", "B", "B-A", f"{perf.confidence:.0%} interval", "better"],
-              [(m.metric, _fmt(m.a), _fmt(m.b),
+              [(m.metric, figure(m.a), figure(m.b),
                 "-" if m.difference is None else f"{m.difference:+.4g}",
                 _interval(m.low, m.high), names.get(m.better, "-")) for m in perf.metrics],
               title=f"{names[p.b]} vs {names[p.a]}: {perf.rows_a}"

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from .common import JsonOpt, Reason, RuntimeOpt, User, open_registry
-from .output import console, emit, emit_json, err_console, table
+from .output import console, emit, emit_json, err_console, figure, table
 
 #: Merged into the root app by `cli/app.py` (`evaluate`).
 commands = typer.Typer()
@@ -21,10 +21,6 @@ group = typer.Typer(help="Gate policies: what a version must show before an alia
 #: The metrics shown in tables, in this order.
 SHOWN = ("roc_auc", "pr_auc", "log_loss", "brier", "accuracy", "f1", "ece",
          "rmse", "mae", "r2", "mape")
-
-
-def _fmt(v: Any) -> str:
-    return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 @commands.command()
@@ -75,15 +71,15 @@ def _print_evaluation(e: Any) -> None:
         console.print(f"  {n} x {reason}")
     names = [m for m in SHOWN if m in e.metrics.values or m in e.metrics.absent]
     table(["metric", "value", "note"],
-          [[m, _fmt(e.metrics.get(m)), e.metrics.absent.get(m, "")] for m in names])
+          [[m, figure(e.metrics.get(m)), e.metrics.absent.get(m, "")] for m in names])
     if e.per_class:
         cols = ["roc_auc", "pr_auc", "brier", "f1", "ece"]
         table(["class", "support", *cols],
-              [[k, v.rows, *(_fmt(v.get(m)) for m in cols)] for k, v in e.per_class.items()],
+              [[k, v.rows, *(figure(v.get(m)) for m in cols)] for k, v in e.per_class.items()],
               title="per class (one-vs-rest)")
     if e.segments:
         table(["segment", "value", "rows", *names],
-              [[s.column, s.value, s.metrics.rows, *(_fmt(s.metrics.get(m)) for m in names)]
+              [[s.column, s.value, s.metrics.rows, *(figure(s.metrics.get(m)) for m in names)]
                for s in e.segments], title="per segment")
     d = e.drift
     if d is not None and d.share is not None:
@@ -113,7 +109,7 @@ def shows_refusal(as_json: bool) -> Iterator[None]:
 def gate_table(report: Any) -> None:
     """Each gate's figure, threshold and verdict (stdout)."""
     table(["gate", "figure", "threshold", "verdict", "detail"],
-          [[r.name, _fmt(r.figure), _fmt(r.threshold), r.verdict.value.upper(), r.detail]
+          [[r.name, figure(r.figure), figure(r.threshold), r.verdict.value.upper(), r.detail]
            for r in report.results],
           title=f"gates of @{report.alias} for {report.ref}"
                 + (f" (now {report.current})" if report.current else ""))

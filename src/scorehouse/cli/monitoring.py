@@ -28,7 +28,7 @@ from typing import Annotated, Any
 import typer
 
 from .common import JsonOpt, open_registry
-from .output import console, emit, table
+from .output import console, emit, figure, table
 
 #: Added to the root app as `scorehouse monitor` by `cli/app.py`.
 group = typer.Typer(help="Watch deployed models: the prediction log, quality, drift, decay.",
@@ -102,14 +102,6 @@ def _select(since: str | None, source: str | None, all_versions: bool) -> dict[s
             "all_versions": all_versions}
 
 
-def _fmt(v: Any, digits: int = 4) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.{digits}g}"
-    return str(v)
-
-
 def _when(w: Any) -> str:
     version = "file" if w.version is None else f"v{w.version}"
     return f"{version} {w.start:%Y-%m-%d %H:%M:%S} .. {w.end:%Y-%m-%d %H:%M:%S}"
@@ -132,7 +124,7 @@ def monitor_log(ref: RefArg, since: SinceOpt = None,
     emit([r.to_dict() for r in rows], as_json, lambda: table(
         ["time", "id", "version", "channel", "ms", "prediction", "flags", "reject"],
         [(f"{r.time:%Y-%m-%d %H:%M:%S}", r.id, r.version, r.channel.value,
-          _fmt(r.latency_ms, 3), " ".join(f"{k}={_fmt(v, 3)}" for k, v in r.outputs.items()),
+          figure(r.latency_ms, 3), " ".join(f"{k}={figure(v, 3)}" for k, v in r.outputs.items()),
           " ".join(f"{k}:{c}" for k, c in r.flags), r.reject) for r in rows],
         title=f"{len(rows)} most recent logged rows"))
 
@@ -158,8 +150,8 @@ def _print_quality(result: Any) -> None:
     for w in result.windows:
         t, q = w.traffic, w.quality
         console.print(f"{_when(w)}: {t.rows} rows, {t.calls} calls, reject rate "
-                      f"{t.reject_rate:.2%}, {_fmt(t.rows_per_second, 3)} rows/s, latency p50 "
-                      f"{_fmt(t.latency_p50_ms, 3)} ms p99 {_fmt(t.latency_p99_ms, 3)} ms")
+                      f"{t.reject_rate:.2%}, {figure(t.rows_per_second, 3)} rows/s, latency p50 "
+                      f"{figure(t.latency_p50_ms, 3)} ms p99 {figure(t.latency_p99_ms, 3)} ms")
         shown = [c for c in q.checks if c.value > 0 or c.breached]
         table(["column", "measure", "value", "limit", "training", "breached"],
               [(c.column or "*", c.measure, f"{c.value:.2%}", f"{c.limit:.2%}",
@@ -193,8 +185,8 @@ def _print_drift(result: Any) -> None:
     for w in result.windows:
         d = w.drift
         table(["column", "method", "statistic", "threshold", "drifted", "effect"],
-              [(c.column, c.method, _fmt(c.statistic), _fmt(c.threshold), "yes" if c.drifted
-                else "", f"{c.effect}={_fmt(c.effect_size, 3)}") for c in d.columns],
+              [(c.column, c.method, figure(c.statistic), figure(c.threshold), "yes" if c.drifted
+                else "", f"{c.effect}={figure(c.effect_size, 3)}") for c in d.columns],
               title=f"{_when(w)}: {d.n_current} rows against the {d.reference}")
         verdict = "data set drifted" if d.drifted else "no data set drift"
         console.print(f"{verdict}: {len(d.drifted_columns)} of {len(d.inputs)} input columns "
@@ -240,9 +232,9 @@ def _print_feedback(report: Any) -> None:
                       + (f" and {more} more" if more else ""))
     names = list(report.metrics)
     ref = report.reference
-    rows = [("packaging", "", "", *(_fmt(ref[m].value) if m in ref else "-" for m in names))]
+    rows = [("packaging", "", "", *(figure(ref[m].value) if m in ref else "-" for m in names))]
     rows += [("file" if w.version is None else f"v{w.version}", f"{w.start:%m-%d %H:%M}", w.rows,
-              *(_fmt(w.metric(m)) for m in names)) for w in report.windows]
+              *(figure(w.metric(m)) for m in names)) for w in report.windows]
     table(["version", "from", "rows", *names], rows,
           title=f"{report.model}: {report.task}, windows of {report.window}")
     if ref:
@@ -295,7 +287,7 @@ def monitor_check(ref: RefArg,
 
 def _print_check(result: Any) -> None:
     table(["rule", "test", "value", "windows", "state", "severity"],
-          [(s.rule.name, s.rule.describe(), _fmt(s.value),
+          [(s.rule.name, s.rule.describe(), figure(s.value),
             f"{s.breaching}/{s.rule.windows}", s.standing.value, s.rule.severity)
            for s in result.rules],
           title=f"{result.model}: {len(result.windows)} new window(s)"

@@ -27,6 +27,16 @@ _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069"
                      "\ud800-\udfff]")
 
 
+def figure(v: Any, digits: int = 4) -> str:
+    """A figure as short table text: floats to `digits` significant digits, None as '-',
+    anything else as its text."""
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
 def printable(text: str, *, newlines: bool = False) -> str:
     """`text` with each control character written as a visible escape (`\\x1b`, `\\n`,
     `\\u202e`), so it cannot recolour, retitle or clear the terminal, hide what follows, or

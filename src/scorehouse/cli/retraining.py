@@ -10,14 +10,10 @@ import typer
 
 from .common import JsonOpt, Reason, User, open_registry
 from .evaluating import SHOWN, gate_table
-from .output import console, emit_json, err_console, table
+from .output import console, emit_json, err_console, figure, table
 
 #: Merged into the root app by `cli/app.py`.
 commands = typer.Typer()
-
-
-def _fmt(v: Any) -> str:
-    return "-" if v is None else f"{v:.4g}"
 
 
 @commands.command()
@@ -69,7 +65,7 @@ def _print(done: Any) -> None:
     names = [m for m in SHOWN if any(m in e.metrics.values for e in done.evaluations.values())]
     heads = [f"{r} (new)" if r == done.version else f"{r} (parent)" if r == done.parent
              else r for r in refs]
-    table(["metric", *heads], [[m, *(_fmt(done.evaluations[r].metrics.get(m)) for r in refs)]
+    table(["metric", *heads], [[m, *(figure(done.evaluations[r].metrics.get(m)) for r in refs)]
                                for m in names], title="on the same holdout")
     report = done.report
     if report is not None and report.policy:
