@@ -22,7 +22,7 @@ from ..registry import Registry
 from ..registry.deployments import Deployment
 from ..registry.refs import ModelRef
 from ..routing import registered
-from ..routing.flags import SpecChanges, apply
+from ..routing.flags import SpecChanges
 from ..routing.spec import DeploymentSpec, Role
 from .gates import GateReport, GatesRefused
 from .promotion import check_gates
@@ -70,10 +70,10 @@ def change_deployment(registry: Registry, name: str, changes: SpecChanges, *,
         UsageError: `force` past failing gates without a `reason`; as `registered.change`.
         NotFoundError, ConflictError: as `registered.change`.
     """
-    _, old = registered.read(registry, name)
-    new = apply(old, changes)
+    planned = registered.plan(registry, name, changes)
     reports = tuple(check_gates(registry, ref, ROLE_GATES[role])
-                    for ref, role in entering(old, new) if not ModelRef.parse(ref).is_path)
+                    for ref, role in entering(planned.old, planned.new)
+                    if not ModelRef.parse(ref).is_path)
     failing = [r for r in reports if r.policy and not r.passed]
     if failing and not force:
         raise GatesRefused(failing[0])
@@ -83,7 +83,8 @@ def change_deployment(registry: Registry, name: str, changes: SpecChanges, *,
         names = ", ".join(f"{r.ref} @{r.alias}: " + ", ".join(g.name for g in r.failing)
                           for r in failing)
         reason = f"forced past failing gates ({names}): {reason}"
-    stored = registered.change(registry, name, changes, reason=reason, user=user)
+    # The revision the gates judged, or a ConflictError: never a spec they did not see.
+    stored = registered.commit(registry, planned, reason=reason, user=user)
     return GatedChange(stored, reports, bool(failing))
 
 

@@ -13,6 +13,7 @@ now name another artifact, off the request path (the cache's hot swap).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError, UsageError
@@ -70,22 +71,54 @@ def read(registry: Registry, name: str) -> tuple[Deployment, DeploymentSpec]:
     return stored, DeploymentSpec.from_dict(stored.spec)
 
 
-def change(registry: Registry, name: str, changes: SpecChanges, *, reason: str = "",
-           user: str | None = None) -> Deployment:
-    """Apply `changes` to deployment `name` and store the result as its next revision.
+@dataclass(frozen=True)
+class PlannedChange:
+    """A change worked out and not yet stored: the revision it applies to (`stored`, its
+    spec `old`) and the spec it makes (`new`). What a caller checks (e.g. the promotion
+    gates) is exactly what `commit` stores, or nothing is."""
+
+    stored: Deployment
+    old: DeploymentSpec
+    new: DeploymentSpec
+
+
+def plan(registry: Registry, name: str, changes: SpecChanges) -> PlannedChange:
+    """`changes` applied to deployment `name`'s current spec, its models checked.
 
     Raises:
         UsageError: no change asked for, or an invalid result (as `flags.apply`).
         NotFoundError: no such deployment, or a model it would name.
-        ConflictError: the deployment changed between reading and writing.
     """
     if changes.empty():
         raise UsageError("nothing to change: give at least one option (see --help)")
     stored, spec = read(registry, name)
     new = apply(spec, changes)
     check_models(new, registry)
-    return registry.set_deployment(name, new.to_dict(), reason=reason, user=user,
-                                   expect_revision=stored.revision)
+    return PlannedChange(stored, spec, new)
+
+
+def commit(registry: Registry, planned: PlannedChange, *, reason: str = "",
+           user: str | None = None) -> Deployment:
+    """Store `planned.new` as the next revision of its deployment.
+
+    Raises:
+        ConflictError: the deployment changed since `planned` read it.
+    """
+    return registry.set_deployment(planned.stored.name, planned.new.to_dict(), reason=reason,
+                                   user=user, expect_revision=planned.stored.revision)
+
+
+def change(registry: Registry, name: str, changes: SpecChanges, *, reason: str = "",
+           user: str | None = None) -> Deployment:
+    """Apply `changes` to deployment `name` and store the result as its next revision
+    (`plan`, then `commit`).
+
+    Raises:
+        UsageError: no change asked for, or an invalid result (as `flags.apply`).
+        NotFoundError: no such deployment, or a model it would name.
+        ConflictError: the deployment changed between reading and writing.
+    """
+    return commit(registry, plan(registry, name, changes), reason=reason, user=user)
 
 
 def scorer_cache(registry: Registry | None = None, *, trust: bool = False,
@@ -125,5 +158,5 @@ def open_rendezvous(spec: DeploymentSpec | str, registry: Registry | None = None
     return Rendezvous(spec, cache, **options)
 
 
-__all__ = ["change", "check_models", "create", "current_sha256", "open_rendezvous", "read",
-           "scorer_cache"]
+__all__ = ["PlannedChange", "change", "check_models", "commit", "create", "current_sha256",
+           "open_rendezvous", "plan", "read", "scorer_cache"]
