@@ -5,6 +5,7 @@ artifact `store`, a `ready` file to create once the (slow) imports are done and 
 to wait for, so that every worker starts its writes at the same moment. Then:
 
 - mode "register": register `artifact` `count` times as `user`;
+- mode "open": nothing more (opening a fresh registry is the race);
 - mode "promote": promote `name/<v>` to `alias` for each v in `versions`, as `user`,
   sleeping `pause` seconds before each (SQLite's busy handler otherwise lets one process
   finish all its promotions before the next gets the lock).
@@ -38,7 +39,9 @@ def main() -> int:
     reg = Registry(spec["url"], artifacts=spec["store"])
     out: list = []
     try:
-        if spec["mode"] == "register":
+        if spec["mode"] == "open":
+            pass
+        elif spec["mode"] == "register":
             for _ in range(spec["count"]):
                 out.append(reg.register(spec["artifact"], user=spec["user"], allow_duplicate=True).version)
         elif spec["mode"] == "promote":

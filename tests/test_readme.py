@@ -19,9 +19,11 @@ developer's own `crm` database or Redis database 0 is never touched.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -212,8 +214,18 @@ def test_readme_block_runs_as_written(block, workspace, python_namespace, monkey
 
 def _run_shell(code: str, ws: Workspace) -> None:
     script = "set -eo pipefail\n" + code
-    p = subprocess.run(["bash", "-c", script], cwd=ws.path, env=ws.env, capture_output=True,
-                       text=True, timeout=600)
+    # Its own process group, stopped whatever happens: a block that fails before its
+    # `kill %1` must not leave its server holding the port the next blocks use.
+    proc = subprocess.Popen(["bash", "-c", script], cwd=ws.path, env=ws.env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=600)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    p = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     assert p.returncode == 0, f"exit {p.returncode}\n--- stdout ---\n{p.stdout[-4000:]}\n" \
                               f"--- stderr ---\n{p.stderr[-4000:]}"
     assert "Traceback" not in p.stderr, p.stderr[-4000:]

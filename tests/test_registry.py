@@ -31,6 +31,7 @@ from scorehouse.errors import (
     ConflictError,
     IntegrityError,
     NotFoundError,
+    RegistryError,
     ScorehouseError,
 )
 from scorehouse.registry import Registry, migrate
@@ -617,6 +618,61 @@ def _race(tmp_path: Path, specs: list[dict], timeout: float = 90.0) -> list:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+@pytest.mark.parametrize("processes", [2, 8])
+def test_processes_opening_a_fresh_registry_at_once_all_open(registry_url, tmp_path, processes):
+    # Every process migrates a fresh database; on SQLite they also all switch it to WAL, and
+    # SQLite answers one of two processes doing that at once "database is locked" without
+    # waiting (waiting could deadlock): opening runs again instead of failing.
+    specs = [{"mode": "open", "url": registry_url, "store": str(tmp_path / "store"),
+              "user": f"worker-{i}"} for i in range(processes)]
+    assert _race(tmp_path, specs) == [[]] * processes
+    reg = Registry(registry_url, artifacts=str(tmp_path / "store"))
+    try:
+        with reg.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() \
+                == [migrate.head()]
+    finally:
+        reg.close()
+
+
+@pytest.mark.parametrize("then", ["freed", "other error"])
+def test_when_free_runs_again_while_sqlite_answers_locked_without_waiting(tmp_path, then):
+    import sqlite3
+    import threading
+
+    from scorehouse.registry.database import when_free
+
+    db = tmp_path / "busy.db"
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE t (x INTEGER)")
+    holder.execute("INSERT INTO t VALUES (7)")
+    holder.execute("BEGIN EXCLUSIVE")  # nobody else reads or writes until COMMIT
+    engine = sa.create_engine(f"sqlite:///{db}", connect_args={"timeout": 0})  # no waiting
+    attempts = []
+
+    def work() -> int:
+        attempts.append(1)
+        table = "t" if then == "freed" else "missing"
+        with engine.connect() as conn:
+            return conn.execute(sa.text(f"SELECT x FROM {table}")).scalar_one()
+
+    release = threading.Timer(0.3, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        if then == "freed":
+            assert when_free(work, "cannot open registry") == 7
+            assert len(attempts) > 1  # locked at first, then run again until free
+        else:
+            release.join()
+            with pytest.raises(RegistryError, match=r"^cannot open registry: no such table"):
+                when_free(work, "cannot open registry")
+            assert len(attempts) == 1  # not busy: no second try
+    finally:
+        release.join()
+        engine.dispose()
+        holder.close()
 
 
 def test_processes_registering_at_once_get_distinct_versions(registry_url, tmp_path, churn_artifact):

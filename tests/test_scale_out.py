@@ -7,23 +7,26 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
 import scorehouse
 from conftest import SCRIPT, CliServer, cli_env, free_port
 
 
 class Replica(CliServer):
-    """`scorehouse serve churn@production` on the shared registry, in its own process."""
+    """`scorehouse serve churn@production [OPTIONS]` on the shared registry, in its own process."""
 
-    def __init__(self, registry: str, artifacts: str, home):
+    def __init__(self, registry: str, artifacts: str, home, *options: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = cli_env(home)
         env.update(SCOREHOUSE_REGISTRY=registry, SCOREHOUSE_ARTIFACTS=artifacts)
         self.proc = subprocess.Popen([SCRIPT, "serve", "churn@production", "--port",
-                                      str(self.port)], env=env, stdout=subprocess.DEVNULL,
+                                      str(self.port), *options], env=env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)
 
 
@@ -71,3 +74,32 @@ def test_replicas_on_one_postgresql_registry_follow_an_alias_move(
         first_new = versions.index(2)
         # Each client saw version 1, then version 2 only: the switch is one step.
         assert set(versions[:first_new]) == {1} and set(versions[first_new:]) == {2}, i
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_every_worker_process_is_ready_before_it_accepts_a_connection(
+        backend, request, tmp_path, strict_churn_artifact, rows):
+    # `--workers N` processes share one listening socket, and `/v2/health/ready` is answered
+    # by whichever accepts: once any answers ready, none may still answer 503. The workers
+    # also open one registry at the same moment (a fresh SQLite file has races of its own).
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" \
+        else f"sqlite:///{tmp_path / 'registry.db'}"
+    artifacts = str(tmp_path / "artifacts")
+    reg = scorehouse.Registry(url, artifacts)
+    reg.register(strict_churn_artifact)
+    reg.promote("churn/1", "production")
+    reg.close()
+    server = Replica(url, artifacts, tmp_path / "home", "--workers", "3")
+    row = next(r for r in rows if None not in r.values())
+    try:
+        server.wait_ready()
+
+        def fresh_connection(_: int) -> int:  # each request may reach another worker
+            return httpx.post(f"{server.url}/models/churn/predict", json=row,
+                              timeout=60).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(fresh_connection, range(48)))
+    finally:
+        err = server.stop()
+    assert Counter(statuses) == {200: 48}, err

@@ -56,17 +56,34 @@ def write(engine: sa.Engine, fn: Callable[[sa.Connection], T]) -> T:
         RegistryError: a database error other than busy, or still busy after
             WRITE_RETRY_SECONDS. What `fn` raises (ConflictError ...) passes through.
     """
+    def transaction() -> T:
+        with engine.begin() as conn:
+            return fn(conn)
+
     # SQLite allows one writer at a time and PostgreSQL may abort a transaction that
     # lost a race; either way the whole unit of work is simply run again.
+    return when_free(transaction, "registry write failed")
+
+
+def when_free(work: Callable[[], T], failed: str) -> T:
+    """`work()`, run again while the database answers busy, for up to WRITE_RETRY_SECONDS.
+
+    Besides writes, this covers opening a registry: processes that open a fresh SQLite file
+    at the same moment all switch it to WAL, and SQLite answers one of them "database is
+    locked" at once, without waiting, where waiting could deadlock.
+
+    Raises:
+        RegistryError: `failed`, then the database's message: an error other than busy, or
+            still busy at the deadline. What `work` raises otherwise passes through.
+    """
     deadline = time.monotonic() + WRITE_RETRY_SECONDS
     delay = 0.01
     while True:
         try:
-            with engine.begin() as conn:
-                return fn(conn)
+            return work()
         except DBAPIError as e:
             if not _is_busy(e) or time.monotonic() > deadline:
-                raise RegistryError(f"registry write failed: {e.orig}") from None
+                raise RegistryError(f"{failed}: {e.orig}") from None
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
 

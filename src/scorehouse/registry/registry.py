@@ -8,16 +8,15 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.exc import OperationalError
 
 from .. import artifact as artifact_io
 from ..config import artifacts_url, registry_url
-from ..errors import ConflictError, NotFoundError, RegistryError
+from ..errors import ConflictError, NotFoundError
 from ..schema import Schema
 from ..schema.diff import SchemaDiff, diff_schemas
 from . import migrate
 from .aliases import alias_names, alias_stack, aliases_by_version, move_alias, now
-from .database import insert_ignore, open_engine, write
+from .database import insert_ignore, open_engine, when_free, write
 from .database import user_name as _user
 from .deployments import DeploymentMethods
 from .evaluations import EvaluationStore
@@ -55,10 +54,7 @@ class Registry(EvaluationStore, DeploymentMethods):
         self.url = registry_url(url)
         self.store = ArtifactStore(artifacts_url(artifacts))
         self.engine = open_engine(self.url)
-        try:
-            migrate.upgrade(self.engine)
-        except OperationalError as e:
-            raise RegistryError(f"cannot open registry {self.url}: {e.orig}") from None
+        when_free(lambda: migrate.upgrade(self.engine), f"cannot open registry {self.url}")
 
     def __repr__(self) -> str:
         return f"<Registry {self.engine.url.render_as_string(hide_password=True)}>"

@@ -47,16 +47,20 @@ def app_from_settings(s: ServeSettings, preload: bool = False,
                      columns=ColumnPolicy.parse(s.columns), log=s.log_options(),
                      drift=s.drift, mounts=mounts, deployments=deployments)
     if preload:
-        app.service.load()  # the deployments, with the log's hooks on their scorers
+        # The deployments (with the log's hooks on their scorers), then what readiness
+        # waits for: a process serving this app is ready before it accepts a connection.
+        app.service.load()
+        app.service.prepare()
     return app
 
 
 def app_from_env() -> FastPath:
     """What uvicorn's worker processes import: settings from $SCOREHOUSE_SERVE_ARGS.
 
-    The models load before the app is returned, as `scorehouse serve` does with one worker:
-    a worker process accepts no connection from the shared socket until it can score, so
-    one ready worker never hides another that would still answer 503.
+    The models load and the service is prepared (`Service.prepare`) before the app is
+    returned, as `scorehouse serve` does with one worker: a worker process accepts no
+    connection from the shared socket until it is ready, so a ready answer from one worker
+    never hides another that would still answer 503.
     """
     return app_from_settings(ServeSettings.from_json(os.environ["SCOREHOUSE_SERVE_ARGS"]),
                              preload=True)

@@ -242,10 +242,12 @@ class ScoringService:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any) -> AsyncIterator[None]:
-        """Listen at once and load in the background: liveness is true, readiness follows."""
-        loader = threading.Thread(target=self._load_then_prepare, name="scorehouse-load",
-                                  daemon=True)
-        loader.start()
+        """Listen at once and load in the background: liveness is true, readiness follows.
+        (An app built with everything loaded and prepared, as `scorehouse serve` builds it,
+        is ready from its first request.)"""
+        if not self.is_ready:
+            threading.Thread(target=self._load_then_prepare, name="scorehouse-load",
+                             daemon=True).start()
         yield
         self.bodies.close()
         self.models.close()
