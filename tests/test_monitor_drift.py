@@ -195,6 +195,31 @@ def test_binned_ks_and_chi_squared_against_scipy_on_raw_values():
     assert 0 < v < 1 and p < 0.05
 
 
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("cells", [2, 3, 11, 40])
+def test_chi_squared_equals_scipys_contingency_test_and_cramers_v(seed, cells):
+    from scipy import stats
+
+    rng = np.random.default_rng(seed)
+    # Reference counts as a baseline keeps them (fractional after rescaling) and current
+    # counts with empty cells on either side.
+    ref = rng.random(cells) * rng.integers(1, 5000)
+    cur = rng.integers(0, 300, cells).astype(float)
+    ref[rng.random(cells) < 0.15] = 0.0
+    cur[rng.random(cells) < 0.15] = 0.0
+    table = np.vstack([ref, cur])
+    table = table[:, table.sum(axis=0) > 0]
+    p, v = chi_squared(ref, cur)
+    if table.shape[1] < 2 or cur.sum() == 0 or ref.sum() == 0:
+        return  # nothing to test (column_drift never asks)
+    assert p == pytest.approx(stats.chi2_contingency(table, correction=False).pvalue,
+                              rel=1e-12, abs=1e-300)
+    rounded = np.round(table)
+    rounded = rounded[:, rounded.sum(axis=0) > 0].astype(np.int64)
+    assert v == pytest.approx(stats.contingency.association(rounded, method="cramer"),
+                              rel=1e-12)
+
+
 def test_benjamini_hochberg_keeps_a_borderline_column_from_drifting():
     # Four numeric features on three bins, 1500 rows each; only 'a' moved, a little:
     # its KS p-value is just under 0.05, and four tests at once lift it above.

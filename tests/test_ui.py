@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 from playwright.sync_api import expect
 
@@ -320,9 +321,22 @@ def test_compare_deployments_monitoring_and_card_pages(page, writable, home):
     _review_and_confirm(page, "back to 10%")
     assert registered.read(reg, "churn-api")[1].challengers[0].weight == 0.1
     page.goto(writable.url + "/models/churn/monitor?window=400rows&since=1d")
-    # traffic, drift, quality, decay, and a distribution per prediction column
-    assert page.locator("figure.chart svg").count() >= 5
-    assert "No labels" not in page.inner_text("main") and "roc_auc" in page.inner_text("#decay-h + figure")
+    # traffic, drift, quality, decay, and a distribution per prediction column: images the
+    # browser fetched and drew (each an SVG the server drew when asked)
+    charts = page.locator("figure.chart img")
+    assert charts.count() >= 5
+    for i in range(charts.count()):
+        chart = charts.nth(i)
+        chart.scroll_into_view_if_needed()
+        deadline = time.time() + 60
+        while not chart.evaluate("img => img.complete && img.naturalWidth"):
+            assert time.time() < deadline, chart.get_attribute("src")
+            time.sleep(0.05)
+        assert chart.evaluate("img => img.naturalWidth") > 100
+    decay = page.get_attribute("#decay-h + figure img", "src")
+    assert "No labels" not in page.inner_text("main")
+    drawn = httpx.get(f"http://127.0.0.1:{writable.port}{decay}", timeout=60)
+    assert drawn.headers["content-type"].startswith("image/svg+xml") and "roc_auc" in drawn.text
     assert "drifting" in page.inner_text("main")  # the alert rule and its standing
     shot(page, "monitor")
     page.goto(writable.url + "/models/churn/versions/2/card")
@@ -332,6 +346,50 @@ def test_compare_deployments_monitoring_and_card_pages(page, writable, home):
     r = httpx.get(writable.url + href, timeout=60)
     assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
     shot(page, "card")
+
+
+def test_monitoring_figures_are_kept_until_the_log_or_labels_change(home, tmp_path):
+    import re
+    import shutil
+
+    from scorehouse.monitor import PredictionLogger
+    from scorehouse.monitor.log import Channel
+
+    root, reg = home
+    log, labels = tmp_path / "log", tmp_path / "labels"
+    shutil.copytree(root / "log", log)
+    shutil.copytree(root / "labels", labels)
+    settings = UiSettings(registry=f"sqlite:///{root / 'registry.db'}",
+                          artifacts=str(root / "artifacts"), log_source=str(log),
+                          labels=str(labels))
+    query = "/models/churn/monitor?window=400rows&since=1d"
+
+    def look(http) -> tuple[str, int, str]:
+        page = http.get(query).text
+        windows = page[page.index('id="w-h"'):].count('<th scope="row">')
+        src = re.search(r'<img src="([^"]*/decay\.svg[^"]*)"', page).group(1)
+        return re.search(r"Figures as of ([^:]+:[^:]+:\S+)", page).group(1), windows, src
+
+    with Console(create_app(settings)) as console, \
+            httpx.Client(base_url=f"http://127.0.0.1:{console.port}", timeout=60) as http:
+        computed, windows, src = look(http)
+        decay = http.get(src).text
+        assert look(http) == (computed, windows, src)  # kept: nothing changed
+        assert http.get(src).text == decay
+        # A new closed log file: the figures are computed again, with the new window.
+        scorer = reg.load("churn@production")
+        with PredictionLogger(f"parquet:{log}") as logger:
+            logger.attach(scorer, Channel.SERVE)
+            scorer.predict(churn_frame(400, seed=77).drop(columns=[TARGET]))
+        assert look(http)[1] == windows + 1
+        # Other labels: the decay chart is drawn again from them.
+        before = http.get(src).text
+        table = pd.read_parquet(labels / "churn.parquet")
+        table["label"] = "yes"
+        table.to_parquet(labels / "churn.parquet")
+        assert http.get(look(http)[2]).text != before
+        missing = http.get("/models/churn/monitor/charts/nothing.svg?window=400rows&since=1d")
+        assert missing.status_code == 404 and "traffic" in missing.text
 
 
 def test_phone_width_and_keyboard(browser, writable):

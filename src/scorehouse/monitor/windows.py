@@ -24,6 +24,7 @@ from ..scorer import Scorer
 from .drift import DatasetDrift, DriftOptions, dataset_drift
 from .log import read_log
 from .log.records import PredictionRecord, records
+from .log.sinks import logged_files
 from .quality import QualityReport, QualityThresholds, input_quality
 from .reference import Reference, baseline_reference, training_baseline, window_reference
 from .windowing import (
@@ -131,6 +132,15 @@ def logged_rows(scorer: Scorer, *, source: str | os.PathLike[str] | None = None,
         raise NotFoundError(f"no logged predictions of {which}{when} in "
                             f"{source or '$SCOREHOUSE_HOME/predictions'}")
     return table
+
+
+def log_stamp(scorer: Scorer, *, source: str | os.PathLike[str] | None = None,
+              since: dt.datetime | None = None) -> tuple[tuple[str, int], ...]:
+    """What `logged_rows(scorer, source=, since=)` reads, as (file name, size) pairs: the
+    log's closed files never change, so an equal stamp means the same files (a cache of
+    figures over the log keys on it; rows leaving the `since` bound are the caller's)."""
+    return tuple((f.name, f.stat().st_size)
+                 for f in logged_files(source, model=scorer.name, since=since))
 
 
 def recent(scorer: Scorer, limit: int = 20, **select: Any) -> list[PredictionRecord]:

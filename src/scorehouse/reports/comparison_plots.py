@@ -10,7 +10,7 @@ import numpy as np
 from ..evaluation.canary import CanaryReport, Finding
 from ..evaluation.paired import QuantileComparison
 from ..monitor import drift_score
-from .plots import DRIFTED, MAX_SCORE, NOW, OK, TRAINING, _figure, _style, to_svg
+from .plots import DRIFTED, MAX_SCORE, NOW, OK, TRAINING, _figure, _style, to_svg, window_ticks
 
 
 def qq_plot(q: QuantileComparison, a: str, b: str) -> str:
@@ -61,8 +61,7 @@ def canary_plot(report: CanaryReport) -> str:
             ax.plot(x, np.minimum(gap, MAX_SCORE), marker=".", linestyle="--", linewidth=1.2,
                     label=f"{model} vs champion")
         ax.axhline(1.0, color="#24292f", linestyle=":", linewidth=1)
-        ax.set_xticks(x, [w.start.strftime("%m-%d %H:%M") for w in report.windows],
-                      rotation=30, ha="right", fontsize=7)
+        window_ticks(ax, [w.start.strftime("%m-%d %H:%M") for w in report.windows], fontsize=7)
         ax.set_ylabel("drift score (1 = verdict)")
         ax.set_ylim(bottom=0)
         fig.legend(loc="outside upper left", fontsize=7, ncols=2)

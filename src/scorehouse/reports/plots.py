@@ -57,6 +57,20 @@ def to_svg(fig: Figure) -> str:
     return text[text.index("<svg"):]
 
 
+#: At most this many windows are named under a plot over windows (every window is drawn).
+MAX_TICKS = 12
+
+
+def window_ticks(ax: Axes, labels: Sequence[str], **text: Any) -> None:
+    """Name windows on `ax`'s x axis (windows at 0, 1, ...): every one when there are at
+    most MAX_TICKS, else MAX_TICKS evenly spaced ones ending with the newest. A week of
+    hourly windows named one by one made 168 rotated labels per axis, most of a page's
+    drawing time and unreadable anyway."""
+    step = max(1, -(-len(labels) // MAX_TICKS))
+    at = list(range(len(labels) - 1, -1, -step))[::-1]
+    ax.set_xticks(at, [labels[i] for i in at], rotation=30, ha="right", **text)
+
+
 def _figure(width: float, height: float) -> Figure:
     with _style():
         return Figure(figsize=(width, height), layout="constrained")
@@ -179,7 +193,7 @@ def drift_over_time(series: Sequence[tuple[str, DatasetDrift]], top: int = 6) ->
         share.axhline(series[-1][1].drift_share, color="#24292f", linestyle="--", linewidth=1)
         share.set_ylim(0, 1)
         share.set_ylabel("drifted share")
-        share.set_xticks(x, labels, rotation=30, ha="right")
+        window_ticks(share, labels)
         return to_svg(fig)
 
 
@@ -222,7 +236,7 @@ def quality_over_time(series: Sequence[tuple[str, QualityReport]]) -> str:
         for m in measures:
             ax.plot(x, [max((c.value for c in q.checks if c.measure == m), default=0.0)
                         for _, q in series], marker="o", label=m)
-        ax.set_xticks(x, [w for w, _ in series], rotation=30, ha="right")
+        window_ticks(ax, [w for w, _ in series])
         ax.set_ylabel("highest rate")
         ax.legend(loc="upper left", fontsize=8, ncols=3)
         return to_svg(fig)
@@ -243,7 +257,7 @@ def performance_plot(series: Sequence[tuple[str, Mapping[str, float]]],
             if name in reference:
                 ax.axhline(reference[name], color=TRAINING, linestyle="--", label="training")
             ax.set_title(name)
-            ax.set_xticks(x, [w for w, _ in series], rotation=30, ha="right", fontsize=7)
+            window_ticks(ax, [w for w, _ in series], fontsize=7)
         axes[0].legend(loc="best", fontsize=8)
         return to_svg(fig)
 

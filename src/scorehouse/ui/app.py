@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..registry import Registry
-from . import actions, models, operations
+from . import actions, models, monitoring, operations
 from .settings import UiSettings
 from .web import HERE, Ask, Console, View, endpoint
 
@@ -74,7 +74,8 @@ def _routes(console: Console) -> list[BaseRoute]:
         page(v + "/card.html", operations.card_file, "card_html"),
         page(v + "/card.md", operations.card_file, "card_md"),
         page(m + "/compare", models.compare_page, "compare"),
-        page(m + "/monitor", operations.monitor_page, "monitor"),
+        page(m + "/monitor", monitoring.monitor_page, "monitor"),
+        page(m + "/monitor/charts/{kind}.svg", monitoring.monitor_chart, "monitor_chart"),
         page("/deployments", operations.deployments_page, "deployments"),
         page("/deployments/{name}", operations.deployment_page, "deployment"),
         page("/deployments/{name}/comparison", operations.comparison_page, "comparison"),

@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..monitor import Traffic
-from ..reports.plots import DRIFTED, NOW, STYLE, TRAINING, to_svg
+from ..reports.plots import DRIFTED, NOW, STYLE, TRAINING, to_svg, window_ticks
 
 
 def traffic_plot(labels: Sequence[str], traffic: Sequence[Traffic]) -> str:
@@ -37,7 +37,7 @@ def traffic_plot(labels: Sequence[str], traffic: Sequence[Traffic]) -> str:
         rejects.set_ylim(0, max(0.05, max((t.reject_rate for t in traffic), default=0) * 1.2))
         rejects.set_ylabel("rejected")
         rejects.set_title("rows rejected (share)")
-        rejects.set_xticks(x, list(labels), rotation=30, ha="right")
+        window_ticks(rejects, labels)
         return to_svg(fig)
 
 

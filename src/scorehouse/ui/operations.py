@@ -1,163 +1,23 @@
-"""The pages of a model in operation: its monitoring (charts from the prediction log, the
-alert rules), the deployments (roles, traffic split, history) and the model card.
+"""The pages of a model in operation beside its monitoring (`monitoring.py`): the
+deployments (roles, traffic split, history) and the model card.
 
-The figures come from the calls the CLI makes: `monitor.log_windows` (what `monitor
-check` and `monitor report` read), `monitor.alerts.check` (the rules over those windows,
-delivering nothing) and the alert state `monitor check` keeps, `routing.registered.read`
-and `Registry.deployment_history` (`deploy show|history`), and `reports.card`
-(`scorehouse card`). Charts are `reports.plots`' (and `charts.py` for traffic).
+The figures come from the calls the CLI makes: `routing.registered.read` and
+`Registry.deployment_history` (`deploy show|history`), the log's traffic per role (`deploy
+compare`'s counts), and `reports.card` (`scorehouse card`). Charts are `charts.py`'s.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from markupsafe import Markup
 from starlette.responses import Response
 
 from ..errors import NotFoundError
 from ..registry.refs import ModelRef
-from .models import active_alias, keep
+from .monitoring import labels_for
 from .web import Ask
-
-if TYPE_CHECKING:  # monitor, routing and the scorer load with the first page that reads them
-    from ..monitor import Labels, LoggedWindow
-    from ..scorer import Scorer
-
-#: Models kept loaded for the monitoring pages (the most recently used).
-SCORERS_KEPT = 8
-#: The windows a monitoring page offers.
-WINDOWS = ("15min", "hour", "6h", "day", "week", "1000rows", "all")
-
-
-def _labels(ask: Ask, name: str) -> Labels | None:
-    from ..monitor import Labels
-
-    folder = ask.console.settings.labels
-    if not folder:
-        return None
-    for suffix in (".parquet", ".csv"):
-        path = Path(folder) / f"{name}{suffix}"
-        if path.is_file():
-            s = ask.console.settings
-            return Labels(path, s.label_id, s.label_target)
-    return None
-
-
-def _rules_path(ask: Ask, name: str) -> Path | None:
-    rules = ask.console.settings.rules
-    if not rules:
-        return None
-    path = Path(rules)
-    if path.is_dir():
-        path = path / f"{name}.toml"
-    return path if path.is_file() else None
-
-
-def _scorer(ask: Ask, ref: str) -> Scorer:
-    """The model of `ref`, loaded once per artifact (a page view scores nothing)."""
-    from ..monitor import monitored
-
-    mv = ask.registry.resolve(ref)
-    cache = ask.console.scorers
-    found = cache.get(mv.manifest_sha256)
-    if found is None:
-        found = keep(cache, mv.manifest_sha256, monitored(ModelRef.parse(mv.ref),
-                                                          registry=ask.registry), SCORERS_KEPT)
-    return found
-
-
-def _label(w: LoggedWindow) -> str:
-    return w.report.start.strftime("%m-%d %H:%M")
-
-
-def _charts(scorer: Scorer, windows: list[LoggedWindow], has_labels: bool) -> dict[str, Any]:
-    from ..monitor.feedback import CLASSIFICATION, REGRESSION, reference_figures
-    from ..reports import plots
-    from .charts import traffic_plot
-
-    labels = [_label(w) for w in windows]
-    drift = [(lab, w.report.drift) for lab, w in zip(labels, windows, strict=True)
-             if w.report.drift is not None]
-    quality = [(lab, w.report.quality) for lab, w in zip(labels, windows, strict=True)
-               if w.report.quality is not None]
-    out: dict[str, Any] = {"traffic": Markup(traffic_plot(labels, [w.report.traffic
-                                                                   for w in windows]))}
-    out["drift"] = Markup(plots.drift_over_time(drift)) if drift else None
-    out["quality"] = Markup(plots.quality_over_time(quality)) if quality else None
-    out["decay"] = None
-    if has_labels and any(w.metrics for w in windows):
-        names = REGRESSION if scorer.task == "regression" else CLASSIFICATION
-        line = {k: f.value for k, f in reference_figures(scorer.manifest, names).items()}
-        out["decay"] = Markup(plots.performance_plot(
-            [(lab, dict(w.metrics)) for lab, w in zip(labels, windows, strict=True)], line))
-    return out
-
-
-def _predictions(scorer: Scorer, newest: LoggedWindow) -> list[tuple[str, Markup]]:
-    """The distribution of each prediction column in the newest window, against training."""
-    from ..monitor import baseline_reference, training_baseline
-    from ..reports import plots
-
-    reference = baseline_reference(training_baseline(scorer), scorer.schema)
-    state = newest.state
-    state.flush()
-    out = []
-    for name, sketch in state.sketches.items():
-        ref = reference.features.get(name)
-        if name.startswith("prediction.") and ref is not None:
-            out.append((name, Markup(plots.feature_plot(ref.sketch, sketch))))
-    return out
-
-
-def _alerts(ask: Ask, name: str, windows: list[LoggedWindow]) -> dict[str, Any] | None:
-    from ..monitor import AlertState, check, load_rules, rule_statuses
-    from ..monitor.alerts import state_path
-
-    path = _rules_path(ask, name)
-    if path is None:
-        return None
-    rules = load_rules(path)
-    result = check([w.figures() for w in windows], rules, AlertState(name))
-    saved = AlertState.load(state_path(name), name)
-    return {"path": str(path), "statuses": rule_statuses(rules, result),
-            "alerts": result.alerts, "saved": saved}
-
-
-def monitor_page(ask: Ask) -> Response:  # long: one page, many sections, each a call
-    """GET /models/{name}/monitor?version=N&window=hour&since=7d: traffic, drift, quality,
-    prediction distribution and decay over windows of the log, and the alert rules."""
-    from ..monitor import log_windows, parse_time
-
-    reg, name = ask.registry, ask.param("name")
-    summary = {v.version: v for v in reg.versions(name)}
-    active = active_alias(sorted({a for v in summary.values() for a in v.aliases}))
-    version = ask.query("version")
-    ref = f"{name}/{version}" if version.isdigit() else \
-        (f"{name}@{active}" if active else f"{name}@latest")
-    window = ask.query("window", ask.console.settings.window)
-    since_text = ask.query("since", "7d")
-    scorer = _scorer(ask, ref)
-    labels = _labels(ask, name)
-    context: dict[str, Any] = {
-        "title": f"Monitoring {name}", "name": name, "ref": f"{name}/{scorer.version}",
-        "versions": sorted(summary, reverse=True), "version": scorer.version,
-        "window": window, "windows": WINDOWS if window in WINDOWS else (window, *WINDOWS),
-        "since": since_text,
-        "labels": labels, "rules": None, "empty": ""}
-    try:
-        since = parse_time(since_text) if since_text else None
-        windows = log_windows(scorer, window=window, labels=labels,
-                              source=ask.console.settings.log_source, since=since)
-    except NotFoundError as e:
-        context["empty"] = str(e)
-        return ask.page("monitor.html.j2", **context, charts={}, predictions=[], table=[])
-    context["rules"] = _alerts(ask, name, windows)
-    return ask.page("monitor.html.j2", **context, charts=_charts(scorer, windows, labels is not None),
-                    predictions=_predictions(scorer, windows[-1]),
-                    table=[(_label(w), w) for w in windows][::-1])
 
 
 def deployments_page(ask: Ask) -> Response:
@@ -233,7 +93,7 @@ def _card_text(ask: Ask, kind: str) -> tuple[str, str]:
     from ..reports.card import LogOptions, build_card, card_input
 
     name, number = ask.param("name"), ask.param("version")
-    labels = _labels(ask, name)
+    labels = labels_for(ask, name)
     s = ask.console.settings
     options = LogOptions(True, s.log_source, "day", labels.path if labels else None,
                          s.label_id if labels else None, s.label_target if labels else None)
@@ -263,4 +123,4 @@ def card_file(ask: Ask) -> Response:
 
 
 __all__ = ["card_file", "card_page", "comparison_file", "comparison_page", "deployment_page",
-           "deployments_page", "monitor_page"]
+           "deployments_page"]

@@ -20,7 +20,8 @@ class UiSettings:
     monitoring pages read (None: $SCOREHOUSE_HOME/predictions); `rules`: an alert rules
     file (TOML) for every model, or a folder of `<model>.toml`; `labels`: a folder of
     late labels `<model>.parquet` (or .csv) with columns `label_id` and `label_target`,
-    for decay; `window`: the monitoring pages' default window.
+    for decay; `window`, `since`: the monitoring pages' default window and how far back
+    they look (a day of hourly windows: a week of them is 168 windows to draw).
     """
 
     registry: str | None = None
@@ -36,6 +37,7 @@ class UiSettings:
     label_id: str = "id"
     label_target: str = "label"
     window: str = "hour"
+    since: str = "1d"
 
     @property
     def has_keys(self) -> bool:

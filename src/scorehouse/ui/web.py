@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from ..errors import ScorehouseError
 from ..registry import Registry
 from .auth import FLASH, Access, Forbidden, SignInNeeded, Visitor
+from .kept import MonitorViews
 from .settings import UiSettings
 
 HERE = Path(__file__).parent
@@ -45,6 +46,8 @@ class Console:
         self.access = Access(settings)
         #: Models the monitoring pages read, by manifest sha256 (loaded once each).
         self.scorers: dict[str, Any] = {}
+        #: The monitoring pages' computed figures (see `monitoring.py`).
+        self.monitoring = MonitorViews()
         self.templates = Environment(
             loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["j2"]),
             undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)

@@ -223,6 +223,23 @@ def read_log(where: str | os.PathLike[str] | None = None, *, model: str | None =
     different inputs are unioned; absent values are null); empty with the fixed columns
     when nothing matches. Only closed files are read (open journals are not).
     """
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=dt.timezone.utc)
+    files = logged_files(where, model=model, since=since)
+    if not files:
+        return FIXED.empty_table()
+    table = pa.concat_tables([pq.ParquetFile(f).read() for f in files], promote_options="permissive")
+    if since is not None:
+        table = table.filter(pc.greater_equal(table.column("time"), pa.scalar(
+            since, pa.timestamp("us", tz="UTC"))))
+    return table.sort_by("time") if table.num_rows else table
+
+
+def logged_files(where: str | os.PathLike[str] | None = None, *, model: str | None = None,
+                 since: dt.datetime | None = None) -> list[Path]:
+    """The closed files of a Parquet prediction log that `read_log` reads for these
+    filters (`read_log`'s arguments), in the order it reads them. A closed file never
+    changes, so the same list (names, sizes) means the same logged rows."""
     from .urls import parquet_root
 
     root = parquet_root(str(where) if where is not None else "")
@@ -232,14 +249,7 @@ def read_log(where: str | os.PathLike[str] | None = None, *, model: str | None =
     first_day = since.astimezone(dt.timezone.utc).date().isoformat() if since else ""
     files = [f for f in root.glob(f"{models}/date=*/*.parquet")
              if f.parent.name[len("date="):] >= first_day]
-    if not files:
-        return FIXED.empty_table()
-    files.sort(key=lambda f: f.name)
-    table = pa.concat_tables([pq.ParquetFile(f).read() for f in files], promote_options="permissive")
-    if since is not None:
-        table = table.filter(pc.greater_equal(table.column("time"), pa.scalar(
-            since, pa.timestamp("us", tz="UTC"))))
-    return table.sort_by("time") if table.num_rows else table
+    return sorted(files, key=lambda f: f.name)
 
 
-__all__ = ["ParquetSink", "publish", "read_log", "recover"]
+__all__ = ["ParquetSink", "logged_files", "publish", "read_log", "recover"]
