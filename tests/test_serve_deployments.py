@@ -289,24 +289,26 @@ def test_a_full_off_path_pool_skips_and_is_counted(reg):
 
 def test_every_roles_row_is_logged_under_the_request_id(reg, tmp_path):
     log = LogOptions.parse(str(tmp_path / "log"))
-    app = _app(reg, ["api", "fb"], watch=False, log=log)
+    app = _app(reg, ["api", "fb", "safe"], watch=False, log=log)
     with Server(app) as s:
         for protocol in PROTOCOLS:
             r, _ = _post(s.url, protocol, "api", [{"x": 1.0}], **{"x-request-id": f"r-{protocol}"})
             assert r.status_code == 200
         _post(s.url, "native", "api", [{"x": 2.0}, {"x": 3.0}], **{"x-request-id": "r-many"})
         _post(s.url, "native", "fb", [{"x": -1.0}], **{"x-request-id": "r-fb"})
+        _post(s.url, "native", "safe", [{"x": -1.0}, {"x": -9.0}], **{"x-request-id": "r-safe"})
         logger = app.service.monitoring.logger
         deadline = time.time() + 20
-        # 4 roles x 5 rows for api; fb: the fallback's row, then the late champion's.
-        while logger.stats.written < 22:
+        # 4 roles x 5 rows for api; fb: the fallback's row, then the late champion's; safe:
+        # the default's 2 rows, the failed fallback's 2 (refused), the late champion's 2.
+        while logger.stats.written < 28:
             assert time.time() < deadline, logger.stats
             logger.flush()
             time.sleep(0.05)
     rows = read_log(tmp_path / "log").to_pylist()  # closed at shutdown: everything flushed
     roles: dict[str, set] = {}
     for row in rows:
-        assert row["deployment"] in ("api", "fb") and row["channel"] == "serve"
+        assert row["deployment"] in ("api", "fb", "safe") and row["channel"] == "serve"
         roles.setdefault(row["id"], set()).add(row["role"])
     every = {"champion", "shadow", "canary", "decoy"}
     for rid in ("r-mlflow", "r-v2", "r-native", "r-many/0", "r-many/1"):
@@ -322,6 +324,12 @@ def test_every_roles_row_is_logged_under_the_request_id(reg, tmp_path):
     assert json.loads(decoys["r-many/0"]["input.@record"]) == {"x": 2.0}
     assert json.loads(decoys["r-v2"]["input.@record"]) == {"x": 1.0}
     assert decoys["r-v2"]["input.x"] is None
+    # The default answered: its rows as received and its answer, as batch and streams log it.
+    assert roles["r-safe/0"] == roles["r-safe/1"] == {"default", "champion", "fallback"}
+    defaults = {r["id"]: r for r in rows if r["role"] == "default"}
+    assert [defaults[f"r-safe/{i}"]["prediction.value"] for i in (0, 1)] == [0.25, 0.5]
+    assert json.loads(defaults["r-safe/1"]["input.@record"]) == {"x": -9.0}
+    assert defaults["r-safe/0"]["model"] == "safe" and defaults["r-safe/0"]["version"] is None
 
 
 # --- changes under load --------------------------------------------------------------------

@@ -60,6 +60,13 @@ def unscored_event(deployment: str, records: Sequence[Mapping[str, Any]],
     return ScoreEvent(deployment, None, MappingProxyType({RECORD: received}), result)
 
 
+def default_answers(values: Sequence[Any]) -> np.ndarray:
+    """The default's answers as the log's `values` of `unscored_event`: floats when every
+    one is a number, else the values as they are (a label)."""
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    return np.asarray(values, dtype=float if numeric else object)
+
+
 def _nulls(record: Mapping[str, Any]) -> dict[str, Any]:
     """NaN and infinities as null: JSON has no token for them."""
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v
@@ -102,4 +109,4 @@ class RoutedLog:
                              deployment=self.deployment, role=str(role))
 
 
-__all__ = ["RECORD", "RoutedLog", "unscored_event"]
+__all__ = ["RECORD", "RoutedLog", "default_answers", "unscored_event"]

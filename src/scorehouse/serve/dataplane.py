@@ -200,6 +200,8 @@ class DataPlane:
         request.answered = answers.answered(name, answer)
         if answer.result is None:
             values = answers.default_values(answer, isinstance(rows, Mapping))
+            if self.deployments is not None and call.request_id:
+                self.deployments.log_default(name, call.request_id, rows, values)
             return wire.encode_default(values, request)
         self.metrics.observe(answer.result)
         return wire.encode(answer.result, None, request)

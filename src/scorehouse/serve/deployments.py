@@ -19,7 +19,9 @@ decoy, which scores nothing, is logged from `on_off_path`: one row per input row
 record as received (decoded from the protocol, before any schema coercion) as JSON text in
 one column, `input.@record` (`41` and `"41"` stay apart, an absent field stays absent; one
 string column, so it never clashes with a model's typed `input.<column>` when the log's
-models are read together), and a null `prediction.value`.
+models are read together), and a null `prediction.value`. The default's answer is
+logged the same way (`log_default`, called by the data plane when the default answered),
+role "default", its answer per row in `prediction.value`, as batch and streams log it.
 
 Metrics (`/metrics`, per deployment): answers by the role and model that answered,
 fallbacks by cause (deadline or error), the answer's latency by role, off-path calls by
@@ -41,14 +43,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from ..errors import ScorehouseError
 from ..monitor.live import LiveMonitor, NumberedIds, row_ids, row_role
 from ..monitor.log import Channel
-from ..monitor.routed import unscored_event
+from ..monitor.routed import default_answers, unscored_event
 from ..routing import OffPathResult, Rendezvous, Role, Routed
 from ..routing.registered import current_sha256, read
-from ..scorer import ScoreEvent, Scorer, ScorerCache
+from ..scorer import Scorer, ScorerCache
 from .metrics import BUCKETS
 from .models import WATCH_EVERY, watcher
 
 if TYPE_CHECKING:  # SQLAlchemy and Alembic load only when a deployment is served
+    import numpy as np
+
     from ..registry import Registry
 
 log = logging.getLogger("scorehouse.serve")
@@ -223,18 +227,32 @@ class DeploymentSet:
 
     # --- off the response path ------------------------------------------------------------
 
+    def log_default(self, name: str, request_id: str, rows: Any, values: Sequence[Any]
+                    ) -> None:
+        """Log the default's answer to a request: its rows as received (one record, a list
+        of them or an Arrow table), `values` the default's answer per row, under the
+        request's id, role default (as batch and streams log it)."""
+        self._log_unscored(name, Role.DEFAULT, request_id, rows, default_answers(values))
+
     def _off_path(self, name: str, out: OffPathResult) -> None:
         """Count one off-path call; archive the decoy's record in the prediction log."""
         if self.metrics is not None:
             outcome = "archived" if out.role is Role.DECOY else "error" if out.error else "scored"
             self.metrics.off_path.labels(name, out.role.value, outcome).inc()
+        if out.role is Role.DECOY and out.record is not None:
+            self._log_unscored(name, Role.DECOY, out.request_id, out.record)
+
+    def _log_unscored(self, name: str, role: Role, request_id: str, rows: Any,
+                      values: np.ndarray | None = None) -> None:
+        # Rows no model scored: `monitor.routed.unscored_event`, one id per row.
         logger = self.live.logger if self.live is not None else None
-        if out.role is Role.DECOY and logger is not None and out.record is not None:
-            event = decoy_event(name, out.record)
-            n = event.result.n_read
-            ids = [out.request_id] if n == 1 else NumberedIds(out.request_id, n)
-            logger.log(event, channel=Channel.SERVE, ids=ids, latency_ms=0.0,
-                       deployment=name, role=Role.DECOY.value)
+        if logger is None:
+            return
+        event = unscored_event(name, _records(rows), values)
+        n = event.result.n_read
+        ids = [request_id] if n == 1 else NumberedIds(request_id, n)
+        logger.log(event, channel=Channel.SERVE, ids=ids, latency_ms=0.0, deployment=name,
+                   role=role.value)
 
 
 @contextlib.contextmanager
@@ -249,14 +267,12 @@ def _role_of(name: str, role: Role, ids: Sequence[str] | None) -> Iterator[None]
                 yield
 
 
-def decoy_event(name: str, rows: Any) -> ScoreEvent:
-    """The decoy's log event for a request's `rows` as received (one record, a list of
-    them or an Arrow table): `monitor.routed.unscored_event`, as batch and streams log it."""
+def _records(rows: Any) -> list[Mapping[str, Any]]:
+    """A request's rows as received (one record, a list of them or an Arrow table) as
+    records."""
     if isinstance(rows, Mapping):
-        records: list[Mapping[str, Any]] = [rows]
-    else:
-        records = rows.to_pylist() if hasattr(rows, "to_pylist") else list(rows)
-    return unscored_event(name, records)
+        return [rows]
+    return rows.to_pylist() if hasattr(rows, "to_pylist") else list(rows)
 
 
-__all__ = ["DeploymentMetrics", "DeploymentSet", "decoy_event"]
+__all__ = ["DeploymentMetrics", "DeploymentSet"]

@@ -27,7 +27,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..monitor.live import LiveMonitor
-from ..monitor.routed import RoutedLog
+from ..monitor.routed import RoutedLog, default_answers
 from ..routing import Answer, Role
 from ..routing.following import Following
 from ..routing.table import DEFAULT, score_table
@@ -68,14 +68,9 @@ class DeployedScoring:
                               [ids[r] for r in rows])
         rows = [r for r in sorted(answers.values) if answers.who[r] == DEFAULT]
         if rows:
-            import numpy as np
-
-            values = [answers.values[r] for r in rows]
-            numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                          for v in values)
             self.log.unscored(Role.DEFAULT.value, table.take(pa.array(rows)).to_pylist(),
                               [ids[r] for r in rows],
-                              np.asarray(values, dtype=float if numeric else object))
+                              default_answers([answers.values[r] for r in rows]))
 
     def fields(self, entity: str, event_id: str, answer: Answer, newest: bool
                ) -> tuple[dict[str, Any], dict[str, Any]]:
