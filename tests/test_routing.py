@@ -559,6 +559,36 @@ def test_deploy_set_runs_the_gates_of_the_role_a_model_enters(reg, tmp_path):
     assert again.reports == () and not again.forced
 
 
+def test_deploy_create_runs_the_gates_of_its_answering_roles(reg, tmp_path):
+    """A new deployment's champion passes @production's gates and each weighted challenger
+    @challenger's; shadows, canaries and fallbacks pass none; refused: nothing stored."""
+    from scorehouse.evaluation import GatePolicy, GatesRefused, evaluate_ref
+    from scorehouse.evaluation.deployments import create_deployment
+
+    for alias in ("production", "challenger"):
+        reg.set_gate_policy("double", alias, GatePolicy.build(["rmse <= 0.01"]))
+    spec = apply(None, SpecChanges(champion="double/1", challengers=["double/2=0.1"],
+                                   shadows=["double/3"]), name="gated")
+    with pytest.raises(GatesRefused, match="double/1 may not take @production"):
+        create_deployment(reg, spec)
+    with pytest.raises(NotFoundError):
+        reg.deployment("gated")  # refused: nothing stored
+    holdout = tmp_path / "holdout.parquet"
+    pd.DataFrame({"x": np.arange(20.0), "y": np.arange(20.0) * 2}).to_parquet(holdout)
+    evaluate_ref("double/1", holdout, "y", registry=reg)
+    with pytest.raises(GatesRefused, match="double/2 may not take @challenger"):
+        create_deployment(reg, spec)
+    evaluate_ref("double/2", holdout, "y", registry=reg)
+    done = create_deployment(reg, spec, reason="both pass")  # double/3 (shadow): no gate
+    assert [(r.ref, r.alias, r.passed) for r in done.reports] == [
+        ("double/1", "production", True), ("double/2", "challenger", True)]
+    assert not done.forced and done.deployment.revision == 1
+    forced = create_deployment(reg, apply(None, SpecChanges(champion="double/3"),
+                                          name="forced"), force=True, reason="a trial")
+    assert forced.forced and reg.deployment_history("forced")[-1].reason.startswith(
+        "forced past failing gates (double/3 @production")
+
+
 def test_deploy_set_cli_refuses_with_exit_6_and_the_gate_table(capsys, tmp_path, models):
     where = ("--registry", f"sqlite:///{tmp_path / 'cli.db'}", "--artifacts",
              str(tmp_path / "store"))

@@ -11,13 +11,17 @@ canaries' windows (`evaluation.compare_deployment`, printed by `compare_output.p
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from .common import JsonOpt, Reason, User, open_registry
 from .output import console, emit, table
+
+if TYPE_CHECKING:
+    from ..evaluation.deployments import GatedChange
 
 #: Added to the root app as `scorehouse deploy` by `cli/app.py`.
 group = typer.Typer(help="Deployments: champion, challengers, shadows, canaries, decoy, "
@@ -36,6 +40,7 @@ DefaultRule = Annotated[str | None, typer.Option("--default-rule", help="Last-re
 StickyBy = Annotated[str | None, typer.Option("--sticky-by", help="Input field whose hash keeps a key on one model (default: the request id; '' clears).")]
 RouteBy = Annotated[str | None, typer.Option("--route-by", help="Input field whose value picks a model (with --route; '' clears).")]
 Route = Annotated[list[str] | None, typer.Option("--route", help="VALUE=REF: requests whose --route-by field is VALUE go to REF (repeatable).")]
+Force = Annotated[bool, typer.Option("--force", help="Past failing gates (needs -m WHY; recorded in the history).")]
 
 
 def _changes(**flags: Any) -> Any:
@@ -63,9 +68,13 @@ def deploy_create(
     deadline_ms: Deadline = None, default: DefaultOpt = None, default_rule: DefaultRule = None,
     sticky_by: StickyBy = None, route_by: RouteBy = None, route: Route = None,
     spec: Annotated[Path | None, typer.Option("--spec", help="Read the whole spec from this JSON file instead of flags.")] = None,
-    reason: Reason = "", user: User = None, as_json: JsonOpt = False,
+    force: Force = False, reason: Reason = "", user: User = None, as_json: JsonOpt = False,
 ) -> None:
     """Create a deployment; every model it names must be registered.
+
+    Its champion passes the gates of @production and each weighted challenger those of
+    @challenger (scorehouse gates set), as in deploy set: a failing gate refuses (exit 6)
+    with the gate table and nothing is stored.
 
     Example:
 
@@ -74,7 +83,7 @@ def deploy_create(
         --sticky-by customer_id -m "A/B test v3"
     """
     from ..errors import UsageError
-    from ..routing import registered
+    from ..evaluation.deployments import create_deployment
     from ..routing.flags import apply
     from ..routing.spec import DeploymentSpec
 
@@ -90,7 +99,8 @@ def deploy_create(
             fallbacks=fallback, decoy=decoy, deadline_ms=deadline_ms, default=default,
             default_rule=default_rule, sticky_by=sticky_by, route_by=route_by, routes=route),
             name=name)
-    _show(registered.create(open_registry(), made, reason=reason, user=user), as_json, "created")
+    _gated(lambda: create_deployment(open_registry(), made, force=force, reason=reason,
+                                     user=user), as_json, "created")
 
 
 @group.command("set")
@@ -102,8 +112,7 @@ def deploy_set(
     sticky_by: StickyBy = None, route_by: RouteBy = None, route: Route = None,
     promote: Annotated[str | None, typer.Option(help="Make this challenger the champion (the old champion leaves).")] = None,
     remove: Annotated[list[str] | None, typer.Option("--remove", help="Take this model out of every role but champion (repeatable).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Past failing gates (needs -m WHY; recorded in the history).")] = False,
-    reason: Reason = "", user: User = None, as_json: JsonOpt = False,
+    force: Force = False, reason: Reason = "", user: User = None, as_json: JsonOpt = False,
 ) -> None:
     """Change a deployment: weights, roles, deadline, default, sticky field (a new revision).
 
@@ -118,24 +127,31 @@ def deploy_set(
         scorehouse deploy set churn-api --promote churn/3 -m "v3 wins"
     """
     from ..evaluation.deployments import change_deployment
-    from .evaluating import gate_table, shows_refusal
-    from .output import emit_json
 
     changes = _changes(
         champion=champion, challengers=challenger, shadows=shadow, canaries=canary,
         fallbacks=fallback, remove=remove, promote=promote, decoy=decoy,
         deadline_ms=deadline_ms, default=default, default_rule=default_rule,
         no_default=no_default, sticky_by=sticky_by, route_by=route_by, routes=route)
+    _gated(lambda: change_deployment(open_registry(), name, changes, force=force,
+                                     reason=reason, user=user), as_json, "changed")
+
+
+def _gated(store: Callable[[], GatedChange], as_json: bool, done: str) -> None:
+    """Run `store` (a gated create or change); print its gate tables and the stored
+    deployment ("`done`"), or the refusal's table (exit 6)."""
+    from .evaluating import gate_table, shows_refusal
+    from .output import emit_json
+
     with shows_refusal(as_json):
-        done = change_deployment(open_registry(), name, changes, force=force, reason=reason,
-                                 user=user)
+        stored = store()
     if as_json:
-        emit_json(done.to_dict())
+        emit_json(stored.to_dict())
         return
-    for report in done.reports:
+    for report in stored.reports:
         if report.policy:
             gate_table(report)
-    _show(done.deployment, False, "changed past failing gates:" if done.forced else "changed")
+    _show(stored.deployment, False, f"{done} past failing gates:" if stored.forced else done)
 
 
 @group.command("show")

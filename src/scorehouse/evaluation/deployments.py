@@ -1,5 +1,7 @@
-"""A deployment's change through the promotion gates: a model that starts answering traffic
-passes the same gates as one promoted to the alias that traffic would follow.
+"""A deployment's creation and changes through the promotion gates: a model that starts
+answering traffic passes the same gates as one promoted to the alias that traffic would
+follow (at `deploy create` its champion and weighted challengers, at `deploy set` those a
+change brings in).
 
 | role it enters | gates of its model's alias |
 |---|---|
@@ -46,17 +48,33 @@ class GatedChange:
                 "forced": self.forced}
 
 
-def entering(old: DeploymentSpec, new: DeploymentSpec) -> list[tuple[str, Role]]:
+def entering(old: DeploymentSpec | None, new: DeploymentSpec) -> list[tuple[str, Role]]:
     """(reference, role) of each model that answers traffic in `new` and did not in that
-    role in `old`: a new champion, a new challenger, or a challenger whose weight went from
-    0 to more."""
+    role in `old` (None: a new deployment): a new champion, a new challenger, or a
+    challenger whose weight went from 0 to more."""
     out = []
-    if new.champion != old.champion:
+    if old is None or new.champion != old.champion:
         out.append((new.champion, Role.CHAMPION))
-    before = {c.model for c in old.challengers if c.weight > 0}
+    before = {c.model for c in old.challengers if c.weight > 0} if old else set()
     out += [(c.model, Role.CHALLENGER) for c in new.challengers
             if c.weight > 0 and c.model not in before]
     return out
+
+
+def create_deployment(registry: Registry, spec: DeploymentSpec, *, force: bool = False,
+                      reason: str = "", user: str | None = None) -> GatedChange:
+    """`routing.registered.create` with the gates of each answering role (`ROLE_GATES`):
+    its champion and every challenger with a weight, run before anything is stored.
+
+    Raises:
+        GatesRefused: (exit 6) a gate failed and `force` is False; nothing stored.
+        UsageError: `force` past failing gates without a `reason`; as `registered.create`.
+        NotFoundError, ConflictError: as `registered.create`.
+    """
+    registered.check_models(spec, registry)  # an unknown model is named before any gate
+    reports, reason, forced = _judge(registry, entering(None, spec), force, reason)
+    stored = registered.create(registry, spec, reason=reason, user=user)
+    return GatedChange(stored, reports, forced)
 
 
 def change_deployment(registry: Registry, name: str, changes: SpecChanges, *,
@@ -71,8 +89,18 @@ def change_deployment(registry: Registry, name: str, changes: SpecChanges, *,
         NotFoundError, ConflictError: as `registered.change`.
     """
     planned = registered.plan(registry, name, changes)
-    reports = tuple(check_gates(registry, ref, ROLE_GATES[role])
-                    for ref, role in entering(planned.old, planned.new)
+    reports, reason, forced = _judge(registry, entering(planned.old, planned.new), force,
+                                     reason)
+    # The revision the gates judged, or a ConflictError: never a spec they did not see.
+    stored = registered.commit(registry, planned, reason=reason, user=user)
+    return GatedChange(stored, reports, forced)
+
+
+def _judge(registry: Registry, models: list[tuple[str, Role]], force: bool, reason: str
+           ) -> tuple[tuple[GateReport, ...], str, bool]:
+    """The gate reports of `models` entering their roles, the reason to record (naming
+    the gates forced past) and whether any was; GatesRefused / UsageError as the callers."""
+    reports = tuple(check_gates(registry, ref, ROLE_GATES[role]) for ref, role in models
                     if not ModelRef.parse(ref).is_path)
     failing = [r for r in reports if r.policy and not r.passed]
     if failing and not force:
@@ -83,9 +111,7 @@ def change_deployment(registry: Registry, name: str, changes: SpecChanges, *,
         names = ", ".join(f"{r.ref} @{r.alias}: " + ", ".join(g.name for g in r.failing)
                           for r in failing)
         reason = f"forced past failing gates ({names}): {reason}"
-    # The revision the gates judged, or a ConflictError: never a spec they did not see.
-    stored = registered.commit(registry, planned, reason=reason, user=user)
-    return GatedChange(stored, reports, bool(failing))
+    return reports, reason, bool(failing)
 
 
-__all__ = ["GatedChange", "ROLE_GATES", "change_deployment", "entering"]
+__all__ = ["GatedChange", "ROLE_GATES", "change_deployment", "create_deployment", "entering"]
