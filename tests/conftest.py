@@ -46,7 +46,8 @@ def pytest_report_header(config) -> list[str]:
 
 def pytest_collection_modifyitems(config, items) -> None:
     """The default run leaves out the tests marked slow (an image build, an offline install
-    into a fresh virtualenv: minutes each) so that it stays near 15 minutes; CI runs them."""
+    into a fresh virtualenv, the README's blocks in turn: minutes each) so that it stays
+    near 15 minutes; CI runs them."""
     if _with_slow(config):
         return
     slow = [i for i in items if i.get_closest_marker("slow")]

@@ -196,6 +196,7 @@ def python_namespace(workspace, churn_data):
             "new_customers": new}
 
 
+@pytest.mark.slow  # every block in turn, one workspace: ~3 min; CI runs it (CI=true)
 @pytest.mark.parametrize("block", [b for b in blocks() if b.action == "run"], ids=lambda b: b.id)
 def test_readme_block_runs_as_written(block, workspace, python_namespace, monkeypatch):
     code = workspace.prepare(block.code)
