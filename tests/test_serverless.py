@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -175,6 +176,10 @@ def test_a_moved_alias_is_followed_between_invocations(registry_home, rows):
     settings = ServeSettings(refs=["churn@production"], registry=registry_home.url,
                              artifacts=registry_home.store.url, batching="off")
     fn = LambdaFunction.from_settings(settings, refresh_every=0.01)
+    # No watcher thread (a frozen Lambda environment would run it at random): the function
+    # checks the registry between invocations instead.
+    assert not [t.name for t in threading.enumerate() if t.name in ("scorehouse-watch",
+                                                                  "scorehouse-deployments")]
     row = {k: (v if v is not None else 0) for k, v in rows[0].items()}
     assert fn({"model": "churn", **row})["body"]["version"] == 1
     registry_home.promote("churn/2", "production")

@@ -24,10 +24,11 @@ from .settings import ServeSettings
 
 
 def app_from_settings(s: ServeSettings, preload: bool = False,
-                      mounts: Mapping[str, Any] | None = None) -> FastPath:
+                      mounts: Mapping[str, Any] | None = None, watch: bool = True) -> FastPath:
     """The app for the settings of `scorehouse serve` (models and deployments load at
     start-up, or now), with other ASGI apps at path prefixes (`mounts`, as `create_app`
-    takes them)."""
+    takes them); `watch`: follow the registry's alias moves and deployment changes in a
+    background thread (a Lambda function, which has none, checks between invocations)."""
     registry = None
     if s.deployments or not all(ModelRef.parse(r).is_path for r in s.refs):
         from ..registry import Registry  # SQLAlchemy only when needed
@@ -45,7 +46,7 @@ def app_from_settings(s: ServeSettings, preload: bool = False,
                              max_rejects=s.max_rejects, read_timeout=s.read_timeout)
     app = create_app(models, batching=s.batching, api_keys=keys, limits=limits,
                      columns=ColumnPolicy.parse(s.columns), log=s.log_options(),
-                     drift=s.drift, mounts=mounts, deployments=deployments)
+                     drift=s.drift, mounts=mounts, deployments=deployments, watch=watch)
     if preload:
         # The deployments (with the log's hooks on their scorers), then what readiness
         # waits for: a process serving this app is ready before it accepts a connection.

@@ -74,9 +74,7 @@ class LambdaFunction:
         Raises:
             ScorehouseError: as `scorehouse serve` does for a model that cannot be loaded.
         """
-        app = app_from_settings(settings, preload=True)
-        app.service.watch = False  # no watcher thread: see `_refresh`
-        app.service.prepare()
+        app = app_from_settings(settings, preload=True, watch=False)  # `_refresh` checks
         return cls(app, **options)
 
     @classmethod
