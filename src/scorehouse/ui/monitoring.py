@@ -4,11 +4,13 @@ decay over windows of the prediction log, and the alert rules over those windows
 The figures are `monitor.log_windows`' (what `monitor check` and `monitor report` read)
 and the charts `reports.plots`' (`charts.py` for traffic). Computing them costs about a
 second per hundred windows of a few hundred rows, so a page's figures are kept
-(`kept.MonitorView`, the most recent `kept.VIEWS_KEPT`) under what they were computed from: the model's
-artifact, the window, the `since` text, the labels file and the log's closed files
-(`monitor.log_stamp`). A view is computed again when any of those changes, or after
-`kept.VIEW_SECONDS` (rows leave a relative `since` as time passes); the page says when its figures
-were computed. The alert rules and the state `monitor check` keeps are read on every view.
+(`kept.MonitorView`, the most recent `kept.VIEWS_KEPT`) under what they were computed
+from: the model's artifact, the window, the `since` text, the labels file and the log's
+closed files (`monitor.log_stamp`). A view is computed again when any of those changes, or
+after `kept.VIEW_SECONDS` (rows leave a relative `since` as time passes); the page says
+when its figures were computed. Its charts are images (`monitor_chart`), each drawn once,
+when the browser first asks for it, so the page answers without waiting for matplotlib.
+The alert rules and the state `monitor check` keeps are read on every view.
 """
 
 from __future__ import annotations
