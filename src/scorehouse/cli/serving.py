@@ -90,9 +90,7 @@ def serve(
         columns=column_policy(columns).value, registry=where.registry, artifacts=where.artifacts,
         log_to=log_to, log_sample=log_sample, drift=drift)
     mounts = _console(settings, ui, ui_allow_writes)
-    # A bad model or key file: one line, here. With several workers this app only checks
-    # the settings (each worker builds its own), so it follows no registry changes.
-    app = app_from_settings(settings, preload=True, mounts=mounts, watch=workers == 1)
+    app = app_from_settings(settings, preload=True, mounts=mounts, watch=workers == 1)  # a bad model or key file: one line, here (with workers only a check: no watcher)
     # Bind before announcing: a busy port is one line and exit 1, never "serving ..." and
     # then a crash at start-up.
     sock = listening_socket(host, port)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import signal
 import threading
 import time
@@ -31,7 +32,10 @@ from .reducers import Reducer
 log = logging.getLogger("scorehouse.stream")
 
 #: Rewrites of one entity when another worker changed its profile meanwhile.
-CONFLICT_RETRIES = 5
+CONFLICT_RETRIES = 8
+#: Seconds of the first wait before a rewrite; each next one waits up to twice as long, a
+#: random share of it (full jitter), at most CONFLICT_WAIT_MAX.
+CONFLICT_WAIT, CONFLICT_WAIT_MAX = 0.002, 0.05
 
 
 @dataclass
@@ -284,7 +288,13 @@ class StreamWorker:
         # one by one on fresh reads.
         self.stats.conflicts += 1
         for s in chain:
-            for _ in range(CONFLICT_RETRIES):
+            for attempt in range(CONFLICT_RETRIES):
+                # Two workers on one entity that rewrite at once collide again, in step:
+                # a random wait, growing with the attempt, takes them out of step
+                # ("full jitter" backoff, as AWS's architecture blog describes it).
+                if attempt:
+                    time.sleep(random.uniform(0, min(CONFLICT_WAIT_MAX,
+                                                     CONFLICT_WAIT * 2 ** attempt)))
                 version, profile = self.profiles.fetch([s.entity])[s.entity]
                 try:
                     profile, newest = self._reduce(profile, s)
