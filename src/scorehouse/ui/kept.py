@@ -1,5 +1,6 @@
 """What the console keeps between requests beyond loaded models: the monitoring pages'
-computed figures (`MonitorViews`, filled by `monitoring.py`)."""
+computed figures (`MonitorViews`, filled by `monitoring.py`), and the small LRU (`keep`) the
+console's caches share."""
 
 from __future__ import annotations
 
@@ -16,6 +17,15 @@ if TYPE_CHECKING:
 VIEWS_KEPT = 16
 #: Seconds a computed view is shown before it is computed again even if nothing changed.
 VIEW_SECONDS = 600.0
+
+
+def keep(cache: dict[Any, Any], key: Any, value: Any, most: int) -> Any:
+    """Put `value` in `cache` under `key`, dropping the oldest entries beyond `most`."""
+    cache.pop(key, None)
+    cache[key] = value
+    while len(cache) > most:
+        cache.pop(next(iter(cache)), None)
+    return value
 
 
 @dataclass
@@ -54,11 +64,7 @@ class MonitorViews:
     def put(self, key: tuple[Any, ...], view: MonitorView) -> MonitorView:
         """Keep `view` under `key` (dropping the least recently computed beyond VIEWS_KEPT)."""
         with self._lock:
-            self._views.pop(key, None)
-            self._views[key] = view
-            while len(self._views) > VIEWS_KEPT:
-                self._views.pop(next(iter(self._views)))
-        return view
+            return keep(self._views, key, view, VIEWS_KEPT)
 
 
-__all__ = ["VIEWS_KEPT", "VIEW_SECONDS", "MonitorView", "MonitorViews"]
+__all__ = ["VIEWS_KEPT", "VIEW_SECONDS", "MonitorView", "MonitorViews", "keep"]

@@ -18,6 +18,7 @@ from ..registry.records import ModelSummary
 from ..registry.refs import ACTIVE_ALIAS
 from ..schema import Schema
 from ..schema.diff import diff_schemas
+from .kept import keep
 from .web import Ask
 
 if TYPE_CHECKING:  # evaluation (scikit-learn) loads with the first page that reads one
@@ -30,15 +31,6 @@ SHOWN_VERSIONS = 200
 #: MANIFESTS_KEPT most recently read.
 MANIFESTS: dict[str, Any] = {}
 MANIFESTS_KEPT = 128
-
-
-def keep(cache: dict[str, Any], key: str, value: Any, most: int) -> Any:
-    """Put `value` in `cache` under `key`, dropping the oldest entries beyond `most`."""
-    cache.pop(key, None)
-    cache[key] = value
-    while len(cache) > most:
-        cache.pop(next(iter(cache)), None)
-    return value
 
 
 def active_alias(aliases: dict[str, int] | list[str]) -> str | None:

@@ -25,8 +25,8 @@ from starlette.responses import Response
 
 from ..errors import NotFoundError
 from ..registry.refs import ModelRef
-from .kept import MonitorView
-from .models import active_alias, keep
+from .kept import MonitorView, keep
+from .models import active_alias
 from .web import Ask
 
 if TYPE_CHECKING:  # monitor, routing and the scorer load with the first page that reads them
